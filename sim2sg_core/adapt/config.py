@@ -1,0 +1,252 @@
+"""Plain-dataclass configuration of Sim2SG adaptation and its benchmark, loaded from YAML.
+
+Every part of the method is one switch (``label_alignment.enabled``, ``prediction_alignment.enabled``,
+``appearance_alignment.enabled``), so each ablation row of the benchmark is a one-flag change.
+Unknown YAML keys are an error naming the file and the key: a typo must not silently fall back
+to a default.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+
+
+def adapt_config_dir() -> Path:
+    """config/adapt (default + bench profiles), found like every other config file."""
+    from sim2sg_core.paths import config_dir
+    return config_dir() / "adapt"
+
+
+class AdaptConfigError(ValueError):
+    """A bad adaptation / benchmark configuration (file, key and problem in the message)."""
+
+
+@dataclass
+class LabelAlignmentConfig:
+    """Pseudo-statistics self-learning (the paper's label alignment, "analysis" + "synthesis")."""
+
+    enabled: bool = True
+    #: Keep predicted objects at least this confident for the pseudo-statistics / reconstruction.
+    score_threshold: float = 0.5
+    #: Label-aligned images rendered per synthesis round (reconstructed + re-sampled scenes).
+    samples_per_round: int = 256
+    #: Fraction of those drawn from the re-fitted content generator (the rest are 1:1 reconstructions
+    #: of target images' pseudo scene graphs).
+    generated_fraction: float = 0.5
+    #: Re-fit the generator's content distributions from the aggregated pseudo-statistics.
+    refit_content: bool = True
+    #: Fraction of each labelled batch still taken from the original source domain (anchors labels
+    #: while pseudo-statistics are still noisy).
+    source_fraction: float = 0.25
+
+
+@dataclass
+class AdversarialConfig:
+    """One GRL + discriminator alignment term."""
+
+    enabled: bool = True
+    weight: float = 0.1
+    hidden_channels: int = 64
+    num_layers: int = 2
+    #: Learning rate of the discriminator (the model keeps ``AdaptConfig.lr``).
+    lr: float = 1e-3
+
+
+@dataclass
+class SelfTrainingConfig:
+    """Baseline: train on target images with the model's own confident predictions as labels."""
+
+    enabled: bool = False
+    score_threshold: float = 0.5
+    #: Fraction of each labelled batch from the source domain; the rest are pseudo-labelled target.
+    source_fraction: float = 0.5
+
+
+@dataclass
+class AdaptConfig:
+    """One adaptation run: init checkpoint + unlabelled target images → adapted checkpoint."""
+
+    #: Simulator environment whose generator provides labelled source / label-aligned data.
+    env: str = "drive"
+    source_domain: str = "source"
+    label_alignment: LabelAlignmentConfig = field(default_factory=LabelAlignmentConfig)
+    prediction_alignment: AdversarialConfig = field(default_factory=AdversarialConfig)
+    appearance_alignment: AdversarialConfig = field(default_factory=AdversarialConfig)
+    self_training: SelfTrainingConfig = field(default_factory=SelfTrainingConfig)
+    #: Alternating analysis (pseudo-statistics) / synthesis (render + train) rounds.
+    rounds: int = 4
+    #: First rounds train with label alignment alone; adversarial terms start afterwards.
+    warmup_rounds: int = 1
+    steps_per_round: int = 150
+    batch_size: int = 8
+    lr: float = 5e-4
+    weight_decay: float = 1e-4
+    #: Gamma of the GRL schedule 2/(1+exp(-gamma p))-1, p = progress of the adversarial phase.
+    grl_gamma: float = 10.0
+    #: Use at most this many target images (evenly strided over the source); 0 = all.
+    max_target_images: int = 200
+    seed: int = 0
+    device: str = "auto"
+    #: Write a resumable checkpoint every this many steps (and at every round end).
+    checkpoint_every: int = 100
+    #: Show a tqdm progress bar.
+    progress_bar: bool = True
+    #: torch intra-op threads on CPU (0 = leave torch's default).
+    num_threads: int = 0
+
+    @property
+    def total_steps(self) -> int:
+        return self.rounds * self.steps_per_round
+
+    def adversarial_enabled(self) -> bool:
+        return self.prediction_alignment.enabled or self.appearance_alignment.enabled
+
+    def validate(self, where: str = "adaptation config") -> "AdaptConfig":
+        def bad(msg: str):
+            raise AdaptConfigError(f"{where}: {msg}")
+        if self.rounds < 1:
+            bad(f"rounds must be >= 1, got {self.rounds}")
+        if not 0 <= self.warmup_rounds <= self.rounds:
+            bad(f"warmup_rounds must be in [0, rounds={self.rounds}], got {self.warmup_rounds}")
+        if self.steps_per_round < 1 or self.batch_size < 1:
+            bad("steps_per_round and batch_size must be >= 1")
+        for name in ("score_threshold",):
+            v = getattr(self.label_alignment, name)
+            if not 0.0 <= v <= 1.0:
+                bad(f"label_alignment.{name} must be in [0, 1], got {v}")
+        for frac_name, v in (("label_alignment.generated_fraction", self.label_alignment.generated_fraction),
+                             ("label_alignment.source_fraction", self.label_alignment.source_fraction),
+                             ("self_training.source_fraction", self.self_training.source_fraction)):
+            if not 0.0 <= v <= 1.0:
+                bad(f"{frac_name} must be in [0, 1], got {v}")
+        if self.self_training.enabled and self.label_alignment.enabled:
+            bad("self_training and label_alignment are exclusive (self-training is a baseline)")
+        return self
+
+
+@dataclass
+class BenchProfile:
+    """What the benchmark runs: environments, seeds, methods, and the shared training budget."""
+
+    name: str = "quick"
+    envs: list[str] = field(default_factory=lambda: ["drive"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    #: Rows of the table (see :data:`sim2sg_core.adapt.baselines.METHODS`).
+    methods: list[str] = field(default_factory=lambda: ["source_only", "sim2sg_full", "oracle"])
+    target_domain: str = "target"
+    #: Model input / simulator image size (width, height); None = environment default.
+    image_size: Optional[list[int]] = None
+    #: Supervised steps of the source (pre-)training every method starts from / is budgeted with.
+    source_steps: int = 400
+    source_lr: float = 1e-3
+    #: Labelled training set size (simulated, pre-rendered and cached).
+    train_images: int = 512
+    #: Unlabelled target images the adaptation sees (disjoint seed from the evaluation images).
+    target_images: int = 200
+    #: Labelled target images for evaluation only.
+    eval_images: int = 200
+    #: Recall@K's K.
+    recall_k: int = 20
+    #: Model configuration overrides passed to the model config (e.g. width); merged as a dict.
+    model: dict = field(default_factory=dict)
+    #: The adaptation configuration shared by every adaptation method (methods flip its switches).
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)
+    num_threads: int = 2
+
+    @property
+    def budget_steps(self) -> int:
+        """Total optimisation steps every method gets (source pre-training + adaptation)."""
+        return self.source_steps + self.adapt.total_steps
+
+
+# --------------------------------------------------------------------------- YAML loading
+
+def _build(cls, data: Any, where: str):
+    """Recursively build dataclass ``cls`` from a mapping, rejecting unknown keys."""
+    if data is None:
+        return cls()
+    if not isinstance(data, dict):
+        raise AdaptConfigError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise AdaptConfigError(f"{where}: unknown key(s) {unknown} for {cls.__name__}; "
+                               f"known: {sorted(fields)}")
+    kwargs = {}
+    for name, value in data.items():
+        default = cls().__getattribute__(name)
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = _build(type(default), value, f"{where}.{name}")
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "model":
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _read_yaml(path: Union[str, Path]) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise AdaptConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise AdaptConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise AdaptConfigError(f"config file {path}: top level must be a mapping")
+    return data
+
+
+def adapt_config_from_dict(data: Optional[dict], where: str = "adaptation config") -> AdaptConfig:
+    return _build(AdaptConfig, data or {}, where).validate(where)
+
+
+def load_adapt_config(path: Union[str, Path, None] = None, overrides: Optional[dict] = None) -> AdaptConfig:
+    """Load ``config/adapt/default.yaml`` (or ``path``), optionally merged with ``overrides``."""
+    path = Path(path) if path is not None else adapt_config_dir() / "default.yaml"
+    data = _read_yaml(path)
+    data = data.get("adapt", data)
+    if overrides:
+        data = _merge(data, overrides)
+    return adapt_config_from_dict(data, str(path))
+
+
+def load_bench_profile(name_or_path: Union[str, Path]) -> BenchProfile:
+    """Load a bench profile by name (``quick`` / ``full`` in config/adapt) or path.
+
+    The profile's ``adapt:`` section is merged over ``config/adapt/default.yaml`` so the adaptation
+    settings live in one place.
+    """
+    p = Path(name_or_path)
+    if not p.suffix:
+        p = adapt_config_dir() / f"bench_{name_or_path}.yaml"
+        if not p.is_file():
+            known = sorted(f.stem[len("bench_"):] for f in adapt_config_dir().glob("bench_*.yaml"))
+            raise AdaptConfigError(f"unknown bench profile {str(name_or_path)!r}; known: {known}")
+    data = _read_yaml(p)
+    base_adapt = _read_yaml(adapt_config_dir() / "default.yaml")
+    base_adapt = base_adapt.get("adapt", base_adapt)
+    data = dict(data)
+    data["adapt"] = _merge(base_adapt, data.get("adapt") or {})
+    adapt_data = data.pop("adapt")
+    prof = _build(BenchProfile, data, str(p))
+    prof.adapt = adapt_config_from_dict(adapt_data, f"{p}: adapt")
+    return prof
+
+
+def config_to_dict(cfg) -> dict:
+    """Plain dict of a config dataclass (for checkpoints and YAML dumps)."""
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,51 @@
+"""Where the package's data files (config/) live, in a source tree, a colcon install or a pip install.
+
+Search order: ``$SIM2SG_CONFIG_DIR``; the source tree (``<repo>/config`` next to this package);
+``<prefix>/share/sim2sg_ros/config`` for the prefix this package is installed in (colcon install
+space or pip's ``sys.prefix``); the ament index.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+PACKAGE_SHARE = Path("share") / "sim2sg_ros"
+
+
+def _candidates() -> list[Path]:
+    here = Path(__file__).resolve().parent
+    cands: list[Path] = []
+    env = os.environ.get("SIM2SG_CONFIG_DIR")
+    if env:
+        cands.append(Path(env))
+    cands.append(here.parent / "config")  # source tree
+    # installed: <prefix>/lib/pythonX.Y/site-packages/sim2sg_core -> <prefix>/share/sim2sg_ros/config
+    for up in (3, 4):
+        if len(here.parents) > up:
+            cands.append(here.parents[up] / PACKAGE_SHARE / "config")
+    cands.append(Path(sys.prefix) / PACKAGE_SHARE / "config")
+    try:  # a ROS install where the package is registered in the ament index
+        from ament_index_python.packages import get_package_share_directory
+        cands.append(Path(get_package_share_directory("sim2sg_ros")) / "config")
+    except Exception:  # not a ROS environment or not installed there: the other candidates remain
+        pass
+    return cands
+
+
+@lru_cache(maxsize=None)
+def config_dir() -> Path:
+    """The directory holding ``sim/``, ``model/``, ``adapt/``, ``perception.yaml``, ...."""
+    cands = _candidates()
+    for c in cands:
+        if (c / "sim").is_dir():
+            return c
+    raise FileNotFoundError(
+        "cannot find the sim2sg config directory (looked in: " + ", ".join(str(c) for c in cands)
+        + "); set SIM2SG_CONFIG_DIR to the package's config/ folder")
+
+
+def config_path(*parts: str) -> Path:
+    """Path of a file under the config directory, e.g. ``config_path('sim', 'drive.yaml')``."""
+    return config_dir().joinpath(*parts)

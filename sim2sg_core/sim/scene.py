@@ -1,0 +1,155 @@
+"""Scene descriptions: what the generator produces, the renderer draws and reconstruction recovers.
+
+Frames. The *level* camera frame has x right, y down, z forward (metres) with the flat ground at
+``y = camera.height_m``. The real camera is pitched down by ``camera.pitch`` radians about x, so a
+level-frame point ``p`` has camera coordinates ``R(pitch) @ p``. Object positions (and hence the
+label positions used by the relationship rule) are level-frame bottom centres, so ``position[1]``
+equals the camera height for an object standing on the ground.
+
+Yaw follows KITTI ``rotation_y``: the object's length axis points along ``(cos yaw, 0, -sin yaw)``;
+a car driving away from the camera has yaw = -pi/2.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Camera:
+    """Pinhole camera at the origin of the level frame, pitched down by ``pitch`` radians."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+    height_m: float = 1.65
+    pitch: float = 0.0
+
+    @classmethod
+    def from_fov(cls, width: int, height: int, hfov_deg: float, height_m: float = 1.65,
+                 pitch: float = 0.0) -> "Camera":
+        """Square pixels, principal point at the image centre; fx from the horizontal field of view."""
+        f = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
+        return cls(fx=f, fy=f, cx=width / 2.0, cy=height / 2.0, width=int(width), height=int(height),
+                   height_m=float(height_m), pitch=float(pitch))
+
+    def with_pose(self, height_m: float, pitch: float) -> "Camera":
+        return replace(self, height_m=float(height_m), pitch=float(pitch))
+
+    @property
+    def rotation(self) -> np.ndarray:
+        """Level frame → camera frame rotation (3×3)."""
+        c, s = math.cos(self.pitch), math.sin(self.pitch)
+        return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+
+    @property
+    def K(self) -> np.ndarray:
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    @property
+    def P(self) -> np.ndarray:
+        """3×4 projection of *level-frame* points (what KITTI calls P2 for its label locations)."""
+        return self.K @ np.hstack([self.rotation, np.zeros((3, 1))])
+
+    @property
+    def horizon_v(self) -> float:
+        """Image row of the horizon (may lie outside the image)."""
+        return self.cy - self.fy * math.tan(self.pitch)
+
+    def to_camera(self, points: np.ndarray) -> np.ndarray:
+        """Level-frame points (N, 3) → camera-frame points (N, 3)."""
+        p = np.asarray(points, dtype=np.float64)
+        c, s = math.cos(self.pitch), math.sin(self.pitch)
+        out = np.empty_like(p)
+        out[..., 0] = p[..., 0]
+        out[..., 1] = c * p[..., 1] - s * p[..., 2]
+        out[..., 2] = s * p[..., 1] + c * p[..., 2]
+        return out
+
+    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Level-frame points (N, 3) → pixel coordinates (N, 2) and camera depth (N,)."""
+        pc = self.to_camera(points)
+        z = pc[..., 2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = self.fx * pc[..., 0] / z + self.cx
+            v = self.fy * pc[..., 1] / z + self.cy
+        return np.stack([u, v], axis=-1), z
+
+    def backproject_to_ground(self, u, v) -> np.ndarray:
+        """Pixel(s) → level-frame ground points (..., 3); NaN for pixels at or above the horizon."""
+        u = np.asarray(u, dtype=np.float64)
+        v = np.asarray(v, dtype=np.float64)
+        c, s = math.cos(self.pitch), math.sin(self.pitch)
+        dx = (u - self.cx) / self.fx
+        dcy = (v - self.cy) / self.fy
+        dy = c * dcy + s
+        dz = -s * dcy + c
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(dy > 1e-9, self.height_m / dy, np.nan)
+        y = np.where(np.isfinite(t), self.height_m, np.nan)
+        return np.stack([t * dx, y, t * dz], axis=-1)
+
+    def to_dict(self) -> dict:
+        return {k: float(v) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Camera":
+        return cls(**{k: d[k] for k in ("fx", "fy", "cx", "cy", "width", "height", "height_m", "pitch")})
+
+
+@dataclass
+class ObjectSpec:
+    """One object of a scene: class, level-frame bottom-centre position, size (h, w, l), yaw.
+
+    ``colour_index`` picks the body colour from the rendering appearance's palette, so the same
+    scene can be drawn in another domain's appearance (label alignment).
+    """
+
+    class_name: str
+    position: tuple[float, float, float]
+    size: tuple[float, float, float]
+    yaw: float = 0.0
+    colour_index: int = 0
+
+    def to_dict(self) -> dict:
+        return {"class_name": self.class_name, "position": [float(v) for v in self.position],
+                "size": [float(v) for v in self.size], "yaw": float(self.yaw),
+                "colour_index": int(self.colour_index)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ObjectSpec":
+        return cls(class_name=d["class_name"], position=tuple(float(v) for v in d["position"]),
+                   size=tuple(float(v) for v in d["size"]), yaw=float(d.get("yaw", 0.0)),
+                   colour_index=int(d.get("colour_index", 0)))
+
+
+@dataclass
+class SceneDescription:
+    """Camera + objects + a seed for the appearance draws (lighting, jitter, noise)."""
+
+    camera: Camera
+    objects: list[ObjectSpec] = field(default_factory=list)
+    seed: int = 0
+    env: str = ""
+
+    def to_dict(self) -> dict:
+        return {"env": self.env, "seed": int(self.seed), "camera": self.camera.to_dict(),
+                "objects": [o.to_dict() for o in self.objects]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SceneDescription":
+        return cls(camera=Camera.from_dict(d["camera"]),
+                   objects=[ObjectSpec.from_dict(o) for o in d.get("objects", [])],
+                   seed=int(d.get("seed", 0)), env=d.get("env", ""))
+
+
+def yaw_direction(yaw: float) -> tuple[float, float]:
+    """(x, z) unit vector of an object's length axis for KITTI-style yaw."""
+    return math.cos(yaw), -math.sin(yaw)
+
+
+__all__ = ["Camera", "ObjectSpec", "SceneDescription", "yaw_direction"]

@@ -1,0 +1,124 @@
+"""Plain dataclass configs for the scene-graph model and its training, loaded from YAML.
+
+Unknown keys are an error (a typo in a YAML file should not silently fall back to a default).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or dict that cannot be turned into the config dataclasses."""
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of SGModel (see sim2sg_core/model/sg_model.py)."""
+
+    #: 'small' (our fast CNN), 'resnet18' or 'mobilenet_v3_small' (torchvision, weights=None).
+    encoder: str = "small"
+    encoder_channels: tuple = (16, 32, 64, 96, 128)
+    feature_channels: int = 64
+    #: Optional local file with encoder weights (state dict); nothing is ever downloaded.
+    encoder_weights: str = ""
+    head_channels: int = 64
+    #: Model input (width, height); source images are resized to it and boxes scaled back.
+    input_width: int = 480
+    input_height: int = 144
+    mean: tuple = (0.485, 0.456, 0.406)
+    std: tuple = (0.229, 0.224, 0.225)
+    relation_roi_size: int = 4
+    relation_hidden: int = 256
+    #: Decoding defaults (the Predictor can change them at run time).
+    nms_iou: float = 0.6
+    max_objects: int = 50
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and data settings for Trainer (sim2sg_core/train/trainer.py)."""
+
+    steps: int = 4000
+    #: Wall-clock budget; training stops at whichever of steps/minutes comes first (0 = no limit).
+    minutes: float = 0.0
+    batch_size: int = 16
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    grad_clip: float = 5.0
+    seed: int = 0
+    #: Data: simulator environment/domain, or a KITTI folder when kitti_dir is set.
+    env: str = "drive"
+    domain: str = "source"
+    kitti_dir: str = ""
+    data_seed: int = 0
+    #: Number of distinct training images (generated once by the workers, then re-used).
+    train_images: int = 4000
+    num_workers: int = 1
+    hflip: bool = True
+    #: Loss weights.
+    heatmap_weight: float = 1.0
+    size_weight: float = 1.0
+    offset_weight: float = 1.0
+    relation_weight: float = 1.0
+    #: Jittered copies of the ground-truth boxes the relation head trains on, and whether it also
+    #: trains on detected boxes matched to ground truth (what it sees at test time).
+    relation_jitter: float = 0.08
+    relation_on_detections: bool = True
+    max_pairs_per_image: int = 128
+    checkpoint_every: int = 500
+    log_every: int = 10
+    amp: bool = True
+    threads: int = 0
+
+
+@dataclass
+class ExperimentConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _fill(cls, data: Optional[dict], where: str):
+    data = dict(data or {})
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(names)}")
+    kwargs: dict[str, Any] = {}
+    for k, v in data.items():
+        default = getattr(cls(), k)
+        if isinstance(default, tuple) and isinstance(v, (list, tuple)):
+            v = tuple(v)
+        kwargs[k] = v
+    return cls(**kwargs)
+
+
+def config_from_dict(d: Optional[dict], where: str = "config") -> ExperimentConfig:
+    d = dict(d or {})
+    unknown = sorted(set(d) - {"model", "train"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown section(s) {unknown}; expected 'model' and 'train'")
+    return ExperimentConfig(model=_fill(ModelConfig, d.get("model"), f"{where} [model]"),
+                            train=_fill(TrainConfig, d.get("train"), f"{where} [train]"))
+
+
+def load_config(path: Union[str, Path]) -> ExperimentConfig:
+    """Read an ExperimentConfig from YAML; a missing or malformed file raises ConfigError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping with 'model' and 'train' sections")
+    return config_from_dict(data, where=str(path))
