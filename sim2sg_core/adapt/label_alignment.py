@@ -1,0 +1,122 @@
+"""Label alignment: pseudo-statistics self-learning (Sim2SG's "analysis" and "synthesis" steps).
+
+Analysis: the current model predicts scene graphs on the *unlabelled* target images; confident
+objects are lifted back to 3-D scenes with the simulator's camera (``reconstruct_scene``) and
+aggregated into pseudo-statistics, from which the generator's content distributions are re-fitted
+(``refit_content``).
+
+Synthesis: the reconstructed scenes, plus fresh scenes from the re-fitted generator, are rendered
+in the SOURCE appearance. Their labels are exact (the simulator knows the scene), their content
+follows the target, and their appearance is what the model already reads — so training on them
+closes the content ("label") gap without ever looking at a target label.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+
+from sim2sg_core.scene_graph import SceneGraph
+
+
+@dataclass
+class AnalysisResult:
+    """What one analysis round learnt from the target predictions."""
+
+    #: One reconstructed scene per target image with at least one confident object.
+    scenes: list = field(default_factory=list)
+    #: Re-fitted content distributions (``ContentConfig``), or the source ones when not re-fitted.
+    content: object = None
+    #: Confident predicted objects per class name (what the statistics were built from).
+    class_counts: dict = field(default_factory=dict)
+    #: Number of target images analysed and confident objects kept.
+    images: int = 0
+    objects: int = 0
+
+
+def rescale_graph(graph: SceneGraph, width: int, height: int) -> SceneGraph:
+    """``graph`` with boxes scaled to a ``width``×``height`` image (target images of another size)."""
+    if graph.image_width == width and graph.image_height == height:
+        return graph
+    if graph.image_width <= 0 or graph.image_height <= 0:
+        raise ValueError("cannot rescale a scene graph without image_width/image_height")
+    sx, sy = width / graph.image_width, height / graph.image_height
+    objs = [dataclasses.replace(o, box=(o.box[0] * sx, o.box[1] * sy, o.box[2] * sx, o.box[3] * sy))
+            for o in graph.objects]
+    return dataclasses.replace(graph, objects=objs, image_width=int(width), image_height=int(height))
+
+
+def confident_class_counts(graphs: Sequence[SceneGraph], score_threshold: float) -> dict:
+    counts: dict = {}
+    for g in graphs:
+        for o in g.objects:
+            if o.score >= score_threshold:
+                counts[o.class_name] = counts.get(o.class_name, 0) + 1
+    return counts
+
+
+class LabelAligner:
+    """Pseudo-statistics analysis and source-appearance synthesis for one environment.
+
+    ``simulator`` is a source-domain :class:`sim2sg_core.sim.Simulator`: its camera frames the
+    reconstruction and its appearance is what label-aligned images are drawn in.
+    """
+
+    def __init__(self, *, simulator, score_threshold: float = 0.5, refit: bool = True):
+        from sim2sg_core.sim.domains import load_domain, load_environment
+        self.sim = simulator
+        self.env = load_environment(simulator.env if isinstance(simulator.env, str) else simulator.env)
+        self.camera = simulator.camera
+        self.source_content = load_domain(self.env, simulator.domain).content
+        self.score_threshold = float(score_threshold)
+        self.refit = bool(refit)
+
+    # -- analysis --------------------------------------------------------------------------------
+    def analyse(self, predictions: Sequence[SceneGraph]) -> AnalysisResult:
+        """Pseudo-statistics of confident predictions → reconstructed scenes + re-fitted content."""
+        from sim2sg_core.sim.reconstruct import PseudoStatistics, reconstruct_scene, refit_content
+        w, h = self.camera.width, self.camera.height
+        graphs = [rescale_graph(g, w, h) for g in predictions]
+        scenes = []
+        for g in graphs:
+            scene = reconstruct_scene(g, self.camera, self.env, self.score_threshold)
+            if scene.objects:
+                scenes.append(scene)
+        content = self.source_content
+        if self.refit:
+            stats = PseudoStatistics.collect(graphs, self.camera, self.env, self.score_threshold)
+            content = refit_content(self.source_content, stats)
+        counts = confident_class_counts(graphs, self.score_threshold)
+        return AnalysisResult(scenes=scenes, content=content, class_counts=counts, images=len(graphs),
+                              objects=sum(counts.values()))
+
+    # -- synthesis -------------------------------------------------------------------------------
+    def synthesis_scenes(self, analysis: AnalysisResult, count: int, generated_fraction: float,
+                         rng: np.random.Generator) -> list:
+        """``count`` scene descriptions: reconstructions (cycled) + draws from the re-fitted generator."""
+        from sim2sg_core.sim.generate import SceneGenerator
+        n_gen = int(round(count * generated_fraction)) if analysis.content is not None else 0
+        if not analysis.scenes:
+            n_gen = count          # nothing confident to reconstruct: the generator is all we have
+        scenes = []
+        if count - n_gen > 0:
+            order = rng.permutation(len(analysis.scenes))
+            for k in range(count - n_gen):
+                base = analysis.scenes[int(order[k % len(order)])]
+                # a new appearance seed per copy: same content, different lighting/noise draws
+                scenes.append(dataclasses.replace(base, seed=int(rng.integers(0, 2**31 - 1))))
+        if n_gen:
+            gen = SceneGenerator(env=self.env, content=analysis.content or self.source_content, camera=self.camera)
+            scenes.extend(gen.generate(rng) for _ in range(n_gen))
+        return scenes
+
+    def render(self, scenes: Sequence) -> tuple[list[np.ndarray], list[SceneGraph]]:
+        """Draw scenes in the source appearance; labels come from the simulator (exact)."""
+        images, graphs = [], []
+        for s in scenes:
+            img, g = self.sim.render(s)
+            images.append(img)
+            graphs.append(g)
+        return images, graphs

@@ -1,0 +1,88 @@
+"""Predictor: RGB uint8 images in, SceneGraphs (source-image pixels) out. What the ROS node calls.
+
+Thread safety: ``predict`` holds a per-instance lock and reads the thresholds once per call, so a
+worker thread may keep calling one Predictor while another thread builds a new one and swaps the
+reference; the old instance finishes its call untouched.
+"""
+from __future__ import annotations
+
+import threading
+from contextlib import nullcontext
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from sim2sg_core.model.preprocess import images_to_tensor, scale_boxes
+from sim2sg_core.model.sg_model import SGModel
+from sim2sg_core.scene_graph import Relationship, SceneGraph, SceneObject, Vocabulary
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device in ("auto", "", None):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} was requested but CUDA is not available on this machine")
+    return dev
+
+
+class Predictor:
+    """Batched scene-graph inference for one model; thresholds may be changed between calls."""
+
+    def __init__(self, model: SGModel, vocab: Vocabulary, input_size: tuple[int, int], mean: Sequence[float],
+                 std: Sequence[float], device: str = "auto", model_id: str = "", score_threshold: float = 0.3,
+                 relation_threshold: float = 0.0, max_objects: int = 50, batch_size: int = 8, amp: bool = True):
+        if len(vocab.classes) != model.num_classes or len(vocab.predicates) != model.num_predicates:
+            raise ValueError(f"vocabulary ({len(vocab.classes)} classes, {len(vocab.predicates)} predicates) does not "
+                             f"fit the model ({model.num_classes} classes, {model.num_predicates} predicates)")
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.vocab, self.model_id = vocab, model_id
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.score_threshold, self.relation_threshold = float(score_threshold), float(relation_threshold)
+        self.max_objects, self.batch_size, self.amp = int(max_objects), int(batch_size), bool(amp)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_checkpoint(cls, path, device: str = "auto", expect_vocab: Optional[Vocabulary] = None,
+                        **kwargs) -> "Predictor":
+        from sim2sg_core.train.checkpoint import load_checkpoint, model_from_checkpoint
+        ck = load_checkpoint(path, expect_vocab=expect_vocab)
+        return cls(model_from_checkpoint(ck), ck["vocab"], tuple(ck["input_size"]), ck["mean"], ck["std"],
+                   device=device, model_id=ck["model_id"], **kwargs)
+
+    def _autocast(self):
+        if self.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[SceneGraph]:
+        """One SceneGraph per image (boxes in that image's pixels), in input order."""
+        score_t, rel_t, max_obj = self.score_threshold, self.relation_threshold, self.max_objects
+        images = list(images)
+        graphs: list[SceneGraph] = []
+        with self._lock:
+            for start in range(0, len(images), self.batch_size):
+                chunk = images[start:start + self.batch_size]
+                x = images_to_tensor(chunk, self.input_size, self.mean, self.std).to(self.device)
+                with torch.inference_mode(), self._autocast():
+                    results = self.model.predict(x, score_threshold=score_t, relation_threshold=rel_t,
+                                                 max_objects=max_obj)
+                graphs.extend(self._to_graph(r, im) for r, im in zip(results, chunk))
+        return graphs
+
+    def _to_graph(self, r: dict, image: np.ndarray) -> SceneGraph:
+        h, w = image.shape[:2]
+        boxes = scale_boxes(r["boxes"].float().cpu().numpy(), self.input_size, (w, h))
+        scores, labels = r["scores"].float().cpu().numpy(), r["labels"].cpu().numpy()
+        objects = [SceneObject(class_name=self.vocab.classes[int(c)], class_id=int(c),
+                               box=tuple(float(v) for v in b), score=float(s))
+                   for b, s, c in zip(boxes, scores, labels)]
+        rels = [Relationship(subject=int(p[0]), object=int(p[1]), predicate=self.vocab.predicates[int(k)],
+                             predicate_id=int(k), score=float(s))
+                for p, k, s in zip(r["rel_pairs"].cpu().numpy(), r["rel_predicates"].cpu().numpy(),
+                                   r["rel_scores"].float().cpu().numpy())]
+        return SceneGraph(objects=objects, relationships=rels, image_width=int(w), image_height=int(h),
+                          model_id=self.model_id)

@@ -1,0 +1,103 @@
+"""Content generation: the named distributions of a :class:`ContentConfig` → a scene description.
+
+Every draw comes from the ``numpy.random.Generator`` passed in, so a scene is a pure function of
+its seed. Objects are placed one by one; a placement is retried (up to ``MAX_TRIES``) when its
+footprint overlaps an earlier object or its centre falls outside the horizontal field of view,
+and dropped after that, so the generated counts follow the Poisson means up to crowding.
+Camera height and pitch are drawn on a 1 cm / 1 mrad grid so rendered backgrounds can be cached.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+
+from sim2sg_core.sim.domains import ContentConfig, EnvironmentConfig, Gaussian
+from sim2sg_core.sim.scene import Camera, ObjectSpec, SceneDescription
+
+MAX_TRIES = 12
+
+
+def sample_gaussian(rng: np.random.Generator, g: Gaussian) -> float:
+    """One draw of a truncated normal (rejection; the clipped mean as a last resort)."""
+    if g.std <= 0:
+        return float(min(max(g.mean, g.min), g.max))
+    for _ in range(16):
+        v = rng.normal(g.mean, g.std)
+        if g.min <= v <= g.max:
+            return float(v)
+    lo = g.min if math.isfinite(g.min) else g.mean - 3 * g.std
+    hi = g.max if math.isfinite(g.max) else g.mean + 3 * g.std
+    return float(rng.uniform(lo, hi))
+
+
+def base_camera(env: EnvironmentConfig, image_size: Optional[tuple[int, int]] = None) -> Camera:
+    w, h = image_size or env.image_size
+    return Camera.from_fov(int(w), int(h), env.hfov_deg)
+
+
+class SceneGenerator:
+    """Samples :class:`SceneDescription` objects from an environment and a content config."""
+
+    def __init__(self, *, env: EnvironmentConfig, content: ContentConfig, camera: Camera):
+        self.env = env
+        self.content = content
+        self.camera = camera
+
+    def sample_camera(self, rng: np.random.Generator) -> Camera:
+        h = round(sample_gaussian(rng, self.content.camera.height), 2)
+        p = round(sample_gaussian(rng, self.content.camera.pitch), 3)
+        return self.camera.with_pose(max(h, 0.05), p)
+
+    def generate(self, rng: np.random.Generator) -> SceneDescription:
+        camera = self.sample_camera(rng)
+        names = list(self.env.classes)
+        counts = [int(rng.poisson(max(self.content.classes[n].count_mean, 0.0))) for n in names]
+        order = [n for n, c in zip(names, counts) for _ in range(c)]
+        rng.shuffle(order)
+        order = order[: self.content.max_objects]
+        placed: list[ObjectSpec] = []
+        radii: list[float] = []
+        for name in order:
+            obj = self._place(rng, name, camera, placed, radii)
+            if obj is not None:
+                placed.append(obj)
+                radii.append(0.5 * math.hypot(obj.size[1], obj.size[2]))
+        seed = int(rng.integers(0, 2**31 - 1))
+        return SceneDescription(camera=camera, objects=placed, seed=seed, env=self.env.name)
+
+    def _place(self, rng, name, camera, placed, radii) -> Optional[ObjectSpec]:
+        cc = self.content.classes[name]
+        prior = self.env.prior(name)
+        lat = cc.lateral
+        weights = np.asarray(lat.weights or [1.0] * len(lat.modes), dtype=float)
+        weights = weights / weights.sum()
+        for _ in range(MAX_TRIES):
+            z = sample_gaussian(rng, cc.depth)
+            mode = lat.modes[int(rng.choice(len(lat.modes), p=weights))]
+            x = float(mode + rng.normal(0.0, lat.std)) if lat.std > 0 else float(mode)
+            scale = sample_gaussian(rng, cc.scale)
+            jitter = 1.0 + prior.size_jitter * rng.standard_normal(3)
+            size = tuple(float(s * scale * max(j, 0.5)) for s, j in zip(prior.size, jitter))
+            yaw = sample_gaussian(rng, cc.yaw)
+            if cc.yaw_flip > 0 and rng.random() < cc.yaw_flip:
+                yaw += math.pi
+            yaw = (yaw + math.pi) % (2 * math.pi) - math.pi
+            colour_index = int(rng.integers(0, 1 << 16))
+            if z < 0.5:
+                continue
+            r = 0.5 * math.hypot(size[1], size[2])
+            if any(math.hypot(x - o.position[0], z - o.position[2]) < r + ro + self.content.min_separation
+                   for o, ro in zip(placed, radii)):
+                continue
+            # centre of the object's middle must be inside the image horizontally (truncation <~ 0.5)
+            (uv,), _ = camera.project(np.array([[x, camera.height_m - size[0] / 2, z]]))
+            if not (0.0 <= uv[0] < camera.width):
+                continue
+            return ObjectSpec(class_name=name, position=(x, camera.height_m, z), size=size, yaw=yaw,
+                              colour_index=colour_index)
+        return None
+
+
+__all__ = ["SceneGenerator", "base_camera", "sample_gaussian", "MAX_TRIES"]
