@@ -15,7 +15,7 @@ PACKAGE_SHARE = Path("share") / "sim2sg_ros"
 
 
 def _candidates() -> list[Path]:
-    here = Path(__file__).resolve().parent
+    here = Path(os.path.abspath(__file__)).parent  # not resolve(): keep the install-space path
     cands: list[Path] = []
     env = os.environ.get("SIM2SG_CONFIG_DIR")
     if env:

@@ -8,7 +8,8 @@ from typing import Optional, Sequence
 from sim2sg_core.scene_graph import (PREDICATES, Relationship, SceneGraph, SceneGraphError, SceneObject,
                                      Vocabulary)
 
-__all__ = ["scene_graph_to_msg", "msg_to_scene_graph", "SceneGraphError"]
+__all__ = ["scene_graph_to_msg", "msg_to_scene_graph", "SceneGraphError", "image_msg_to_rgb", "rgb_to_image_msg",
+           "rgb_to_compressed_msg", "cv_bridge_available", "ImageDecodeError", "IMAGE_BACKENDS"]
 
 
 def scene_graph_to_msg(graph: SceneGraph, header=None, *, vocab: Optional[Vocabulary] = None,
@@ -87,3 +88,149 @@ def msg_to_scene_graph(msg) -> SceneGraph:
                        image_height=int(msg.image_height), model_id=msg.model_id, vocab=vocab)
     return graph.validate()
 
+
+
+# --------------------------------------------------------------------------------------------------
+# Images: sensor_msgs/Image | CompressedImage <-> RGB uint8 numpy (H, W, 3).
+#
+# Two interchangeable back ends: cv_bridge where it is importable (a stock ROS install), and the
+# NumPy/OpenCV path of sim2sg_core.data.image_codec (the same code that reads images from bags)
+# everywhere else. Both raise ImageDecodeError for a frame that cannot be turned into RGB, so the
+# node treats every bad frame the same way whichever back end decoded it.
+
+#: Back-end names accepted by the conversion functions.
+IMAGE_BACKENDS = ("auto", "numpy", "cv_bridge")
+
+_CV_BRIDGE = None  # cached CvBridge instance, False when cv_bridge cannot be imported
+
+
+def _codec():
+    from sim2sg_core.data import image_codec
+    return image_codec
+
+
+def __getattr__(name):  # ImageDecodeError lives in the core; resolved lazily so import order never matters
+    if name == "ImageDecodeError":
+        return _codec().ImageDecodeError
+    raise AttributeError(name)
+
+
+def _bridge():
+    global _CV_BRIDGE
+    if _CV_BRIDGE is None:
+        try:
+            from cv_bridge import CvBridge
+            _CV_BRIDGE = CvBridge()
+        except Exception:  # ImportError, or a cv_bridge built against another ABI
+            _CV_BRIDGE = False
+    return _CV_BRIDGE or None
+
+
+def cv_bridge_available() -> bool:
+    """True when cv_bridge is importable in this environment."""
+    return _bridge() is not None
+
+
+def _use_bridge(backend: str) -> bool:
+    if backend not in IMAGE_BACKENDS:
+        raise ValueError(f"image backend must be one of {list(IMAGE_BACKENDS)}, got {backend!r}")
+    if backend == "cv_bridge":
+        if _bridge() is None:
+            raise RuntimeError("image backend 'cv_bridge' requested but cv_bridge is not importable")
+        return True
+    return backend == "auto" and _bridge() is not None
+
+
+def _is_compressed(msg) -> bool:
+    return hasattr(msg, "format") and not hasattr(msg, "encoding")
+
+
+def image_msg_to_rgb(msg, backend: str = "auto"):
+    """RGB uint8 (H, W, 3) from a sensor_msgs/Image or sensor_msgs/CompressedImage.
+
+    Raw encodings: rgb8, bgr8, rgba8, bgra8, mono8 and the 16-bit ones (mono16, rgb16, bgr16,
+    rgba16, bgra16; scaled to 8 bits). Raises ImageDecodeError (a ValueError) naming the problem:
+    unsupported encoding, step/size mismatch, empty data, undecodable JPEG/PNG.
+    """
+    codec = _codec()
+    compressed = _is_compressed(msg)
+    if _use_bridge(backend):
+        return _bridge_to_rgb(msg, compressed, codec)
+    if compressed:
+        return codec.decode_compressed(msg.format, _as_bytes(msg.data))
+    return codec.decode_raw(msg.encoding, int(msg.height), int(msg.width), int(msg.step), _as_bytes(msg.data),
+                            bool(msg.is_bigendian))
+
+
+def _as_bytes(data):
+    """Message data (array.array / bytes / list) as a read-only buffer, without copying when possible."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return data
+    try:
+        return memoryview(data).cast("B")
+    except TypeError:
+        return bytes(data)
+
+
+def _bridge_to_rgb(msg, compressed: bool, codec):
+    """cv_bridge path: same checks and errors as the NumPy path (cv_bridge's own are less precise)."""
+    import numpy as np
+    bridge = _bridge()
+    try:
+        if compressed:
+            if len(msg.data) == 0:
+                raise codec.ImageDecodeError(f"compressed image ({msg.format!r}) has no data")
+            out = bridge.compressed_imgmsg_to_cv2(msg, desired_encoding="rgb8")
+        else:
+            if msg.height == 0 or msg.width == 0 or len(msg.data) == 0:
+                raise codec.ImageDecodeError(
+                    f"image {msg.width}x{msg.height} ({msg.encoding!r}) has no data")
+            if msg.step * msg.height != len(msg.data):
+                raise codec.ImageDecodeError(
+                    f"image {msg.width}x{msg.height} ({msg.encoding!r}): step {msg.step} x height "
+                    f"{msg.height} != data size {len(msg.data)}")
+            out = bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8")
+    except codec.ImageDecodeError:
+        raise
+    except Exception as exc:  # cv_bridge raises CvBridgeError / cv2.error for bad frames
+        kind = f"compressed image ({msg.format!r})" if compressed else f"image encoding {msg.encoding!r}"
+        raise codec.ImageDecodeError(f"cannot convert {kind} to rgb8: {exc}") from None
+    if out is None or out.ndim != 3 or out.shape[2] != 3:
+        raise codec.ImageDecodeError("cv_bridge returned no RGB image")
+    return np.ascontiguousarray(out, dtype=np.uint8)
+
+
+def rgb_to_image_msg(rgb, encoding: str = "rgb8", header=None, backend: str = "auto"):
+    """sensor_msgs/Image with ``encoding`` from an RGB uint8 (H, W, 3) array."""
+    from sensor_msgs.msg import Image
+    if _use_bridge(backend):
+        import cv2
+        conv = {"rgb8": None, "bgr8": cv2.COLOR_RGB2BGR, "rgba8": cv2.COLOR_RGB2RGBA,
+                "bgra8": cv2.COLOR_RGB2BGRA, "mono8": cv2.COLOR_RGB2GRAY}
+        if encoding in conv:
+            img = rgb if conv[encoding] is None else cv2.cvtColor(rgb, conv[encoding])
+            msg = _bridge().cv2_to_imgmsg(img, encoding=encoding)
+            if header is not None:
+                msg.header = header
+            return msg
+    data, step = _codec().encode_raw(rgb, encoding)
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = int(rgb.shape[0]), int(rgb.shape[1])
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = int(step)
+    msg.data = bytes(data)
+    return msg
+
+
+def rgb_to_compressed_msg(rgb, fmt: str = "jpeg", header=None):
+    """sensor_msgs/CompressedImage (``jpeg`` or ``png``) from an RGB uint8 array."""
+    from sensor_msgs.msg import CompressedImage
+    msg = CompressedImage()
+    if header is not None:
+        msg.header = header
+    msg.format = fmt
+    msg.data = bytes(_codec().encode_compressed(rgb, fmt))
+    return msg

@@ -101,7 +101,7 @@ SIM_CAMERA_PARAMS: tuple[ParamSpec, ...] = (
 )
 
 ADAPTATION_PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec("bags", [""], "rosbag2 bag paths (folders or .mcap / .db3 files) with unlabelled target images",
+    ParamSpec("bags", [], "rosbag2 bag paths (folders or .mcap / .db3 files) with unlabelled target images",
               read_only=True),
     ParamSpec("topic", "/camera/image_raw", "Image topic in the bags (Image or CompressedImage)", read_only=True),
     ParamSpec("init_checkpoint", "", "Source-trained checkpoint to start from", read_only=True),
@@ -165,11 +165,16 @@ def declare(node, specs: Sequence[ParamSpec], overrides: Optional[dict] = None) 
         if s.choices is not None:
             d.additional_constraints = "one of: " + ", ".join(repr(c) for c in s.choices)
         default = (overrides or {}).get(s.name, s.default)
+        if isinstance(default, (list, tuple)) and not default:
+            from rclpy.parameter import Parameter
+            default = Parameter.Type.STRING_ARRAY   # an empty list has no ROS type of its own
         try:
             p = node.declare_parameter(s.name, default, d)
         except InvalidParameterValueException as exc:
             raise ValueError(f"{node.get_name()}: invalid start-up value for parameter {s.name!r}: {exc}") from None
-        value = p.value
+        value = p.value if p.value is not None else []
+        if isinstance(value, (list, tuple)):
+            value = list(value)
         problem = validate(s, value)
         if problem:
             raise ValueError(f"{node.get_name()}: {problem}")

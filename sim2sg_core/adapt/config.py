@@ -88,6 +88,8 @@ class AdaptConfig:
     weight_decay: float = 1e-4
     #: Gamma of the GRL schedule 2/(1+exp(-gamma p))-1, p = progress of the adversarial phase.
     grl_gamma: float = 10.0
+    #: Labelled source-domain images rendered once and mixed into every labelled batch.
+    source_pool_size: int = 128
     #: Use at most this many target images (evenly strided over the source); 0 = all.
     max_target_images: int = 200
     seed: int = 0

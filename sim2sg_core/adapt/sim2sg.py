@@ -1,0 +1,491 @@
+"""The Sim2SG adaptation loop: alternating analysis / synthesis rounds with adversarial alignment.
+
+Per round (the paper's Algorithm 1, made concrete):
+
+1. **Analysis** (label alignment, or pseudo-labelling for the self-training baseline): the current
+   model predicts on the unlabelled target images; confident predictions → pseudo-statistics →
+   reconstructed scenes + re-fitted content distributions.
+2. **Synthesis**: those scenes (and fresh draws of the re-fitted generator) are rendered in the
+   source appearance, giving labelled, label-aligned training images.
+3. **Training** for ``steps_per_round`` steps on labelled batches (label-aligned + a share of the
+   original source), plus — after ``warmup_rounds`` — the adversarial terms on a target batch:
+   appearance alignment (GRL + discriminator on the encoder features Z) and prediction alignment
+   (GRL + discriminators on the detection heatmap and the relationship predictions). Source is
+   labelled 1, target 0; the GRL strength follows 2/(1+exp(-γp))-1 over the adversarial phase.
+
+The target source yields images only (see :mod:`sim2sg_core.adapt.targets`), so target labels
+cannot reach this loop. A resumable state file sits next to the output checkpoint and is removed
+once the final checkpoint is written.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from sim2sg_core.adapt.config import AdaptConfig, config_to_dict
+from sim2sg_core.adapt.discriminators import (SOURCE_LABEL, TARGET_LABEL, ConvDiscriminator,
+                                              VectorDiscriminator, domain_accuracy, domain_bce)
+from sim2sg_core.adapt.grl import grad_reverse, grl_lambda
+from sim2sg_core.adapt.label_alignment import LabelAligner, rescale_graph
+from sim2sg_core.adapt.targets import ArrayTargetSource, BagTargetSource, TargetSource
+from sim2sg_core.scene_graph import SceneGraph
+
+log = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+ProgressCallback = Callable[[int, int, dict], None]
+
+RESUME_SUFFIX = ".resume"
+
+
+class AdaptationError(RuntimeError):
+    """Adaptation cannot proceed (bad resume state, no target images, ...)."""
+
+
+# ------------------------------------------------------------------------------------ data pools
+
+class LabelledPool:
+    """Labelled (image, SceneGraph) pairs that training batches are drawn from."""
+
+    def __init__(self, images: Sequence[np.ndarray] = (), graphs: Sequence[SceneGraph] = (), name: str = ""):
+        if len(images) != len(graphs):
+            raise ValueError(f"pool {name}: {len(images)} images but {len(graphs)} graphs")
+        self.images, self.graphs, self.name = list(images), list(graphs), name
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def sample(self, rng: np.random.Generator, n: int) -> tuple[list, list]:
+        idx = rng.integers(0, len(self.images), size=n)
+        return [self.images[i] for i in idx], [self.graphs[i] for i in idx]
+
+
+def render_source_pool(simulator, count: int, start_index: int = 0) -> LabelledPool:
+    """``count`` labelled samples of the simulator's (source) domain."""
+    images, graphs = [], []
+    for i in range(start_index, start_index + count):
+        s = simulator.sample(i)
+        images.append(s.image)
+        graphs.append(s.graph)
+    return LabelledPool(images, graphs, name=f"{simulator.domain}")
+
+
+def pseudo_label_graphs(graphs: Sequence[SceneGraph], score_threshold: float) -> list[SceneGraph]:
+    """Keep confident objects (and the predicted relationships among them) as pseudo labels."""
+    out = []
+    for g in graphs:
+        keep = [i for i, o in enumerate(g.objects) if o.score >= score_threshold]
+        remap = {old: new for new, old in enumerate(keep)}
+        rels = [dataclasses.replace(r, subject=remap[r.subject], object=remap[r.object])
+                for r in g.relationships if r.subject in remap and r.object in remap]
+        out.append(dataclasses.replace(g, objects=[g.objects[i] for i in keep], relationships=rels))
+    return out
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+def _hflip_batch(images, graphs, predicates, rng):
+    from sim2sg_core.model.preprocess import hflip_sample
+    out_i, out_g = [], []
+    for im, g in zip(images, graphs):
+        if rng.random() < 0.5:
+            im, g = hflip_sample(im, g, predicates)
+        out_i.append(im)
+        out_g.append(g)
+    return out_i, out_g
+
+
+@dataclass
+class AdaptResult:
+    """What :func:`run_adaptation` returns."""
+
+    checkpoint: str
+    steps: int
+    rounds: int
+    seconds: float
+    resumed_from_step: int = 0
+    history: list = field(default_factory=list)   # per-round dicts (analysis + mean losses)
+
+
+class Sim2SGAdapter:
+    """Holds the model, discriminators, optimisers and pools of one adaptation run."""
+
+    def __init__(self, *, model, vocab, experiment_config, input_size, mean, std, config: AdaptConfig,
+                 target_images: Sequence[np.ndarray], device: str = "auto", init_model_id: str = ""):
+        from sim2sg_core.model.predictor import resolve_device
+        from sim2sg_core.sim import Simulator
+        self.cfg = config
+        self.device = resolve_device(config.device if device == "auto" else device)
+        self.model = model.to(self.device)
+        self.vocab, self.exp_cfg = vocab, experiment_config
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.target_images = list(target_images)
+        if not self.target_images:
+            raise AdaptationError("adaptation needs at least one target image")
+        self.init_model_id = init_model_id
+        self.rng = np.random.default_rng(config.seed)
+        torch.manual_seed(config.seed)
+        # Render at the model's input size: no resize cost, and the reconstruction camera matches.
+        self.sim = Simulator(env=config.env, domain=config.source_domain, seed=config.seed + 17,
+                             image_size=self.input_size)
+        if tuple(self.sim.vocab.classes) != tuple(vocab.classes):
+            raise AdaptationError(f"the checkpoint's classes {list(vocab.classes)} differ from environment "
+                                  f"{config.env!r}'s {list(self.sim.vocab.classes)}; set env to the one it was "
+                                  "trained on")
+        self.source_pool = render_source_pool(self.sim, config.source_pool_size)
+        self.aligned_pool = LabelledPool(name="label-aligned")
+        self.pseudo_pool = LabelledPool(name="pseudo-labelled target")
+        self.aligner = LabelAligner(simulator=self.sim, score_threshold=config.label_alignment.score_threshold,
+                                    refit=config.label_alignment.refit_content)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        # discriminators
+        c_z = self.model.encoder.out_channels
+        a, p = config.appearance_alignment, config.prediction_alignment
+        self.disc_z = ConvDiscriminator(in_channels=c_z, hidden_channels=a.hidden_channels,
+                                        num_layers=a.num_layers).to(self.device) if a.enabled else None
+        self.disc_heat = ConvDiscriminator(in_channels=self.model.num_classes, hidden_channels=p.hidden_channels,
+                                           num_layers=p.num_layers).to(self.device) if p.enabled else None
+        self.disc_rel = VectorDiscriminator(in_features=self.model.num_predicates + 2,
+                                            hidden_features=p.hidden_channels).to(self.device) if p.enabled else None
+        self.disc_opts = {}
+        for name, d, lr in (("z", self.disc_z, a.lr), ("heat", self.disc_heat, p.lr), ("rel", self.disc_rel, p.lr)):
+            if d is not None:
+                self.disc_opts[name] = torch.optim.Adam(d.parameters(), lr=lr, betas=(0.5, 0.999))
+        self.step = 0
+        self.round_scenes: list[dict] = []      # what the current round trains on (for resume)
+        self.round_pseudo: list[dict] = []
+        self.history: list[dict] = []
+
+    # -- properties of the schedule -----------------------------------------------------------------
+    @property
+    def total_steps(self) -> int:
+        return self.cfg.total_steps
+
+    def adversarial_start_step(self) -> int:
+        warm = self.cfg.warmup_rounds if (self.cfg.label_alignment.enabled or self.cfg.self_training.enabled) else 0
+        return warm * self.cfg.steps_per_round
+
+    def grl_strength(self, step: int) -> float:
+        start = self.adversarial_start_step()
+        if step < start or not self.cfg.adversarial_enabled():
+            return 0.0
+        span = max(self.total_steps - start, 1)
+        return grl_lambda((step - start) / span, self.cfg.grl_gamma)
+
+    # -- analysis / synthesis ------------------------------------------------------------------------
+    def predict_target(self) -> list[SceneGraph]:
+        from sim2sg_core.model.predictor import Predictor
+        thr = min(self.cfg.label_alignment.score_threshold, self.cfg.self_training.score_threshold, 0.3)
+        pred = Predictor(self.model, self.vocab, self.input_size, self.mean, self.std, device=str(self.device),
+                         score_threshold=thr, batch_size=16)
+        try:
+            return pred.predict(self.target_images)
+        finally:
+            self.model.train()
+
+    def analysis_synthesis(self, round_index: int) -> dict:
+        """One analysis + synthesis round; fills the pools the next training steps draw from."""
+        info: dict = {"round": round_index}
+        cfg = self.cfg
+        if not (cfg.label_alignment.enabled or cfg.self_training.enabled):
+            return info
+        t0 = time.perf_counter()
+        preds = self.predict_target()
+        if cfg.label_alignment.enabled:
+            analysis = self.aligner.analyse(preds)
+            rng = np.random.default_rng([cfg.seed, round_index, 1])
+            scenes = self.aligner.synthesis_scenes(analysis, cfg.label_alignment.samples_per_round,
+                                                   cfg.label_alignment.generated_fraction, rng)
+            self.round_scenes = [s.to_dict() for s in scenes]
+            self._render_aligned()
+            info.update(pseudo_objects=analysis.objects, reconstructed_scenes=len(analysis.scenes),
+                        pseudo_class_counts=analysis.class_counts,
+                        aligned_class_counts=_class_counts(self.aligned_pool.graphs))
+        else:
+            pseudo = pseudo_label_graphs(preds, cfg.self_training.score_threshold)
+            self.round_pseudo = [g.to_dict() for g in pseudo]
+            self._build_pseudo_pool()
+            info.update(pseudo_objects=sum(len(g.objects) for g in pseudo))
+        info["analysis_seconds"] = round(time.perf_counter() - t0, 2)
+        return info
+
+    def _render_aligned(self) -> None:
+        from sim2sg_core.sim.scene import SceneDescription
+        scenes = [SceneDescription.from_dict(d) for d in self.round_scenes]
+        images, graphs = self.aligner.render(scenes)
+        self.aligned_pool = LabelledPool(images, graphs, name="label-aligned")
+
+    def _build_pseudo_pool(self) -> None:
+        graphs = [SceneGraph.from_dict(d) for d in self.round_pseudo]
+        keep = [i for i, g in enumerate(graphs) if g.objects]
+        self.pseudo_pool = LabelledPool([self.target_images[i] for i in keep], [graphs[i] for i in keep],
+                                        name="pseudo-labelled target")
+
+    # -- one training step ----------------------------------------------------------------------------
+    def _labelled_batch(self, rng) -> tuple[list, list]:
+        cfg, b = self.cfg, self.cfg.batch_size
+        if cfg.label_alignment.enabled and len(self.aligned_pool):
+            other, frac = self.aligned_pool, cfg.label_alignment.source_fraction
+        elif cfg.self_training.enabled and len(self.pseudo_pool):
+            other, frac = self.pseudo_pool, cfg.self_training.source_fraction
+        else:
+            other, frac = None, 1.0
+        n_src = b if other is None else int(round(b * frac))
+        imgs, graphs = self.source_pool.sample(rng, n_src) if n_src else ([], [])
+        if other is not None and b - n_src > 0:
+            i2, g2 = other.sample(rng, b - n_src)
+            imgs, graphs = imgs + i2, graphs + g2
+        return _hflip_batch(imgs, graphs, self.vocab.predicates, rng)
+
+    def _to_tensor(self, images) -> torch.Tensor:
+        from sim2sg_core.model.preprocess import images_to_tensor
+        return images_to_tensor(images, self.input_size, self.mean, self.std).to(self.device)
+
+    def train_step(self) -> dict:
+        cfg = self.cfg
+        rng = np.random.default_rng([cfg.seed, self.step, 2])
+        self.model.train()
+        images, graphs = self._labelled_batch(rng)
+        sizes = [(im.shape[1], im.shape[0]) for im in images]
+        targets = self.model.build_targets(graphs, source_sizes=sizes)
+        lam = self.grl_strength(self.step)
+        adversarial = cfg.adversarial_enabled() and self.step >= self.adversarial_start_step()
+        n_l = len(images)
+        if adversarial:
+            t_idx = rng.integers(0, len(self.target_images), size=cfg.batch_size)
+            t_imgs = [self.target_images[i] for i in t_idx]
+            x = self._to_tensor(images + t_imgs)
+            out = self.model(x, list(targets) + [None] * len(t_imgs))
+        else:
+            x = self._to_tensor(images)
+            out = self.model(x, targets)
+        losses = dict(out["losses"])
+        metrics = {}
+        if adversarial:
+            is_src = torch.zeros(x.shape[0], dtype=torch.bool, device=self.device)
+            is_src[:n_l] = True
+            if self.disc_z is not None:
+                z = grad_reverse(out["features"], lam)
+                pix_s, img_s = self.disc_z(z[:n_l])
+                pix_t, img_t = self.disc_z(z[n_l:])
+                l_z = 0.5 * (domain_bce(pix_s, SOURCE_LABEL) + domain_bce(pix_t, TARGET_LABEL)
+                             + domain_bce(img_s, SOURCE_LABEL) + domain_bce(img_t, TARGET_LABEL))
+                losses["appearance_adv"] = cfg.appearance_alignment.weight * l_z
+                metrics["disc_z_acc"] = 0.5 * (domain_accuracy(img_s, SOURCE_LABEL) + domain_accuracy(img_t, TARGET_LABEL))
+            if self.disc_heat is not None:
+                heat = grad_reverse(torch.sigmoid(out["heatmap"].float()), lam)
+                pix_s, img_s = self.disc_heat(heat[:n_l])
+                pix_t, img_t = self.disc_heat(heat[n_l:])
+                l_h = 0.5 * (domain_bce(pix_s, SOURCE_LABEL) + domain_bce(pix_t, TARGET_LABEL)
+                             + domain_bce(img_s, SOURCE_LABEL) + domain_bce(img_t, TARGET_LABEL))
+                l_r, acc_r = self._relation_adversarial(out, n_l, lam)
+                losses["prediction_adv"] = cfg.prediction_alignment.weight * (l_h + (l_r if l_r is not None else 0.0))
+                metrics["disc_heat_acc"] = 0.5 * (domain_accuracy(img_s, SOURCE_LABEL) + domain_accuracy(img_t, TARGET_LABEL))
+                if acc_r is not None:
+                    metrics["disc_rel_acc"] = acc_r
+        total = sum(losses.values())
+        self.opt.zero_grad(set_to_none=True)
+        for o in self.disc_opts.values():
+            o.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+        self.opt.step()
+        if adversarial:
+            for o in self.disc_opts.values():
+                o.step()
+        self.step += 1
+        metrics.update({k: float(v.detach()) for k, v in losses.items()})
+        metrics["loss"] = float(total.detach())
+        metrics["grl_lambda"] = lam
+        return metrics
+
+    def _relation_adversarial(self, out: dict, n_l: int, lam: float):
+        """Discriminator on the relationship predictions of detected pairs (predicate probabilities
+        plus the pair's two detection scores), source pairs vs. target pairs."""
+        if self.disc_rel is None:
+            return None, None
+        dets = self.model.decode({k: out[k].detach() for k in ("heatmap", "size", "offset")} |
+                                 {"image_size": out["image_size"]}, score_threshold=0.3)
+        rels = self.model.infer_relations(out["features"], dets, out["image_size"])
+        src, tgt = [], []
+        for i, (d, r) in enumerate(zip(dets, rels)):
+            if not len(r["pairs"]):
+                continue
+            prob = torch.softmax(r["logits"].float(), dim=-1)
+            sc = d["scores"].float()
+            v = torch.cat([prob, sc[r["pairs"][:, 0], None], sc[r["pairs"][:, 1], None]], dim=1)
+            (src if i < n_l else tgt).append(v)
+        if not src or not tgt:
+            return None, None
+        vs = grad_reverse(torch.cat(src), lam)
+        vt = grad_reverse(torch.cat(tgt), lam)
+        ls, lt = self.disc_rel(vs), self.disc_rel(vt)
+        loss = 0.5 * (domain_bce(ls, SOURCE_LABEL) + domain_bce(lt, TARGET_LABEL))
+        return loss, 0.5 * (domain_accuracy(ls, SOURCE_LABEL) + domain_accuracy(lt, TARGET_LABEL))
+
+    # -- state (resume) --------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {
+            "step": self.step, "config": config_to_dict(self.cfg), "init_model_id": self.init_model_id,
+            "round_scenes": self.round_scenes, "round_pseudo": self.round_pseudo, "history": self.history,
+            "discriminators": {k: d.state_dict() for k, d in
+                               (("z", self.disc_z), ("heat", self.disc_heat), ("rel", self.disc_rel)) if d is not None},
+            "disc_optimizers": {k: o.state_dict() for k, o in self.disc_opts.items()},
+        }
+
+    def load_state(self, st: dict) -> None:
+        self.step = int(st["step"])
+        self.round_scenes = list(st.get("round_scenes") or [])
+        self.round_pseudo = list(st.get("round_pseudo") or [])
+        self.history = list(st.get("history") or [])
+        for k, d in (("z", self.disc_z), ("heat", self.disc_heat), ("rel", self.disc_rel)):
+            if d is not None and k in st["discriminators"]:
+                d.load_state_dict(st["discriminators"][k])
+        for k, o in self.disc_opts.items():
+            if k in st["disc_optimizers"]:
+                o.load_state_dict(st["disc_optimizers"][k])
+        if self.round_scenes:
+            self._render_aligned()
+        if self.round_pseudo:
+            self._build_pseudo_pool()
+
+
+def _class_counts(graphs: Iterable[SceneGraph]) -> dict:
+    counts: dict = {}
+    for g in graphs:
+        for o in g.objects:
+            counts[o.class_name] = counts.get(o.class_name, 0) + 1
+    return counts
+
+
+def resume_path_for(out_checkpoint: PathLike) -> Path:
+    out = Path(out_checkpoint)
+    return out.with_name(out.name + RESUME_SUFFIX)
+
+
+def run_adaptation(init_checkpoint: PathLike, target_source: Union[TargetSource, Sequence[np.ndarray]],
+                   out_checkpoint: PathLike, config: Optional[AdaptConfig] = None,
+                   progress_callback: Optional[ProgressCallback] = None, resume: bool = True,
+                   should_stop: Optional[Callable[[], bool]] = None) -> AdaptResult:
+    """Adapt the model in ``init_checkpoint`` to ``target_source``'s images; write ``out_checkpoint``.
+
+    * ``target_source``: a :class:`TargetSource` (images only) or a list of RGB uint8 arrays.
+    * ``config``: :class:`AdaptConfig` (default: ``config/adapt/default.yaml``); ``config.env`` must
+      be the simulator environment the checkpoint's classes come from.
+    * ``progress_callback(step, total, metrics)`` is called after every step (and with
+      ``metrics["phase"] == "analysis"`` after each analysis/synthesis round).
+    * ``should_stop()`` (optional) is polled every step; when it returns True the run saves its
+      resumable state and raises :class:`KeyboardInterrupt`-free :class:`AdaptationInterrupted`.
+    * With ``resume=True`` an interrupted run (state file ``<out>.resume``) continues where it left off.
+    """
+    from sim2sg_core.adapt.config import load_adapt_config
+    from sim2sg_core.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+    cfg = config if config is not None else load_adapt_config()
+    cfg.validate()
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
+    if not isinstance(target_source, TargetSource):
+        target_source = ArrayTargetSource(target_source)
+    t_start = time.perf_counter()
+    ck = load_checkpoint(init_checkpoint)
+    model = model_from_checkpoint(ck)
+    target_images = target_source.load(cfg.max_target_images)
+    adapter = Sim2SGAdapter(model=model, vocab=ck["vocab"], experiment_config=ck["config"],
+                            input_size=ck["input_size"], mean=ck["mean"], std=ck["std"], config=cfg,
+                            target_images=target_images, init_model_id=ck["model_id"])
+    out = Path(out_checkpoint)
+    resume_file = resume_path_for(out)
+    resumed_from = 0
+    if resume and resume_file.exists():
+        rk = load_checkpoint(resume_file, expect_vocab=ck["vocab"])
+        st = (rk.get("extra") or {}).get("adapt_state")
+        if not st:
+            raise AdaptationError(f"resume file {resume_file} holds no adaptation state; delete it to start over")
+        if st.get("config") != config_to_dict(cfg) or st.get("init_model_id") != ck["model_id"]:
+            raise AdaptationError(f"resume file {resume_file} belongs to a run with another config or init "
+                                  "checkpoint; delete it to start over")
+        model.load_state_dict(rk["state_dict"])
+        if rk.get("optimizer"):
+            adapter.opt.load_state_dict(rk["optimizer"])
+        adapter.load_state(st)
+        resumed_from = adapter.step
+        log.info("resuming adaptation from step %d (%s)", resumed_from, resume_file)
+
+    def save_state():
+        save_checkpoint(resume_file, adapter.model, adapter.exp_cfg, adapter.vocab, adapter.input_size,
+                        adapter.mean, adapter.std, extra={"adapt_state": adapter.state()},
+                        optimizer=adapter.opt, step=adapter.step)
+
+    total = cfg.total_steps
+    bar = None
+    if cfg.progress_bar:
+        from tqdm import tqdm
+        bar = tqdm(total=total, initial=adapter.step, desc="sim2sg adapt", unit="step", dynamic_ncols=True)
+    round_losses: dict = {}
+    try:
+        while adapter.step < total:
+            r = adapter.step // cfg.steps_per_round
+            if adapter.step % cfg.steps_per_round == 0:
+                info = adapter.analysis_synthesis(r)
+                adapter.history.append(info)
+                save_state()
+                if progress_callback is not None:
+                    progress_callback(adapter.step, total, {"phase": "analysis", **info})
+            m = adapter.train_step()
+            for k, v in m.items():
+                round_losses.setdefault(k, []).append(v)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(round=r, loss=f"{m['loss']:.3f}", lam=f"{m['grl_lambda']:.2f}")
+            if progress_callback is not None:
+                progress_callback(adapter.step, total, {"phase": "train", "round": r, **m})
+            end_of_round = adapter.step % cfg.steps_per_round == 0
+            if end_of_round and adapter.history:
+                adapter.history[-1]["mean_metrics"] = {k: float(np.mean(v)) for k, v in round_losses.items()}
+                round_losses = {}
+            if end_of_round or (cfg.checkpoint_every and adapter.step % cfg.checkpoint_every == 0):
+                if adapter.step < total:
+                    save_state()
+            if should_stop is not None and should_stop():
+                save_state()
+                raise AdaptationInterrupted(f"adaptation stopped at step {adapter.step}/{total}; "
+                                            f"state saved to {resume_file}")
+    finally:
+        if bar is not None:
+            bar.close()
+    extra = {"adaptation": {"config": config_to_dict(cfg), "init_model_id": ck["model_id"],
+                            "target": target_source.description, "target_images": len(target_images),
+                            "history": adapter.history}}
+    save_checkpoint(out, adapter.model, adapter.exp_cfg, adapter.vocab, adapter.input_size, adapter.mean,
+                    adapter.std, extra=extra, step=adapter.step)
+    resume_file.unlink(missing_ok=True)
+    return AdaptResult(checkpoint=str(out), steps=adapter.step, rounds=cfg.rounds,
+                       seconds=time.perf_counter() - t_start, resumed_from_step=resumed_from,
+                       history=adapter.history)
+
+
+class AdaptationInterrupted(RuntimeError):
+    """``should_stop`` asked the run to stop; its resumable state was saved."""
+
+
+def adapt_from_bags(init_checkpoint: PathLike, bag_paths: Union[PathLike, Sequence[PathLike]], topic: str,
+                    out_checkpoint: PathLike, config: Optional[AdaptConfig] = None,
+                    progress_callback: Optional[ProgressCallback] = None, resume: bool = True,
+                    should_stop: Optional[Callable[[], bool]] = None) -> AdaptResult:
+    """Adapt ``init_checkpoint`` to the images of ``topic`` in rosbag2 bag(s); what the ROS node calls.
+
+    A topic missing from the bags raises ``sim2sg_core.data.bags.BagTopicError`` listing the image
+    topics that are present (before any training starts).
+    """
+    return run_adaptation(init_checkpoint, BagTargetSource(bag_paths, topic), out_checkpoint, config=config,
+                          progress_callback=progress_callback, resume=resume, should_stop=should_stop)

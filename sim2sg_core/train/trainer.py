@@ -1,0 +1,233 @@
+"""Trainer: AdamW + warm-up/cosine schedule, gradient clipping, named-loss progress bar, atomic
+checkpoints and resume. Reusable by domain adaptation:
+
+* ``loss_hooks``: callables ``hook(trainer, batch, outputs) -> {name: scalar tensor}`` whose
+  losses are added to the model's (e.g. a GRL discriminator on ``outputs["features"]``);
+* or subclass and override ``compute_losses(batch)``; ``train_step(batch)`` does one optimiser
+  step on whatever it returns and is usable on its own with your own batches.
+* extra modules (discriminators) can be passed as ``extra_modules`` so their parameters are
+  optimised, clipped and checkpointed with the model.
+
+Batches are dicts from ``sim2sg_core.model.preprocess.Collator``: ``images`` (B,3,H,W) and
+``targets`` (list, None = unlabelled image).
+"""
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence
+
+import torch
+from torch import nn
+
+from sim2sg_core.model.predictor import resolve_device
+from sim2sg_core.model.preprocess import Collator
+from sim2sg_core.model.sg_model import SGModel
+from sim2sg_core.scene_graph import Vocabulary
+from sim2sg_core.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from sim2sg_core.train.config import ExperimentConfig
+
+LossHook = Callable[["Trainer", dict, dict], dict]
+
+
+class TrainingDivergedError(RuntimeError):
+    """A loss became NaN or infinite."""
+
+
+class WarmupCosine:
+    """Linear warm-up then cosine decay to 0 over the run, whose length is steps or wall time.
+
+    Progress is ``max(step / total_steps, elapsed / total_seconds)`` so a time-budgeted run still
+    anneals fully by its deadline. State (step, elapsed seconds) is checkpointed for resume.
+    """
+
+    def __init__(self, optimizer, base_lr: float, warmup_steps: int, total_steps: int, total_seconds: float = 0.0):
+        self.optimizer, self.base_lr = optimizer, float(base_lr)
+        self.warmup_steps, self.total_steps, self.total_seconds = int(warmup_steps), int(total_steps), float(total_seconds)
+        self.step_count, self.elapsed = 0, 0.0
+
+    def progress(self) -> float:
+        p = self.step_count / max(self.total_steps, 1)
+        if self.total_seconds > 0:
+            p = max(p, self.elapsed / self.total_seconds)
+        return min(p, 1.0)
+
+    def lr(self) -> float:
+        warm = min(1.0, (self.step_count + 1) / max(self.warmup_steps, 1))
+        return self.base_lr * warm * 0.5 * (1.0 + math.cos(math.pi * self.progress()))
+
+    def apply(self) -> float:
+        lr = self.lr()
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        return lr
+
+    def state_dict(self) -> dict:
+        return {"step_count": self.step_count, "elapsed": self.elapsed}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.step_count, self.elapsed = int(d["step_count"]), float(d["elapsed"])
+
+
+def open_dataset(data: str, length: int, seed: int, vocab: Optional[Vocabulary] = None):
+    """``ENV:DOMAIN`` → simulator dataset; an existing folder → KITTI-format dataset.
+
+    Returns ``(dataset, vocab)``; a dataset yields ``(rgb uint8 HxWx3, SceneGraph)``.
+    """
+    path = Path(data)
+    if path.is_dir():
+        from sim2sg_core.data import kitti
+        ds = kitti.read_kitti(path, **({"class_map": None} if False else {}))
+        ds_vocab = getattr(ds, "vocab", vocab)
+        if ds_vocab is None:
+            raise ValueError(f"KITTI folder {path} has no vocabulary; pass the model's vocabulary")
+        return ds, ds_vocab
+    if ":" not in data:
+        raise ValueError(f"data {data!r} is neither an existing KITTI folder nor ENV:DOMAIN (e.g. drive:source)")
+    env, domain = data.split(":", 1)
+    from sim2sg_core.data.datasets import SimDataset
+    ds = SimDataset(env, domain, seed, length)
+    return ds, ds.vocab
+
+
+class Trainer:
+    """Optimises an SGModel (plus optional extra modules) and writes checkpoints to ``out_dir``."""
+
+    def __init__(self, model: SGModel, config: ExperimentConfig, vocab: Vocabulary, out_dir, device: str = "auto",
+                 loss_hooks: Sequence[LossHook] = (), extra_modules: Optional[dict] = None, progress: bool = True):
+        self.config, self.cfg = config, config.train
+        self.vocab, self.out_dir = vocab, Path(out_dir)
+        self.device = resolve_device(device)
+        self.model = model.to(self.device)
+        self.extra_modules = nn.ModuleDict(extra_modules or {}).to(self.device)
+        self.loss_hooks = list(loss_hooks)
+        self.progress = progress
+        params = [p for p in list(self.model.parameters()) + list(self.extra_modules.parameters()) if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        self.scheduler = WarmupCosine(self.optimizer, self.cfg.lr, self.cfg.warmup_steps, self.cfg.steps,
+                                      self.cfg.minutes * 60.0)
+        self.step = 0
+        self.history: list[dict] = []
+        m = config.model
+        self.input_size, self.mean, self.std = (m.input_width, m.input_height), tuple(m.mean), tuple(m.std)
+
+    # -- building blocks ADAPT can reuse ------------------------------------------------------
+    def make_loader(self, dataset, shuffle: bool = True, batch_size: Optional[int] = None, hflip: Optional[bool] = None):
+        coll = Collator(self.input_size, self.mean, self.std,
+                        hflip=self.cfg.hflip if hflip is None else hflip, predicates=self.vocab.predicates)
+        g = torch.Generator()
+        g.manual_seed(self.cfg.seed)
+        nw = int(self.cfg.num_workers)
+        return torch.utils.data.DataLoader(dataset, batch_size=batch_size or self.cfg.batch_size, shuffle=shuffle,
+                                           collate_fn=coll, num_workers=nw, persistent_workers=nw > 0,
+                                           drop_last=True, generator=g)
+
+    def autocast(self):
+        if self.cfg.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def compute_losses(self, batch: dict) -> dict:
+        """Named scalar losses for one batch: the model's supervised ones plus every hook's."""
+        images = batch["images"].to(self.device, non_blocking=True)
+        with self.autocast():
+            outputs = self.model(images, batch["targets"])
+            losses = dict(outputs.get("losses", {}))
+            for hook in self.loss_hooks:
+                for name, value in hook(self, batch, outputs).items():
+                    if name in losses:
+                        raise ValueError(f"loss hook {hook!r} returned {name!r}, which already exists")
+                    losses[name] = value
+        return losses
+
+    def train_step(self, batch: dict) -> dict:
+        """One optimiser step; returns the named losses (floats) and ``total``/``lr``."""
+        self.model.train()
+        self.extra_modules.train()
+        lr = self.scheduler.apply()
+        losses = self.compute_losses(batch)
+        if not losses:
+            raise ValueError("the batch produced no losses (no labelled image and no loss hook)")
+        total = sum(v.float() for v in losses.values())
+        if not torch.isfinite(total):
+            parts = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
+            raise TrainingDivergedError(f"loss became {float(total)} at step {self.step} ({parts}); "
+                                        f"try a lower learning rate than {self.cfg.lr} or check the labels")
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if self.cfg.grad_clip > 0:
+            params = [p for g in self.optimizer.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        self.scheduler.step_count = self.step
+        logged = {k: float(v.detach()) for k, v in losses.items()}
+        logged.update(total=float(total.detach()), lr=lr)
+        return logged
+
+    # -- checkpoints --------------------------------------------------------------------------
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / "last.pt"
+
+    def save(self, path=None, with_optimizer: bool = True, extra: Optional[dict] = None) -> Path:
+        ex = {"history": self.history[-2000:], "extra_modules": {k: v.state_dict() for k, v in self.extra_modules.items()}}
+        ex.update(extra or {})
+        return save_checkpoint(path or self.last_path, self.model, self.config, self.vocab, self.input_size,
+                               self.mean, self.std, extra=ex,
+                               optimizer=self.optimizer if with_optimizer else None,
+                               scheduler=self.scheduler if with_optimizer else None, step=self.step)
+
+    def resume(self, path=None) -> bool:
+        """Continue from ``path`` (default ``out_dir/last.pt``) if it exists; True if resumed."""
+        path = Path(path or self.last_path)
+        if not path.exists():
+            return False
+        ck = load_checkpoint(path, expect_vocab=self.vocab, map_location=self.device)
+        if ck.get("optimizer") is None:
+            raise CheckpointError(f"checkpoint {path} has no optimizer state and cannot be resumed from")
+        self.model.load_state_dict(ck["state_dict"])
+        for k, state in ck["extra"].get("extra_modules", {}).items():
+            if k in self.extra_modules:
+                self.extra_modules[k].load_state_dict(state)
+        self.optimizer.load_state_dict(ck["optimizer"])
+        if ck.get("scheduler"):
+            self.scheduler.load_state_dict(ck["scheduler"])
+        self.step = int(ck["step"])
+        self.scheduler.step_count = self.step
+        self.history = list(ck["extra"].get("history", []))
+        return True
+
+    # -- the loop -----------------------------------------------------------------------------
+    def fit(self, loader: Iterable, steps: Optional[int] = None, minutes: Optional[float] = None) -> dict:
+        """Train until ``steps`` total steps or ``minutes`` of (cumulative, resume-aware) time."""
+        from tqdm import tqdm
+        steps = self.cfg.steps if steps is None else int(steps)
+        minutes = self.cfg.minutes if minutes is None else float(minutes)
+        self.scheduler.total_steps, self.scheduler.total_seconds = steps, minutes * 60.0
+        budget = minutes * 60.0 if minutes > 0 else math.inf
+        bar = tqdm(total=steps, initial=self.step, disable=not self.progress, dynamic_ncols=True, desc="train")
+        t_last = time.monotonic()
+        try:
+            while self.step < steps and self.scheduler.elapsed < budget:
+                for batch in loader:
+                    logged = self.train_step(batch)
+                    now = time.monotonic()
+                    self.scheduler.elapsed += now - t_last
+                    t_last = now
+                    if self.step % max(self.cfg.log_every, 1) == 0 or self.step == 1:
+                        self.history.append({"step": self.step, **logged})
+                        bar.set_postfix({k: f"{v:.3g}" for k, v in logged.items()}, refresh=False)
+                    bar.update(1)
+                    if self.cfg.checkpoint_every > 0 and self.step % self.cfg.checkpoint_every == 0:
+                        self.save()
+                    if self.step >= steps or self.scheduler.elapsed >= budget:
+                        break
+        finally:
+            bar.close()
+        self.save()
+        final = self.save(self.out_dir / "model.pt", with_optimizer=False)
+        return {"steps": self.step, "seconds": self.scheduler.elapsed, "checkpoint": str(final),
+                "last": self.history[-1] if self.history else {}}
