@@ -31,8 +31,10 @@ fi
 REQ_HASH=$(sha256sum "$REQ" | cut -d' ' -f1)
 if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$REQ_HASH" ]; then
   echo "make setup: installing pinned packages (first run: a few minutes)"
-  _ROS_WHEELS_BOOTSTRAP_COMPLETE=1 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-  _ROS_WHEELS_BOOTSTRAP_COMPLETE=1 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQ"
+  _ROS_WHEELS_BOOTSTRAP_COMPLETE=1 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip 2>/dev/null
+  # (this machine's pip config may list local index folders that do not exist: drop those warnings)
+  _ROS_WHEELS_BOOTSTRAP_COMPLETE=1 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQ" \
+    2> >(grep -v "^WARNING: Location 'file://" >&2)
   rm -f "$VENV/.cmake-fixed"
   echo "$REQ_HASH" > "$VENV/.requirements.sha256"
 fi

@@ -157,19 +157,10 @@ def image_msg_to_rgb(msg, backend: str = "auto"):
     if _use_bridge(backend):
         return _bridge_to_rgb(msg, compressed, codec)
     if compressed:
-        return codec.decode_compressed(msg.format, _as_bytes(msg.data))
-    return codec.decode_raw(msg.encoding, int(msg.height), int(msg.width), int(msg.step), _as_bytes(msg.data),
+        return codec.decode_compressed(msg.format, msg.data)
+    # msg.data is an array.array('B'): the codec views it without a copy
+    return codec.decode_raw(msg.encoding, int(msg.height), int(msg.width), int(msg.step), msg.data,
                             bool(msg.is_bigendian))
-
-
-def _as_bytes(data):
-    """Message data (array.array / bytes / list) as a read-only buffer, without copying when possible."""
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return data
-    try:
-        return memoryview(data).cast("B")
-    except TypeError:
-        return bytes(data)
 
 
 def _bridge_to_rgb(msg, compressed: bool, codec):
@@ -221,7 +212,7 @@ def rgb_to_image_msg(rgb, encoding: str = "rgb8", header=None, backend: str = "a
     msg.encoding = encoding
     msg.is_bigendian = 0
     msg.step = int(step)
-    msg.data = bytes(data)
+    msg.data = data
     return msg
 
 
@@ -231,6 +222,7 @@ def rgb_to_compressed_msg(rgb, fmt: str = "jpeg", header=None):
     msg = CompressedImage()
     if header is not None:
         msg.header = header
-    msg.format = fmt
-    msg.data = bytes(_codec().encode_compressed(rgb, fmt))
+    codec = _codec()
+    msg.format = codec.compressed_format_string(fmt)   # image_transport's "rgb8; jpeg compressed bgr8"
+    msg.data = codec.encode_compressed(rgb, fmt)
     return msg

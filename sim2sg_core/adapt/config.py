@@ -141,7 +141,10 @@ class BenchProfile:
     #: Rows of the table (see :data:`sim2sg_core.adapt.baselines.METHODS`).
     methods: list[str] = field(default_factory=lambda: ["source_only", "sim2sg_full", "oracle"])
     target_domain: str = "target"
-    #: Model input / simulator image size (width, height); None = environment default.
+    #: Model input / simulator image size = environment default size × this scale (rounded to a
+    #: multiple of 16), so one profile fits environments of different aspect ratios.
+    image_scale: float = 0.5
+    #: Explicit (width, height) instead of the scale (same for every environment).
     image_size: Optional[list[int]] = None
     #: Supervised steps of the source (pre-)training every method starts from / is budgeted with.
     source_steps: int = 400
@@ -159,6 +162,13 @@ class BenchProfile:
     #: The adaptation configuration shared by every adaptation method (methods flip its switches).
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
     num_threads: int = 2
+
+    def image_size_for(self, env: str) -> tuple[int, int]:
+        if self.image_size:
+            return int(self.image_size[0]), int(self.image_size[1])
+        from sim2sg_core.sim import load_environment
+        w, h = load_environment(env).image_size
+        return tuple(max(32, int(round(v * self.image_scale / 16)) * 16) for v in (w, h))
 
     @property
     def budget_steps(self) -> int:

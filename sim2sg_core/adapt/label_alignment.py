@@ -65,13 +65,25 @@ class LabelAligner:
     """
 
     def __init__(self, *, simulator, score_threshold: float = 0.5, refit: bool = True):
-        from sim2sg_core.sim.domains import load_domain, load_environment
         self.sim = simulator
-        self.env = load_environment(simulator.env if isinstance(simulator.env, str) else simulator.env)
+        self.env = simulator.env                 # EnvironmentConfig
         self.camera = simulator.camera
-        self.source_content = load_domain(self.env, simulator.domain).content
+        self.source_content = simulator.content
         self.score_threshold = float(score_threshold)
         self.refit = bool(refit)
+        self._visibility: Optional[dict] = None
+
+    @property
+    def visibility(self) -> dict:
+        """Labelled / generated objects per class in the source domain: turns the *visible* counts
+        the pseudo-statistics see into the generator's Poisson means."""
+        if self._visibility is None:
+            from sim2sg_core.sim.reconstruct import visibility_ratios
+            from sim2sg_core.sim import Simulator
+            probe = Simulator(env=self.env, domain=self.sim.domain, seed=self.sim.seed + 99991,
+                              image_size=self.sim.image_size)
+            self._visibility = visibility_ratios(probe, n=64)
+        return self._visibility
 
     # -- analysis --------------------------------------------------------------------------------
     def analyse(self, predictions: Sequence[SceneGraph]) -> AnalysisResult:
@@ -87,7 +99,7 @@ class LabelAligner:
         content = self.source_content
         if self.refit:
             stats = PseudoStatistics.collect(graphs, self.camera, self.env, self.score_threshold)
-            content = refit_content(self.source_content, stats)
+            content = refit_content(self.source_content, stats, visibility=self.visibility)
         counts = confident_class_counts(graphs, self.score_threshold)
         return AnalysisResult(scenes=scenes, content=content, class_counts=counts, images=len(graphs),
                               objects=sum(counts.values()))

@@ -76,7 +76,7 @@ def render_source_pool(simulator, count: int, start_index: int = 0) -> LabelledP
         s = simulator.sample(i)
         images.append(s.image)
         graphs.append(s.graph)
-    return LabelledPool(images, graphs, name=f"{simulator.domain}")
+    return LabelledPool(images, graphs, name=simulator.domain.name)
 
 
 def pseudo_label_graphs(graphs: Sequence[SceneGraph], score_threshold: float) -> list[SceneGraph]:
@@ -254,6 +254,8 @@ class Sim2SGAdapter:
     def train_step(self) -> dict:
         cfg = self.cfg
         rng = np.random.default_rng([cfg.seed, self.step, 2])
+        # torch draws (box jitter, pair sampling) seeded per step too, so a resumed run replays exactly
+        torch.manual_seed(int(rng.integers(0, 2**62)))
         self.model.train()
         images, graphs = self._labelled_batch(rng)
         sizes = [(im.shape[1], im.shape[0]) for im in images]
@@ -397,9 +399,10 @@ def run_adaptation(init_checkpoint: PathLike, target_source: Union[TargetSource,
     if not isinstance(target_source, TargetSource):
         target_source = ArrayTargetSource(target_source)
     t_start = time.perf_counter()
+    # Target images first: a wrong bag topic or an empty folder fails before any model work.
+    target_images = target_source.load(cfg.max_target_images)
     ck = load_checkpoint(init_checkpoint)
     model = model_from_checkpoint(ck)
-    target_images = target_source.load(cfg.max_target_images)
     adapter = Sim2SGAdapter(model=model, vocab=ck["vocab"], experiment_config=ck["config"],
                             input_size=ck["input_size"], mean=ck["mean"], std=ck["std"], config=cfg,
                             target_images=target_images, init_model_id=ck["model_id"])

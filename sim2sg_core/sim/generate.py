@@ -71,11 +71,12 @@ class SceneGenerator:
         cc = self.content.classes[name]
         prior = self.env.prior(name)
         lat = cc.lateral
-        weights = np.asarray(lat.weights or [1.0] * len(lat.modes), dtype=float)
-        weights = weights / weights.sum()
+        cum = np.cumsum(np.asarray(lat.weights or [1.0] * len(lat.modes), dtype=float))
+        cum = cum / cum[-1]
+        c_p, s_p = math.cos(camera.pitch), math.sin(camera.pitch)
         for _ in range(MAX_TRIES):
             z = sample_gaussian(rng, cc.depth)
-            mode = lat.modes[int(rng.choice(len(lat.modes), p=weights))]
+            mode = lat.modes[min(int(np.searchsorted(cum, rng.random(), side="right")), len(cum) - 1)]
             x = float(mode + rng.normal(0.0, lat.std)) if lat.std > 0 else float(mode)
             scale = sample_gaussian(rng, cc.scale)
             jitter = 1.0 + prior.size_jitter * rng.standard_normal(3)
@@ -92,8 +93,9 @@ class SceneGenerator:
                    for o, ro in zip(placed, radii)):
                 continue
             # centre of the object's middle must be inside the image horizontally (truncation <~ 0.5)
-            (uv,), _ = camera.project(np.array([[x, camera.height_m - size[0] / 2, z]]))
-            if not (0.0 <= uv[0] < camera.width):
+            y_mid = camera.height_m - size[0] / 2
+            zc = s_p * y_mid + c_p * z
+            if zc <= 0.1 or not (0.0 <= camera.fx * x / zc + camera.cx < camera.width):
                 continue
             return ObjectSpec(class_name=name, position=(x, camera.height_m, z), size=size, yaw=yaw,
                               colour_index=colour_index)

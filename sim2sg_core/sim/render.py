@@ -35,8 +35,12 @@ from sim2sg_core.sim.scene import Camera, SceneDescription
 SHIFT = 4                  # sub-pixel bits for OpenCV fills
 SCALE = float(1 << SHIFT)
 NEAR = 0.2                 # near clipping plane (m)
-LEVELS = 32                # distance / gradient levels per background region
-MAX_REGIONS = 256 // LEVELS
+#: OpenCV fills are inclusive of the polygon outline, so a raster box is the projected extent grown
+#: by about half a pixel on every side (measured mean 0.5 px); reconstruction undoes it.
+RASTER_PAD = 0.5
+LEVELS = 16                # distance / gradient levels per background region
+MAX_REGIONS = 8            # sky, ground, up to 6 zones → labels < 128
+SHADOW_BIT = 128           # layout label bit: ground in shadow
 
 
 # ----------------------------------------------------------------------------------------------
@@ -122,6 +126,56 @@ def _build_template(prior: ClassPrior) -> _Template:
                      part_specs=prior.parts)
 
 
+_TEMPLATE_CACHE: dict = {}
+
+
+def template_for(prior: ClassPrior) -> _Template:
+    """Cached unit-size geometry of a class prior."""
+    hit = _TEMPLATE_CACHE.get(id(prior))
+    if hit is None or hit[0] is not prior:
+        hit = (prior, _build_template(prior))
+        _TEMPLATE_CACHE[id(prior)] = hit
+    return hit[1]
+
+
+def object_geometry(tmpl: _Template, obj) -> tuple[np.ndarray, list]:
+    """World (level-frame) vertices (N, 3) and spheres ``(part, centre, radius)`` of one object."""
+    H, W, L = obj.size
+    c, s = math.cos(obj.yaw), math.sin(obj.yaw)
+    v = tmpl.verts * np.array([L, H, W])
+    px, py, pz = obj.position
+    world = np.empty_like(v)
+    world[:, 0] = c * v[:, 0] + s * v[:, 2] + px
+    world[:, 1] = v[:, 1] + py
+    world[:, 2] = -s * v[:, 0] + c * v[:, 2] + pz
+    sph = []
+    for pi, cen, r in tmpl.spheres:
+        cv = cen * np.array([L, H, W])
+        sph.append((pi, np.array([c * cv[0] + s * cv[2] + px, cv[1] + py, -s * cv[0] + c * cv[2] + pz]), r * H))
+    return world, sph
+
+
+def projected_extent(prior: ClassPrior, obj, cam: Camera) -> Optional[tuple[float, float, float, float]]:
+    """Unclipped image extent (x0, y0, x1, y1) of an object drawn alone; None if behind the camera."""
+    world, spheres = object_geometry(template_for(prior), obj)
+    us, vs = [], []
+    if len(world):
+        uv, z = cam.project(world)
+        if (z < NEAR).any():
+            return None
+        us.append(uv[:, 0]); vs.append(uv[:, 1])
+    for _, centre, r in spheres:
+        cc = cam.to_camera(centre[None])[0]
+        if cc[2] < NEAR + r:
+            return None
+        u = cam.fx * cc[0] / cc[2] + cam.cx
+        v = cam.fy * cc[1] / cc[2] + cam.cy
+        rp = cam.fx * r / math.sqrt(max(cc[2] ** 2 - r ** 2, 1e-6))
+        us.append(np.array([u - rp, u + rp])); vs.append(np.array([v - rp, v + rp]))
+    uu, vv = np.concatenate(us), np.concatenate(vs)
+    return float(uu.min()), float(vv.min()), float(uu.max()), float(vv.max())
+
+
 # ----------------------------------------------------------------------------------------------
 # Appearance draws (per image)
 
@@ -149,13 +203,18 @@ def _u(rng: np.random.Generator, r: tuple[float, float]) -> float:
     return float(r[0]) if r[0] == r[1] else float(rng.uniform(r[0], r[1]))
 
 
+def _jitter(rng: np.random.Generator, sigma: float) -> np.ndarray:
+    """Colour jitter: mostly brightness (shared by the channels), a little hue (per channel)."""
+    return rng.normal(0.0, sigma) + rng.normal(0.0, sigma / 3.0, 3)
+
+
 def _draw_look(app: AppearanceConfig, rng: np.random.Generator) -> _Look:
     colours = {}
     for name, c in sorted(app.colours.items()):
         if app.random_colours:
             colours[name] = rng.integers(0, 256, 3).astype(np.float64)
         elif app.colour_jitter > 0:
-            colours[name] = np.clip(np.asarray(c, float) + rng.normal(0, app.colour_jitter, 3), 0, 255)
+            colours[name] = np.clip(np.asarray(c, float) + _jitter(rng, app.colour_jitter), 0, 255)
         else:
             colours[name] = np.asarray(c, float)
     az = math.radians(_u(rng, app.sun_azimuth))
@@ -197,6 +256,7 @@ class RenderResult:
     graph: SceneGraph                 # labels (objects passing the filter), relationships by the rule
     label_index: list = field(default_factory=list)   # graph object i ↔ scene object label_index[i]
     visible_pixels: dict = field(default_factory=dict)  # scene object index → visible pixel count
+    occlusion: dict = field(default_factory=dict)       # scene object index → occluded fraction
 
 
 class Renderer:
@@ -204,7 +264,7 @@ class Renderer:
 
     def __init__(self, env: EnvironmentConfig, *, cache_size: int = 64):
         self.env = env
-        self._templates = {n: _build_template(p) for n, p in env.classes.items()}
+        self._templates = {n: template_for(p) for n, p in env.classes.items()}
         self._layouts: OrderedDict = OrderedDict()
         self._backgrounds: OrderedDict = OrderedDict()
         self._banks: dict = {}
@@ -217,7 +277,11 @@ class Renderer:
 
     # -- background -----------------------------------------------------------------------------
     def _layout(self, cam: Camera) -> np.ndarray:
-        """Per-pixel ``region * LEVELS + level`` (uint8): region 0 sky, 1 ground, 2+i zone i."""
+        """Per-pixel ``region * LEVELS + level`` (uint8 < 128): region 0 sky, 1 ground, 2+i zone i.
+
+        Built row by row: on a flat ground every image row is one forward distance, and a zone's
+        lateral range maps to one column interval per row.
+        """
         key = (cam.width, cam.height, round(cam.fx, 6), round(cam.fy, 6), round(cam.cx, 6), round(cam.cy, 6),
                round(cam.height_m, 4), round(cam.pitch, 5))
         hit = self._layouts.get(key)
@@ -225,63 +289,75 @@ class Renderer:
             self._layouts.move_to_end(key)
             return hit
         W, H = cam.width, cam.height
-        u = np.arange(W, dtype=np.float64) + 0.5
         v = np.arange(H, dtype=np.float64) + 0.5
         c, s = math.cos(cam.pitch), math.sin(cam.pitch)
-        dcy = (v - cam.cy) / cam.fy                       # (H,)
+        dcy = (v - cam.cy) / cam.fy
         dy = c * dcy + s
         dz = -s * dcy + c
         with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.where(dy > 1e-9, cam.height_m / dy, np.inf)   # (H,) ray length factor
-        zrow = t * dz                                     # forward distance per row
-        xg = np.outer(t, (u - cam.cx) / cam.fx)           # (H, W) lateral position
-        zg = np.broadcast_to(zrow[:, None], (H, W))
-        ground = np.isfinite(zg) & (zg < self.env.max_ground_distance)
-        level = np.searchsorted(self._level_z, np.where(ground, zg, np.inf)).astype(np.uint8)
-        region = np.ones((H, W), np.uint8)
-        for i, zone in enumerate(self.env.zones):
-            m = (xg >= zone.x[0]) & (xg < zone.x[1]) & (zg >= zone.z[0]) & (zg < zone.z[1])
-            if zone.dash is not None:
-                period = zone.dash[0] + zone.dash[1]
-                m &= np.mod(zg, period) < zone.dash[0]
-            region[m & ground] = 2 + i
+            t = np.where(dy > 1e-9, cam.height_m / dy, np.inf)
+            zrow = t * dz
+        ground_row = np.isfinite(zrow) & (zrow < self.env.max_ground_distance) & (zrow > 0)
+        level_row = np.searchsorted(self._level_z, np.where(ground_row, zrow, np.inf)).astype(np.uint8)
+        region = np.zeros((H, W), np.uint8)
+        region[ground_row] = 1
+        cols = np.arange(W, dtype=np.float64) + 0.5
+        rows = np.flatnonzero(ground_row)
+        if len(rows):
+            tr, zr = t[rows], zrow[rows]
+            for i, zone in enumerate(self.env.zones):
+                lo = cam.cx + cam.fx * zone.x[0] / tr
+                hi = cam.cx + cam.fx * zone.x[1] / tr
+                ok = (zr >= zone.z[0]) & (zr < zone.z[1])
+                if zone.dash is not None:
+                    ok &= np.mod(zr, zone.dash[0] + zone.dash[1]) < zone.dash[0]
+                m = (cols[None, :] >= lo[:, None]) & (cols[None, :] < hi[:, None]) & ok[:, None]
+                sub = region[rows]
+                sub[m] = 2 + i
+                region[rows] = sub
+        level = np.broadcast_to(level_row[:, None], (H, W)).copy()
         if self.env.sky:
             hv = cam.horizon_v
-            sky = ~ground & (v[:, None] < hv + 2.0)       # above (or at) the horizon
-            # gradient level: 0 at the horizon, LEVELS-1 at the top of the image
             frac = np.clip((hv - v) / max(hv, 1.0), 0.0, 1.0)
-            slev = np.round(frac * (LEVELS - 1)).astype(np.uint8)
-            region[sky] = 0
-            level = np.where(sky, slev[:, None], level).astype(np.uint8)
-            level[~ground & ~sky] = LEVELS - 1
+            sky_row = ~ground_row
+            level[sky_row] = np.round(frac[sky_row] * (LEVELS - 1)).astype(np.uint8)[:, None]
+            region[sky_row] = 0
         else:
-            level[~ground] = LEVELS - 1
+            region[~ground_row] = 1
+            level[~ground_row] = LEVELS - 1
         layout = (region * LEVELS + level).astype(np.uint8)
         self._layouts[key] = layout
         if len(self._layouts) > self._cache_size:
             self._layouts.popitem(last=False)
         return layout
 
-    def _background(self, cam: Camera, look: _Look, app: AppearanceConfig) -> np.ndarray:
-        fixed = not app.random_colours and app.colour_jitter == 0 and app.fade_distance[0] == app.fade_distance[1]
-        if fixed:
-            key = (id(app), cam.width, cam.height, cam.fx, cam.fy, cam.cx, cam.cy, cam.height_m, cam.pitch)
-            hit = self._backgrounds.get(key)
-            if hit is not None and hit[0] is app:
-                return hit[1].copy()
-        layout = self._layout(cam)
+    def _lut(self, look: _Look, shadow: float) -> np.ndarray:
+        """(256, 1, 3) colour table for layout labels; labels with the shadow bit are darkened."""
         lut = np.zeros((256, 3), np.float64)
         alpha_ground = 1.0 - np.exp(-self._level_z / look.fade_distance)
         alpha = np.concatenate([alpha_ground, [1.0]])[:, None]  # (LEVELS, 1)
         names = [self.env.ground_colour] + [z.colour for z in self.env.zones]
         for r, name in enumerate(names, start=1):
-            col = look.colours[name]
-            lut[r * LEVELS:(r + 1) * LEVELS] = col * (1 - alpha) + look.fade_colour * alpha
+            lut[r * LEVELS:(r + 1) * LEVELS] = look.colours[name] * (1 - alpha) + look.fade_colour * alpha
         if self.env.sky:
             k = np.linspace(0.0, 1.0, LEVELS)[:, None]
             lut[0:LEVELS] = look.colours["sky_horizon"] * (1 - k) + look.colours["sky_top"] * k
-        lut8 = np.clip(np.round(lut), 0, 255).astype(np.uint8)
-        img = lut8[layout]
+        lut[SHADOW_BIT:] = lut[:SHADOW_BIT] * (1.0 - shadow)
+        return np.clip(np.round(lut), 0, 255).astype(np.uint8).reshape(256, 1, 3)
+
+    def _background(self, cam: Camera, look: _Look, app: AppearanceConfig,
+                    shadow_mask: Optional[np.ndarray] = None) -> np.ndarray:
+        fixed = (not app.random_colours and app.colour_jitter == 0
+                 and app.fade_distance[0] == app.fade_distance[1] and shadow_mask is None)
+        key = (id(app), cam.width, cam.height, cam.fx, cam.fy, cam.cx, cam.cy, cam.height_m, cam.pitch)
+        if fixed:
+            hit = self._backgrounds.get(key)
+            if hit is not None and hit[0] is app:
+                return hit[1].copy()
+        layout = self._layout(cam)
+        if shadow_mask is not None:
+            layout = cv2.bitwise_or(layout, shadow_mask)
+        img = cv2.LUT(cv2.merge([layout, layout, layout]), self._lut(look, look.shadows))
         if fixed:
             self._backgrounds[key] = (app, img.copy())
             if len(self._backgrounds) > self._cache_size:
@@ -320,31 +396,14 @@ class Renderer:
             cols[k] = np.asarray(over.get(k, c), float)
         if app.object_colour_jitter > 0:
             for k in cols:
-                cols[k] = np.clip(cols[k] + rng.normal(0, app.object_colour_jitter, 3), 0, 255)
+                cols[k] = np.clip(cols[k] + _jitter(rng, app.object_colour_jitter), 0, 255)
         return cols
-
-    def _geometry(self, tmpl: _Template, obj):
-        """World vertices (N,3) and sphere centres/radii of one object."""
-        H, W, L = obj.size
-        c, s = math.cos(obj.yaw), math.sin(obj.yaw)
-        v = tmpl.verts * np.array([L, H, W])
-        px, py, pz = obj.position
-        world = np.empty_like(v)
-        world[:, 0] = c * v[:, 0] + s * v[:, 2] + px
-        world[:, 1] = v[:, 1] + py
-        world[:, 2] = -s * v[:, 0] + c * v[:, 2] + pz
-        sph = []
-        for pi, cen, r in tmpl.spheres:
-            cv = cen * np.array([L, H, W])
-            sph.append((pi, np.array([c * cv[0] + s * cv[2] + px, cv[1] + py, -s * cv[0] + c * cv[2] + pz]), r * H))
-        return world, sph
 
     def render(self, scene: SceneDescription, appearance: AppearanceConfig) -> RenderResult:
         cam = scene.camera
         W, H = cam.width, cam.height
         rng = np.random.default_rng(np.random.SeedSequence([int(scene.seed) & 0xFFFFFFFF, 7]))
         look = _draw_look(appearance, rng)
-        img = self._background(cam, look, appearance)
         ids = np.zeros((H, W), np.uint16)
 
         objs = scene.objects
@@ -353,8 +412,8 @@ class Renderer:
         dist = [math.hypot(o.position[0], o.position[1] - o.size[0] / 2, o.position[2]) for o in objs]
         order = sorted(range(len(objs)), key=lambda k: -dist[k])
 
-        if look.shadows > 0 and objs:
-            self._draw_shadows(img, scene, look)
+        shadow_mask = self._shadow_mask(scene, look) if (look.shadows > 0 and objs) else None
+        img = self._background(cam, look, appearance, shadow_mask)
 
         ops_per_obj: dict[int, list] = {}
         extents: dict[int, tuple[float, float, float, float]] = {}
@@ -363,42 +422,41 @@ class Renderer:
             ops_per_obj[k] = ops
             extents[k] = ext
 
-        graph, label_index, visible = self._labels(scene, ids, ops_per_obj, extents)
+        graph, label_index, visible, occl = self._labels(scene, ids, ops_per_obj, extents)
         img = self._sensor(img, look, appearance, rng)
         return RenderResult(image=img, instance_map=ids, graph=graph, label_index=label_index,
-                            visible_pixels=visible)
+                            visible_pixels=visible, occlusion=occl)
 
-    def _draw_shadows(self, img: np.ndarray, scene: SceneDescription, look: _Look) -> None:
+    def _shadow_mask(self, scene: SceneDescription, look: _Look) -> np.ndarray:
+        """Ground shadows (uint8 mask with SHADOW_BIT): per object the convex hull of its vertices
+        projected onto the ground along the sun direction (exact for convex shapes)."""
         cam = scene.camera
-        mask = np.zeros(img.shape[:2], np.uint8)
+        mask = np.zeros((cam.height, cam.width), np.uint8)
         tan_el = max(math.tan(look.sun_elevation), 0.15)
         away = -np.array([look.to_sun[0], look.to_sun[2]])
         away = away / (np.linalg.norm(away) + 1e-9)
-        drew = False
+        ring = np.stack([np.cos(np.linspace(0, 2 * np.pi, 8, endpoint=False)),
+                         np.sin(np.linspace(0, 2 * np.pi, 8, endpoint=False))], 1)
         for o in scene.objects:
-            Hh, Ww, Ll = o.size
-            c, s = math.cos(o.yaw), math.sin(o.yaw)
-            lx, lz = np.array([c, -s]) * Ll / 2, np.array([s, c]) * Ww / 2
-            base = np.array([o.position[0], o.position[2]])
-            foot = np.array([base + lx + lz, base + lx - lz, base - lx - lz, base - lx + lz])
-            off = away * Hh * 0.8 / tan_el
-            pts2 = np.vstack([foot, foot + off])
-            pts3 = np.stack([pts2[:, 0], np.full(len(pts2), cam.height_m), pts2[:, 1]], axis=1)
-            pc = cam.to_camera(pts3)
-            if (pc[:, 2] < NEAR).any():
+            world, spheres = object_geometry(self._templates[o.class_name], o)
+            pts = [world[:, [0, 2]] + np.outer(cam.height_m - world[:, 1], away) / tan_el] if len(world) else []
+            for _, centre, r in spheres:
+                c2 = centre[[0, 2]] + away * (cam.height_m - centre[1]) / tan_el
+                pts.append(c2 + r * ring)
+            if not pts:
                 continue
-            uv, _ = cam.project(pts3)
+            p2 = np.vstack(pts)
+            p3 = np.stack([p2[:, 0], np.full(len(p2), cam.height_m), p2[:, 1]], axis=1)
+            uv, z = cam.project(p3)
+            if (z < NEAR).any():
+                continue
             hull = cv2.convexHull(np.round((uv - 0.5) * SCALE).astype(np.int32))
-            cv2.fillConvexPoly(mask, hull, 1, cv2.LINE_8, SHIFT)
-            drew = True
-        if drew:
-            k = 1.0 - look.shadows
-            m = mask.astype(bool)
-            img[m] = (img[m] * k).astype(np.uint8)
+            cv2.fillConvexPoly(mask, hull, SHADOW_BIT, cv2.LINE_8, SHIFT)
+        return mask
 
     def _draw_object(self, img, ids, k, obj, cols, cam: Camera, look: _Look, app: AppearanceConfig):
         tmpl = self._templates[obj.class_name]
-        world, spheres = self._geometry(tmpl, obj)
+        world, spheres = object_geometry(tmpl, obj)
         ops: list = []
         us, vs = [], []
         dist = math.sqrt(obj.position[0] ** 2 + obj.position[2] ** 2 + (obj.position[1] - obj.size[0] / 2) ** 2)
@@ -424,29 +482,30 @@ class Renderer:
                 hvec = view + look.to_sun
                 hvec /= np.linalg.norm(hvec, axis=1, keepdims=True) + 1e-9
                 lam = lam + app.specular * np.clip(np.einsum("ij,ij->i", n, hvec), 0, None) ** 20
+            partcol = np.array([cols[p.colour] * p.shade for p in tmpl.part_specs])
+            facecol = partcol[tmpl.face_part] * lam[:, None] * (1 - fade) + fade_col * fade
+            facecol = np.clip(facecol, 0, 255).tolist()
+            facing = facing.tolist()
             if near_ok:
                 us.append(uv[:, 0]); vs.append(uv[:, 1])
+                pts_all = np.round((uv - 0.5) * SCALE).astype(np.int32)
         else:
-            near_ok, facing, lam, uv = True, [], [], None
+            near_ok, facing, facecol, uv = True, [], [], None
         for kind, idx in tmpl.draw:
             if kind == "face":
                 if not facing[idx]:
                     continue
-                part = tmpl.part_specs[tmpl.face_part[idx]]
-                col = cols[part.colour] * part.shade * lam[idx]
-                col = col * (1 - fade) + fade_col * fade
                 f = tmpl.faces[idx]
                 if near_ok:
-                    poly = uv[f]
+                    pts = pts_all[f]
                 else:
                     pcf = _clip_near(pc[f])
                     if len(pcf) < 3:
                         continue
                     poly = np.stack([cam.fx * pcf[:, 0] / pcf[:, 2] + cam.cx, cam.fy * pcf[:, 1] / pcf[:, 2] + cam.cy], 1)
                     us.append(poly[:, 0]); vs.append(poly[:, 1])
-                pts = np.round((poly - 0.5) * SCALE).astype(np.int32)
-                colour = tuple(float(x) for x in np.clip(col, 0, 255))
-                cv2.fillConvexPoly(img, pts, colour, cv2.LINE_8, SHIFT)
+                    pts = np.round((poly - 0.5) * SCALE).astype(np.int32)
+                cv2.fillConvexPoly(img, pts, facecol[idx], cv2.LINE_8, SHIFT)
                 cv2.fillConvexPoly(ids, pts, k + 1, cv2.LINE_8, SHIFT)
                 ops.append(("poly", pts))
             else:
@@ -489,6 +548,7 @@ class Renderer:
         objects: list[SceneObject] = []
         label_index: list[int] = []
         visible_px: dict[int, int] = {}
+        occl: dict[int, float] = {}
         for k, o in enumerate(scene.objects):
             ops = ops_per_obj.get(k) or []
             if not ops:
@@ -515,6 +575,7 @@ class Renderer:
                     cv2.circle(own, (op[1][0] - int(off[0]), op[1][1] - int(off[1])), op[2], 1, -1, cv2.LINE_8, SHIFT)
             own_count = max(int(np.count_nonzero(own)), count)
             occlusion = 1.0 - count / own_count
+            occl[k] = occlusion
             full = max((x1f - x0f) * (y1f - y0f), 1e-9)
             inside = max(min(x1f, W) - max(x0f, 0), 0) * max(min(y1f, H) - max(y0f, 0), 0)
             truncation = float(min(max(1.0 - inside / full, 0.0), 1.0))
@@ -529,7 +590,7 @@ class Renderer:
             label_index.append(k)
         graph = SceneGraph(objects=objects, relationships=derive_relationships(objects, vocab),
                            image_width=W, image_height=H)
-        return graph, label_index, visible_px
+        return graph, label_index, visible_px, occl
 
     # -- sensor ---------------------------------------------------------------------------------
     def _sensor(self, img: np.ndarray, look: _Look, app: AppearanceConfig, rng) -> np.ndarray:

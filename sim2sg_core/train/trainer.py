@@ -79,7 +79,7 @@ def open_dataset(data: str, length: int, seed: int, vocab: Optional[Vocabulary] 
     path = Path(data)
     if path.is_dir():
         from sim2sg_core.data import kitti
-        ds = kitti.read_kitti(path, **({"class_map": None} if False else {}))
+        ds = kitti.read_kitti(path)
         ds_vocab = getattr(ds, "vocab", vocab)
         if ds_vocab is None:
             raise ValueError(f"KITTI folder {path} has no vocabulary; pass the model's vocabulary")

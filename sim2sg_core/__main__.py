@@ -1,0 +1,210 @@
+"""sim2sg command line: train, evaluate and run the scene-graph model.
+
+Run ``python -m sim2sg_core --help`` (and ``python -m sim2sg_core COMMAND --help``).
+The ``adapt`` and ``bench`` commands come from ``sim2sg_core.adapt.cli`` when it is installed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EPILOG = """examples:
+  # train on simulated driving scenes (source domain) for 15 minutes of CPU time
+  python -m sim2sg_core train --env drive --domain source --out runs/drive_source --minutes 15
+  # evaluate on 500 held-out images of the shifted 'target' domain, or on a KITTI-format folder
+  python -m sim2sg_core eval --ckpt runs/drive_source/model.pt --data drive:target --images 500
+  python -m sim2sg_core eval --ckpt runs/drive_source/model.pt --data /data/kitti_like/
+  # scene graphs of your own images: JSON + annotated PNG + graph drawing per image
+  python -m sim2sg_core predict --ckpt runs/drive_source/model.pt photo1.png photo2.jpg --out preds/
+"""
+
+
+def _default_config_path() -> str:
+    try:
+        from sim2sg_core.paths import config_path
+        return str(config_path("model", "default.yaml"))
+    except (ImportError, FileNotFoundError):
+        return ""
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from sim2sg_core.eval.evaluate import evaluate, format_table
+    from sim2sg_core.model import Predictor, SGModel
+    from sim2sg_core.train.config import ExperimentConfig, load_config
+    from sim2sg_core.train.trainer import Trainer, open_dataset
+    from sim2sg_core.utils.io import atomic_write_text
+
+    cfg_path = args.config or _default_config_path()
+    cfg = load_config(cfg_path) if cfg_path else ExperimentConfig()
+    t = cfg.train
+    for name in ("env", "domain", "steps", "minutes", "batch_size", "lr", "seed", "num_workers"):
+        v = getattr(args, name)
+        if v is not None:
+            setattr(t, name, v)
+    if args.kitti:
+        t.kitti_dir = args.kitti
+    if args.train_images is not None:
+        t.train_images = args.train_images
+    threads = args.threads or t.threads
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(t.seed)
+    data = t.kitti_dir or f"{t.env}:{t.domain}"
+    dataset, vocab = open_dataset(data, t.train_images, t.data_seed)
+    model = SGModel.from_config(cfg, vocab)
+    out = Path(args.out)
+    trainer = Trainer(model, cfg, vocab, out, device=args.device)
+    if not args.no_resume and trainer.resume():
+        print(f"resuming from {trainer.last_path} at step {trainer.step}")
+    print(f"training on {data} ({len(dataset)} images) -> {out}  [{trainer.device}]")
+    summary = trainer.fit(trainer.make_loader(dataset))
+    print(f"done: {summary['steps']} steps in {summary['seconds'] / 60:.1f} min -> {summary['checkpoint']}")
+    if args.eval_images > 0 and not t.kitti_dir:
+        eval_ds, _ = open_dataset(f"{t.env}:{t.domain}", args.eval_images, args.eval_seed)
+        pred = Predictor.from_checkpoint(summary["checkpoint"], device=args.device)
+        res = evaluate(pred, eval_ds, progress=True)
+        res["data"] = f"{t.env}:{t.domain}"
+        print(format_table(res))
+        atomic_write_text(out / "eval.json", json.dumps(res, indent=2))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    import torch
+
+    from sim2sg_core.eval.evaluate import evaluate, format_table
+    from sim2sg_core.model import Predictor
+    from sim2sg_core.train.trainer import open_dataset
+    from sim2sg_core.utils.io import atomic_write_text
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pred = Predictor.from_checkpoint(args.ckpt, device=args.device)
+    dataset, vocab = open_dataset(args.data, args.images, args.seed, vocab=pred.vocab)
+    if vocab.classes != pred.vocab.classes or vocab.predicates != pred.vocab.predicates:
+        raise SystemExit(f"error: data {args.data} has classes {list(vocab.classes)} but checkpoint {args.ckpt} "
+                         f"was trained on {list(pred.vocab.classes)}")
+    res = evaluate(pred, dataset, num_images=args.images, batch_size=args.batch_size)
+    res["data"], res["checkpoint"] = args.data, args.ckpt
+    print(format_table(res))
+    out = Path(args.out) if args.out else Path(args.ckpt).with_name(
+        "eval_" + args.data.replace(":", "_").replace("/", "_").strip("_") + ".json")
+    atomic_write_text(out, json.dumps(res, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import cv2
+
+    from sim2sg_core.model import Predictor
+    from sim2sg_core.utils.io import atomic_write_bytes, atomic_write_text
+    from sim2sg_core.viz import draw_graph_diagram, draw_scene_graph
+
+    pred = Predictor.from_checkpoint(args.ckpt, device=args.device, score_threshold=args.score_threshold,
+                                     relation_threshold=args.relation_threshold, max_objects=args.max_objects)
+    images = []
+    for p in args.images:
+        bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise SystemExit(f"error: cannot read image {p} (missing or not an image file)")
+        images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    out = Path(args.out)
+    for p, rgb, graph in zip(args.images, images, pred.predict(images)):
+        stem = out / Path(p).stem
+        atomic_write_text(f"{stem}.json", json.dumps(graph.to_dict(), indent=2))
+        for suffix, img in (("_annotated.png", draw_scene_graph(rgb, graph)), ("_graph.png", draw_graph_diagram(graph))):
+            ok, buf = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+            atomic_write_bytes(f"{stem}{suffix}", buf.tobytes())
+        print(f"{p}: {len(graph.objects)} objects, {len(graph.relationships)} relationships -> {stem}.json, "
+              f"{stem}_annotated.png, {stem}_graph.png")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m sim2sg_core",
+        description="Sim2SG scene graphs: train a model on simulated scenes, evaluate it, and predict scene "
+                    "graphs (objects + spatial relationships such as 'car left of person') for images.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--device", default="auto", help="'auto' (CUDA if available, else CPU), 'cpu' or 'cuda[:N]'")
+    common.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
+
+    p = sub.add_parser("train", parents=[common], help="train a model on a simulator domain or KITTI folder",
+                       description="Train the scene-graph model. Images are simulated on the fly (no files "
+                                   "needed). Training resumes from OUT/last.pt if it exists; the final model is "
+                                   "OUT/model.pt.")
+    p.add_argument("--env", default=None, help="simulator environment (default from the config: drive)")
+    p.add_argument("--domain", default=None, help="simulator domain: source, randomized, target, ...")
+    p.add_argument("--kitti", default="", help="train on this KITTI-format folder instead of the simulator")
+    p.add_argument("--out", required=True, help="output folder, e.g. runs/drive_source")
+    p.add_argument("--config", default="", help="model/training YAML (default: config/model/default.yaml)")
+    p.add_argument("--steps", type=int, default=None, help="number of optimiser steps")
+    p.add_argument("--minutes", type=float, default=None, help="wall-clock budget; stops at steps or minutes")
+    p.add_argument("--batch-size", dest="batch_size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (AdamW)")
+    p.add_argument("--seed", type=int, default=None, help="seed of weights init and data order")
+    p.add_argument("--num-workers", dest="num_workers", type=int, default=None, help="background data workers")
+    p.add_argument("--train-images", dest="train_images", type=int, default=None,
+                   help="number of distinct simulated training images")
+    p.add_argument("--no-resume", action="store_true", help="start from scratch even if OUT/last.pt exists")
+    p.add_argument("--eval-images", dest="eval_images", type=int, default=200,
+                   help="evaluate on this many held-out images afterwards (0 = skip)")
+    p.add_argument("--eval-seed", dest="eval_seed", type=int, default=12345, help="seed of the held-out images")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", parents=[common], help="per-class AP@0.5, mAP, Recall@20/50 and PredCls",
+                       description="Evaluate a checkpoint. Prints a per-class table and writes JSON.")
+    p.add_argument("--ckpt", required=True, help="checkpoint file (model.pt)")
+    p.add_argument("--data", required=True, help="ENV:DOMAIN (e.g. drive:target) or a KITTI-format folder")
+    p.add_argument("--images", type=int, default=500, help="number of simulated images (ignored for folders)")
+    p.add_argument("--seed", type=int, default=12345, help="simulator seed (keep it different from training)")
+    p.add_argument("--batch-size", dest="batch_size", type=int, default=8)
+    p.add_argument("--out", default="", help="JSON output (default: next to the checkpoint)")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", parents=[common], help="scene graphs for image files (JSON + PNG drawings)",
+                       description="For each IMAGE write OUT/<name>.json (the scene graph), "
+                                   "OUT/<name>_annotated.png (boxes, labels, relationship arrows) and "
+                                   "OUT/<name>_graph.png (the graph as a diagram).")
+    p.add_argument("--ckpt", required=True, help="checkpoint file (model.pt)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
+    p.add_argument("--out", default="predictions", help="output folder (default: predictions/)")
+    p.add_argument("--score-threshold", dest="score_threshold", type=float, default=0.3,
+                   help="minimum object confidence")
+    p.add_argument("--relation-threshold", dest="relation_threshold", type=float, default=0.1,
+                   help="minimum relationship confidence (predicate prob x both object scores)")
+    p.add_argument("--max-objects", dest="max_objects", type=int, default=50)
+    p.set_defaults(func=cmd_predict)
+
+    try:  # the adaptation commands live with the adaptation code (issue 5)
+        from sim2sg_core.adapt import cli as adapt_cli
+    except ModuleNotFoundError as e:
+        if e.name not in ("sim2sg_core.adapt.cli", "sim2sg_core.adapt"):
+            raise
+    else:
+        adapt_cli.register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from sim2sg_core.train.checkpoint import CheckpointError
+    from sim2sg_core.train.config import ConfigError
+    try:
+        return int(args.func(args) or 0)
+    except (CheckpointError, ConfigError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""The benchmark's methods: Sim2SG ablations and the baselines, each one configuration of the same code.
+
+Every method starts from the same model architecture and gets the same number of optimisation
+steps (``BenchProfile.budget_steps``):
+
+* ``adapt`` methods continue the shared source pre-training (``source_steps``) for the adaptation
+  budget (``rounds × steps_per_round``) with :func:`sim2sg_core.adapt.sim2sg.run_adaptation`; they
+  differ only in the switches they set. ``source_only`` is that loop with every switch off, i.e.
+  more supervised source training for the same number of steps.
+* ``supervised`` methods train from scratch with the project's :class:`Trainer` for the whole
+  budget on one labelled simulator domain: ``randomized`` (domain randomisation) or the target
+  domain itself (the oracle — the only row that ever sees target labels, by design).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from sim2sg_core.adapt.config import AdaptConfig
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    #: Row label in the table (paper wording).
+    label: str
+    #: "adapt" (source checkpoint + adaptation loop) or "supervised" (from scratch on a labelled domain).
+    kind: str
+    #: For supervised methods: the labelled domain ("target" means the profile's target domain).
+    train_domain: str = "source"
+    #: For adapt methods: the switches (dotted AdaptConfig paths → value).
+    switches: dict = field(default_factory=dict)
+
+
+_OFF = {"label_alignment.enabled": False, "prediction_alignment.enabled": False,
+        "appearance_alignment.enabled": False, "self_training.enabled": False}
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("source_only", "Source only", "adapt", switches=dict(_OFF)),
+    Method("domain_randomization", "Domain randomization", "supervised", train_domain="randomized"),
+    Method("self_training", "Pseudo-label self-training", "adapt",
+           switches={**_OFF, "self_training.enabled": True}),
+    Method("feature_only", "Feature-level DA (appearance only)", "adapt",
+           switches={**_OFF, "appearance_alignment.enabled": True}),
+    Method("sim2sg_label", "Sim2SG: label alignment", "adapt",
+           switches={**_OFF, "label_alignment.enabled": True}),
+    Method("sim2sg_label_pred", "Sim2SG: + prediction alignment", "adapt",
+           switches={**_OFF, "label_alignment.enabled": True, "prediction_alignment.enabled": True}),
+    Method("sim2sg_full", "Sim2SG: + appearance alignment (full)", "adapt",
+           switches={**_OFF, "label_alignment.enabled": True, "prediction_alignment.enabled": True,
+                     "appearance_alignment.enabled": True}),
+    Method("oracle", "Oracle (labelled target)", "supervised", train_domain="target"),
+)}
+
+#: Table order (the paper's Table 1: baselines, the Sim2SG ablations, then the oracle).
+METHOD_ORDER = list(METHODS)
+
+
+def get_method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; known: {METHOD_ORDER}") from None
+
+
+def configure(base: AdaptConfig, method: Method) -> AdaptConfig:
+    """A copy of ``base`` with ``method``'s switches applied (each ablation = flags only)."""
+    if method.kind != "adapt":
+        raise ValueError(f"method {method.name!r} is {method.kind}, not an adaptation method")
+    cfg = copy.deepcopy(base)
+    for path, value in method.switches.items():
+        obj = cfg
+        parts = path.split(".")
+        for p in parts[:-1]:
+            obj = getattr(obj, p)
+        if not hasattr(obj, parts[-1]):
+            raise ValueError(f"method {method.name}: AdaptConfig has no field {path!r}")
+        setattr(obj, parts[-1], value)
+    return cfg.validate(f"method {method.name}")

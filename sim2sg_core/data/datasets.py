@@ -1,0 +1,140 @@
+"""Torch datasets yielding ``(rgb uint8 numpy H×W×3, SceneGraph or None)``.
+
+They return numpy images and plain SceneGraph labels (not tensors) so the model package owns the
+preprocessing; use ``collate_samples`` (lists, no stacking) with a ``DataLoader``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import cv2
+import numpy as np
+from torch.utils.data import Dataset
+
+from sim2sg_core.scene_graph import SceneGraph
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
+
+
+def collate_samples(batch):
+    """DataLoader collate: ``(list of images, list of graphs)`` without stacking."""
+    images, graphs = zip(*batch) if batch else ((), ())
+    return list(images), list(graphs)
+
+
+class SimDataset(Dataset):
+    """Simulated samples rendered on the fly; item ``i`` is ``Simulator(...).sample(i)``.
+
+    The simulator is built lazily in each DataLoader worker, so the dataset pickles cheaply.
+    """
+
+    def __init__(self, env="drive", domain="source", seed: int = 0, length: int = 1000,
+                 image_size: Optional[tuple[int, int]] = None, content=None, offset: int = 0):
+        if length < 0:
+            raise ValueError(f"length must be >= 0, got {length}")
+        self.env, self.domain, self.seed, self.length = env, domain, int(seed), int(length)
+        self.image_size, self.content, self.offset = image_size, content, int(offset)
+        self._sim = None
+
+    @property
+    def simulator(self):
+        if self._sim is None:
+            from sim2sg_core.sim import Simulator
+            self._sim = Simulator(self.env, self.domain, seed=self.seed, image_size=self.image_size,
+                                  content=self.content)
+        return self._sim
+
+    @property
+    def vocab(self):
+        return self.simulator.vocab
+
+    def __getstate__(self):
+        d = dict(self.__dict__)
+        d["_sim"] = None
+        return d
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int):
+        if not -self.length <= i < self.length:
+            raise IndexError(f"index {i} out of range for SimDataset of length {self.length}")
+        s = self.simulator.sample(self.offset + (i % self.length))
+        return s.image, s.graph
+
+
+def _read_rgb(path: Union[str, Path]) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"{path}: cannot read image (missing or not an image file)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+class ImageListDataset(Dataset):
+    """Unlabelled images (graph None) from image files, a folder, or rosbag2 bags.
+
+    ``source`` is a folder, a list of image files, or (with ``topic``) bag path(s); bag frames
+    are decoded once into memory (``max_frames`` caps it).
+    """
+
+    def __init__(self, source: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]],
+                 topic: Optional[str] = None, max_frames: Optional[int] = None):
+        self.images: Optional[list[np.ndarray]] = None
+        self.paths: list[Path] = []
+        self.stamps: list[int] = []
+        paths = [Path(source)] if isinstance(source, (str, os.PathLike)) else [Path(p) for p in source]
+        if topic is not None:
+            from sim2sg_core.data.bags import read_bag_images
+            self.images = []
+            for stamp, rgb in read_bag_images(paths, topic):
+                self.images.append(rgb)
+                self.stamps.append(stamp)
+                if max_frames is not None and len(self.images) >= max_frames:
+                    break
+            return
+        for p in paths:
+            if p.is_dir():
+                self.paths += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+            elif p.is_file():
+                self.paths.append(p)
+            else:
+                raise FileNotFoundError(f"{p}: no such image file or folder")
+        if max_frames is not None:
+            self.paths = self.paths[:max_frames]
+
+    def __len__(self) -> int:
+        return len(self.images) if self.images is not None else len(self.paths)
+
+    def __getitem__(self, i: int):
+        if self.images is not None:
+            return self.images[i], None
+        return _read_rgb(self.paths[i]), None
+
+
+class KittiDataset(Dataset):
+    """A KITTI object-format folder (``image_2``, ``label_2``, ``calib``) as scene graphs.
+
+    Labels are parsed eagerly (so bad files fail at construction, naming file and line); images
+    are read lazily. See :func:`sim2sg_core.data.kitti.read_kitti`.
+    """
+
+    def __init__(self, root: Union[str, os.PathLike], class_map=None, vocab=None, check_image_size: bool = True,
+                 max_items: Optional[int] = None):
+        from sim2sg_core.data.kitti import read_kitti
+        self.root = Path(root)
+        self.items: list[tuple[Path, SceneGraph]] = read_kitti(root, class_map, vocab,
+                                                                check_image_size=check_image_size,
+                                                                max_items=max_items)
+        self.vocab = vocab
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        path, graph = self.items[i]
+        return _read_rgb(path), graph
+
+
+__all__ = ["SimDataset", "ImageListDataset", "KittiDataset", "collate_samples"]

@@ -1,0 +1,422 @@
+"""perception_node: camera images in, ``sim2sg_ros/msg/SceneGraph`` out.
+
+Design, in the order a frame meets it:
+
+* The image callback only stores the message in a one-slot, keep-latest buffer and returns; if the
+  slot was still full, the older frame is counted as *dropped*. Callbacks never block, so a slow
+  model makes the node skip stale frames instead of building a queue (and latency).
+* One inference thread takes the newest frame, decodes it (``conversions.image_msg_to_rgb``: a bad
+  frame is counted as *rejected*, logged at most once per few seconds, and skipped), runs the
+  current ``Predictor``, fills ground positions from CameraInfo when known, and publishes
+  ``/scene_graph`` with the source image's header (and ``~/debug_image`` only while subscribed).
+* The model is swapped between frames: a timer polls the checkpoint file (inode / mtime / size),
+  ``~/reload`` (std_srvs/Trigger) forces a load, and setting the ``checkpoint`` parameter loads the
+  new path. Loading happens off the executor thread; a file that fails to load leaves the old model
+  running and the error in the log, the service response and ``/diagnostics``.
+* ``/diagnostics`` carries input / output rates, latency (receive → publish), and the frame
+  counters, once per ``diagnostics_period``.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import threading
+import time
+from typing import Optional
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, DurabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_srvs.srv import Trigger
+
+from sim2sg_ros import conversions
+from sim2sg_ros.node_runtime import image_namespace, run_node
+from sim2sg_ros.params import PERCEPTION_NODE, PERCEPTION_PARAMS, declare, spec_map, validate
+
+#: Input topic (remap it: ``-r /camera/image_raw:=/my/camera``).
+IMAGE_TOPIC = "/camera/image_raw"
+OUTPUT_TOPIC = "/scene_graph"
+#: Thresholds that are copied onto the Predictor (and onto every newly loaded one).
+RUNTIME_MODEL_PARAMS = ("score_threshold", "relation_threshold", "max_objects")
+LOG_THROTTLE_S = 5.0
+
+
+def image_qos(reliable: bool, depth: int) -> QoSProfile:
+    """Sensor-data QoS (best effort, keep last ``depth``, volatile) unless ``reliable``."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(depth),
+                      reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+def file_signature(path: str) -> Optional[tuple]:
+    """(inode, mtime_ns, size) of ``path``; None when it does not exist. Changes when a file is replaced."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+class FrameStats:
+    """Counters and a bounded latency window; rates are computed between two diagnostics reports."""
+
+    def __init__(self, window: int = 300):
+        self.lock = threading.Lock()
+        self.received = self.processed = self.dropped = self.rejected = self.errors = 0
+        self.no_model = 0
+        self.latencies = collections.deque(maxlen=window)   # seconds, receive → publish
+        self.inference = collections.deque(maxlen=window)   # seconds, predictor only
+        self._last = (time.monotonic(), 0, 0)
+
+    def rates(self) -> tuple[float, float]:
+        now = time.monotonic()
+        with self.lock:
+            t0, r0, p0 = self._last
+            self._last = (now, self.received, self.processed)
+            dt = max(now - t0, 1e-9)
+            return (self.received - r0) / dt, (self.processed - p0) / dt
+
+
+class PerceptionNode(Node):
+    """See the module docstring. Parameters: :data:`sim2sg_ros.params.PERCEPTION_PARAMS`."""
+
+    def __init__(self, **node_kwargs):
+        super().__init__(PERCEPTION_NODE, **node_kwargs)
+        self._specs = spec_map(PERCEPTION_PARAMS)
+        self.params = declare(self, PERCEPTION_PARAMS)
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
+
+        if self.params["num_threads"] > 0:
+            import torch
+            torch.set_num_threads(int(self.params["num_threads"]))
+
+        self.stats = FrameStats()
+        # Model state: the predictor is replaced as a whole (attribute swap), read once per frame.
+        self._predictor = None
+        self._model_lock = threading.Lock()          # serialises loads
+        self._model_path = ""
+        self._model_signature: Optional[tuple] = None
+        self._failed_signature: Optional[tuple] = None
+        self._loading = False
+        self.last_error = ""
+        self.reloads = 0
+        self.reload_failures = 0
+
+        # Keep-latest slot shared by the image callback and the inference thread.
+        self._cv = threading.Condition()
+        self._pending = None
+        self._running = True
+        self._camera_info = None
+        self._viz = None
+        self.last_reject = ""
+
+        reliable, depth = self.params["reliable"], self.params["qos_depth"]
+        qos = image_qos(reliable, depth)
+        image_topic = self.resolve_topic_name(IMAGE_TOPIC)
+        if self.params["compressed"]:
+            self.input_topic = image_topic + "/compressed"
+            self._image_sub = self.create_subscription(CompressedImage, self.input_topic, self._on_image, qos)
+        else:
+            self.input_topic = image_topic
+            self._image_sub = self.create_subscription(Image, self.input_topic, self._on_image, qos)
+        if self.params["use_camera_info"]:
+            info_topic = image_namespace(image_topic) + "/camera_info"
+            self._info_sub = self.create_subscription(CameraInfo, info_topic, self._on_camera_info,
+                                                      image_qos(reliable, 1))
+
+        from sim2sg_ros.msg import SceneGraph as SceneGraphMsg
+        self._graph_pub = self.create_publisher(SceneGraphMsg, OUTPUT_TOPIC, 10)
+        self._debug_pub = self.create_publisher(Image, "~/debug_image", 1)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+
+        self._service_group = MutuallyExclusiveCallbackGroup()
+        self._reload_srv = self.create_service(Trigger, "~/reload", self._on_reload_service,
+                                               callback_group=self._service_group)
+        self._diag_timer = self.create_timer(self.params["diagnostics_period"], self._publish_diagnostics)
+        if self.params["reload_poll_period"] > 0:
+            self._poll_timer = self.create_timer(self.params["reload_poll_period"], self._poll_checkpoint,
+                                                 callback_group=self._service_group)
+
+        self._version = _package_version()
+        # First model: loaded synchronously so a good configuration serves the first frame; a bad one
+        # is reported and the node waits for a good file (hot reload) instead of exiting.
+        if self.params["checkpoint"]:
+            ok, message = self.load_model(self.params["checkpoint"])
+            self._log_outcome(ok, message)
+        else:
+            self.last_error = "no checkpoint configured (parameter 'checkpoint' is empty)"
+            self.get_logger().error(self.last_error + "; set it or call ~/reload after setting it")
+
+        self._worker = threading.Thread(target=self._inference_loop, name="sim2sg-inference", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"listening on {self.input_topic} ({'reliable' if reliable else 'best effort'}, depth {depth}), "
+            f"publishing {self.resolve_topic_name(OUTPUT_TOPIC)}")
+
+    # ------------------------------------------------------------------ parameters
+    def _validate_parameters(self, params) -> SetParametersResult:
+        for p in params:
+            spec = self._specs.get(p.name)
+            if spec is None:
+                continue
+            problem = validate(spec, p.value)
+            if problem:
+                return SetParametersResult(successful=False, reason=problem)
+            if p.name == "checkpoint" and p.value and not os.path.isfile(p.value):
+                return SetParametersResult(successful=False, reason=f"checkpoint file {p.value} does not exist")
+        return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, params) -> None:
+        for p in params:
+            self.params[p.name] = p.value
+            if p.name in RUNTIME_MODEL_PARAMS and self._predictor is not None:
+                setattr(self._predictor, p.name, p.value)
+                self.get_logger().info(f"{p.name} set to {p.value}")
+            elif p.name == "checkpoint" and p.value and p.value != self._model_path:
+                self._start_background_load(p.value)
+
+    # ------------------------------------------------------------------ model loading
+    def _log_outcome(self, ok: bool, message: str) -> None:
+        # one call site per severity: rclpy refuses a log call site whose severity changes
+        if ok:
+            self.get_logger().info(message)
+        else:
+            self.get_logger().error(message)
+
+    def load_model(self, path: str) -> tuple[bool, str]:
+        """Load ``path`` and swap it in; on failure keep the current model. Returns (ok, message)."""
+        with self._model_lock:
+            signature = file_signature(path)
+            try:
+                if signature is None:
+                    raise FileNotFoundError(f"checkpoint file {path} does not exist")
+                predictor = self._build_predictor(path)
+            except Exception as exc:  # CheckpointError, torch errors on a truncated file, OSError...
+                self.reload_failures += 1
+                self._failed_signature = signature
+                what = exc if str(exc) else type(exc).__name__
+                keep = (f"; keeping model {self._predictor.model_id!r}" if self._predictor is not None
+                        else "; no model loaded, frames are skipped until a good checkpoint appears")
+                self.last_error = f"cannot load checkpoint {path}: {what}{keep}"
+                return False, self.last_error
+            old = self._predictor.model_id if self._predictor is not None else None
+            self._predictor = predictor            # atomic swap: the worker reads it once per frame
+            self._model_path = path
+            self._model_signature = signature
+            self._failed_signature = None
+            self.last_error = ""
+            self.reloads += 1
+            verb = "loaded" if old is None else f"reloaded (was {old!r})"
+            return True, f"{verb} model {predictor.model_id!r} from {path} on {self._device_name(predictor)}"
+
+    def _build_predictor(self, path: str):
+        from sim2sg_core.model.predictor import Predictor
+        predictor = Predictor.from_checkpoint(path, device=self.params["device"])
+        w, h = self.params["input_width"], self.params["input_height"]
+        if w and h:
+            predictor.input_size = (int(w), int(h))
+        predictor.amp = False
+        if self.params["half_precision"]:
+            self._enable_half(predictor)
+        for name in RUNTIME_MODEL_PARAMS:
+            setattr(predictor, name, self.params[name])
+        return predictor
+
+    def _enable_half(self, predictor) -> None:
+        """Reduced precision = the Predictor's CUDA autocast; there is no CPU half path worth having."""
+        if getattr(predictor, "device", None) is not None and predictor.device.type == "cuda":
+            predictor.amp = True
+        else:
+            self.get_logger().warn("half_precision is only used on CUDA; running float32 on the CPU")
+
+    @staticmethod
+    def _device_name(predictor) -> str:
+        return str(getattr(predictor, "device", "?"))
+
+    def _start_background_load(self, path: str) -> None:
+        if self._loading:
+            return
+        self._loading = True
+
+        def work():
+            try:
+                ok, message = self.load_model(path)
+                self._log_outcome(ok, message)
+            finally:
+                self._loading = False
+        threading.Thread(target=work, name="sim2sg-reload", daemon=True).start()
+
+    def _poll_checkpoint(self) -> None:
+        path = self.params["checkpoint"]
+        if not path or self._loading:
+            return
+        sig = file_signature(path)
+        if sig is None or sig == self._model_signature or sig == self._failed_signature:
+            return
+        self.get_logger().info(f"checkpoint {path} changed on disk; reloading")
+        self._start_background_load(path)
+
+    def _on_reload_service(self, request, response):
+        path = self.params["checkpoint"]
+        if not path:
+            response.success, response.message = False, "parameter 'checkpoint' is empty; nothing to load"
+            return response
+        ok, message = self.load_model(path)
+        self._log_outcome(ok, message)
+        response.success, response.message = ok, message
+        return response
+
+    # ------------------------------------------------------------------ frames
+    def _on_image(self, msg) -> None:
+        t = time.monotonic()
+        with self._cv:
+            with self.stats.lock:
+                self.stats.received += 1
+                if self._pending is not None:
+                    self.stats.dropped += 1        # the older frame never reached the model
+            self._pending = (msg, t)
+            self._cv.notify()
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
+
+    def _inference_loop(self) -> None:
+        while True:
+            with self._cv:
+                while self._pending is None and self._running:
+                    self._cv.wait(timeout=0.5)
+                if not self._running:
+                    return
+                msg, t_recv = self._pending
+                self._pending = None
+            try:
+                self._process(msg, t_recv)
+            except Exception as exc:  # never let one frame kill the pipeline
+                with self.stats.lock:
+                    self.stats.errors += 1
+                self.get_logger().error(f"frame processing failed: {type(exc).__name__}: {exc}",
+                                        throttle_duration_sec=LOG_THROTTLE_S)
+
+    def _process(self, msg, t_recv: float) -> None:
+        try:
+            rgb = conversions.image_msg_to_rgb(msg)
+        except ValueError as exc:  # ImageDecodeError is a ValueError
+            with self.stats.lock:
+                self.stats.rejected += 1
+            self.last_reject = str(exc)
+            self.get_logger().warn(f"rejected frame (stamp {msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}): "
+                                   f"{exc}", throttle_duration_sec=LOG_THROTTLE_S)
+            return
+        predictor = self._predictor
+        if predictor is None:
+            with self.stats.lock:
+                self.stats.no_model += 1
+            return
+        t0 = time.monotonic()
+        graph = predictor.predict([rgb])[0]
+        t_inf = time.monotonic() - t0
+        self._fill_positions(graph, rgb.shape[1], rgb.shape[0])
+        out = conversions.scene_graph_to_msg(graph, msg.header, vocab=graph.vocab or getattr(predictor, "vocab", None),
+                                             model_version=self._version)
+        out.processing_time = float(time.monotonic() - t_recv)
+        self._graph_pub.publish(out)
+        latency = time.monotonic() - t_recv
+        with self.stats.lock:
+            self.stats.processed += 1
+            self.stats.latencies.append(latency)
+            self.stats.inference.append(t_inf)
+        if self.params["debug_image"] and self._debug_pub.get_subscription_count() > 0:
+            self._publish_debug(rgb, graph, msg.header)
+
+    def _fill_positions(self, graph, width: int, height: int) -> None:
+        """Back-project each box's bottom centre onto the flat ground (level camera frame, metres)."""
+        info = self._camera_info
+        if info is None or not graph.objects or info.k[0] <= 0:
+            return
+        from sim2sg_core.sim.scene import Camera
+        sx = width / info.width if info.width else 1.0
+        sy = height / info.height if info.height else 1.0
+        cam = Camera(fx=info.k[0] * sx, fy=info.k[4] * sy, cx=info.k[2] * sx, cy=info.k[5] * sy,
+                     width=int(width), height=int(height), height_m=float(self.params["camera_height"]),
+                     pitch=float(self.params["camera_pitch"]))
+        boxes = np.array([o.box for o in graph.objects], dtype=np.float64)
+        ground = cam.backproject_to_ground((boxes[:, 0] + boxes[:, 2]) / 2.0, boxes[:, 3])
+        for obj, p in zip(graph.objects, ground):
+            obj.position = tuple(float(v) for v in p) if np.all(np.isfinite(p)) else None
+
+    def _publish_debug(self, rgb, graph, header) -> None:
+        if self._viz is None:
+            try:
+                from sim2sg_core.viz import draw_scene_graph
+                self._viz = draw_scene_graph
+            except ImportError as exc:
+                self._viz = False
+                self.get_logger().warn(f"debug image disabled: {exc}")
+        if not self._viz:
+            return
+        self._debug_pub.publish(conversions.rgb_to_image_msg(self._viz(rgb, graph), "rgb8", header))
+
+    # ------------------------------------------------------------------ diagnostics
+    def _publish_diagnostics(self) -> None:
+        in_rate, out_rate = self.stats.rates()
+        with self.stats.lock:
+            lat = np.array(self.stats.latencies, dtype=np.float64)
+            inf = np.array(self.stats.inference, dtype=np.float64)
+            counters = dict(frames_received=self.stats.received, frames_published=self.stats.processed,
+                            frames_dropped=self.stats.dropped, frames_rejected=self.stats.rejected,
+                            frames_without_model=self.stats.no_model, frame_errors=self.stats.errors)
+        status = DiagnosticStatus(name=f"{self.get_name()}: scene graph pipeline", hardware_id="sim2sg_ros")
+        predictor = self._predictor
+        if predictor is None:
+            status.level, status.message = DiagnosticStatus.ERROR, self.last_error or "no model loaded"
+        elif self.last_error:
+            status.level, status.message = DiagnosticStatus.WARN, self.last_error
+        elif in_rate == 0.0:
+            status.level, status.message = DiagnosticStatus.WARN, f"no images on {self.input_topic}"
+        else:
+            status.level, status.message = DiagnosticStatus.OK, "running"
+        values = {
+            "input_rate_hz": f"{in_rate:.2f}", "output_rate_hz": f"{out_rate:.2f}",
+            "latency_mean_ms": f"{lat.mean() * 1e3:.2f}" if lat.size else "nan",
+            "latency_p95_ms": f"{np.percentile(lat, 95) * 1e3:.2f}" if lat.size else "nan",
+            "inference_mean_ms": f"{inf.mean() * 1e3:.2f}" if inf.size else "nan",
+            **{k: str(v) for k, v in counters.items()},
+            "model_id": predictor.model_id if predictor is not None else "",
+            "checkpoint": self._model_path, "model_loads": str(self.reloads),
+            "model_load_failures": str(self.reload_failures), "last_error": self.last_error,
+            "input_topic": self.input_topic,
+        }
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        arr = DiagnosticArray(status=[status])
+        arr.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(arr)
+
+    def close(self) -> None:
+        with self._cv:
+            self._running = False
+            self._cv.notify_all()
+        self._worker.join(timeout=5.0)
+
+
+def _package_version() -> str:
+    try:
+        from sim2sg_core import __version__
+        return f"sim2sg_ros {__version__}"
+    except ImportError:
+        return "sim2sg_ros"
+
+
+def main(args=None) -> int:
+    """``ros2 run sim2sg_ros perception_node [--ros-args ...]``."""
+    return run_node(PerceptionNode, args, num_threads=2)
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main())

@@ -1,0 +1,25 @@
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(scope="session")
+def trained_toy():
+    """A tiny model overfitted on 8 toy scenes (shared by the model tests; ~15 s on 2 cores)."""
+    from toy_data import VOCAB, ToyDataset, tiny_config
+
+    from sim2sg_core.model import SGModel
+    from sim2sg_core.train.trainer import Trainer
+    torch.manual_seed(0)
+    ds = ToyDataset(8)
+    cfg = tiny_config(steps=150)
+    model = SGModel.from_config(cfg, VOCAB)
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        tr = Trainer(model, cfg, VOCAB, d, device="cpu", progress=False)
+        tr.fit(tr.make_loader(ds))
+    return model.eval(), cfg, ds, tr.history

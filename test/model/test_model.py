@@ -1,0 +1,167 @@
+"""SGModel / Predictor behaviour on hand-made toy scenes (no simulator needed)."""
+import threading
+
+import numpy as np
+import pytest
+import torch
+from toy_data import VOCAB, ToyDataset, tiny_config, toy_sample
+
+from sim2sg_core.eval.evaluate import evaluate
+from sim2sg_core.model import Predictor, SGModel
+from sim2sg_core.model.detector import decode_detections, dense_targets
+from sim2sg_core.model.preprocess import Collator, graph_to_target, hflip_sample, images_to_tensor
+from sim2sg_core.scene_graph import derive_relationships
+
+
+def _batch(n=2, seed=0):
+    cfg = tiny_config()
+    items = [toy_sample(seed + i) for i in range(n)]
+    coll = Collator((cfg.model.input_width, cfg.model.input_height), cfg.model.mean, cfg.model.std)
+    return cfg, coll(items)
+
+
+def test_forward_returns_features_heads_and_named_losses():
+    torch.manual_seed(0)
+    cfg, batch = _batch(2)
+    model = SGModel.from_config(cfg, VOCAB).train()
+    out = model(batch["images"], batch["targets"])
+    assert out["features"].shape[:2] == (2, cfg.model.feature_channels)
+    assert out["features"].shape[-2:] == (cfg.model.input_height // 4, cfg.model.input_width // 4)
+    assert out["heatmap"].shape[1] == len(VOCAB.classes)
+    assert set(out["losses"]) == {"heatmap", "size", "offset", "relation"}
+    assert out["relation_logits"].shape[1] == len(VOCAB.predicates)
+    total = sum(out["losses"].values())
+    total.backward()
+    assert model.encoder.stem[0].weight.grad is not None and model.relations.classifier[-1].weight.grad.abs().sum() > 0
+
+
+def test_unlabelled_images_add_no_supervised_loss():
+    """ADAPT mixes labelled and unlabelled (None) images: the None image must not change the losses."""
+    torch.manual_seed(0)
+    cfg, batch = _batch(2)
+    model = SGModel.from_config(cfg, VOCAB).eval()  # eval: BatchNorm does not couple the images
+    with torch.no_grad():
+        mixed = model(batch["images"], [batch["targets"][0], None])["losses"]
+        alone = model(batch["images"][:1], [batch["targets"][0]])["losses"]
+        assert model(batch["images"], [None, None])["losses"] == {}
+    for k in alone:
+        assert torch.allclose(mixed[k], alone[k], atol=1e-5), k
+
+
+def test_dense_targets_decode_back_to_the_boxes():
+    boxes = torch.tensor([[10.0, 20.0, 50.0, 60.0], [100.0, 8.0, 130.0, 40.0]])
+    labels = torch.tensor([0, 2])
+    d = dense_targets(boxes, labels, num_classes=3, out_h=16, out_w=40, stride=4)
+    assert d["heatmap"].max() == 1.0 and int((d["heatmap"] == 1).sum()) == 2
+    heat = torch.logit(d["heatmap"].clamp(1e-4, 1 - 1e-4))[None]
+    size = torch.zeros(1, 2, 16 * 40)
+    off = torch.zeros(1, 2, 16 * 40)
+    size[0][:, d["index"]] = d["size"].t()
+    off[0][:, d["index"]] = d["offset"].t()
+    dets = decode_detections(heat, size.view(1, 2, 16, 40), off.view(1, 2, 16, 40), stride=4, score_threshold=0.5)
+    got = dets[0]
+    order = got["labels"].argsort()
+    assert torch.equal(got["labels"][order], labels)
+    assert torch.allclose(got["boxes"][order], boxes, atol=1e-3)
+
+
+def test_hflip_swaps_left_and_right_consistently_with_the_rule():
+    rgb, graph = toy_sample(3)
+    frgb, fgraph = hflip_sample(rgb, graph, VOCAB.predicates)
+    assert np.array_equal(frgb[:, ::-1], rgb)
+    again = derive_relationships(fgraph.objects, VOCAB)  # labels recomputed from mirrored positions
+    assert [(r.subject, r.object, r.predicate) for r in again] == \
+        [(r.subject, r.object, r.predicate) for r in fgraph.relationships]
+    assert any(r.predicate in ("left", "right") for r in graph.relationships)
+
+
+def test_overfits_a_tiny_set(trained_toy):
+    model, cfg, ds, history = trained_toy
+    assert history[-1]["total"] < 0.1 * history[0]["total"]
+    pred = Predictor(model, VOCAB, (cfg.model.input_width, cfg.model.input_height), cfg.model.mean, cfg.model.std,
+                     device="cpu")
+    res = evaluate(pred, ds, progress=False)
+    assert res["map50"] >= 0.9, res
+    assert res["recall@50"] >= 0.8, res
+    assert res["predcls_accuracy"] >= 0.9, res
+
+
+def test_predictor_maps_boxes_to_source_pixels_and_obeys_thresholds(trained_toy):
+    model, cfg, ds, _ = trained_toy
+    size = (cfg.model.input_width, cfg.model.input_height)
+    pred = Predictor(model, VOCAB, size, cfg.model.mean, cfg.model.std, device="cpu", model_id="toy@1")
+    rgb = ds[0][0]
+    big = np.repeat(np.repeat(rgb, 2, axis=0), 2, axis=1)  # same scene at twice the resolution
+    g_small, g_big = pred.predict([rgb, big])
+    assert g_small.model_id == "toy@1" and (g_big.image_width, g_big.image_height) == (2 * rgb.shape[1], 2 * rgb.shape[0])
+    assert len(g_small.objects) == len(g_big.objects) > 0
+    for a, b in zip(g_small.objects, g_big.objects):
+        assert a.class_id == b.class_id
+        assert np.allclose(np.array(b.box), 2 * np.array(a.box), atol=2.0)
+    assert all(r.score >= 0 for r in g_small.relationships) and g_small.validate()
+    # batched == one by one
+    one = pred.predict([ds[1][0]])[0]
+    two = pred.predict([ds[0][0], ds[1][0]])[1]
+    assert [o.box for o in one.objects] == pytest.approx([o.box for o in two.objects], abs=1e-3)
+    # thresholds are read at call time
+    pred.max_objects = 1
+    assert len(pred.predict([rgb])[0].objects) == 1
+    pred.max_objects, pred.relation_threshold = 50, 1.01
+    assert pred.predict([rgb])[0].relationships == []
+    pred.score_threshold = 1.01
+    assert pred.predict([rgb])[0].objects == []
+
+
+def test_predictor_rejects_bad_images(trained_toy):
+    model, cfg, _, _ = trained_toy
+    pred = Predictor(model, VOCAB, (160, 64), cfg.model.mean, cfg.model.std, device="cpu")
+    with pytest.raises(ValueError, match="image 0 must be an RGB uint8"):
+        pred.predict([np.zeros((10, 10), np.uint8)])
+
+
+def test_predictor_can_be_swapped_while_a_worker_thread_predicts(trained_toy):
+    model, cfg, ds, _ = trained_toy
+    make = lambda: Predictor(model, VOCAB, (160, 64), cfg.model.mean, cfg.model.std, device="cpu")  # noqa: E731
+    holder = {"p": make()}
+    errors, done = [], []
+
+    def worker():
+        try:
+            for i in range(15):
+                g = holder["p"].predict([ds[i % len(ds)][0]])[0]
+                done.append(len(g.objects))
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+    t = threading.Thread(target=worker)
+    t.start()
+    for _ in range(5):
+        holder["p"] = make()
+    t.join(timeout=120)
+    assert not errors and len(done) == 15
+
+
+def test_deterministic_on_cpu():
+    cfg, batch = _batch(2)
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        m = SGModel.from_config(cfg, VOCAB).train()
+        opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+        for _ in range(2):
+            loss = sum(m(batch["images"], batch["targets"])["losses"].values())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        m.eval()
+        outs.append(m.predict(batch["images"], score_threshold=0.0, max_objects=10))
+    for a, b in zip(*outs):
+        assert torch.equal(a["boxes"], b["boxes"]) and torch.equal(a["rel_probs"], b["rel_probs"])
+
+
+def test_graph_to_target_scales_boxes_to_the_input():
+    rgb, graph = toy_sample(1)
+    t = graph_to_target(graph, (80, 32))
+    assert torch.allclose(t["boxes"], torch.tensor([o.box for o in graph.objects]) / 2, atol=1e-4)
+    assert t["relations"].shape == (len(graph.relationships), 3)
+    x = images_to_tensor([rgb], (80, 32), (0.5,) * 3, (0.25,) * 3)
+    assert x.shape == (1, 3, 32, 80)
