@@ -13,7 +13,6 @@ exits when a node exits (with that node's status), after stopping the others.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import subprocess
 import sys
@@ -111,7 +110,8 @@ class ProcessGroup:
         for c in self.commands:
             argv = c.argv()
             print(f"[bringup] starting {c.name}: {' '.join(argv)}", flush=True)
-            self.procs.append(subprocess.Popen(argv, env=self.env))
+            # own session: a terminal Ctrl-C reaches the bring-up only, which forwards it once (as launch does)
+            self.procs.append(subprocess.Popen(argv, env=self.env, start_new_session=True))
 
     def signal_all(self, sig: int) -> None:
         for p in self.procs:
@@ -121,7 +121,7 @@ class ProcessGroup:
                 except ProcessLookupError:
                     pass
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 20.0) -> None:
         self.signal_all(signal.SIGINT)
         deadline = time.monotonic() + timeout
         for p in self.procs:

@@ -154,7 +154,9 @@ def image_msg_to_rgb(msg, backend: str = "auto"):
     """
     codec = _codec()
     compressed = _is_compressed(msg)
-    if _use_bridge(backend):
+    # 16-bit frames always take the NumPy path: cv_bridge's depth scaling differs between versions,
+    # and the node must give the same pixels whichever back end is installed.
+    if _use_bridge(backend) and (compressed or "16" not in (msg.encoding or "")):
         return _bridge_to_rgb(msg, compressed, codec)
     if compressed:
         return codec.decode_compressed(msg.format, msg.data)

@@ -151,7 +151,12 @@ def declare(node, specs: Sequence[ParamSpec], overrides: Optional[dict] = None) 
     Raises ValueError with one sentence naming the parameter when a start-up value is invalid.
     """
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-    from rclpy.exceptions import InvalidParameterValueException
+    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+    from rclpy.parameter import Parameter
+
+    # YAML `rate: 15` for a float parameter is an INTEGER override, which rclpy refuses for a DOUBLE
+    # parameter; accept it as the number it obviously is.
+    given = getattr(node, "_parameter_overrides", {})
 
     values = {}
     for s in specs:
@@ -165,13 +170,19 @@ def declare(node, specs: Sequence[ParamSpec], overrides: Optional[dict] = None) 
         if s.choices is not None:
             d.additional_constraints = "one of: " + ", ".join(repr(c) for c in s.choices)
         default = (overrides or {}).get(s.name, s.default)
+        ov = given.get(s.name)
+        if isinstance(s.default, float) and ov is not None and ov.type_ == Parameter.Type.INTEGER:
+            given[s.name] = Parameter(s.name, Parameter.Type.DOUBLE, float(ov.value))
+        if isinstance(s.default, list) and ov is not None and ov.type_ == Parameter.Type.STRING:
+            given[s.name] = Parameter(s.name, Parameter.Type.STRING_ARRAY, [ov.value])   # one path, no brackets
         if isinstance(default, (list, tuple)) and not default:
             from rclpy.parameter import Parameter
             default = Parameter.Type.STRING_ARRAY   # an empty list has no ROS type of its own
         try:
             p = node.declare_parameter(s.name, default, d)
-        except InvalidParameterValueException as exc:
-            raise ValueError(f"{node.get_name()}: invalid start-up value for parameter {s.name!r}: {exc}") from None
+        except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
+            raise ValueError(f"{node.get_name()}: invalid start-up value for parameter {s.name!r} "
+                             f"({s.describe()}): {exc}") from None
         value = p.value if p.value is not None else []
         if isinstance(value, (list, tuple)):
             value = list(value)

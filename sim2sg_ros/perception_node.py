@@ -25,7 +25,6 @@ import time
 from typing import Optional
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -127,8 +126,9 @@ class PerceptionNode(Node):
             self._image_sub = self.create_subscription(Image, self.input_topic, self._on_image, qos)
         if self.params["use_camera_info"]:
             info_topic = image_namespace(image_topic) + "/camera_info"
+            # best effort matches reliable and best-effort publishers alike
             self._info_sub = self.create_subscription(CameraInfo, info_topic, self._on_camera_info,
-                                                      image_qos(reliable, 1))
+                                                      image_qos(False, 1))
 
         from sim2sg_ros.msg import SceneGraph as SceneGraphMsg
         self._graph_pub = self.create_publisher(SceneGraphMsg, OUTPUT_TOPIC, 10)
@@ -151,7 +151,7 @@ class PerceptionNode(Node):
             self._log_outcome(ok, message)
         else:
             self.last_error = "no checkpoint configured (parameter 'checkpoint' is empty)"
-            self.get_logger().error(self.last_error + "; set it or call ~/reload after setting it")
+            self.get_logger().error(self.last_error + "; set it (ros2 param set) to load a model")
 
         self._worker = threading.Thread(target=self._inference_loop, name="sim2sg-inference", daemon=True)
         self._worker.start()
@@ -298,6 +298,8 @@ class PerceptionNode(Node):
             try:
                 self._process(msg, t_recv)
             except Exception as exc:  # never let one frame kill the pipeline
+                if not self.context.ok():
+                    return            # shutting down (SIGINT): the publishers are gone, nothing to report
                 with self.stats.lock:
                     self.stats.errors += 1
                 self.get_logger().error(f"frame processing failed: {type(exc).__name__}: {exc}",

@@ -7,9 +7,7 @@ rendered and encoded once and re-stamped on publish, so the camera keeps its rat
 """
 from __future__ import annotations
 
-import os
 import time
-from typing import Optional
 
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -90,6 +88,7 @@ class SimCameraNode(Node):
         if limit and self.count >= limit:
             self._timer.cancel()
             self.get_logger().info(f"published {self.count} frames; done")
+            self.context.try_shutdown()   # ends spin(): the process exits with status 0
             return
         index = self.sample_index(self.count)
         msg = self._frame(index)

@@ -8,8 +8,10 @@ steps (``BenchProfile.budget_steps``):
   differ only in the switches they set. ``source_only`` is that loop with every switch off, i.e.
   more supervised source training for the same number of steps.
 * ``supervised`` methods train from scratch with the project's :class:`Trainer` for the whole
-  budget on one labelled simulator domain: ``randomized`` (domain randomisation) or the target
-  domain itself (the oracle — the only row that ever sees target labels, by design).
+  budget on one labelled simulator domain (``randomized``: domain randomisation).
+* ``finetune`` methods continue the source pre-training with the :class:`Trainer` on a labelled
+  domain for the adaptation budget: the oracle fine-tunes on labelled *target* images — the only
+  row that ever sees target labels, by design (the upper bound).
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ class Method:
     name: str
     #: Row label in the table (paper wording).
     label: str
-    #: "adapt" (source checkpoint + adaptation loop) or "supervised" (from scratch on a labelled domain).
+    #: "adapt" (source checkpoint + adaptation loop), "supervised" (from scratch on a labelled domain)
+    #: or "finetune" (source checkpoint + supervised training on a labelled domain).
     kind: str
     #: For supervised methods: the labelled domain ("target" means the profile's target domain).
     train_domain: str = "source"
@@ -49,7 +52,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("sim2sg_full", "Sim2SG: + appearance alignment (full)", "adapt",
            switches={**_OFF, "label_alignment.enabled": True, "prediction_alignment.enabled": True,
                      "appearance_alignment.enabled": True}),
-    Method("oracle", "Oracle (labelled target)", "supervised", train_domain="target"),
+    Method("oracle", "Oracle (labelled target)", "finetune", train_domain="target"),
 )}
 
 #: Table order (the paper's Table 1: baselines, the Sim2SG ablations, then the oracle).

@@ -58,30 +58,38 @@ def render_split(env: str, domain: str, seed: int, count: int, image_size) -> Po
     return PoolDataset(images, graphs)
 
 
-def _experiment_config(profile: BenchProfile, env: str, domain: str, steps: int, seed: int, image_size):
+def _experiment_config(profile: BenchProfile, env: str, domain: str, steps: int, seed: int, image_size,
+                       lr: Optional[float] = None):
     from sim2sg_core.train.config import config_from_dict
     model = dict(profile.model)
     if image_size:
         model.update(input_width=int(image_size[0]), input_height=int(image_size[1]))
-    train = {"steps": int(steps), "lr": profile.source_lr, "batch_size": profile.adapt.batch_size,
+    train = {"steps": int(steps), "lr": lr or profile.source_lr, "batch_size": profile.adapt.batch_size,
              "env": env, "domain": domain, "seed": int(seed), "train_images": profile.train_images,
              "num_workers": 0, "checkpoint_every": 0, "log_every": 20, "warmup_steps": min(50, steps // 5)}
     return config_from_dict({"model": model, "train": train}, where=f"bench profile {profile.name}")
 
 
 def train_supervised(profile: BenchProfile, env: str, domain: str, dataset, steps: int, seed: int,
-                     out_dir: Path, image_size, progress: bool) -> tuple[Path, float]:
-    """Train a fresh model on a labelled dataset with the project's Trainer; (checkpoint, seconds)."""
+                     out_dir: Path, image_size, progress: bool, init_checkpoint: Optional[Path] = None,
+                     lr: Optional[float] = None) -> tuple[Path, float]:
+    """Train on a labelled dataset with the project's Trainer — from scratch, or fine-tuning
+    ``init_checkpoint`` — and return (checkpoint, seconds)."""
     from sim2sg_core.model.sg_model import SGModel
     from sim2sg_core.train.trainer import Trainer
     final = out_dir / "model.pt"
     meta = out_dir / "train_seconds.txt"
     if final.exists() and meta.exists():
         return final, float(meta.read_text())
+    if callable(dataset):          # rendered only when actually needed
+        dataset = dataset()
     torch.manual_seed(seed)
-    cfg = _experiment_config(profile, env, domain, steps, seed, image_size)
+    cfg = _experiment_config(profile, env, domain, steps, seed, image_size, lr)
     vocab = _vocab(env)
     model = SGModel.from_config(cfg, vocab)
+    if init_checkpoint is not None:
+        from sim2sg_core.train.checkpoint import load_checkpoint
+        model.load_state_dict(load_checkpoint(init_checkpoint, expect_vocab=vocab)["state_dict"])
     trainer = Trainer(model, cfg, vocab, out_dir, device=profile.adapt.device, progress=progress)
     t0 = time.perf_counter()
     trainer.resume()
@@ -145,8 +153,9 @@ def _run_env_seed(profile, out_dir, env, seed, methods, tdom, size, progress) ->
         return cache[key]
 
     def source_checkpoint():
-        return train_supervised(profile, env, "source", dataset("source", "train"), profile.source_steps,
-                                seed, base / "source_pretrain", size, progress)
+        # shared by every target domain of this env/seed (it never sees the target)
+        return train_supervised(profile, env, "source", lambda: dataset("source", "train"), profile.source_steps,
+                                seed, out_dir / "runs" / env / f"seed{seed}_source_pretrain", size, progress)
 
     for name in methods:
         method = get_method(name)
@@ -159,8 +168,14 @@ def _run_env_seed(profile, out_dir, env, seed, methods, tdom, size, progress) ->
         pretrain_s = 0.0
         if method.kind == "supervised":
             domain = tdom if method.train_domain == "target" else method.train_domain
-            ckpt, train_s = train_supervised(profile, env, domain, dataset(domain, "train"), profile.budget_steps,
+            ckpt, train_s = train_supervised(profile, env, domain, lambda: dataset(domain, "train"), profile.budget_steps,
                                              seed, base / name, size, progress)
+        elif method.kind == "finetune":
+            src_ckpt, pretrain_s = source_checkpoint()
+            domain = tdom if method.train_domain == "target" else method.train_domain
+            ckpt, train_s = train_supervised(profile, env, domain, lambda: dataset(domain, "train"), profile.adapt.total_steps,
+                                             seed, base / name, size, progress, init_checkpoint=src_ckpt,
+                                             lr=profile.adapt.lr)
         else:
             src_ckpt, pretrain_s = source_checkpoint()
             cfg = configure(profile.adapt, method)

@@ -40,6 +40,10 @@ class LabelAlignmentConfig:
     generated_fraction: float = 0.5
     #: Re-fit the generator's content distributions from the aggregated pseudo-statistics.
     refit_content: bool = True
+    #: Each round moves the generator this far from its previous content towards the round's
+    #: pseudo-statistics (1 = replace). Below 1 a poor early round (few confident detections
+    #: under a large appearance gap) cannot wipe a class out of the generator at once.
+    refit_blend: float = 0.5
     #: Fraction of each labelled batch still taken from the original source domain (anchors labels
     #: while pseudo-statistics are still noisy).
     source_fraction: float = 0.25
@@ -84,6 +88,8 @@ class AdaptConfig:
     warmup_rounds: int = 1
     steps_per_round: int = 150
     batch_size: int = 8
+    #: Unlabelled target images per adversarial step (0 = batch_size).
+    target_batch_size: int = 0
     lr: float = 5e-4
     weight_decay: float = 1e-4
     #: Gamma of the GRL schedule 2/(1+exp(-gamma p))-1, p = progress of the adversarial phase.
@@ -121,6 +127,8 @@ class AdaptConfig:
             v = getattr(self.label_alignment, name)
             if not 0.0 <= v <= 1.0:
                 bad(f"label_alignment.{name} must be in [0, 1], got {v}")
+        if not 0.0 < self.label_alignment.refit_blend <= 1.0:
+            bad(f"label_alignment.refit_blend must be in (0, 1], got {self.label_alignment.refit_blend}")
         for frac_name, v in (("label_alignment.generated_fraction", self.label_alignment.generated_fraction),
                              ("label_alignment.source_fraction", self.label_alignment.source_fraction),
                              ("self_training.source_fraction", self.self_training.source_fraction)):

@@ -64,13 +64,16 @@ class LabelAligner:
     reconstruction and its appearance is what label-aligned images are drawn in.
     """
 
-    def __init__(self, *, simulator, score_threshold: float = 0.5, refit: bool = True):
+    def __init__(self, *, simulator, score_threshold: float = 0.5, refit: bool = True, refit_blend: float = 1.0):
         self.sim = simulator
         self.env = simulator.env                 # EnvironmentConfig
         self.camera = simulator.camera
         self.source_content = simulator.content
         self.score_threshold = float(score_threshold)
         self.refit = bool(refit)
+        self.refit_blend = float(refit_blend)
+        #: The generator's current content: starts at the source's, re-fitted every analysis round.
+        self.content = simulator.content
         self._visibility: Optional[dict] = None
 
     @property
@@ -96,10 +99,11 @@ class LabelAligner:
             scene = reconstruct_scene(g, self.camera, self.env, self.score_threshold)
             if scene.objects:
                 scenes.append(scene)
-        content = self.source_content
-        if self.refit:
+        content = self.content
+        if self.refit and graphs:
             stats = PseudoStatistics.collect(graphs, self.camera, self.env, self.score_threshold)
-            content = refit_content(self.source_content, stats, visibility=self.visibility)
+            content = refit_content(self.content, stats, visibility=self.visibility, blend=self.refit_blend)
+            self.content = content
         counts = confident_class_counts(graphs, self.score_threshold)
         return AnalysisResult(scenes=scenes, content=content, class_counts=counts, images=len(graphs),
                               objects=sum(counts.values()))

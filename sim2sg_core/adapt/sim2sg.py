@@ -38,6 +38,7 @@ from sim2sg_core.adapt.grl import grad_reverse, grl_lambda
 from sim2sg_core.adapt.label_alignment import LabelAligner, rescale_graph
 from sim2sg_core.adapt.targets import ArrayTargetSource, BagTargetSource, TargetSource
 from sim2sg_core.scene_graph import SceneGraph
+from sim2sg_core.sim.domains import content_to_dict, parse_content
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,8 @@ class Sim2SGAdapter:
         self.aligned_pool = LabelledPool(name="label-aligned")
         self.pseudo_pool = LabelledPool(name="pseudo-labelled target")
         self.aligner = LabelAligner(simulator=self.sim, score_threshold=config.label_alignment.score_threshold,
-                                    refit=config.label_alignment.refit_content)
+                                    refit=config.label_alignment.refit_content,
+                                    refit_blend=config.label_alignment.refit_blend)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         # discriminators
         c_z = self.model.encoder.out_channels
@@ -264,7 +266,7 @@ class Sim2SGAdapter:
         adversarial = cfg.adversarial_enabled() and self.step >= self.adversarial_start_step()
         n_l = len(images)
         if adversarial:
-            t_idx = rng.integers(0, len(self.target_images), size=cfg.batch_size)
+            t_idx = rng.integers(0, len(self.target_images), size=cfg.target_batch_size or cfg.batch_size)
             t_imgs = [self.target_images[i] for i in t_idx]
             x = self._to_tensor(images + t_imgs)
             out = self.model(x, list(targets) + [None] * len(t_imgs))
@@ -343,6 +345,7 @@ class Sim2SGAdapter:
             "discriminators": {k: d.state_dict() for k, d in
                                (("z", self.disc_z), ("heat", self.disc_heat), ("rel", self.disc_rel)) if d is not None},
             "disc_optimizers": {k: o.state_dict() for k, o in self.disc_opts.items()},
+            "content": content_to_dict(self.aligner.content),
         }
 
     def load_state(self, st: dict) -> None:
@@ -356,6 +359,8 @@ class Sim2SGAdapter:
         for k, o in self.disc_opts.items():
             if k in st["disc_optimizers"]:
                 o.load_state_dict(st["disc_optimizers"][k])
+        if st.get("content"):
+            self.aligner.content = parse_content(st["content"], self.aligner.env, "adaptation resume state")
         if self.round_scenes:
             self._render_aligned()
         if self.round_pseudo:

@@ -37,6 +37,26 @@ def base_camera(env: EnvironmentConfig, image_size: Optional[tuple[int, int]] = 
     return Camera.from_fov(int(w), int(h), env.hfov_deg)
 
 
+def footprint(x: float, z: float, width: float, length: float, yaw: float) -> np.ndarray:
+    """Ground rectangle (4, 2) of an object: length along (cos yaw, -sin yaw), width across."""
+    a = np.array([math.cos(yaw), -math.sin(yaw)]) * length / 2
+    b = np.array([math.sin(yaw), math.cos(yaw)]) * width / 2
+    c = np.array([x, z])
+    return np.array([c + a + b, c + a - b, c - a - b, c - a + b])
+
+
+def rectangles_overlap(p: np.ndarray, q: np.ndarray) -> bool:
+    """Separating-axis test for two convex quadrilaterals (4, 2)."""
+    for poly in (p, q):
+        for i in range(2):
+            edge = poly[i + 1] - poly[i]
+            axis = np.array([-edge[1], edge[0]])
+            pp, qq = p @ axis, q @ axis
+            if pp.max() < qq.min() or qq.max() < pp.min():
+                return False
+    return True
+
+
 class SceneGenerator:
     """Samples :class:`SceneDescription` objects from an environment and a content config."""
 
@@ -58,16 +78,16 @@ class SceneGenerator:
         rng.shuffle(order)
         order = order[: self.content.max_objects]
         placed: list[ObjectSpec] = []
-        radii: list[float] = []
+        footprints: list[np.ndarray] = []
         for name in order:
-            obj = self._place(rng, name, camera, placed, radii)
+            obj = self._place(rng, name, camera, footprints)
             if obj is not None:
                 placed.append(obj)
-                radii.append(0.5 * math.hypot(obj.size[1], obj.size[2]))
+                footprints.append(footprint(obj.position[0], obj.position[2], obj.size[1], obj.size[2], obj.yaw))
         seed = int(rng.integers(0, 2**31 - 1))
         return SceneDescription(camera=camera, objects=placed, seed=seed, env=self.env.name)
 
-    def _place(self, rng, name, camera, placed, radii) -> Optional[ObjectSpec]:
+    def _place(self, rng, name, camera, footprints) -> Optional[ObjectSpec]:
         cc = self.content.classes[name]
         prior = self.env.prior(name)
         lat = cc.lateral
@@ -88,9 +108,8 @@ class SceneGenerator:
             colour_index = int(rng.integers(0, 1 << 16))
             if z < 0.5:
                 continue
-            r = 0.5 * math.hypot(size[1], size[2])
-            if any(math.hypot(x - o.position[0], z - o.position[2]) < r + ro + self.content.min_separation
-                   for o, ro in zip(placed, radii)):
+            fp = footprint(x, z, size[1] + self.content.min_separation, size[2] + self.content.min_separation, yaw)
+            if any(rectangles_overlap(fp, other) for other in footprints):
                 continue
             # centre of the object's middle must be inside the image horizontally (truncation <~ 0.5)
             y_mid = camera.height_m - size[0] / 2

@@ -31,14 +31,23 @@ ASPECT_LIMITS = (0.6, 1.6)   # horizontal / vertical scale of a lifted object
 FIT_STEPS = 6
 
 
+_YAW_CACHE: dict = {}
+
+
 def _default_yaws(env: EnvironmentConfig) -> dict[str, float]:
     """Typical yaw per class from the environment's ``source`` content (0 when unavailable)."""
+    key = (env.name, env.source_path, id(env))
+    hit = _YAW_CACHE.get(key)
+    if hit is not None and hit[0] is env:
+        return hit[1]
     try:
         from sim2sg_core.sim.domains import load_domain
         content = load_domain(env, "source").content
-        return {n: c.yaw.mean for n, c in content.classes.items()}
+        yaws = {n: c.yaw.mean for n, c in content.classes.items()}
     except Exception:  # noqa: BLE001 - environments without a source domain
-        return {n: 0.0 for n in env.classes}
+        yaws = {n: 0.0 for n in env.classes}
+    _YAW_CACHE[key] = (env, yaws)
+    return yaws
 
 
 def lift_box(box, class_name: str, camera: Camera, env: EnvironmentConfig, yaw: float = 0.0,
@@ -246,5 +255,21 @@ def visibility_ratios(simulator, n: int = 100, start: int = 0) -> dict[str, floa
     return {c: (lab[c] / gen[c]) if gen[c] else 1.0 for c in gen}
 
 
-__all__ = ["PseudoStatistics", "lift_box", "reconstruct_scene", "refit_content", "visibility_ratios"]
+def refit_with_simulator(simulator, stats: PseudoStatistics, *, n: int = 60, iterations: int = 2,
+                         blend: float = 1.0, min_objects: int = 5) -> ContentConfig:
+    """Re-fit ``simulator.content`` so that its *labelled* counts match the pseudo-statistics.
+
+    Observed counts are of labelled (visible, large enough) objects, fewer than the generated
+    ones. Each iteration measures the labelled/generated ratio per class with the current
+    candidate prior (``n`` samples) and re-fits with it, a small fixed-point iteration.
+    """
+    candidate = refit_content(simulator.content, stats, blend=blend, min_objects=min_objects)
+    for _ in range(max(iterations, 0)):
+        vis = visibility_ratios(simulator.with_content(candidate), n=n)
+        candidate = refit_content(simulator.content, stats, blend=blend, min_objects=min_objects, visibility=vis)
+    return candidate
+
+
+__all__ = ["PseudoStatistics", "lift_box", "reconstruct_scene", "refit_content", "refit_with_simulator",
+           "visibility_ratios"]
 

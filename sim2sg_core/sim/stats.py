@@ -44,18 +44,14 @@ def summarize(samples: Sequence) -> dict:
     """Appearance and content summary of simulator samples (objects with ``image``, ``graph``, ``scene``)."""
     images = [s.image for s in samples]
     counts = [len(s.graph.objects) for s in samples]
-    per_class: dict[str, list[int]] = {}
     depths = []
     for s in samples:
-        names = [o.class_name for o in s.graph.objects]
-        for c in set(names) | set(per_class):
-            per_class.setdefault(c, [0] * 0)
         for o in s.graph.objects:
             if o.position is not None:
                 depths.append(o.position[2])
     classes = sorted({o.class_name for s in samples for o in s.graph.objects})
-    class_means = {c: float(np.mean([sum(o.class_name == c for o in s.graph.objects) for s in samples]))
-                   for c in classes}
+    class_counts = {c: [sum(o.class_name == c for o in s.graph.objects) for s in samples] for c in classes}
+    class_means = {c: float(np.mean(v)) for c, v in class_counts.items()}
     gray = [cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in images]
     return {
         "hist": colour_histograms(images),
@@ -65,15 +61,28 @@ def summarize(samples: Sequence) -> dict:
         "count_mean": float(np.mean(counts)) if counts else 0.0,
         "count_dist": count_distribution(counts),
         "class_means": class_means,
+        "class_counts": class_counts,
         "depth_mean": float(np.mean(depths)) if depths else float("nan"),
         "camera_height": float(np.mean([s.scene.camera.height_m for s in samples])),
         "camera_pitch": float(np.mean([s.scene.camera.pitch for s in samples])),
     }
 
 
+def count_z_scores(a: dict, b: dict) -> dict[str, float]:
+    """Per class: |difference of mean counts per image| / its standard error (two-sample z)."""
+    out = {}
+    for c in sorted(set(a["class_counts"]) | set(b["class_counts"])):
+        x = np.asarray(a["class_counts"].get(c, [0] * len(a["counts"])), float)
+        y = np.asarray(b["class_counts"].get(c, [0] * len(b["counts"])), float)
+        se = np.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y)) if len(x) > 1 and len(y) > 1 else np.inf
+        out[c] = float(abs(x.mean() - y.mean()) / max(se, 1e-9))
+    return out
+
+
 def domain_gap(a: dict, b: dict) -> dict:
     """Gap between two :func:`summarize` results."""
     return {
+        "count_z": count_z_scores(a, b),
         "colour_hist_bhattacharyya": histogram_distance(a["hist"], b["hist"]),
         "brightness": (a["brightness"], b["brightness"]),
         "sharpness": (a["sharpness"], b["sharpness"]),

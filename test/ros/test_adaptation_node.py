@@ -48,7 +48,7 @@ def test_adaptation_node_writes_a_loadable_checkpoint_reports_progress_and_resum
     from sim2sg_core.train.checkpoint import load_checkpoint
     init, init_id = tiny_checkpoint("source.pt")
     out = tmp_path / "adapted" / "adapted.pt"
-    cfg = _tiny_adapt_config(tmp_path / "adapt.yaml", steps_per_round=25)
+    cfg = _tiny_adapt_config(tmp_path / "adapt.yaml", steps_per_round=10)
     progress = []
     ros_client.node.create_subscription(DiagnosticStatus, "/adaptation_node/progress", progress.append, 100)
 
@@ -64,7 +64,7 @@ def test_adaptation_node_writes_a_loadable_checkpoint_reports_progress_and_resum
     assert not out.exists() and (tmp_path / "adapted" / "adapted.pt.resume").exists()
     assert "run the same command again to resume" in log1
     d = ros_client.diag_values(progress[-1])
-    assert int(d["total"]) == 50 and 0.0 < float(d["fraction"]) < 1.0
+    assert int(d["total"]) == 20 and 0.0 < float(d["fraction"]) < 1.0
 
     # 2. the same command resumes and finishes
     progress.clear()
@@ -73,7 +73,7 @@ def test_adaptation_node_writes_a_loadable_checkpoint_reports_progress_and_resum
     log2 = second.log()
     assert "resumed from step" in log2 and "wrote adapted checkpoint" in log2
     ros_client.spin_for(0.5)
-    assert steps() and min(steps()) > 1 and max(steps()) == 50, "resumed run must not start from step 0"
+    assert steps() and min(steps()) > 1 and max(steps()) == 20, "resumed run must not start from step 0"
 
     ck = load_checkpoint(out)              # loads: format, hash, vocabulary all verified
     assert ck["model_id"] != init_id

@@ -106,6 +106,8 @@ def test_bringup_runs_sim_camera_and_perception_and_forwards_sigint(tmp_path, no
         assert all(g.model_id == model_id for g in graphs)
         names = ros_client.node.get_node_names()
         assert "perception_node" in names and "sim_camera_node" in names
+        children = _children(proc.pid)
+        assert len(children) == 2, children
         topics = dict(ros_client.node.get_topic_names_and_types())
         assert "/front/image" in topics and "/front/camera_info" in topics and "/camera/image_raw" not in topics
         proc.send_signal(signal.SIGINT)
@@ -116,8 +118,28 @@ def test_bringup_runs_sim_camera_and_perception_and_forwards_sigint(tmp_path, no
         log.close()
     text = (tmp_path / "bringup.log").read_text()
     assert "perception_node exited with status 0" in text or "sim_camera_node exited with status 0" in text
-    ros_client.spin_for(1.0)
-    assert "perception_node" not in ros_client.node.get_node_names()
+    assert not [c for c in children if Path(f"/proc/{c}").exists() and _state(c) != "Z"], "a node outlived the bring-up"
+
+
+def _children(pid: int) -> list[int]:
+    """Direct child processes of ``pid`` (from /proc)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(d.name))
+    return out
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
 
 
 # ------------------------------------------------------------------ launch files with the real launch_ros
@@ -169,8 +191,9 @@ def _params_of(node) -> dict:
     out = {}
     for arg, is_file in node._Node__expanded_parameter_arguments:
         assert is_file
-        data = yaml.safe_load(Path(arg).read_text())
-        for key in ("/**", node.node_name.lstrip("/"), node.node_name):
+        # launch_ros writes list parameters as !!python/tuple (rcl's parser reads them as arrays)
+        data = yaml.load(Path(arg).read_text(), Loader=yaml.FullLoader)
+        for key in ("/**", node.node_name.rsplit("/", 1)[-1]):
             out.update((data.get(key) or {}).get("ros__parameters", {}))
     return out
 
@@ -180,8 +203,8 @@ def test_perception_launch_file_with_real_launch_ros(tmp_path):
     ld = _load_launch("perception.launch.py")
     declared, nodes, _ = _expand(ld, {})
     assert set(declared) >= {"params_file", "image_topic", "checkpoint", "device", "use_sim_camera", "sim_domain"}
-    assert [(n.node_package, n.node_executable, n.node_name) for n in nodes] == \
-        [("sim2sg_ros", "perception_node", "/perception_node")]
+    assert [(n.node_package, n.node_executable, n.node_name.rsplit("/", 1)[-1]) for n in nodes] == \
+        [("sim2sg_ros", "perception_node", "perception_node")]
     p = _params_of(nodes[0])
     assert p == read_params_yaml(CONFIG / "perception.yaml", "perception_node")   # defaults: the shipped YAML
 
@@ -218,18 +241,30 @@ def test_adaptation_launch_file_with_real_launch_ros():
     declared, nodes, _ = _expand(ld, {"bags": "['/data/a', '/data/b']", "init_checkpoint": "/m/src.pt",
                                       "output_checkpoint": "/m/out.pt"})
     assert {"params_file", "bags", "topic", "init_checkpoint", "output_checkpoint"} <= set(declared)
-    assert [(n.node_executable, n.node_name) for n in nodes] == [("adaptation_node", "/adaptation_node")]
+    assert [(n.node_executable, n.node_name.rsplit("/", 1)[-1]) for n in nodes] == \
+        [("adaptation_node", "adaptation_node")]
     p = _params_of(nodes[0])
-    assert p["bags"] == ["/data/a", "/data/b"] and p["init_checkpoint"] == "/m/src.pt"
+    assert list(p["bags"]) == ["/data/a", "/data/b"] and p["init_checkpoint"] == "/m/src.pt"
     assert p["output_checkpoint"] == "/m/out.pt" and p["topic"] == "/camera/image_raw"
 
 
-def test_perception_launch_runs_for_real(tmp_path, node_env, ros_client, tiny_checkpoint, monkeypatch):
-    """The real LaunchService starts the installed executables; graphs arrive; shutdown stops them."""
-    launch = _real_launch()
-    import threading
-    from launch.actions import IncludeLaunchDescription
-    from launch.launch_description_sources import PythonLaunchDescriptionSource
+LAUNCH_RUNNER = """
+import sys
+import launch
+from launch.actions import IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+args = dict(a.split(':=', 1) for a in sys.argv[2:])
+ls = launch.LaunchService(noninteractive=True)
+ls.include_launch_description(launch.LaunchDescription([IncludeLaunchDescription(
+    PythonLaunchDescriptionSource(sys.argv[1]), launch_arguments=args.items())]))
+sys.exit(ls.run())
+"""
+
+
+def test_perception_launch_runs_for_real(tmp_path, node_env, ros_client, tiny_checkpoint):
+    """`ros2 launch` equivalent (the real LaunchService in its own process) starts the installed
+    executables; graphs arrive; SIGINT shuts everything down."""
+    _real_launch()
     from sim2sg_ros.msg import SceneGraph
     ckpt, model_id = tiny_checkpoint()
     params = yaml.safe_load((CONFIG / "perception.yaml").read_text())
@@ -237,20 +272,19 @@ def test_perception_launch_runs_for_real(tmp_path, node_env, ros_client, tiny_ch
     params["sim_camera_node"]["ros__parameters"].update(width=320, height=96, cache_frames=4, rate=8.0)
     pfile = tmp_path / "params.yaml"
     pfile.write_text(yaml.safe_dump(params))
-    for k, v in node_env.items():
-        monkeypatch.setenv(k, v)
     graphs = []
     ros_client.node.create_subscription(SceneGraph, "/scene_graph", graphs.append, 10)
-    ls = launch.LaunchService(noninteractive=True)
-    ls.include_launch_description(launch.LaunchDescription([IncludeLaunchDescription(
-        PythonLaunchDescriptionSource(str(LAUNCH_DIR / "perception.launch.py")),
-        launch_arguments={"params_file": str(pfile), "checkpoint": ckpt, "use_sim_camera": "true"}.items())]))
-    t = threading.Thread(target=ls.run, daemon=True)
-    t.start()
+    log = open(tmp_path / "launch.log", "w")
+    proc = subprocess.Popen([sys.executable, "-c", LAUNCH_RUNNER, str(LAUNCH_DIR / "perception.launch.py"),
+                             f"params_file:={pfile}", f"checkpoint:={ckpt}", "use_sim_camera:=true"],
+                            env=node_env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        assert ros_client.spin_until(lambda: len(graphs) >= 3, 120), "no SceneGraph from the launched nodes"
+        ok = ros_client.spin_until(lambda: len(graphs) >= 3 or proc.poll() is not None, 120)
+        assert ok and proc.poll() is None, (tmp_path / "launch.log").read_text()[-3000:]
         assert all(g.model_id == model_id for g in graphs)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0, (tmp_path / "launch.log").read_text()[-3000:]
     finally:
-        ls.shutdown()
-        t.join(timeout=30)
-    assert not t.is_alive()
+        if proc.poll() is None:
+            proc.kill()
+        log.close()

@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""ROS pipeline figures: end-to-end rate and latency, ROS overhead, and memory over time.
+
+Three OS processes over real DDS (a domain of their own, localhost only):
+sim_camera_node (publishes W×H rgb8 images + CameraInfo at --rate, stamp = publish time)
+→ perception_node (the checkpoint, --threads torch threads) → this script (subscribes /scene_graph
+and /diagnostics, samples the perception process's RSS from /proc once a second).
+
+Reported:
+* end-to-end: SceneGraphs received per second (sustained, after --warmup) and latency = receive
+  time − image stamp (image published → SceneGraph received), mean / p50 / p95 / max;
+* bare model inference: ``Predictor.predict`` on the same frames in this process, before the nodes
+  start (same thread count); ROS overhead = end-to-end latency − inference. The node's own
+  inference time (from /diagnostics, measured under the same load as the frames) gives a second,
+  load-matched overhead estimate;
+* memory: RSS of perception_node at the start and end of the window, slope (MB/min) of a least-squares
+  fit, maximum; run with --minutes 10 for the 10-minute figure at 30 Hz input.
+
+    python scripts/bench_ros.py [--checkpoint runs/demo/adapted.pt] [--rate 30] [--seconds 60]
+    python scripts/bench_ros.py --minutes 10            # memory over 10 minutes at 30 Hz input
+Timings depend on the machine's load (the CPU count and `uptime` are printed with the results).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def stats(a) -> dict:
+    a = np.asarray(a, dtype=np.float64)
+    if a.size == 0:
+        return {"n": 0}
+    return {"n": int(a.size), "mean": float(a.mean()), "p50": float(np.percentile(a, 50)),
+            "p95": float(np.percentile(a, 95)), "max": float(a.max())}
+
+
+def bare_inference(checkpoint: str, size, threads: int, device: str, n: int) -> dict:
+    import torch
+    from sim2sg_core.model.predictor import Predictor
+    from sim2sg_core.sim import Simulator
+    if threads:
+        torch.set_num_threads(threads)
+    pred = Predictor.from_checkpoint(checkpoint, device=device)
+    pred.amp = False
+    sim = Simulator(env="drive", domain="target", seed=0, image_size=size)
+    frames = [sim.sample(i).image for i in range(min(n, 32))]
+    pred.predict(frames[:1])
+    ms = []
+    for k in range(n):
+        t0 = time.perf_counter()
+        pred.predict([frames[k % len(frames)]])
+        ms.append((time.perf_counter() - t0) * 1e3)
+    return {"model_id": pred.model_id, "input_size": list(pred.input_size), **stats(ms)}
+
+
+def ensure_checkpoint(path: str, tmp: Path) -> tuple[str, str]:
+    if path and Path(path).exists():
+        return path, "given"
+    from sim2sg_core.model.sg_model import SGModel
+    from sim2sg_core.sim import Simulator
+    from sim2sg_core.train.checkpoint import save_checkpoint
+    from sim2sg_core.train.config import load_config
+    cfg = load_config(REPO / "config" / "model" / "default.yaml")
+    vocab = Simulator(env="drive", domain="source").vocab
+    out = tmp / "untrained.pt"
+    save_checkpoint(out, SGModel.from_config(cfg, vocab), cfg, vocab, (cfg.model.input_width, cfg.model.input_height),
+                    cfg.model.mean, cfg.model.std)
+    return str(out), "untrained (default architecture; no trained checkpoint given)"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", default=str(REPO / "runs" / "demo" / "adapted.pt"))
+    ap.add_argument("--rate", type=float, default=30.0, help="camera rate (Hz)")
+    ap.add_argument("--width", type=int, default=640)
+    ap.add_argument("--height", type=int, default=192)
+    ap.add_argument("--seconds", type=float, default=60.0, help="measurement window (after warm-up)")
+    ap.add_argument("--minutes", type=float, default=0.0, help="if > 0: window length in minutes (memory run)")
+    ap.add_argument("--warmup", type=float, default=10.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--bare-frames", type=int, default=60)
+    ap.add_argument("--out", default=str(REPO / "runs" / "bench" / "ros.json"))
+    args = ap.parse_args(argv)
+    window = args.minutes * 60.0 if args.minutes > 0 else args.seconds
+
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sim2sg_ros.msg import SceneGraph
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_ros_"))
+    ckpt, ckpt_kind = ensure_checkpoint(args.checkpoint, tmp)
+    print(f"checkpoint: {ckpt} ({ckpt_kind})", flush=True)
+    print(f"bare inference on {args.bare_frames} frames ({args.threads} threads)...", flush=True)
+    bare_before = bare_inference(ckpt, (args.width, args.height), args.threads, args.device, args.bare_frames)
+    print(f"  mean {bare_before['mean']:.1f} ms, p95 {bare_before['p95']:.1f} ms", flush=True)
+
+    env = dict(os.environ)
+    env["ROS_DOMAIN_ID"] = env.get("SIM2SG_BENCH_DOMAIN_ID", str(230 - os.getpid() % 8))
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    py = sys.executable
+    cam = subprocess.Popen([py, "-m", "sim2sg_ros.sim_camera_node", "--ros-args", "-p", f"rate:={args.rate}",
+                            "-p", f"width:={args.width}", "-p", f"height:={args.height}", "-p", "cache_frames:=64",
+                            "-p", "domain:=target"], env=env)
+    per = subprocess.Popen([py, "-m", "sim2sg_ros.perception_node", "--ros-args", "-p", f"checkpoint:={ckpt}",
+                            "-p", f"num_threads:={args.threads}", "-p", f"device:={args.device}",
+                            "-p", "debug_image:=false"], env=env)
+    rclpy.init(domain_id=int(env["ROS_DOMAIN_ID"]))
+    node = rclpy.create_node("bench_ros")
+    rx, diags = [], []
+    node.create_subscription(SceneGraph, "/scene_graph",
+                             lambda m: rx.append((time.time_ns(), m.header.stamp.sec * 10**9 + m.header.stamp.nanosec,
+                                                  m.processing_time)),
+                             QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT))
+    node.create_subscription(DiagnosticArray, "/diagnostics",
+                             lambda m: diags.extend((time.time_ns(), {kv.key: kv.value for kv in s.values})
+                                                    for s in m.status if s.name.startswith("perception_node")), 10)
+    mem = []
+    try:
+        t_wait = time.monotonic()
+        while not rx:
+            rclpy.spin_once(node, timeout_sec=0.1)
+            if per.poll() is not None or cam.poll() is not None or time.monotonic() - t_wait > 180:
+                raise SystemExit("bench_ros: the nodes did not start (see their output above)")
+        print(f"first SceneGraph after {time.monotonic() - t_wait:.1f} s; warming up {args.warmup:.0f} s, "
+              f"then measuring {window:.0f} s", flush=True)
+        t_start = time.monotonic() + args.warmup
+        t_end = t_start + window
+        next_mem = t_start
+        last_print = t_start
+        while time.monotonic() < t_end:
+            rclpy.spin_once(node, timeout_sec=0.05)
+            now = time.monotonic()
+            if now >= next_mem:
+                mem.append((now - t_start, rss_mb(per.pid)))
+                next_mem += 1.0
+            if now - last_print >= 60.0:
+                last_print = now
+                print(f"  {now - t_start:.0f} s: RSS {mem[-1][1]:.1f} MB, {len(rx)} graphs so far", flush=True)
+            if per.poll() is not None:
+                raise SystemExit(f"bench_ros: perception_node died with status {per.returncode}")
+        start_ns = time.time_ns() - int(window * 1e9)
+    finally:
+        for p in (cam, per):
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in (cam, per):
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+    # again after the run: on a shared machine the load changes; the faster of the two is the model's cost
+    bare_after = bare_inference(ckpt, (args.width, args.height), args.threads, args.device, args.bare_frames)
+    bare = min(bare_before, bare_after, key=lambda b: b["mean"])
+    print(f"bare inference after the run: mean {bare_after['mean']:.1f} ms", flush=True)
+    win = [(r, s, pt) for r, s, pt in rx if r >= start_ns]
+    e2e = [(r - s) / 1e6 for r, s, _ in win]
+    in_node = [pt * 1e3 for _, _, pt in win]
+    rate = (len(win) - 1) / ((win[-1][0] - win[0][0]) / 1e9) if len(win) > 1 else 0.0
+    node_inf = [float(d["inference_mean_ms"]) for t, d in diags if t >= start_ns and d.get("inference_mean_ms") != "nan"]
+    last = diags[-1][1] if diags else {}
+    e2e_s = stats(e2e)
+    node_inf_mean = float(np.mean(node_inf)) if node_inf else float("nan")
+    mem_t = np.array([m[0] for m in mem])
+    mem_v = np.array([m[1] for m in mem])
+    slope = float(np.polyfit(mem_t / 60.0, mem_v, 1)[0]) if len(mem) > 2 else float("nan")
+    result = {
+        "machine": {"cpus": os.cpu_count(), "loadavg": os.getloadavg()},
+        "checkpoint": ckpt, "checkpoint_kind": ckpt_kind, "image_size": [args.width, args.height],
+        "camera_rate_hz": args.rate, "threads": args.threads, "window_s": window,
+        "end_to_end": {"rate_hz": rate, "latency_ms": e2e_s, "in_node_ms": stats(in_node)},
+        "bare_inference_ms": bare, "bare_inference_before_ms": bare_before, "bare_inference_after_ms": bare_after,
+        "ros_overhead_ms": {"mean_vs_bare": e2e_s.get("mean", float("nan")) - bare["mean"],
+                            "p50_vs_bare": e2e_s.get("p50", float("nan")) - bare["p50"],
+                            "mean_vs_node_inference": e2e_s.get("mean", float("nan")) - node_inf_mean,
+                            "node_inference_mean_ms": node_inf_mean},
+        "node_counters": {k: last.get(k) for k in ("frames_received", "frames_published", "frames_dropped",
+                                                   "frames_rejected")},
+        "memory_mb": {"start": float(mem_v[0]) if len(mem_v) else None,
+                      "end": float(mem_v[-1]) if len(mem_v) else None,
+                      "max": float(mem_v.max()) if len(mem_v) else None, "slope_mb_per_min": slope,
+                      "samples": len(mem)},
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    e = result["end_to_end"]
+    print("\n=========== sim2sg_ros pipeline benchmark ===========")
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {args.width}x{args.height} "
+          f"rgb8 at {args.rate:.0f} Hz; {args.threads} torch threads; {ckpt_kind}")
+    print(f"end to end (published → received): {e['rate_hz']:.1f} Hz sustained; latency mean "
+          f"{e2e_s.get('mean', float('nan')):.1f} ms, p50 {e2e_s.get('p50', float('nan')):.1f}, "
+          f"p95 {e2e_s.get('p95', float('nan')):.1f}, max {e2e_s.get('max', float('nan')):.1f} ({e2e_s['n']} graphs)")
+    print(f"bare model inference: mean {bare['mean']:.1f} ms, p50 {bare['p50']:.1f}, p95 {bare['p95']:.1f}")
+    o = result["ros_overhead_ms"]
+    print(f"ROS overhead: {o['mean_vs_bare']:.1f} ms (mean e2e − mean bare), {o['p50_vs_bare']:.1f} ms (p50), "
+          f"{o['mean_vs_node_inference']:.1f} ms (mean e2e − node's own inference {node_inf_mean:.1f} ms)")
+    m = result["memory_mb"]
+    print(f"perception_node RSS: start {m['start']:.1f} MB, end {m['end']:.1f} MB, max {m['max']:.1f} MB, "
+          f"slope {m['slope_mb_per_min']:+.2f} MB/min over {window / 60:.1f} min")
+    print(f"node counters: {result['node_counters']}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Trainer: schedule, NaN guard, loss hooks, resume after an interruption; config files; CLI."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from toy_data import VOCAB, ToyDataset, tiny_config, toy_sample
+
+from sim2sg_core.model import SGModel
+from sim2sg_core.train.checkpoint import load_checkpoint
+from sim2sg_core.train.config import ConfigError, load_config
+from sim2sg_core.train.trainer import Trainer, TrainingDivergedError, WarmupCosine
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_trainer(tmp_path, hooks=(), **over):
+    torch.manual_seed(0)
+    cfg = tiny_config(**over)
+    return Trainer(SGModel.from_config(cfg, VOCAB), cfg, VOCAB, tmp_path, device="cpu", loss_hooks=hooks,
+                   progress=False)
+
+
+def test_warmup_then_cosine_to_zero():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    s = WarmupCosine(opt, base_lr=1.0, warmup_steps=10, total_steps=100)
+    lrs = []
+    for step in range(100):
+        s.step_count = step
+        lrs.append(s.apply())
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0, rel=0.01)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] < 0.01
+    s.step_count, s.total_seconds, s.elapsed = 10, 60.0, 30.0  # time budget half used -> half annealed
+    assert s.apply() == pytest.approx(0.5)
+
+
+def test_nan_loss_stops_with_a_clear_error(tmp_path):
+    tr = make_trainer(tmp_path, hooks=[lambda t, b, o: {"broken": o["features"].sum() * float("nan")}])
+    batch = next(iter(tr.make_loader(ToyDataset(2), batch_size=2)))
+    with pytest.raises(TrainingDivergedError, match=r"loss became nan at step 0 .*broken=nan"):
+        tr.train_step(batch)
+
+
+def test_loss_hooks_are_added_and_optimised(tmp_path):
+    seen = []
+
+    def hook(trainer, batch, outputs):
+        seen.append(outputs["features"].shape)
+        return {"feature_l2": 0.01 * outputs["features"].pow(2).mean()}
+    tr = make_trainer(tmp_path, hooks=[hook])
+    batch = next(iter(tr.make_loader(ToyDataset(2), batch_size=2)))
+    logged = tr.train_step(batch)
+    assert "feature_l2" in logged and set(logged) >= {"heatmap", "size", "offset", "relation", "total", "lr"}
+    assert seen and tr.step == 1
+
+
+def test_resume_after_interruption_continues_the_step_count(tmp_path):
+    ds = ToyDataset(4)
+    calls = {"n": 0}
+
+    def crash_at_step_5(trainer, batch, outputs):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt  # the process is stopped mid-run
+        return {}
+    tr = make_trainer(tmp_path, hooks=[crash_at_step_5], steps=8, checkpoint_every=2, batch_size=2)
+    with pytest.raises(KeyboardInterrupt):
+        tr.fit(tr.make_loader(ds))
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 4
+    tr2 = make_trainer(tmp_path, steps=8, checkpoint_every=2, batch_size=2)
+    assert tr2.resume() and tr2.step == 4
+    assert tr2.optimizer.state_dict()["state"]  # AdamW moments came back too
+    summary = tr2.fit(tr2.make_loader(ds))
+    assert summary["steps"] == 8
+    final = load_checkpoint(tmp_path / "model.pt", expect_vocab=VOCAB)
+    assert final["step"] == 8 and final["optimizer"] is None
+    steps = [h["step"] for h in final["extra"]["history"]]
+    assert steps == sorted(steps) and steps[-1] == 8 and 1 in steps
+
+
+def test_config_files(tmp_path):
+    cfg = load_config(REPO / "config" / "model" / "default.yaml")
+    assert cfg.model.input_width == 480 and cfg.train.env == "drive"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  input_widht: 320\n")
+    with pytest.raises(ConfigError, match=rf"{bad} \[model\]: unknown key\(s\) \['input_widht'\]"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "none.yaml")
+
+
+def test_cli_help_and_predict(tmp_path):
+    import cv2
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "sim2sg_core", "--help"], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=120)
+    assert out.returncode == 0 and "train" in out.stdout and "predict" in out.stdout and "examples" in out.stdout
+    tr = make_trainer(tmp_path / "run", steps=1, batch_size=2)
+    tr.fit(tr.make_loader(ToyDataset(2)))
+    img = tmp_path / "scene.png"
+    cv2.imwrite(str(img), cv2.cvtColor(toy_sample(0)[0], cv2.COLOR_RGB2BGR))
+    out = subprocess.run([sys.executable, "-m", "sim2sg_core", "predict", "--ckpt", str(tmp_path / "run" / "model.pt"),
+                          str(img), "--out", str(tmp_path / "pred"), "--score-threshold", "0.0", "--max-objects", "3"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr
+    graph = json.loads((tmp_path / "pred" / "scene.json").read_text())
+    assert len(graph["objects"]) == 3 and graph["model_id"]
+    annotated = cv2.imread(str(tmp_path / "pred" / "scene_annotated.png"))
+    assert annotated.shape == (64, 160, 3)
+    assert cv2.imread(str(tmp_path / "pred" / "scene_graph.png")) is not None
+    bad = subprocess.run([sys.executable, "-m", "sim2sg_core", "predict", "--ckpt", str(img), str(img)],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert bad.returncode == 2 and f"checkpoint {img}" in bad.stderr
