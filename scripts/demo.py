@@ -243,8 +243,12 @@ def summarise(args, run_info: dict, evals: dict) -> dict:
     online_rec = triplet_recall([g for g, _ in paired], [labels[i].graph for _, i in paired], ks=(50,))
 
     # annotated grid (4 x 2) and one scene-graph drawing
-    pick = np.linspace(0, len(paired) - 1, min(8, len(paired))).round().astype(int)
-    tiles = [draw_scene_graph(labels[paired[k][1]].image, paired[k][0]) for k in pick]
+    first_of = {}                                   # one tile per distinct camera frame
+    for g, i in paired:
+        first_of.setdefault(i, g)
+    distinct = sorted(first_of)
+    pick = [distinct[k] for k in np.linspace(0, len(distinct) - 1, min(8, len(distinct))).round().astype(int)]
+    tiles = [draw_scene_graph(labels[i].image, first_of[i]) for i in pick]
     while len(tiles) % 2:
         tiles.append(np.zeros_like(tiles[0]))
     grid = np.vstack([np.hstack(tiles[r:r + 2]) for r in range(0, len(tiles), 2)])

@@ -54,7 +54,7 @@ def cmd_train(args) -> int:
         torch.set_num_threads(threads)
     torch.manual_seed(t.seed)
     data = t.kitti_dir or f"{t.env}:{t.domain}"
-    dataset, vocab = open_dataset(data, t.train_images, t.data_seed)
+    dataset, vocab = open_dataset(data, t.train_images, t.data_seed, env_for_kitti=t.env)
     model = SGModel.from_config(cfg, vocab)
     out = Path(args.out)
     trainer = Trainer(model, cfg, vocab, out, device=args.device)
@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Evaluate a checkpoint. Prints a per-class table and writes JSON.")
     p.add_argument("--ckpt", required=True, help="checkpoint file (model.pt)")
     p.add_argument("--data", required=True, help="ENV:DOMAIN (e.g. drive:target) or a KITTI-format folder")
-    p.add_argument("--images", type=int, default=500, help="number of simulated images (ignored for folders)")
+    p.add_argument("--images", type=int, default=500, help="number of images (simulated, or the first N of a folder)")
     p.add_argument("--seed", type=int, default=12345, help="simulator seed (keep it different from training)")
     p.add_argument("--batch-size", dest="batch_size", type=int, default=8)
     p.add_argument("--out", default="", help="JSON output (default: next to the checkpoint)")
@@ -201,7 +201,7 @@ def main(argv=None) -> int:
     from sim2sg_core.train.config import ConfigError
     try:
         return int(args.func(args) or 0)
-    except (CheckpointError, ConfigError, FileNotFoundError) as e:
+    except (CheckpointError, ConfigError, FileNotFoundError, ValueError) as e:  # our errors are one sentence
         print(f"error: {e}", file=sys.stderr)
         return 2
 

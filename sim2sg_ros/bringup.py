@@ -13,6 +13,7 @@ exits when a node exits (with that node's status), after stopping the others.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -70,7 +71,7 @@ def perception_commands(params_file: str, *, image_topic: str = IMAGE_TOPIC, che
     read_params_yaml(params_file, PERCEPTION_NODE)   # fail early, naming the file, if it is not a params file
     overrides = {}
     if checkpoint:
-        overrides["checkpoint"] = str(Path(checkpoint).resolve())
+        overrides["checkpoint"] = os.path.abspath(checkpoint)
     if device:
         overrides["device"] = device
     remaps = _image_remaps(image_topic)
@@ -88,13 +89,13 @@ def adaptation_commands(params_file: str, *, bags: list, topic: str = "", init_c
     read_params_yaml(params_file, ADAPTATION_NODE)
     overrides: dict = {}
     if bags:
-        overrides["bags"] = [str(Path(b).resolve()) for b in bags]
+        overrides["bags"] = [os.path.abspath(b) for b in bags]
     if topic:
         overrides["topic"] = topic
     if init_checkpoint:
-        overrides["init_checkpoint"] = str(Path(init_checkpoint).resolve())
+        overrides["init_checkpoint"] = os.path.abspath(init_checkpoint)
     if output:
-        overrides["output_checkpoint"] = str(Path(output).resolve())
+        overrides["output_checkpoint"] = os.path.abspath(output)
     return [NodeCommand("adaptation_node", ADAPTATION_NODE, params_file, overrides)]
 
 

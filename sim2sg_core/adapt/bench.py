@@ -164,7 +164,7 @@ def _run_env_seed(profile, out_dir, env, seed, methods, tdom, size, progress) ->
             results.append(json.loads(res_file.read_text()))
             continue
         log.info("bench %s/%s seed %d: %s", env, tdom, seed, name)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         pretrain_s = 0.0
         if method.kind == "supervised":
             domain = tdom if method.train_domain == "target" else method.train_domain
@@ -184,17 +184,29 @@ def _run_env_seed(profile, out_dir, env, seed, methods, tdom, size, progress) ->
                                      image_size=size)
             ckpt = base / name / "model.pt"
             t1 = time.perf_counter()
-            run_adaptation(src_ckpt, target, ckpt, cfg)
+            run_adaptation(src_ckpt, target, ckpt, cfg, progress_callback=_log_progress(f"{env}/{tdom}/{name}"))
             train_s = time.perf_counter() - t1
         metrics = evaluate_checkpoint(ckpt, dataset(tdom, "eval"), progress)
         rec = {"env": env, "target_domain": tdom, "seed": seed, "method": name, "label": method.label,
                "kind": method.kind, "budget_steps": profile.budget_steps,
                "train_seconds": round(train_s, 1), "pretrain_seconds": round(pretrain_s, 1),
                "wall_seconds": round(train_s + pretrain_s, 1),
-               "row_seconds": round(time.perf_counter() - t0, 1), "checkpoint": str(ckpt), "metrics": metrics}
+               "row_seconds": round(time.perf_counter() - t0, 1),
+               # CPU time of this row in this process (all threads): comparable across machine load
+               "row_cpu_seconds": round(time.process_time() - c0, 1), "checkpoint": str(ckpt), "metrics": metrics}
         atomic_write_text(res_file, json.dumps(rec, indent=1, default=_json_default))
         results.append(rec)
     return results
+
+
+def _log_progress(tag: str):
+    def cb(step: int, total: int, m: dict) -> None:
+        if m.get("phase") == "analysis":
+            log.info("%s step %d/%d analysis: %s", tag, step, total,
+                     {k: v for k, v in m.items() if k in ("round", "pseudo_objects", "pseudo_class_counts")})
+        elif step % 20 == 0:
+            log.info("%s step %d/%d loss %.3f lambda %.2f", tag, step, total, m["loss"], m["grl_lambda"])
+    return cb
 
 
 def _json_default(o):

@@ -61,7 +61,8 @@ def cmd_adapt(args) -> int:
     from sim2sg_core.train.checkpoint import load_checkpoint
     overrides = _parse_sets(args.set)
     ck = load_checkpoint(args.init)
-    overrides.setdefault("env", args.env or ck["config"].train.env)
+    if args.env or not overrides.get("env"):
+        overrides["env"] = args.env or ck["config"].train.env
     cfg = load_adapt_config(args.config, overrides)
     source = target_source_from_spec(args.target, topic=args.topic, env=cfg.env, seed=args.target_seed,
                                      count=cfg.max_target_images or 200, image_size=tuple(ck["input_size"]))

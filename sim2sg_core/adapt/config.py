@@ -75,8 +75,9 @@ class SelfTrainingConfig:
 class AdaptConfig:
     """One adaptation run: init checkpoint + unlabelled target images → adapted checkpoint."""
 
-    #: Simulator environment whose generator provides labelled source / label-aligned data.
-    env: str = "drive"
+    #: Simulator environment whose generator provides labelled source / label-aligned data;
+    #: empty = the environment the init checkpoint was trained on.
+    env: str = ""
     source_domain: str = "source"
     label_alignment: LabelAlignmentConfig = field(default_factory=LabelAlignmentConfig)
     prediction_alignment: AdversarialConfig = field(default_factory=AdversarialConfig)

@@ -408,6 +408,8 @@ def run_adaptation(init_checkpoint: PathLike, target_source: Union[TargetSource,
     target_images = target_source.load(cfg.max_target_images)
     ck = load_checkpoint(init_checkpoint)
     model = model_from_checkpoint(ck)
+    if not cfg.env:
+        cfg = dataclasses.replace(cfg, env=ck["config"].train.env)
     adapter = Sim2SGAdapter(model=model, vocab=ck["vocab"], experiment_config=ck["config"],
                             input_size=ck["input_size"], mean=ck["mean"], std=ck["std"], config=cfg,
                             target_images=target_images, init_model_id=ck["model_id"])

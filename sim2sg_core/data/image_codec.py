@@ -78,11 +78,11 @@ def decode_raw(encoding: str, height: int, width: int, step: int, data: BufferLi
     if bpc == 1:
         img = rows.reshape(height, width, ch) if ch > 1 else rows.reshape(height, width)
     else:
-        dt = np.dtype(">u2" if is_bigendian else "<u2")
-        wide = np.ascontiguousarray(rows).view(dt).reshape(height, width, ch) if ch > 1 else \
-            np.ascontiguousarray(rows).view(dt).reshape(height, width)
-        # 16 → 8 bits over the full range (x / 257 rounded); exact inverse of encode_raw
-        img = ((wide.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        wide = np.ascontiguousarray(rows).view(">u2" if is_bigendian else "<u2")
+        wide = wide.astype(np.uint16, copy=False)  # native byte order (copies only when swapped)
+        wide = wide.reshape((height, width, ch) if ch > 1 else (height, width))
+        # 16 → 8 bits over the full range: round(x / 257), exact inverse of encode_raw
+        img = cv2.convertScaleAbs(wide, alpha=1.0 / 257.0)
     if conv is None:
         return np.array(img, dtype=np.uint8, copy=True, order="C")
     return cv2.cvtColor(np.ascontiguousarray(img), conv)

@@ -60,6 +60,14 @@ class Simulator:
     def from_names(cls, env: str, domain: str, seed: int = 0, **kw) -> "Simulator":
         return cls(env=env, domain=domain, seed=seed, **kw)
 
+    @classmethod
+    def from_config(cls, cfg) -> "Simulator":
+        """From a mapping or object with ``env``, ``domain`` and optional ``seed``, ``image_size``."""
+        get = (lambda k, d=None: cfg.get(k, d)) if isinstance(cfg, dict) else (lambda k, d=None: getattr(cfg, k, d))
+        size = get("image_size")
+        return cls(env=get("env", "drive"), domain=get("domain", "source"), seed=int(get("seed", 0) or 0),
+                   image_size=tuple(size) if size else None)
+
     @property
     def vocab(self):
         return self.env.vocab

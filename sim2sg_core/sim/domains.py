@@ -12,9 +12,9 @@ from __future__ import annotations
 import copy
 import math
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import yaml
 
@@ -534,4 +534,4 @@ def content_to_dict(content: ContentConfig) -> dict:
 __all__ = ["AppearanceConfig", "CameraContent", "ClassContent", "ClassPrior", "ContentConfig", "DomainConfig",
            "EnvironmentConfig", "Gaussian", "GroundZone", "LabelFilter", "Lateral", "PartSpec", "SimConfigError",
            "available_environments", "config_dir", "content_to_dict", "domain_names", "load_domain",
-           "load_environment", "replace"]
+           "load_environment"]

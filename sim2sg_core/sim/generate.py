@@ -78,12 +78,16 @@ class SceneGenerator:
         rng.shuffle(order)
         order = order[: self.content.max_objects]
         placed: list[ObjectSpec] = []
-        footprints: list[np.ndarray] = []
+        footprints: list[tuple] = []  # (rectangle, x, z, bounding radius), inflated by min_separation / 2
         for name in order:
             obj = self._place(rng, name, camera, footprints)
             if obj is not None:
                 placed.append(obj)
-                footprints.append(footprint(obj.position[0], obj.position[2], obj.size[1], obj.size[2], obj.yaw))
+                sep = self.content.min_separation
+                footprints.append((footprint(obj.position[0], obj.position[2], obj.size[1] + sep,
+                                             obj.size[2] + sep, obj.yaw),
+                                   obj.position[0], obj.position[2], 0.5 * math.hypot(obj.size[1] + sep,
+                                                                                      obj.size[2] + sep)))
         seed = int(rng.integers(0, 2**31 - 1))
         return SceneDescription(camera=camera, objects=placed, seed=seed, env=self.env.name)
 
@@ -108,8 +112,12 @@ class SceneGenerator:
             colour_index = int(rng.integers(0, 1 << 16))
             if z < 0.5:
                 continue
-            fp = footprint(x, z, size[1] + self.content.min_separation, size[2] + self.content.min_separation, yaw)
-            if any(rectangles_overlap(fp, other) for other in footprints):
+            sep = self.content.min_separation
+            fp = footprint(x, z, size[1] + sep, size[2] + sep, yaw)
+            r = 0.5 * math.hypot(size[1] + sep, size[2] + sep)
+            # bounding circles first (cheap), the exact rectangle test only when they meet
+            if any(math.hypot(x - ox, z - oz) < r + orad and rectangles_overlap(fp, ofp)
+                   for ofp, ox, oz, orad in footprints):
                 continue
             # centre of the object's middle must be inside the image horizontally (truncation <~ 0.5)
             y_mid = camera.height_m - size[0] / 2

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from sim2sg_core.scene_graph import SceneGraph, SceneObject, derive_relationships
-from sim2sg_core.sim.domains import AppearanceConfig, ClassPrior, EnvironmentConfig, PartSpec
+from sim2sg_core.sim.domains import AppearanceConfig, ClassPrior, EnvironmentConfig
 from sim2sg_core.sim.scene import Camera, SceneDescription
 
 SHIFT = 4                  # sub-pixel bits for OpenCV fills
@@ -400,6 +400,14 @@ class Renderer:
         return cols
 
     def render(self, scene: SceneDescription, appearance: AppearanceConfig) -> RenderResult:
+        if scene.env and scene.env != self.env.name:
+            raise ValueError(f"scene belongs to environment {scene.env!r}; this renderer draws {self.env.name!r}")
+        for k, o in enumerate(scene.objects):
+            if o.class_name not in self._templates:
+                raise ValueError(f"scene object {k} has class {o.class_name!r}, not one of environment "
+                                 f"{self.env.name!r}: {list(self._templates)}")
+            if len(o.size) != 3 or min(o.size) <= 0:
+                raise ValueError(f"scene object {k} ({o.class_name}) has a bad size {o.size!r}; need 3 values > 0")
         cam = scene.camera
         W, H = cam.width, cam.height
         rng = np.random.default_rng(np.random.SeedSequence([int(scene.seed) & 0xFFFFFFFF, 7]))
@@ -634,4 +642,4 @@ class Renderer:
         return v
 
 
-__all__ = ["Renderer", "RenderResult", "PartSpec"]
+__all__ = ["NEAR", "RASTER_PAD", "Renderer", "RenderResult", "object_geometry", "projected_extent", "template_for"]

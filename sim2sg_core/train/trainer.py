@@ -71,19 +71,19 @@ class WarmupCosine:
         self.step_count, self.elapsed = int(d["step_count"]), float(d["elapsed"])
 
 
-def open_dataset(data: str, length: int, seed: int, vocab: Optional[Vocabulary] = None):
-    """``ENV:DOMAIN`` → simulator dataset; an existing folder → KITTI-format dataset.
+def open_dataset(data: str, length: int, seed: int, vocab: Optional[Vocabulary] = None, env_for_kitti: str = "drive"):
+    """``ENV:DOMAIN`` → simulator dataset (``length`` images of ``seed``); an existing folder → its
+    KITTI-format labels (the first ``length``, relationships by the shared rule), named as in ``vocab``.
 
     Returns ``(dataset, vocab)``; a dataset yields ``(rgb uint8 HxWx3, SceneGraph)``.
     """
     path = Path(data)
     if path.is_dir():
-        from sim2sg_core.data import kitti
-        ds = kitti.read_kitti(path)
-        ds_vocab = getattr(ds, "vocab", vocab)
-        if ds_vocab is None:
-            raise ValueError(f"KITTI folder {path} has no vocabulary; pass the model's vocabulary")
-        return ds, ds_vocab
+        from sim2sg_core.data.datasets import KittiDataset
+        if vocab is None:  # training from a folder: the environment's vocabulary (drive by default)
+            from sim2sg_core.sim.domains import load_environment
+            vocab = load_environment(env_for_kitti).vocab
+        return KittiDataset(path, vocab=vocab, max_items=length or None), vocab
     if ":" not in data:
         raise ValueError(f"data {data!r} is neither an existing KITTI folder nor ENV:DOMAIN (e.g. drive:source)")
     env, domain = data.split(":", 1)
@@ -152,7 +152,7 @@ class Trainer:
             raise ValueError("the batch produced no losses (no labelled image and no loss hook)")
         total = sum(v.float() for v in losses.values())
         if not torch.isfinite(total):
-            parts = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
+            parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
             raise TrainingDivergedError(f"loss became {float(total)} at step {self.step} ({parts}); "
                                         f"try a lower learning rate than {self.cfg.lr} or check the labels")
         self.optimizer.zero_grad(set_to_none=True)

@@ -102,7 +102,7 @@ def test_predictor_maps_boxes_to_source_pixels_and_obeys_thresholds(trained_toy)
     # batched == one by one
     one = pred.predict([ds[1][0]])[0]
     two = pred.predict([ds[0][0], ds[1][0]])[1]
-    assert [o.box for o in one.objects] == pytest.approx([o.box for o in two.objects], abs=1e-3)
+    assert np.allclose([o.box for o in one.objects], [o.box for o in two.objects], atol=1e-3)
     # thresholds are read at call time
     pred.max_objects = 1
     assert len(pred.predict([rgb])[0].objects) == 1
@@ -165,3 +165,15 @@ def test_graph_to_target_scales_boxes_to_the_input():
     assert t["relations"].shape == (len(graph.relationships), 3)
     x = images_to_tensor([rgb], (80, 32), (0.5,) * 3, (0.25,) * 3)
     assert x.shape == (1, 3, 32, 80)
+
+
+def test_drawing_helpers(trained_toy):
+    from sim2sg_core.viz import draw_graph_diagram, draw_scene_graph
+    rgb, graph = toy_sample(5)
+    out = draw_scene_graph(rgb, graph)
+    assert out.shape == rgb.shape and out.dtype == np.uint8 and not np.array_equal(out, rgb)
+    assert np.array_equal(rgb, toy_sample(5)[0])  # input untouched
+    x1, y1 = (int(round(v)) for v in graph.objects[0].box[:2])
+    assert not np.array_equal(out[y1, x1 + 1], rgb[y1, x1 + 1])  # box outline drawn
+    diagram = draw_graph_diagram(graph, size=(320, 240))
+    assert diagram.shape == (240, 320, 3) and diagram.dtype == np.uint8 and diagram.std() > 5

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import signal
 import subprocess
 import sys
@@ -78,11 +79,11 @@ def test_bringup_commands_match_the_launch_arguments(tmp_path):
     for argv in (cam, per):
         assert argv[argv.index("--params-file") + 1] == str((CONFIG / "perception.yaml").resolve())
         assert "/camera/image_raw:=/front/image" in argv
-    assert f"checkpoint:={Path('m.pt').resolve()}" in per and "device:=cpu" in per
+    assert f"checkpoint:={os.path.abspath('m.pt')}" in per and "device:=cpu" in per
     assert "domain:=target2" in cam and "__node:=perception_node" in per
     cmds = bringup.adaptation_commands(str(CONFIG / "adaptation.yaml"), bags=["a", "b"], topic="/t")
     argv = cmds[0].argv()
-    assert f"bags:=['{Path('a').resolve()}', '{Path('b').resolve()}']" in argv and "topic:=/t" in argv
+    assert f"bags:=['{os.path.abspath('a')}', '{os.path.abspath('b')}']" in argv and "topic:=/t" in argv
 
 
 def test_bringup_runs_sim_camera_and_perception_and_forwards_sigint(tmp_path, node_env, ros_client, tiny_checkpoint):

@@ -159,7 +159,7 @@ def test_camera_projection_and_ground_backprojection_are_inverse():
 
 
 def test_image_size_override_and_with_content():
-    sim = Simulator("drive", "source", seed=0, image_size=(320, 96))
+    sim = Simulator.from_config({"env": "drive", "domain": "source", "seed": 0, "image_size": [320, 96]})
     s = sim.sample(0)
     assert s.image.shape == (96, 320, 3) and sim.camera.width == 320
     dense = load_domain("drive", "target").content
@@ -212,3 +212,14 @@ def test_config_errors_name_the_field(tmp_path):
     p.write_text(text)
     with pytest.raises(SimConfigError, match=r"domains\.source\.content\.classes\.car: unknown field.*colour"):
         Simulator(str(p), "source")
+
+
+def test_bad_scenes_are_rejected_with_a_reason():
+    sim = Simulator("drive", "source", seed=0)
+    cam = sim.camera
+    with pytest.raises(ValueError, match="scene object 0 has class 'cube'"):
+        sim.render(SceneDescription(camera=cam, objects=[ObjectSpec("cube", (0, 1.65, 10), (1, 1, 1))]))
+    with pytest.raises(ValueError, match="bad size"):
+        sim.render(SceneDescription(camera=cam, objects=[ObjectSpec("car", (0, 1.65, 10), (1.5, 0, 4))]))
+    with pytest.raises(ValueError, match="environment 'clevr'"):
+        sim.render(SceneDescription(camera=cam, objects=[], env="clevr"))

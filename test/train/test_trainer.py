@@ -30,7 +30,7 @@ def test_warmup_then_cosine_to_zero():
     for step in range(100):
         s.step_count = step
         lrs.append(s.apply())
-    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0, rel=0.01)
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0, rel=0.03)
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] < 0.01
     s.step_count, s.total_seconds, s.elapsed = 10, 60.0, 30.0  # time budget half used -> half annealed
     assert s.apply() == pytest.approx(0.5)
@@ -65,11 +65,11 @@ def test_resume_after_interruption_continues_the_step_count(tmp_path):
         if calls["n"] == 6:
             raise KeyboardInterrupt  # the process is stopped mid-run
         return {}
-    tr = make_trainer(tmp_path, hooks=[crash_at_step_5], steps=8, checkpoint_every=2, batch_size=2)
+    tr = make_trainer(tmp_path, hooks=[crash_at_step_5], steps=8, checkpoint_every=2, batch_size=2, log_every=1)
     with pytest.raises(KeyboardInterrupt):
         tr.fit(tr.make_loader(ds))
     assert load_checkpoint(tmp_path / "last.pt")["step"] == 4
-    tr2 = make_trainer(tmp_path, steps=8, checkpoint_every=2, batch_size=2)
+    tr2 = make_trainer(tmp_path, steps=8, checkpoint_every=2, batch_size=2, log_every=1)
     assert tr2.resume() and tr2.step == 4
     assert tr2.optimizer.state_dict()["state"]  # AdamW moments came back too
     summary = tr2.fit(tr2.make_loader(ds))
@@ -77,7 +77,7 @@ def test_resume_after_interruption_continues_the_step_count(tmp_path):
     final = load_checkpoint(tmp_path / "model.pt", expect_vocab=VOCAB)
     assert final["step"] == 8 and final["optimizer"] is None
     steps = [h["step"] for h in final["extra"]["history"]]
-    assert steps == sorted(steps) and steps[-1] == 8 and 1 in steps
+    assert steps == list(range(1, 9))  # 1-4 before the interruption, 5-8 after it
 
 
 def test_config_files(tmp_path):
@@ -91,25 +91,28 @@ def test_config_files(tmp_path):
         load_config(tmp_path / "none.yaml")
 
 
-def test_cli_help_and_predict(tmp_path):
+def test_cli_help_and_predict(tmp_path, capsys):
     import cv2
+
+    from sim2sg_core.__main__ import main
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-m", "sim2sg_core", "--help"], capture_output=True, text=True, env=env,
-                         cwd=tmp_path, timeout=120)
+                         cwd=tmp_path, timeout=300)
     assert out.returncode == 0 and "train" in out.stdout and "predict" in out.stdout and "examples" in out.stdout
     tr = make_trainer(tmp_path / "run", steps=1, batch_size=2)
     tr.fit(tr.make_loader(ToyDataset(2)))
     img = tmp_path / "scene.png"
     cv2.imwrite(str(img), cv2.cvtColor(toy_sample(0)[0], cv2.COLOR_RGB2BGR))
-    out = subprocess.run([sys.executable, "-m", "sim2sg_core", "predict", "--ckpt", str(tmp_path / "run" / "model.pt"),
-                          str(img), "--out", str(tmp_path / "pred"), "--score-threshold", "0.0", "--max-objects", "3"],
-                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
-    assert out.returncode == 0, out.stderr
+    rc = main(["predict", "--ckpt", str(tmp_path / "run" / "model.pt"), str(img), "--out", str(tmp_path / "pred"),
+               "--score-threshold", "0.0", "--max-objects", "3", "--device", "cpu"])
+    assert rc == 0
     graph = json.loads((tmp_path / "pred" / "scene.json").read_text())
     assert len(graph["objects"]) == 3 and graph["model_id"]
     annotated = cv2.imread(str(tmp_path / "pred" / "scene_annotated.png"))
     assert annotated.shape == (64, 160, 3)
     assert cv2.imread(str(tmp_path / "pred" / "scene_graph.png")) is not None
-    bad = subprocess.run([sys.executable, "-m", "sim2sg_core", "predict", "--ckpt", str(img), str(img)],
-                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
-    assert bad.returncode == 2 and f"checkpoint {img}" in bad.stderr
+    capsys.readouterr()
+    assert main(["predict", "--ckpt", str(img), str(img)]) == 2
+    assert f"checkpoint {img}" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="cannot read image"):
+        main(["predict", "--ckpt", str(tmp_path / "run" / "model.pt"), str(tmp_path / "missing.png")])

@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Benchmark the scene-graph model on CPU (or CUDA): latency, throughput, FLOPs, and optionally
+training-to-accuracy. Meant to be re-run by hand on a quiet machine; nothing here is a test.
+
+  # inference only (random-init default model, or a checkpoint), 2 threads, 640x192 images
+  python scripts/bench_model.py --threads 2 [--ckpt runs/drive_source/model.pt]
+  # plus accuracy of a checkpoint on held-out simulator images
+  python scripts/bench_model.py --ckpt runs/drive_source/model.pt --eval drive:source drive:target --eval-images 500
+  # the whole issue-4 figure: train 15 min on drive/source, then evaluate in- and cross-domain
+  python scripts/bench_model.py --threads 2 --train-minutes 15 --train-domain source --out runs/bench_source
+Writes a JSON summary (--json, default: bench_model.json next to the checkpoint or in the cwd).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def latency(fn, iters: int, warmup: int = 3) -> dict:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return {"median_ms": 1000 * statistics.median(times), "min_ms": 1000 * min(times),
+            "p90_ms": 1000 * float(np.percentile(times, 90))}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ckpt", default="", help="checkpoint to benchmark (default: untrained default model)")
+    ap.add_argument("--config", default=str(REPO / "config" / "model" / "default.yaml"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--iters", type=int, default=30)
+    ap.add_argument("--width", type=int, default=640)
+    ap.add_argument("--height", type=int, default=192)
+    ap.add_argument("--eval", nargs="*", default=[], help="ENV:DOMAIN or KITTI folders to evaluate on")
+    ap.add_argument("--eval-images", type=int, default=500)
+    ap.add_argument("--train-minutes", type=float, default=0.0, help="first train this long (CLI train)")
+    ap.add_argument("--train-domain", default="source")
+    ap.add_argument("--env", default="drive")
+    ap.add_argument("--out", default="runs/bench", help="training output folder (with --train-minutes)")
+    ap.add_argument("--json", default="")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    report: dict = {"machine": platform.processor() or platform.machine(), "threads": args.threads,
+                    "torch": torch.__version__, "device": args.device}
+
+    if args.train_minutes > 0:
+        cmd = [sys.executable, "-m", "sim2sg_core", "train", "--env", args.env, "--domain", args.train_domain,
+               "--out", args.out, "--minutes", str(args.train_minutes), "--steps", "100000",
+               "--threads", str(args.threads), "--eval-images", "0", "--no-resume"]
+        t0 = time.time()
+        subprocess.run(cmd, check=True, cwd=REPO)
+        report["train"] = {"minutes_budget": args.train_minutes, "wall_minutes": (time.time() - t0) / 60,
+                           "domain": f"{args.env}:{args.train_domain}"}
+        args.ckpt = str(Path(args.out) / "model.pt")
+        if not args.eval:
+            args.eval = [f"{args.env}:source", f"{args.env}:target"]
+
+    from sim2sg_core.model import Predictor, SGModel
+    from sim2sg_core.train.config import load_config
+    if args.ckpt:
+        pred = Predictor.from_checkpoint(args.ckpt, device=args.device)
+        report["checkpoint"] = args.ckpt
+    else:
+        from sim2sg_core.scene_graph import Vocabulary
+        cfg = load_config(args.config)
+        vocab = Vocabulary(classes=("car", "pedestrian", "vegetation", "house"), subject_classes=("car",))
+        torch.manual_seed(0)
+        model = SGModel.from_config(cfg, vocab)
+        pred = Predictor(model, vocab, (cfg.model.input_width, cfg.model.input_height), cfg.model.mean,
+                         cfg.model.std, device=args.device)
+    model = pred.model
+    report["input_size"] = list(pred.input_size)
+    report["params_M"] = sum(p.numel() for p in model.parameters()) / 1e6
+
+    from torch.utils.flop_counter import FlopCounterMode
+    x1 = torch.randn(1, 3, pred.input_size[1], pred.input_size[0], device=pred.device)
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        model(x1)
+    report["gflops_per_image_forward"] = fc.get_total_flops() / 1e9  # multiply-add counted as 2 FLOPs
+
+    rng = np.random.default_rng(0)
+    try:
+        from sim2sg_core.sim import Simulator
+        sim = Simulator(env=args.env, domain="source", seed=7, image_size=(args.width, args.height))
+        images = [sim.sample(i).image for i in range(8)]
+    except Exception:  # simulator unavailable: random images still time the network honestly
+        images = [rng.integers(0, 255, (args.height, args.width, 3), dtype=np.uint8) for _ in range(8)]
+    pred.score_threshold = 0.3
+    with torch.inference_mode():
+        report["model_forward_b1"] = latency(lambda: model(x1), args.iters)
+    report["predict_b1"] = latency(lambda: pred.predict(images[:1]), args.iters)
+    b8 = latency(lambda: pred.predict(images), max(args.iters // 4, 5))
+    report["predict_b8"] = dict(b8, images_per_s=8000.0 / b8["median_ms"])
+    print(json.dumps({k: v for k, v in report.items()}, indent=2))
+
+    if args.eval:
+        from sim2sg_core.eval.evaluate import evaluate, format_table
+        from sim2sg_core.train.trainer import open_dataset
+        report["eval"] = {}
+        for data in args.eval:
+            ds, _ = open_dataset(data, args.eval_images, 12345, vocab=pred.vocab)
+            res = evaluate(pred, ds, num_images=args.eval_images)
+            print(f"\n== {data} ==\n{format_table(res)}")
+            report["eval"][data] = res
+    out = Path(args.json) if args.json else (Path(args.ckpt).with_name("bench_model.json") if args.ckpt
+                                              else Path("bench_model.json"))
+    from sim2sg_core.utils.io import atomic_write_text
+    atomic_write_text(out, json.dumps(report, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
