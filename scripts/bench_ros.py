@@ -134,7 +134,6 @@ def main(argv=None) -> int:
     env = dict(os.environ)
     env["ROS_DOMAIN_ID"] = env.get("SIM2SG_BENCH_DOMAIN_ID", str(230 - os.getpid() % 8))
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     py = sys.executable
     cam = subprocess.Popen([py, "-m", "sim2sg_ros.sim_camera_node", "--ros-args", "-p", f"rate:={args.rate}",
                             "-p", f"width:={args.width}", "-p", f"height:={args.height}", "-p", "cache_frames:=64",

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))   # run from anywhere inside the env (scripts/env.sh puts REPO first anyway)
+sys.path.insert(0, str(REPO))   # also runnable without scripts/env.sh (core only)
 
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
@@ -334,7 +334,6 @@ def main(argv=None) -> int:
     # A domain of its own (tests use 1..199) and localhost-only discovery: the demo never crosses others.
     env.setdefault("ROS_DOMAIN_ID", str(200 + os.getpid() % 30))
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env["OMP_NUM_THREADS"] = str(args.threads)
 
     timings = {}

@@ -25,9 +25,11 @@ if [ "${1:-}" != "--no-install-space" ] && [ -d "$_SIM2SG_INSTALL" ]; then
   _SIM2SG_LD="$_SIM2SG_INSTALL/lib:$_SIM2SG_LD"
   export AMENT_PREFIX_PATH="$_SIM2SG_INSTALL:$AMENT_PREFIX_PATH"
   export CMAKE_PREFIX_PATH="$_SIM2SG_INSTALL:$CMAKE_PREFIX_PATH"
-  # The source tree first (edits and new modules are live), then the install space, whose
-  # generated sim2sg_ros.msg the source package finds through pkgutil.extend_path.
-  export PYTHONPATH="$_SIM2SG_ROOT:$_SIM2SG_INSTALL/lib/python$_SIM2SG_PYVER/site-packages${PYTHONPATH:+:$PYTHONPATH}"
+  # The source packages first (edits and new modules are live), then the install space, whose
+  # generated sim2sg_ros.msg the source package finds through pkgutil.extend_path. Only the two
+  # packages are linked (build/src-python), not the repository root, whose launch/, config/, msg/
+  # folders would otherwise shadow real Python packages such as `launch`.
+  export PYTHONPATH="$_SIM2SG_ROOT/build/src-python:$_SIM2SG_INSTALL/lib/python$_SIM2SG_PYVER/site-packages${PYTHONPATH:+:$PYTHONPATH}"
   export PATH="$_SIM2SG_INSTALL/lib/sim2sg_ros:$PATH"
 fi
 export LD_LIBRARY_PATH="$_SIM2SG_LD${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"

@@ -58,4 +58,8 @@ colcon --log-base "$ROOT/log" build --base-paths "$ROOT" --build-base "$ROOT/bui
   --symlink-install --event-handlers console_cohesion- summary- status- \
   --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DPython3_NumPy_INCLUDE_DIR="$LINK_DIR/numpy-include" -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
   > "$ROOT/log/colcon-last.txt" 2>&1 || { tail -40 "$ROOT/log/colcon-last.txt" >&2; die "colcon build failed (full log: log/colcon-last.txt)."; }
+# Development path: links to the source packages only (scripts/env.sh puts it first on PYTHONPATH).
+mkdir -p "$ROOT/build/src-python"
+ln -sfn "$ROOT/sim2sg_core" "$ROOT/build/src-python/sim2sg_core"
+ln -sfn "$ROOT/sim2sg_ros" "$ROOT/build/src-python/sim2sg_ros"
 echo "make setup: ready (source scripts/env.sh to enter the environment)"

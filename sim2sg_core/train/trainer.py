@@ -153,7 +153,7 @@ class Trainer:
         total = sum(v.float() for v in losses.values())
         if not torch.isfinite(total):
             parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
-            raise TrainingDivergedError(f"loss became {float(total)} at step {self.step} ({parts}); "
+            raise TrainingDivergedError(f"loss became {float(total.detach())} at step {self.step} ({parts}); "
                                         f"try a lower learning rate than {self.cfg.lr} or check the labels")
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()

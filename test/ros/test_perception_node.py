@@ -78,13 +78,17 @@ def test_sim_camera_to_perception_stamps_positions_parameters_diagnostics(node_p
     cam = node_procs("sim_camera_node", _camera_params(stamp_log, encoding="bgr8"))
     per = node_procs("perception_node", _perception_params(ckpt, score_threshold=0.0, max_objects=6,
                                                           camera_height=1.65, camera_pitch=0.0))
-    assert ros_client.spin_until(lambda: len(col.graphs) >= 6 and col.debug, 120, watch=[cam, per]), \
+    assert ros_client.spin_until(lambda: len(col.graphs) >= 6 and col.debug and any(
+        o.position_valid for o in col.graphs[-1].objects), 120, watch=[cam, per]), \
         f"got {len(col.graphs)} graphs, {len(col.debug)} debug images\n{per.log()[-3000:]}"
 
     stamps = _read_stamps(stamp_log)
     camera = Simulator(env="drive", domain="target", seed=3, image_size=(W, H)).camera
     n_positions = 0
-    for g in col.graphs:
+    # CameraInfo and images are separate topics: frames processed before the first CameraInfo
+    # arrived carry no positions; from the first graph with one on, every graph must have them.
+    first_with_info = next(k for k, g in enumerate(col.graphs) if any(o.position_valid for o in g.objects))
+    for k, g in enumerate(col.graphs):
         assert ros_client.stamp_ns(g.header.stamp) in stamps, "graph stamp is not the stamp of a published image"
         assert g.header.frame_id == "camera_optical_frame"
         assert (g.image_width, g.image_height) == (W, H)
@@ -95,6 +99,8 @@ def test_sim_camera_to_perception_stamps_positions_parameters_diagnostics(node_p
         for o in g.objects:
             assert 0 <= o.x_min <= o.x_max <= W and 0 <= o.y_min <= o.y_max <= H
             u, v = (o.x_min + o.x_max) / 2.0, o.y_max
+            if k < first_with_info:
+                continue
             if v > camera.cy + 1.0:     # below the horizon: must be on the ground, projecting back onto the box
                 assert o.position_valid
                 p = o.position
@@ -240,14 +246,16 @@ def test_bad_frames_are_rejected_counted_and_the_node_lives_on(node_procs, ros_c
     for s in burst:
         pub.publish(_good_image(rgb, s))
     assert ros_client.spin_until(lambda: any(g.header.stamp.sec == burst[-1] for g in col.graphs), 60, watch=[per])
-    total = len(good_stamps) + n_bad + len(burst)
-    assert ros_client.spin_until(lambda: int(col.last_diag().get("frames_received", 0)) == total and
-                                 int(col.last_diag()["frames_published"]) == len(col.graphs), 30, watch=[per])
+    assert ros_client.spin_until(lambda: int(col.last_diag().get("frames_published", 0)) == len(col.graphs), 30,
+                                 watch=[per])
     d = col.last_diag()
     out_burst = [g.header.stamp.sec for g in col.graphs[n_before:]]
     assert out_burst == sorted(out_burst) and set(out_burst) <= set(burst)   # in order, no stale re-ordering
-    assert int(d["frames_published"]) + int(d["frames_dropped"]) + int(d["frames_rejected"]) == total
-    assert int(d["frames_dropped"]) == len(burst) - len(out_burst)
+    # (DDS itself may already discard part of a burst beyond the subscription's depth of 10)
+    received = int(d["frames_received"])
+    assert len(good_stamps) + n_bad < received <= len(good_stamps) + n_bad + len(burst)
+    assert int(d["frames_published"]) + int(d["frames_dropped"]) + int(d["frames_rejected"]) == received
+    assert int(d["frames_dropped"]) == received - len(good_stamps) - n_bad - len(out_burst)
 
 
 def test_hot_reload_swaps_models_and_survives_a_corrupt_file(node_procs, ros_client, tiny_checkpoint, tmp_path):
