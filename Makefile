@@ -21,7 +21,7 @@ demo: setup
 	@$(ENV) python scripts/demo.py
 
 test: setup
-	@$(ENV) pytest -n $(JOBS) --dist loadgroup -q
+	@$(ENV) OMP_NUM_THREADS=1 pytest -n $(JOBS) --dist loadgroup -q --durations=15
 
 bench: setup
 	@$(ENV) python scripts/bench_sim.py && python scripts/bench_model.py && python scripts/bench_ros.py

@@ -9,7 +9,6 @@ import math
 import time
 from typing import Optional
 
-import numpy as np
 import torch
 
 from sim2sg_core.eval.detection import average_precision

@@ -26,26 +26,27 @@ TINY_MODEL = {"encoder_channels": [8, 16, 24, 32, 48], "feature_channels": 32, "
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A source model trained briefly on the source domain + target images (unlabelled / eval)."""
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)   # the suite runs 2 workers on 2 cores: one thread each
     root = tmp_path_factory.mktemp("adapt")
     prof = load_bench_profile("quick")
+    prof.num_threads = 1
     prof.image_size = list(SIZE)
     prof.model = dict(TINY_MODEL)
     prof.adapt.batch_size = 8
     train = render_split(ENV, "source", 100, 96, SIZE)
-    ckpt, _ = train_supervised(prof, ENV, "source", train, 100, 0, root / "source", SIZE, progress=False)
-    target = SimTargetSource(env=ENV, domain="target", seed=200, count=48, image_size=SIZE).load()
-    evalset = render_split(ENV, "target", 300, 48, SIZE)
+    ckpt, _ = train_supervised(prof, ENV, "source", train, 300, 0, root / "source", SIZE, progress=False)
+    target = SimTargetSource(env=ENV, domain="target", seed=200, count=64, image_size=SIZE).load()
+    evalset = render_split(ENV, "target", 300, 64, SIZE)
     return {"root": root, "prof": prof, "ckpt": ckpt, "target": target, "eval": evalset}
 
 
 def _cfg(prof, method, **kw):
     cfg = configure(prof.adapt, METHODS[method])
-    cfg.env, cfg.seed, cfg.progress_bar = ENV, 0, False
-    cfg.rounds, cfg.warmup_rounds, cfg.steps_per_round = 2, 1, 20
-    cfg.label_alignment.samples_per_round = 48
+    cfg.env, cfg.seed, cfg.progress_bar, cfg.num_threads = ENV, 0, False, 1
+    cfg.rounds, cfg.warmup_rounds, cfg.steps_per_round = 3, 1, 40
+    cfg.label_alignment.samples_per_round = 64
     cfg.source_pool_size = 64
-    cfg.max_target_images = 48
+    cfg.max_target_images = 64
     for k, v in kw.items():
         setattr(cfg, k, v)
     return cfg
@@ -62,11 +63,12 @@ def test_full_sim2sg_beats_source_only_on_target(tiny):
         assert res.steps == cfg.total_steps and Path(res.checkpoint).is_file()
         maps[method] = evaluate_checkpoint(out, tiny["eval"], progress=False)["map50"]
     print("target mAP", maps)
-    assert maps["sim2sg_full"] > maps["source_only"] + 0.02
+    # measured: 0.419 -> 0.513 with 1 thread (a smaller budget, 100 + 40 steps, was within noise)
+    assert maps["sim2sg_full"] > maps["source_only"] + 0.03
     # progress: every step reported once, in order, up to the total; one analysis per round
     train_steps = [s for s, t, p in calls if p == "train"]
-    assert train_steps == list(range(1, 41)) and all(t == 40 for _, t, _ in calls)
-    assert sum(p == "analysis" for _, _, p in calls) == 2
+    assert train_steps == list(range(1, 121)) and all(t == 120 for _, t, _ in calls)
+    assert sum(p == "analysis" for _, _, p in calls) == 3
 
 
 def _write_kitti_folder(root: Path, images) -> Path:

@@ -4,7 +4,7 @@ import threading
 import numpy as np
 import pytest
 import torch
-from toy_data import VOCAB, ToyDataset, tiny_config, toy_sample
+from toy_data import VOCAB, tiny_config, toy_sample
 
 from sim2sg_core.eval.evaluate import evaluate
 from sim2sg_core.model import Predictor, SGModel
