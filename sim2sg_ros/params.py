@@ -199,18 +199,10 @@ def read_params_yaml(path, node_name: str) -> dict:
     The same file the nodes receive through ``--params-file``; the bring-up reads it to decide what
     to start. Raises ValueError naming the file for anything that is not a ROS params file.
     """
-    import yaml
-    from pathlib import Path
+    from sim2sg_core.utils.io import load_yaml_mapping
 
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"parameters file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"parameters file {path} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"parameters file {path}: the top level must map node names to ros__parameters")
+    data = load_yaml_mapping(path, what="parameters file",
+                             mapping_hint="the top level must map node names to ros__parameters")
     out: dict = {}
     for key in ("/**", node_name, "/" + node_name):
         section = data.get(key)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
-import yaml
+
+from sim2sg_core.utils.io import load_yaml_mapping
 
 
 
@@ -219,16 +220,7 @@ def _merge(base: dict, override: dict) -> dict:
 
 
 def _read_yaml(path: Union[str, Path]) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise AdaptConfigError(f"config file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise AdaptConfigError(f"config file {path} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise AdaptConfigError(f"config file {path}: top level must be a mapping")
-    return data
+    return load_yaml_mapping(path, error=AdaptConfigError)
 
 
 def adapt_config_from_dict(data: Optional[dict], where: str = "adaptation config") -> AdaptConfig:

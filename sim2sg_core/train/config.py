@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
-import yaml
+
+from sim2sg_core.utils.io import load_yaml_mapping
 
 
 class ConfigError(ValueError):
@@ -112,13 +113,6 @@ def config_from_dict(d: Optional[dict], where: str = "config") -> ExperimentConf
 
 def load_config(path: Union[str, Path]) -> ExperimentConfig:
     """Read an ExperimentConfig from YAML; a missing or malformed file raises ConfigError naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping with 'model' and 'train' sections")
+    data = load_yaml_mapping(path, error=ConfigError,
+                             mapping_hint="must hold a mapping with 'model' and 'train' sections")
     return config_from_dict(data, where=str(path))
