@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -122,6 +121,7 @@ def main(argv=None) -> int:
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sim2sg_ros.bringup import stop_processes
     from sim2sg_ros.msg import SceneGraph
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_ros_"))
@@ -177,14 +177,7 @@ def main(argv=None) -> int:
                 raise SystemExit(f"bench_ros: perception_node died with status {per.returncode}")
         start_ns = time.time_ns() - int(window * 1e9)
     finally:
-        for p in (cam, per):
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in (cam, per):
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes((cam, per), timeout=20)
         node.destroy_node()
         rclpy.try_shutdown()
 

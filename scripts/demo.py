@@ -20,7 +20,6 @@ import argparse
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -127,6 +126,7 @@ def stage_perceive(args, env, adapted: Path) -> dict:
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sim2sg_ros.bringup import stop_processes
     from sim2sg_ros.msg import SceneGraph
 
     stamp_log = args.out / "camera_stamps.txt"
@@ -176,11 +176,7 @@ def stage_perceive(args, env, adapted: Path) -> dict:
         while time.monotonic() < end:
             rclpy.spin_once(node, timeout_sec=0.1)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_processes([proc], timeout=30)
         node.destroy_node()
         rclpy.try_shutdown()
     stamps = {}

@@ -99,6 +99,23 @@ def adaptation_commands(params_file: str, *, bags: list, topic: str = "", init_c
     return [NodeCommand("adaptation_node", ADAPTATION_NODE, params_file, overrides)]
 
 
+def stop_processes(procs, timeout: float = 20.0) -> None:
+    """SIGINT every live process, wait up to ``timeout`` seconds in all, then kill what is left."""
+    for p in procs:
+        if p.poll() is None:
+            try:
+                p.send_signal(signal.SIGINT)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 class ProcessGroup:
     """Start node processes, forward signals, stop them all when one ends."""
 
@@ -123,14 +140,7 @@ class ProcessGroup:
                     pass
 
     def stop(self, timeout: float = 20.0) -> None:
-        self.signal_all(signal.SIGINT)
-        deadline = time.monotonic() + timeout
-        for p in self.procs:
-            try:
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(self.procs, timeout)
 
     def wait_any(self) -> int:
         """Block until a node exits; return its status (the others are then stopped)."""

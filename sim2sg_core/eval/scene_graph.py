@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
+from sim2sg_core.eval.detection import _iou_py
 from sim2sg_core.scene_graph import SceneGraph
 
 
@@ -68,14 +69,7 @@ def predicate_accuracy(predicted_ids: Sequence[int], true_ids: Sequence[int]) ->
     return float((p == t).mean()) if len(t) else math.nan
 
 
-# ---- slow reference (pure Python) ----
-
-def _iou_py(a, b) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+# ---- slow reference (pure Python; the box IoU is detection.py's reference one) ----
 
 
 def reference_triplet_recall(predictions, ground_truths, ks=(20, 50), iou_threshold=0.5) -> dict:
