@@ -60,6 +60,11 @@ class AdversarialConfig:
     num_layers: int = 2
     #: Learning rate of the discriminator (the model keeps ``AdaptConfig.lr``).
     lr: float = 1e-3
+    #: Appearance alignment only: image-level spectrum transfer (FDA) of target looks onto the
+    #: labelled images — half-width of the swapped low-frequency band (fraction of min(H, W); 0 = off)
+    #: and the share of labelled images it is applied to.
+    spectrum_beta: float = 0.0
+    spectrum_probability: float = 0.0
 
 
 @dataclass
@@ -108,6 +113,12 @@ class AdaptConfig:
     progress_bar: bool = True
     #: torch intra-op threads on CPU (0 = leave torch's default).
     num_threads: int = 0
+    #: Mounting pose of the target camera (height above ground in m, downward pitch in rad), used to
+    #: lift pseudo labels to 3-D and to render label-aligned scenes. This is sensor calibration, not
+    #: a label: null = what the target source reports (a simulator domain knows its camera), else
+    #: the source domain's mean pose.
+    camera_height: Optional[float] = None
+    camera_pitch: Optional[float] = None
 
     @property
     def total_steps(self) -> int:
@@ -136,6 +147,10 @@ class AdaptConfig:
                              ("self_training.source_fraction", self.self_training.source_fraction)):
             if not 0.0 <= v <= 1.0:
                 bad(f"{frac_name} must be in [0, 1], got {v}")
+        if self.camera_height is not None and not 0.0 < float(self.camera_height) < 100.0:
+            bad(f"camera_height must be in (0, 100) m, got {self.camera_height}")
+        if self.camera_pitch is not None and not -1.5 < float(self.camera_pitch) < 1.5:
+            bad(f"camera_pitch must be in (-1.5, 1.5) rad, got {self.camera_pitch}")
         if self.self_training.enabled and self.label_alignment.enabled:
             bad("self_training and label_alignment are exclusive (self-training is a baseline)")
         return self

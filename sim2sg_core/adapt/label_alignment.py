@@ -60,14 +60,21 @@ def confident_class_counts(graphs: Sequence[SceneGraph], score_threshold: float)
 class LabelAligner:
     """Pseudo-statistics analysis and source-appearance synthesis for one environment.
 
-    ``simulator`` is a source-domain :class:`sim2sg_core.sim.Simulator`: its camera frames the
-    reconstruction and its appearance is what label-aligned images are drawn in.
+    ``simulator`` is a source-domain :class:`sim2sg_core.sim.Simulator`: its appearance is what
+    label-aligned images are drawn in. ``camera`` is the *target* camera (intrinsics at the
+    simulator's image size, mounting height and pitch): pseudo labels are lifted to 3-D with it and
+    reconstructions are rendered through it, so the label-aligned images share the target's
+    geometry. Default: the simulator's intrinsics at the source domain's mean pose.
     """
 
-    def __init__(self, *, simulator, score_threshold: float = 0.5, refit: bool = True, refit_blend: float = 1.0):
+    def __init__(self, *, simulator, camera=None, score_threshold: float = 0.5, refit: bool = True,
+                 refit_blend: float = 1.0):
         self.sim = simulator
         self.env = simulator.env                 # EnvironmentConfig
-        self.camera = simulator.camera
+        if camera is None:
+            cam = simulator.domain.content.camera
+            camera = simulator.camera.with_pose(cam.height.mean, cam.pitch.mean)
+        self.camera = camera
         self.source_content = simulator.content
         self.score_threshold = float(score_threshold)
         self.refit = bool(refit)

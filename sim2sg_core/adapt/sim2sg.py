@@ -121,7 +121,8 @@ class Sim2SGAdapter:
     """Holds the model, discriminators, optimisers and pools of one adaptation run."""
 
     def __init__(self, *, model, vocab, experiment_config, input_size, mean, std, config: AdaptConfig,
-                 target_images: Sequence[np.ndarray], device: str = "auto", init_model_id: str = ""):
+                 target_images: Sequence[np.ndarray], device: str = "auto", init_model_id: str = "",
+                 target_camera_pose: Optional[tuple] = None):
         from sim2sg_core.model.predictor import resolve_device
         from sim2sg_core.sim import Simulator
         self.cfg = config
@@ -146,7 +147,9 @@ class Sim2SGAdapter:
         self.source_pool = render_source_pool(self.sim, config.source_pool_size)
         self.aligned_pool = LabelledPool(name="label-aligned")
         self.pseudo_pool = LabelledPool(name="pseudo-labelled target")
-        self.aligner = LabelAligner(simulator=self.sim, score_threshold=config.label_alignment.score_threshold,
+        self.camera = self.target_camera(target_camera_pose)
+        self.aligner = LabelAligner(simulator=self.sim, camera=self.camera,
+                                    score_threshold=config.label_alignment.score_threshold,
                                     refit=config.label_alignment.refit_content,
                                     refit_blend=config.label_alignment.refit_blend)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -167,6 +170,16 @@ class Sim2SGAdapter:
         self.round_scenes: list[dict] = []      # what the current round trains on (for resume)
         self.round_pseudo: list[dict] = []
         self.history: list[dict] = []
+
+    def target_camera(self, reported_pose: Optional[tuple]):
+        """The target camera: config pose > the target source's reported pose > source mean pose."""
+        src = self.sim.domain.content.camera
+        height, pitch = (reported_pose if reported_pose is not None else (src.height.mean, src.pitch.mean))
+        if self.cfg.camera_height is not None:
+            height = self.cfg.camera_height
+        if self.cfg.camera_pitch is not None:
+            pitch = self.cfg.camera_pitch
+        return self.sim.camera.with_pose(float(height), float(pitch))
 
     # -- properties of the schedule -----------------------------------------------------------------
     @property
@@ -260,6 +273,10 @@ class Sim2SGAdapter:
         torch.manual_seed(int(rng.integers(0, 2**62)))
         self.model.train()
         images, graphs = self._labelled_batch(rng)
+        a = cfg.appearance_alignment
+        if a.enabled and a.spectrum_beta > 0:
+            from sim2sg_core.adapt.appearance import stylise_batch
+            images = stylise_batch(images, self.target_images, rng, a.spectrum_beta, a.spectrum_probability)
         sizes = [(im.shape[1], im.shape[0]) for im in images]
         targets = self.model.build_targets(graphs, source_sizes=sizes)
         lam = self.grl_strength(self.step)
@@ -412,7 +429,8 @@ def run_adaptation(init_checkpoint: PathLike, target_source: Union[TargetSource,
         cfg = dataclasses.replace(cfg, env=ck["config"].train.env)
     adapter = Sim2SGAdapter(model=model, vocab=ck["vocab"], experiment_config=ck["config"],
                             input_size=ck["input_size"], mean=ck["mean"], std=ck["std"], config=cfg,
-                            target_images=target_images, init_model_id=ck["model_id"])
+                            target_images=target_images, init_model_id=ck["model_id"],
+                            target_camera_pose=target_source.camera_pose)
     out = Path(out_checkpoint)
     resume_file = resume_path_for(out)
     resumed_from = 0
@@ -475,6 +493,7 @@ def run_adaptation(init_checkpoint: PathLike, target_source: Union[TargetSource,
             bar.close()
     extra = {"adaptation": {"config": config_to_dict(cfg), "init_model_id": ck["model_id"],
                             "target": target_source.description, "target_images": len(target_images),
+                            "target_camera": {"height_m": adapter.camera.height_m, "pitch": adapter.camera.pitch},
                             "history": adapter.history}}
     save_checkpoint(out, adapter.model, adapter.exp_cfg, adapter.vocab, adapter.input_size, adapter.mean,
                     adapter.std, extra=extra, step=adapter.step)

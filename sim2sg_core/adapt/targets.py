@@ -27,6 +27,9 @@ class TargetSource(ABC):
 
     #: Short human-readable description for logs and checkpoints.
     description: str = "target"
+    #: (height m, pitch rad) of the camera that took the images when the source knows it
+    #: (calibration, not labels); None = unknown.
+    camera_pose: Optional[tuple] = None
 
     @abstractmethod
     def iter_images(self) -> Iterator[np.ndarray]:
@@ -86,6 +89,9 @@ class SimTargetSource(TargetSource):
         self.image_size = tuple(image_size) if image_size else None
         self.start_index = int(start_index)
         self.description = f"sim:{env}/{domain}/seed{seed}[{start_index}:{start_index + count}]"
+        from sim2sg_core.sim import load_domain, load_environment
+        cam = load_domain(load_environment(env), domain).content.camera   # the rig's calibration
+        self.camera_pose = (float(cam.height.mean), float(cam.pitch.mean))
 
     def iter_images(self) -> Iterator[np.ndarray]:
         from sim2sg_core.sim import Simulator
