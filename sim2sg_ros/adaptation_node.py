@@ -62,6 +62,9 @@ class AdaptationNode(Node):
             overrides["max_target_images"] = int(p["max_target_images"])
         if p["device"]:
             overrides["device"] = p["device"]
+        if p["camera_height"] > 0:   # the rig's calibration: both or neither
+            overrides["camera_height"] = float(p["camera_height"])
+            overrides["camera_pitch"] = float(p["camera_pitch"])
         cfg = load_adapt_config(p["adapt_config"] or None, overrides)
         if p["rounds"] > 0:   # keep the file's warm-up, clipped to the new number of rounds
             cfg = dataclasses.replace(cfg, rounds=int(p["rounds"]),

@@ -118,6 +118,11 @@ ADAPTATION_PARAMS: tuple[ParamSpec, ...] = (
               read_only=True),
     ParamSpec("num_threads", 0, "Override: torch CPU threads (0 = from adapt_config)", range=(0, 256),
               read_only=True),
+    ParamSpec("camera_height", -1.0, "Target camera height above the ground in metres, with camera_pitch: the "
+              "pose label alignment lifts and renders scenes with (<= 0 = from adapt_config / the source pose)",
+              range=(-1.0, 100.0), read_only=True),
+    ParamSpec("camera_pitch", 0.0, "Target camera pitch, radians, positive looking down (used when "
+              "camera_height > 0)", range=(-1.5, 1.5), read_only=True),
     ParamSpec("resume", True, "Resume from an interrupted run's state next to the output checkpoint",
               read_only=True),
 )

@@ -43,8 +43,9 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("domain_randomization", "Domain randomization", "supervised", train_domain="randomized"),
     Method("self_training", "Pseudo-label self-training", "adapt",
            switches={**_OFF, "self_training.enabled": True}),
-    Method("feature_only", "Feature-level DA (appearance only)", "adapt",
-           switches={**_OFF, "appearance_alignment.enabled": True}),
+    # DA-Faster style: the feature-level GRL + discriminator on Z alone (no image-level transfer)
+    Method("feature_only", "Feature-level DA (GRL on Z only)", "adapt",
+           switches={**_OFF, "appearance_alignment.enabled": True, "appearance_alignment.spectrum_beta": 0.0}),
     Method("sim2sg_label", "Sim2SG: label alignment", "adapt",
            switches={**_OFF, "label_alignment.enabled": True}),
     Method("sim2sg_label_pred", "Sim2SG: + prediction alignment", "adapt",

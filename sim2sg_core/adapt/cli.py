@@ -52,6 +52,9 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the profile's)")
     p.add_argument("--target-domain", default=None, help="target domain (default: the profile's, 'target')")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="run this many (env, seed) pairs in parallel processes (each with the profile's "
+                        "num_threads); e.g. cores / num_threads")
 
 
 def cmd_adapt(args) -> int:
@@ -84,7 +87,7 @@ def cmd_bench(args) -> int:
     methods = args.methods.split(",") if args.methods else None
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     res = run_bench(prof, args.out, envs=envs, methods=methods, seeds=seeds, target_domain=args.target_domain,
-                    progress=not args.quiet)
+                    progress=not args.quiet, jobs=args.jobs)
     print(res["table"])
     return 0
 

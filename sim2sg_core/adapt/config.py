@@ -45,6 +45,9 @@ class LabelAlignmentConfig:
     #: pseudo-statistics (1 = replace). Below 1 a poor early round (few confident detections
     #: under a large appearance gap) cannot wipe a class out of the generator at once.
     refit_blend: float = 0.5
+    #: Floor of each class's re-fitted count, as a fraction of its source count (0 = none): an
+    #: undetected class is not evidence of an absent class.
+    min_class_fraction: float = 0.0
     #: Fraction of each labelled batch still taken from the original source domain (anchors labels
     #: while pseudo-statistics are still noisy).
     source_fraction: float = 0.25
@@ -60,10 +63,16 @@ class AdversarialConfig:
     num_layers: int = 2
     #: Learning rate of the discriminator (the model keeps ``AdaptConfig.lr``).
     lr: float = 1e-3
-    #: Appearance alignment only: image-level spectrum transfer (FDA) of target looks onto the
-    #: labelled images — half-width of the swapped low-frequency band (fraction of min(H, W); 0 = off)
-    #: and the share of labelled images it is applied to.
+
+
+@dataclass
+class AppearanceAlignmentConfig(AdversarialConfig):
+    """Appearance alignment: the feature-level GRL + discriminator on Z, plus the image-level
+    low-frequency spectrum transfer (FDA) of target looks onto the labelled images."""
+
+    #: Half-width of the swapped low-frequency band, a fraction of min(H, W) (0 = no transfer).
     spectrum_beta: float = 0.0
+    #: Share of labelled images that get a target look.
     spectrum_probability: float = 0.0
 
 
@@ -87,7 +96,7 @@ class AdaptConfig:
     source_domain: str = "source"
     label_alignment: LabelAlignmentConfig = field(default_factory=LabelAlignmentConfig)
     prediction_alignment: AdversarialConfig = field(default_factory=AdversarialConfig)
-    appearance_alignment: AdversarialConfig = field(default_factory=AdversarialConfig)
+    appearance_alignment: AppearanceAlignmentConfig = field(default_factory=AppearanceAlignmentConfig)
     self_training: SelfTrainingConfig = field(default_factory=SelfTrainingConfig)
     #: Alternating analysis (pseudo-statistics) / synthesis (render + train) rounds.
     rounds: int = 4
@@ -142,7 +151,11 @@ class AdaptConfig:
                 bad(f"label_alignment.{name} must be in [0, 1], got {v}")
         if not 0.0 < self.label_alignment.refit_blend <= 1.0:
             bad(f"label_alignment.refit_blend must be in (0, 1], got {self.label_alignment.refit_blend}")
+        if not 0.0 <= self.appearance_alignment.spectrum_beta <= 0.5:
+            bad(f"appearance_alignment.spectrum_beta must be in [0, 0.5], got {self.appearance_alignment.spectrum_beta}")
         for frac_name, v in (("label_alignment.generated_fraction", self.label_alignment.generated_fraction),
+                             ("appearance_alignment.spectrum_probability", self.appearance_alignment.spectrum_probability),
+                             ("label_alignment.min_class_fraction", self.label_alignment.min_class_fraction),
                              ("label_alignment.source_fraction", self.label_alignment.source_fraction),
                              ("self_training.source_fraction", self.self_training.source_fraction)):
             if not 0.0 <= v <= 1.0:

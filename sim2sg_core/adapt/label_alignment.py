@@ -68,7 +68,7 @@ class LabelAligner:
     """
 
     def __init__(self, *, simulator, camera=None, score_threshold: float = 0.5, refit: bool = True,
-                 refit_blend: float = 1.0):
+                 refit_blend: float = 1.0, min_class_fraction: float = 0.0):
         self.sim = simulator
         self.env = simulator.env                 # EnvironmentConfig
         if camera is None:
@@ -79,6 +79,10 @@ class LabelAligner:
         self.score_threshold = float(score_threshold)
         self.refit = bool(refit)
         self.refit_blend = float(refit_blend)
+        #: A class's re-fitted count never drops below this fraction of its source count: a class
+        #: the detector stops finding under the appearance gap is not evidence that it is absent,
+        #: and dropping it would teach the model to miss it for good (a self-training collapse).
+        self.min_class_fraction = float(min_class_fraction)
         #: The generator's current content: starts at the source's, re-fitted every analysis round.
         self.content = simulator.content
         self._visibility: Optional[dict] = None
@@ -110,6 +114,11 @@ class LabelAligner:
         if self.refit and graphs:
             stats = PseudoStatistics.collect(graphs, self.camera, self.env, self.score_threshold)
             content = refit_content(self.content, stats, visibility=self.visibility, blend=self.refit_blend)
+            if self.min_class_fraction > 0:
+                src = self.source_content.classes
+                content = dataclasses.replace(content, classes={
+                    n: dataclasses.replace(cc, count_mean=max(cc.count_mean, self.min_class_fraction * src[n].count_mean))
+                    for n, cc in content.classes.items()})
             self.content = content
         counts = confident_class_counts(graphs, self.score_threshold)
         return AnalysisResult(scenes=scenes, content=content, class_counts=counts, images=len(graphs),

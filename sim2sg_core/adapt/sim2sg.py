@@ -151,7 +151,8 @@ class Sim2SGAdapter:
         self.aligner = LabelAligner(simulator=self.sim, camera=self.camera,
                                     score_threshold=config.label_alignment.score_threshold,
                                     refit=config.label_alignment.refit_content,
-                                    refit_blend=config.label_alignment.refit_blend)
+                                    refit_blend=config.label_alignment.refit_blend,
+                                    min_class_fraction=config.label_alignment.min_class_fraction)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         # discriminators
         c_z = self.model.encoder.out_channels

@@ -169,3 +169,18 @@ def test_target_camera_lifts_and_redraws_target_predictions_in_place(target_grap
         iou = box_iou(torch.tensor([o.box for o in g.objects]), torch.tensor([o.box for o in p.objects]))
         ious += iou.max(dim=1).values.tolist()
     assert np.median(ious) > 0.8
+
+
+def test_class_floor_keeps_undetected_classes_in_the_generator(target_graphs):
+    """Only cars detected: without a floor the other classes vanish from the re-fitted generator;
+    with min_class_fraction they stay at that share of their source count, cars still follow."""
+    sim = Simulator(env="drive", domain="source", seed=0, image_size=SIZE)
+    preds = _as_predictions(target_graphs, keep_classes={"car"})
+    plain = LabelAligner(simulator=sim, refit_blend=1.0).analyse(preds).content.classes
+    floored = LabelAligner(simulator=sim, refit_blend=1.0, min_class_fraction=0.5).analyse(preds).content.classes
+    src = sim.content.classes
+    for c in ("pedestrian", "vegetation", "house"):
+        assert plain[c].count_mean < 0.25 * src[c].count_mean
+        assert floored[c].count_mean == pytest.approx(0.5 * src[c].count_mean)
+    assert floored["car"].count_mean == pytest.approx(plain["car"].count_mean)
+    assert floored["car"].count_mean > src["car"].count_mean
