@@ -14,10 +14,11 @@ from sim2sg_core.adapt.baselines import METHODS, configure
 from sim2sg_core.adapt.bench import PoolDataset, evaluate_checkpoint, render_split, train_supervised
 from sim2sg_core.adapt.config import load_bench_profile
 from sim2sg_core.adapt.sim2sg import (AdaptationInterrupted, resume_path_for, run_adaptation)
-from sim2sg_core.adapt.targets import ArrayTargetSource, ImageFolderSource, SimTargetSource
+from sim2sg_core.adapt.targets import ImageFolderSource, SimTargetSource
 
 SIZE = (192, 64)
 ENV = "drive"
+TARGET_DOMAIN = "target2"
 #: A light model so the whole file stays within its share of the test budget on 2 cores.
 TINY_MODEL = {"encoder_channels": [8, 16, 24, 32, 48], "feature_channels": 32, "head_channels": 32,
               "relation_hidden": 64}
@@ -35,9 +36,14 @@ def tiny(tmp_path_factory):
     prof.adapt.batch_size = 8
     train = render_split(ENV, "source", 100, 96, SIZE)
     ckpt, _ = train_supervised(prof, ENV, "source", train, 300, 0, root / "source", SIZE, progress=False)
-    target = SimTargetSource(env=ENV, domain="target", seed=200, count=64, image_size=SIZE).load()
-    evalset = render_split(ENV, "target", 300, 64, SIZE)
-    return {"root": root, "prof": prof, "ckpt": ckpt, "target": target, "eval": evalset}
+    # target2 (haze, a lower camera, other class mix): its gap is wide enough that a 120-step
+    # adaptation of a tiny model moves mAP far beyond run-to-run noise, so this test is robust.
+    # drive:target's figures come from the benchmark (`python -m sim2sg_core bench`).
+    target_source = SimTargetSource(env=ENV, domain=TARGET_DOMAIN, seed=200, count=64, image_size=SIZE)
+    target = target_source.load()
+    evalset = render_split(ENV, TARGET_DOMAIN, 300, 64, SIZE)
+    return {"root": root, "prof": prof, "ckpt": ckpt, "target": target, "target_source": target_source,
+            "eval": evalset}
 
 
 def _cfg(prof, method, **kw):
@@ -59,12 +65,16 @@ def test_full_sim2sg_beats_source_only_on_target(tiny):
         cfg = _cfg(tiny["prof"], method)
         out = tiny["root"] / f"{method}.pt"
         cb = (lambda s, t, m: calls.append((s, t, m.get("phase")))) if method == "sim2sg_full" else None
-        res = run_adaptation(tiny["ckpt"], ArrayTargetSource(tiny["target"]), out, cfg, progress_callback=cb)
+        res = run_adaptation(tiny["ckpt"], tiny["target_source"], out, cfg, progress_callback=cb)
         assert res.steps == cfg.total_steps and Path(res.checkpoint).is_file()
+        # label alignment worked through the target rig's camera, which the simulator source reports
+        cam = torch.load(out, weights_only=True)["extra"]["adaptation"]["target_camera"]
+        assert (cam["height_m"], cam["pitch"]) == pytest.approx(tiny["target_source"].camera_pose)
         maps[method] = evaluate_checkpoint(out, tiny["eval"], progress=False)["map50"]
     print("target mAP", maps)
-    # measured: 0.419 -> 0.513 with 1 thread (a smaller budget, 100 + 40 steps, was within noise)
-    assert maps["sim2sg_full"] > maps["source_only"] + 0.03
+    # measured: 0.297 -> 0.702 with 1 thread (on drive:target this tiny budget gains only ~0.03-0.05,
+    # within run-to-run noise, which is why the test uses target2)
+    assert maps["sim2sg_full"] > maps["source_only"] + 0.2
     # progress: every step reported once, in order, up to the total; one analysis per round
     train_steps = [s for s, t, p in calls if p == "train"]
     assert train_steps == list(range(1, 121)) and all(t == 120 for _, t, _ in calls)

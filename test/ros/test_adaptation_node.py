@@ -56,7 +56,8 @@ def test_adaptation_node_writes_a_loadable_checkpoint_reports_progress_and_resum
         return [int(ros_client.diag_values(s)["step"]) for s in progress]
 
     # 1. interrupted after a few steps: state saved, status 130
-    first = node_procs("adaptation_node", _params(bags, init, str(out), cfg))
+    rig = {"camera_height": 1.85, "camera_pitch": 0.05}     # the recorded camera's mount
+    first = node_procs("adaptation_node", _params(bags, init, str(out), cfg, **rig))
     assert ros_client.spin_until(lambda: any(s >= 3 for s in steps()), 180, watch=[first]), first.log()[-3000:]
     rc = first.stop(timeout=60)
     log1 = first.log()
@@ -68,7 +69,7 @@ def test_adaptation_node_writes_a_loadable_checkpoint_reports_progress_and_resum
 
     # 2. the same command resumes and finishes
     progress.clear()
-    second = node_procs("adaptation_node", _params(bags, init, str(out), cfg), name="adaptation_node")
+    second = node_procs("adaptation_node", _params(bags, init, str(out), cfg, **rig), name="adaptation_node")
     assert second.wait(timeout=240) == 0, second.log()[-3000:]
     log2 = second.log()
     assert "resumed from step" in log2 and "wrote adapted checkpoint" in log2
@@ -80,6 +81,7 @@ def test_adaptation_node_writes_a_loadable_checkpoint_reports_progress_and_resum
     info = ck["extra"]["adaptation"]
     assert info["init_model_id"] == init_id and info["target_images"] == 6
     assert TOPIC in info["target"] and "bag_mcap" in info["target"] and "bag_sqlite" in info["target"]
+    assert (info["target_camera"]["height_m"], info["target_camera"]["pitch"]) == pytest.approx((1.85, 0.05))
     assert not (tmp_path / "adapted" / "adapted.pt.resume").exists()
 
 
