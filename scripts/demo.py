@@ -102,6 +102,10 @@ def stage_adapt(args, env, source_ckpt: Path, bag: Path) -> Path:
                  steps_per_round=args.adapt_steps, max_target_images=args.bag_frames, num_threads=args.threads,
                  device=args.device, progress_bar=False, source_pool_size=args.adapt_samples)
     adapt["label_alignment"]["samples_per_round"] = args.adapt_samples
+    # The recording rig's mount (a user knows theirs): label alignment lifts and renders through it.
+    from sim2sg_core.sim import load_domain, load_environment
+    rig = load_domain(load_environment(args.env), "target").content.camera
+    adapt.update(camera_height=float(rig.height.mean), camera_pitch=float(rig.pitch.mean))
     src_hash = load_checkpoint(source_ckpt)["content_hash"]
     out = args.out / f"adapted_{key_of(src_hash, adapt, bag.name)}.pt"
     if out.exists() and not args.force:

@@ -327,6 +327,12 @@ def _gap_summary(rows: list[dict], k: int) -> str:
         if gap > 0:
             parts.append(f"Closes {100 * (f['mAP50'][0] - s['mAP50'][0]) / gap:.0f}% of the source-only → oracle "
                          "mAP gap.")
+    ladder = [m for m in ("sim2sg_label", "sim2sg_label_pred", "sim2sg_full") if m in by]
+    if len(ladder) > 1:
+        steps = [f"{by[a]['label'].split(': ')[-1]} → {by[b]['label'].split(': ')[-1]}: mAP "
+                 f"{by[b]['mAP50'][0] - by[a]['mAP50'][0]:+.3f}, Recall@{k} {by[b][f'R@{k}'][0] - by[a][f'R@{k}'][0]:+.3f}"
+                 for a, b in zip(ladder, ladder[1:])]
+        parts.append("Ablation steps: " + "; ".join(steps) + ".")
     return " ".join(parts)
 
 

@@ -55,6 +55,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, default=1,
                    help="run this many (env, seed) pairs in parallel processes (each with the profile's "
                         "num_threads); e.g. cores / num_threads")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads per process (default: the profile's num_threads)")
 
 
 def cmd_adapt(args) -> int:
@@ -81,6 +83,8 @@ def cmd_bench(args) -> int:
     from sim2sg_core.adapt.config import load_bench_profile
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     prof = load_bench_profile(args.profile)
+    if args.threads > 0:
+        prof.num_threads = args.threads
     envs = None
     if args.env:
         envs = ["drive", "clevr", "dining"] if args.env == "all" else args.env.split(",")

@@ -1,0 +1,52 @@
+"""The benchmark's table arithmetic: mean ± sample std over seeds, CSV rows, the gap summary and the
+chart, from run records shaped like the ones ``run_bench`` stores (no training here)."""
+import csv
+import io
+
+import numpy as np
+import pytest
+
+from sim2sg_core.adapt.bench import _ordered, _write_outputs
+from sim2sg_core.adapt.config import load_bench_profile
+
+CLASSES = ("car", "pedestrian")
+
+
+def _run(env, seed, method, label, m, r):
+    return {"env": env, "target_domain": "target", "seed": seed, "method": method, "label": label,
+            "wall_seconds": 10.0 + seed, "metrics": {"map50": m, "recall@20": r,
+                                                     "per_class": {c: {"ap50": m} for c in CLASSES}}}
+
+
+@pytest.fixture()
+def runs():
+    out = []
+    for seed, (s, l, lp, f, o) in enumerate([(0.4, 0.45, 0.55, 0.7, 0.9), (0.2, 0.25, 0.45, 0.5, 0.8)]):
+        out += [_run("drive", seed, "source_only", "Source only", s, s / 2),
+                _run("drive", seed, "sim2sg_label", "Sim2SG: label alignment", l, l / 2),
+                _run("drive", seed, "sim2sg_label_pred", "Sim2SG: + prediction alignment", lp, lp / 2),
+                _run("drive", seed, "sim2sg_full", "Sim2SG: + appearance alignment (full)", f, f / 2),
+                _run("drive", seed, "oracle", "Oracle (labelled target)", o, o / 2)]
+    return out
+
+
+def test_tables_report_mean_std_gap_and_ablation_steps(tmp_path, runs):
+    prof = load_bench_profile("full")
+    methods = ["source_only", "sim2sg_label", "sim2sg_label_pred", "sim2sg_full", "oracle"]
+    res = _write_outputs(prof, tmp_path, runs, ["drive"], methods, [0, 1], "target")
+    md = (tmp_path / "table.md").read_text()
+    # source only: mAP 0.4 and 0.2 -> 0.300 ± 0.141 (sample std)
+    assert f"| Source only | 0.300 ± {np.std([0.4, 0.2], ddof=1):.3f}" in md
+    # full - source = 0.6 - 0.3; oracle - source = 0.85 - 0.3 -> 55 %
+    assert "mAP +0.300" in md and "Recall@20 +0.150" in md and "Closes 55%" in md
+    assert "label alignment → + prediction alignment: mAP +0.150" in md
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "table.csv").read_text())))
+    full_map = [r for r in rows if r["method"] == "sim2sg_full" and r["metric"] == "mAP50"][0]
+    assert float(full_map["mean"]) == pytest.approx(0.6) and full_map["seeds"] == "2"
+    assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [r["method"] for r in res["rows"]] == methods
+
+
+def test_runs_from_parallel_workers_are_put_back_in_order(runs):
+    shuffled = runs[5:] + runs[:5]
+    assert [r["seed"] for r in _ordered(shuffled, ["drive"], [0, 1])] == [0] * 5 + [1] * 5
