@@ -1,9 +1,10 @@
 """Label alignment: pseudo-statistics self-learning (Sim2SG's "analysis" and "synthesis" steps).
 
 Analysis: the current model predicts scene graphs on the *unlabelled* target images; confident
-objects are lifted back to 3-D scenes with the simulator's camera (``reconstruct_scene``) and
-aggregated into pseudo-statistics, from which the generator's content distributions are re-fitted
-(``refit_content``).
+objects are lifted back to 3-D scenes through the target camera (its mounting pose is calibration,
+not a label; ``reconstruct_scene``) and aggregated into pseudo-statistics, from which the
+generator's content distributions are re-fitted (``refit_content``), never dropping a class below a
+floor share of its source count.
 
 Synthesis: the reconstructed scenes, plus fresh scenes from the re-fitted generator, are rendered
 in the SOURCE appearance. Their labels are exact (the simulator knows the scene), their content

@@ -8,7 +8,9 @@ Per round (the paper's Algorithm 1, made concrete):
 2. **Synthesis**: those scenes (and fresh draws of the re-fitted generator) are rendered in the
    source appearance, giving labelled, label-aligned training images.
 3. **Training** for ``steps_per_round`` steps on labelled batches (label-aligned + a share of the
-   original source), plus — after ``warmup_rounds`` — the adversarial terms on a target batch:
+   original source; with appearance alignment most of them take a random target image's look by
+   low-frequency spectrum transfer, :mod:`sim2sg_core.adapt.appearance`), plus — after
+   ``warmup_rounds`` — the adversarial terms on a target batch:
    appearance alignment (GRL + discriminator on the encoder features Z) and prediction alignment
    (GRL + discriminators on the detection heatmap and the relationship predictions). Source is
    labelled 1, target 0; the GRL strength follows 2/(1+exp(-γp))-1 over the adversarial phase.
