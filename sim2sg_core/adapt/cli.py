@@ -55,6 +55,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, default=1,
                    help="run this many (env, seed) pairs in parallel processes (each with the profile's "
                         "num_threads); e.g. cores / num_threads")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a profile field, e.g. --set adapt.rounds=8 --set eval_images=400")
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads per process (default: the profile's num_threads)")
 
@@ -82,7 +84,9 @@ def cmd_bench(args) -> int:
     from sim2sg_core.adapt.bench import run_bench
     from sim2sg_core.adapt.config import load_bench_profile
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    prof = load_bench_profile(args.profile)
+    prof = load_bench_profile(args.profile, _parse_sets(args.set))
+    if args.set:        # the tables say what was changed
+        prof.name = f"{prof.name} with {', '.join(args.set)}"
     if args.threads > 0:
         prof.num_threads = args.threads
     envs = None

@@ -265,11 +265,11 @@ def load_adapt_config(path: Union[str, Path, None] = None, overrides: Optional[d
     return adapt_config_from_dict(data, str(path))
 
 
-def load_bench_profile(name_or_path: Union[str, Path]) -> BenchProfile:
+def load_bench_profile(name_or_path: Union[str, Path], overrides: Optional[dict] = None) -> BenchProfile:
     """Load a bench profile by name (``quick`` / ``full`` in config/adapt) or path.
 
     The profile's ``adapt:`` section is merged over ``config/adapt/default.yaml`` so the adaptation
-    settings live in one place.
+    settings live in one place; ``overrides`` (nested dict, e.g. ``{"adapt": {"rounds": 8}}``) go on top.
     """
     p = Path(name_or_path)
     if not p.suffix:
@@ -278,6 +278,8 @@ def load_bench_profile(name_or_path: Union[str, Path]) -> BenchProfile:
             known = sorted(f.stem[len("bench_"):] for f in adapt_config_dir().glob("bench_*.yaml"))
             raise AdaptConfigError(f"unknown bench profile {str(name_or_path)!r}; known: {known}")
     data = _read_yaml(p)
+    if overrides:
+        data = _merge(data, overrides)
     base_adapt = _read_yaml(adapt_config_dir() / "default.yaml")
     base_adapt = base_adapt.get("adapt", base_adapt)
     data = dict(data)

@@ -50,3 +50,13 @@ def test_tables_report_mean_std_gap_and_ablation_steps(tmp_path, runs):
 def test_runs_from_parallel_workers_are_put_back_in_order(runs):
     shuffled = runs[5:] + runs[:5]
     assert [r["seed"] for r in _ordered(shuffled, ["drive"], [0, 1])] == [0] * 5 + [1] * 5
+
+
+def test_profile_overrides_merge_and_typos_are_refused():
+    from sim2sg_core.adapt.cli import _parse_sets
+    from sim2sg_core.adapt.config import AdaptConfigError
+    p = load_bench_profile("full", _parse_sets(["adapt.rounds=8", "eval_images=50"]))
+    assert (p.adapt.rounds, p.eval_images, p.adapt.steps_per_round) == (8, 50, 60)
+    assert p.budget_steps == p.source_steps + 8 * 60
+    with pytest.raises(AdaptConfigError, match="roundz"):
+        load_bench_profile("full", _parse_sets(["adapt.roundz=8"]))
