@@ -181,7 +181,6 @@ def declare(node, specs: Sequence[ParamSpec], overrides: Optional[dict] = None) 
         if isinstance(s.default, list) and ov is not None and ov.type_ == Parameter.Type.STRING:
             given[s.name] = Parameter(s.name, Parameter.Type.STRING_ARRAY, [ov.value])   # one path, no brackets
         if isinstance(default, (list, tuple)) and not default:
-            from rclpy.parameter import Parameter
             default = Parameter.Type.STRING_ARRAY   # an empty list has no ROS type of its own
         try:
             p = node.declare_parameter(s.name, default, d)

@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 
 
-def _low_band(h: int, w: int, beta: float) -> tuple[slice, slice, slice, slice]:
+def _low_band(h: int, w: int, beta: float) -> tuple[slice, slice]:
     """Rows/cols of the centred (fftshift-ed) spectrum inside the low-frequency square."""
     b = max(1, int(np.floor(min(h, w) * beta)))
     ch, cw = h // 2, w // 2
-    return slice(max(ch - b, 0), ch + b + 1), slice(max(cw - b, 0), cw + b + 1), ch, cw
+    return slice(max(ch - b, 0), ch + b + 1), slice(max(cw - b, 0), cw + b + 1)
 
 
 def spectrum_transfer(image: np.ndarray, style: np.ndarray, beta: float = 0.05) -> np.ndarray:
@@ -38,8 +38,8 @@ def spectrum_transfer(image: np.ndarray, style: np.ndarray, beta: float = 0.05) 
     f_img = np.fft.fftshift(np.fft.fft2(image.astype(np.float32), axes=(0, 1)), axes=(0, 1))
     f_sty = np.fft.fftshift(np.fft.fft2(style.astype(np.float32), axes=(0, 1)), axes=(0, 1))
     amp, phase = np.abs(f_img), np.angle(f_img)
-    rows, cols, _, _ = _low_band(h, w, beta)
-    amp[rows, cols] = np.abs(f_sty)[rows, cols]
+    rows, cols = _low_band(h, w, beta)
+    amp[rows, cols] = np.abs(f_sty[rows, cols])
     out = np.fft.ifft2(np.fft.ifftshift(amp * np.exp(1j * phase), axes=(0, 1)), axes=(0, 1)).real
     return np.clip(out, 0, 255).astype(np.uint8)
 

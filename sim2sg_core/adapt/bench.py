@@ -126,8 +126,6 @@ def run_bench(profile: BenchProfile, out_dir, *, envs: Optional[Sequence[str]] =
     tdom = target_domain or profile.target_domain
     for m in methods:
         get_method(m)
-    if profile.num_threads > 0:
-        torch.set_num_threads(profile.num_threads)
     runs: list[dict] = []
     pairs = [(env, seed) for env in envs for seed in seeds]
     if jobs <= 1 or len(pairs) <= 1:
@@ -192,13 +190,12 @@ def _run_env_seed(profile, out_dir, env, seed, methods, tdom, size, progress) ->
         log.info("bench %s/%s seed %d: %s", env, tdom, seed, name)
         t0, c0 = time.perf_counter(), time.process_time()
         pretrain_s = 0.0
+        domain = tdom if method.train_domain == "target" else method.train_domain   # labelled kinds
         if method.kind == "supervised":
-            domain = tdom if method.train_domain == "target" else method.train_domain
             ckpt, train_s = train_supervised(profile, env, domain, lambda: dataset(domain, "train"), profile.budget_steps,
                                              seed, base / name, size, progress)
         elif method.kind == "finetune":
             src_ckpt, pretrain_s = source_checkpoint()
-            domain = tdom if method.train_domain == "target" else method.train_domain
             ckpt, train_s = train_supervised(profile, env, domain, lambda: dataset(domain, "train"), profile.adapt.total_steps,
                                              seed, base / name, size, progress, init_checkpoint=src_ckpt,
                                              lr=profile.adapt.lr)

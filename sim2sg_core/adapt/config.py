@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
-
 from sim2sg_core.utils.io import load_yaml_mapping
-
 
 
 def adapt_config_dir() -> Path:

@@ -72,10 +72,7 @@ class LabelAligner:
                  refit_blend: float = 1.0, min_class_fraction: float = 0.0):
         self.sim = simulator
         self.env = simulator.env                 # EnvironmentConfig
-        if camera is None:
-            cam = simulator.domain.content.camera
-            camera = simulator.camera.with_pose(cam.height.mean, cam.pitch.mean)
-        self.camera = camera
+        self.camera = camera if camera is not None else simulator.camera.with_pose(*simulator.content.camera.mean_pose)
         self.source_content = simulator.content
         self.score_threshold = float(score_threshold)
         self.refit = bool(refit)

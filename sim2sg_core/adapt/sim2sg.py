@@ -33,6 +33,7 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from sim2sg_core.adapt.appearance import stylise_batch
 from sim2sg_core.adapt.config import AdaptConfig, config_to_dict
 from sim2sg_core.adapt.discriminators import (SOURCE_LABEL, TARGET_LABEL, ConvDiscriminator,
                                               VectorDiscriminator, domain_accuracy, domain_bce)
@@ -176,8 +177,7 @@ class Sim2SGAdapter:
 
     def target_camera(self, reported_pose: Optional[tuple]):
         """The target camera: config pose > the target source's reported pose > source mean pose."""
-        src = self.sim.domain.content.camera
-        height, pitch = (reported_pose if reported_pose is not None else (src.height.mean, src.pitch.mean))
+        height, pitch = reported_pose if reported_pose is not None else self.sim.content.camera.mean_pose
         if self.cfg.camera_height is not None:
             height = self.cfg.camera_height
         if self.cfg.camera_pitch is not None:
@@ -278,7 +278,6 @@ class Sim2SGAdapter:
         images, graphs = self._labelled_batch(rng)
         a = cfg.appearance_alignment
         if a.enabled and a.spectrum_beta > 0:
-            from sim2sg_core.adapt.appearance import stylise_batch
             images = stylise_batch(images, self.target_images, rng, a.spectrum_beta, a.spectrum_probability)
         sizes = [(im.shape[1], im.shape[0]) for im in images]
         targets = self.model.build_targets(graphs, source_sizes=sizes)

@@ -90,8 +90,7 @@ class SimTargetSource(TargetSource):
         self.start_index = int(start_index)
         self.description = f"sim:{env}/{domain}/seed{seed}[{start_index}:{start_index + count}]"
         from sim2sg_core.sim import load_domain, load_environment
-        cam = load_domain(load_environment(env), domain).content.camera   # the rig's calibration
-        self.camera_pose = (float(cam.height.mean), float(cam.pitch.mean))
+        self.camera_pose = load_domain(load_environment(env), domain).content.camera.mean_pose  # calibration
 
     def iter_images(self) -> Iterator[np.ndarray]:
         from sim2sg_core.sim import Simulator

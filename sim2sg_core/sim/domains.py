@@ -354,6 +354,11 @@ class CameraContent:
     height: Gaussian
     pitch: Gaussian
 
+    @property
+    def mean_pose(self) -> tuple[float, float]:
+        """(height m, pitch rad) of the rig's mean mounting pose."""
+        return float(self.height.mean), float(self.pitch.mean)
+
 
 @dataclass(frozen=True)
 class ContentConfig:

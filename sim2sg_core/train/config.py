@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
-
 from sim2sg_core.utils.io import load_yaml_mapping
 
 
