@@ -8,6 +8,10 @@ training-to-accuracy. Meant to be re-run by hand on a quiet machine; nothing her
   python scripts/bench_model.py --ckpt runs/drive_source/model.pt --eval drive:source drive:target --eval-images 500
   # the whole issue-4 figure: train 15 min on drive/source, then evaluate in- and cross-domain
   python scripts/bench_model.py --threads 2 --train-minutes 15 --train-domain source --out runs/bench_source
+  # pretrained encoder: forward at two input sizes, 1600x900 camera image -> SceneGraph (resize included),
+  # and one training step at batch 8 per encoder_freeze setting (all frozen / partly / unfrozen)
+  python scripts/bench_model.py --config config/model/efficientnet_lite0.yaml --input-sizes 640x192 640x360 \
+      --source-size 1600x900 --train-step-freeze all 4 0
 Writes a JSON summary (--json, default: bench_model.json next to the checkpoint or in the cwd).
 """
 from __future__ import annotations
@@ -40,6 +44,52 @@ def latency(fn, iters: int, warmup: int = 3) -> dict:
             "p90_ms": 1000 * float(np.percentile(times, 90))}
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"size {text!r} must be WIDTHxHEIGHT, e.g. 640x360") from None
+    return w, h
+
+
+def sim_images(env: str, width: int, height: int, n: int, rng) -> list:
+    try:
+        from sim2sg_core.sim import Simulator
+        sim = Simulator(env=env, domain="source", seed=7, image_size=(width, height))
+        return [sim.sample(i).image for i in range(n)]
+    except Exception:  # simulator unavailable: random images still time the network honestly
+        return [rng.integers(0, 255, (height, width, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def train_step_times(args, pred) -> dict:
+    """Seconds per training step (batch ``--train-batch`` of labelled simulator images at the model
+    input size) for each ``encoder_freeze`` value, on a fresh model built from ``--config``."""
+    import dataclasses
+    import tempfile
+
+    from sim2sg_core.data.datasets import SimDataset
+    from sim2sg_core.model import SGModel
+    from sim2sg_core.train.config import load_config
+    from sim2sg_core.train.trainer import Trainer
+    cfg = load_config(args.config)
+    ds = SimDataset(args.env, "source", 7, args.train_batch)
+    out = {"batch": args.train_batch, "input_size": [cfg.model.input_width, cfg.model.input_height]}
+    for freeze in args.train_step_freeze:
+        f = freeze if freeze.lower() == "all" else int(freeze)
+        c = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, encoder_freeze=f),
+                                train=dataclasses.replace(cfg.train, batch_size=args.train_batch, num_workers=0,
+                                                          hflip=False))
+        torch.manual_seed(0)
+        model = SGModel.from_config(c, ds.vocab)
+        with tempfile.TemporaryDirectory() as d:
+            tr = Trainer(model, c, ds.vocab, d, device=args.device, progress=False)
+            batch = next(iter(tr.make_loader(ds, shuffle=False)))
+            t = latency(lambda: tr.train_step(batch), args.train_iters, warmup=1)
+        out[f"freeze_{freeze}"] = dict(t, trainable_params_M=sum(p.numel() for p in model.parameters()
+                                                                 if p.requires_grad) / 1e6)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", default="", help="checkpoint to benchmark (default: untrained default model)")
@@ -55,6 +105,14 @@ def main() -> int:
     ap.add_argument("--train-domain", default="source")
     ap.add_argument("--env", default="drive")
     ap.add_argument("--out", default="runs/bench", help="training output folder (with --train-minutes)")
+    ap.add_argument("--input-sizes", nargs="*", default=[], metavar="WxH",
+                    help="also time the batch-1 model forward at these model input sizes")
+    ap.add_argument("--source-size", default="", metavar="WxH",
+                    help="also time Predictor.predict on one source image of this size (resize included)")
+    ap.add_argument("--train-step-freeze", nargs="*", default=[], metavar="FREEZE",
+                    help="time a training step (forward+backward+AdamW) per encoder_freeze value (-1/all, 4, 0...)")
+    ap.add_argument("--train-batch", type=int, default=8)
+    ap.add_argument("--train-iters", type=int, default=2, help="timed training steps per freeze value")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -109,6 +167,17 @@ def main() -> int:
     report["predict_b1"] = latency(lambda: pred.predict(images[:1]), args.iters)
     b8 = latency(lambda: pred.predict(images), max(args.iters // 4, 5))
     report["predict_b8"] = dict(b8, images_per_s=8000.0 / b8["median_ms"])
+    for size in args.input_sizes:
+        w, h = parse_size(size)
+        xs = torch.randn(1, 3, h, w, device=pred.device)
+        with torch.inference_mode():
+            report[f"model_forward_b1_{w}x{h}"] = latency(lambda: model(xs), args.iters)
+    if args.source_size:
+        w, h = parse_size(args.source_size)
+        big = sim_images(args.env, w, h, 1, rng)
+        report[f"predict_b1_from_{w}x{h}"] = latency(lambda: pred.predict(big), args.iters)
+    if args.train_step_freeze:
+        report["train_step"] = train_step_times(args, pred)
     print(json.dumps({k: v for k, v in report.items()}, indent=2))
 
     if args.eval:

@@ -6,6 +6,8 @@ the simulator, the KITTI import and the evaluation must all agree on it.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
@@ -182,6 +184,15 @@ class SceneGraph:
                    image_width=int(d.get("image_width", 0)), image_height=int(d.get("image_height", 0)),
                    model_id=d.get("model_id", ""),
                    vocab=Vocabulary.from_dict(d["vocab"]) if d.get("vocab") else None).validate()
+
+
+def keep_objects(graph: "SceneGraph", keep: Sequence[int]) -> "SceneGraph":
+    """``graph`` restricted to the objects ``keep`` (in that order), with the relationships among
+    them re-indexed; relationships touching a dropped object are dropped."""
+    remap = {old: new for new, old in enumerate(keep)}
+    rels = [dataclasses.replace(r, subject=remap[r.subject], object=remap[r.object])
+            for r in graph.relationships if r.subject in remap and r.object in remap]
+    return dataclasses.replace(graph, objects=[graph.objects[i] for i in keep], relationships=rels)
 
 
 def spatial_predicate(subject_xz: Sequence[float], object_xz: Sequence[float]) -> str:

@@ -65,6 +65,8 @@ class AdaptationNode(Node):
         if p["camera_height"] > 0:   # the rig's calibration: both or neither
             overrides["camera_height"] = float(p["camera_height"])
             overrides["camera_pitch"] = float(p["camera_pitch"])
+        if p["camera_info"]:          # intrinsics file (else the bags' CameraInfo is used when present)
+            overrides["camera_info"] = str(p["camera_info"])
         cfg = load_adapt_config(p["adapt_config"] or None, overrides)
         if p["rounds"] > 0:   # keep the file's warm-up, clipped to the new number of rounds
             cfg = dataclasses.replace(cfg, rounds=int(p["rounds"]),

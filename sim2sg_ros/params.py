@@ -123,6 +123,9 @@ ADAPTATION_PARAMS: tuple[ParamSpec, ...] = (
               range=(-1.0, 100.0), read_only=True),
     ParamSpec("camera_pitch", 0.0, "Target camera pitch, radians, positive looking down (used when "
               "camera_height > 0)", range=(-1.5, 1.5), read_only=True),
+    ParamSpec("camera_info", "", "Target camera calibration file (ROS camera_info YAML or KITTI calib .txt) "
+              "label alignment renders through; empty = the CameraInfo recorded in the bags, if any",
+              read_only=True),
     ParamSpec("resume", True, "Resume from an interrupted run's state next to the output checkpoint",
               read_only=True),
 )

@@ -33,10 +33,13 @@ class Method:
     train_domain: str = "source"
     #: For adapt methods: the switches (dotted AdaptConfig paths → value).
     switches: dict = field(default_factory=dict)
+    #: For adapt methods: the labelled domain of the pre-training the adaptation starts from (and
+    #: renders its labelled / label-aligned data in): "source" or "randomized" (DR + Sim2SG).
+    pretrain_domain: str = "source"
 
 
 _OFF = {"label_alignment.enabled": False, "prediction_alignment.enabled": False,
-        "appearance_alignment.enabled": False, "self_training.enabled": False}
+        "appearance_alignment.enabled": False, "self_training.enabled": False, "evidence.enabled": False}
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("source_only", "Source only", "adapt", switches=dict(_OFF)),
@@ -53,6 +56,20 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("sim2sg_full", "Sim2SG: + appearance alignment (full)", "adapt",
            switches={**_OFF, "label_alignment.enabled": True, "prediction_alignment.enabled": True,
                      "appearance_alignment.enabled": True}),
+    # Domain randomisation and Sim2SG together: pre-train on the randomized domain, then adapt
+    Method("sim2sg_dr", "DR + Sim2SG (full)", "adapt", pretrain_domain="randomized",
+           switches={**_OFF, "label_alignment.enabled": True, "prediction_alignment.enabled": True,
+                     "appearance_alignment.enabled": True}),
+    # Full Sim2SG whose pseudo-labels must also convince the ImageNet classifier (real-car evidence)
+    Method("sim2sg_evidence", "Sim2SG full + ImageNet evidence", "adapt",
+           switches={**_OFF, "label_alignment.enabled": True, "prediction_alignment.enabled": True,
+                     "appearance_alignment.enabled": True, "evidence.enabled": True}),
+    # DR + Sim2SG whose confident, ImageNet-vetted predictions on the target frames also train the
+    # model directly (self-training), so it sees real pixels with (pseudo) labels
+    Method("sim2sg_dr_st", "DR + Sim2SG + vetted self-training", "adapt", pretrain_domain="randomized",
+           switches={**_OFF, "label_alignment.enabled": True, "prediction_alignment.enabled": True,
+                     "appearance_alignment.enabled": True, "evidence.enabled": True,
+                     "self_training.enabled": True}),
     Method("oracle", "Oracle (labelled target)", "finetune", train_domain="target"),
 )}
 

@@ -3,6 +3,8 @@
     python -m sim2sg_core adapt --init source.pt --target sim:target --out adapted.pt [--env drive]
     python -m sim2sg_core adapt --init source.pt --target run1.mcap,run2.mcap --topic /camera/image_raw --out a.pt
     python -m sim2sg_core adapt --init source.pt --target /data/kitti_folder --out a.pt --set rounds=2
+    python -m sim2sg_core adapt --init source.pt --target /data/frames --camera-info camera_info.yaml \
+        --camera-height 1.5 --camera-pitch 0 --out a.pt
     python -m sim2sg_core bench --env drive --profile quick --out bench_out [--target-domain target2]
 """
 from __future__ import annotations
@@ -42,6 +44,13 @@ def add_adapt_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a config field, e.g. --set rounds=2 --set appearance_alignment.enabled=false")
     p.add_argument("--target-seed", type=int, default=1000, help="seed of sim:<domain> target images")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing <out>.resume state file")
+    p.add_argument("--camera-info", default=None, metavar="PATH",
+                   help="target camera calibration: ROS camera_info YAML or KITTI calib .txt (default: the bag's "
+                        "CameraInfo / a camera_info.yaml beside the image folder, if any)")
+    p.add_argument("--camera-height", type=float, default=None, metavar="M",
+                   help="target camera mount height above the ground in metres (calibration, not labels)")
+    p.add_argument("--camera-pitch", type=float, default=None, metavar="RAD",
+                   help="target camera downward pitch in radians")
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,6 +68,13 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a profile field, e.g. --set adapt.rounds=8 --set eval_images=400")
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads per process (default: the profile's num_threads)")
+    p.add_argument("--target", default=None,
+                   help="a real target instead of a simulated one: folder of unlabelled frames or rosbag2 bag(s)")
+    p.add_argument("--camera-info", default=None,
+                   help="the real camera's calibration: camera_info YAML or KITTI calib file (default: a "
+                        "camera_info.yaml beside the target)")
+    p.add_argument("--eval-data", default=None, help="labelled KITTI-layout folder to measure a real target on")
+    p.add_argument("--topic", default=None, help="image topic when --target is a bag")
 
 
 def cmd_adapt(args) -> int:
@@ -67,6 +83,11 @@ def cmd_adapt(args) -> int:
     from sim2sg_core.adapt.targets import target_source_from_spec
     from sim2sg_core.train.checkpoint import load_checkpoint
     overrides = _parse_sets(args.set)
+    for key, value in (("camera_info", getattr(args, "camera_info", None)),
+                       ("camera_height", getattr(args, "camera_height", None)),
+                       ("camera_pitch", getattr(args, "camera_pitch", None))):
+        if value is not None:
+            overrides[key] = value
     ck = load_checkpoint(args.init)
     if args.env or not overrides.get("env"):
         overrides["env"] = args.env or ck["config"].train.env
@@ -94,8 +115,16 @@ def cmd_bench(args) -> int:
         envs = ["drive", "clevr", "dining"] if args.env == "all" else args.env.split(",")
     methods = args.methods.split(",") if args.methods else None
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    real = None
+    if args.target or args.eval_data:
+        from sim2sg_core.adapt.bench import RealData
+        if not (args.target and args.eval_data):
+            raise SystemExit("bench: a real target needs both --target (unlabelled frames: image folder or bag) and "
+                             "--eval-data (a labelled KITTI-layout folder)")
+        real = RealData(target=args.target, eval_data=args.eval_data, camera_info=args.camera_info or "",
+                        topic=args.topic)
     res = run_bench(prof, args.out, envs=envs, methods=methods, seeds=seeds, target_domain=args.target_domain,
-                    progress=not args.quiet, jobs=args.jobs)
+                    progress=not args.quiet, jobs=args.jobs, real=real)
     print(res["table"])
     return 0
 

@@ -85,6 +85,21 @@ class SelfTrainingConfig:
 
 
 @dataclass
+class EvidenceConfig:
+    """Vet pseudo-labels with the ImageNet classifier's vehicle evidence (no real labels used)."""
+
+    enabled: bool = False
+    #: Classes whose predictions must show the evidence (the ImageNet vehicle classes cover cars).
+    classes: list[str] = field(default_factory=lambda: ["car"])
+    #: Minimum summed ImageNet vehicle-class probability on a crop around the predicted box.
+    min_score: float = 0.1
+    #: The crop is the box grown by this fraction on each side (context helps the classifier).
+    context: float = 0.15
+    #: Classifier input size (px) of each crop.
+    input_size: int = 128
+
+
+@dataclass
 class AdaptConfig:
     """One adaptation run: init checkpoint + unlabelled target images → adapted checkpoint."""
 
@@ -96,6 +111,7 @@ class AdaptConfig:
     prediction_alignment: AdversarialConfig = field(default_factory=AdversarialConfig)
     appearance_alignment: AppearanceAlignmentConfig = field(default_factory=AppearanceAlignmentConfig)
     self_training: SelfTrainingConfig = field(default_factory=SelfTrainingConfig)
+    evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     #: Alternating analysis (pseudo-statistics) / synthesis (render + train) rounds.
     rounds: int = 4
     #: First rounds train with label alignment alone; adversarial terms start afterwards.
@@ -126,6 +142,12 @@ class AdaptConfig:
     #: the source domain's mean pose.
     camera_height: Optional[float] = None
     camera_pitch: Optional[float] = None
+    #: The target camera's calibration file: a ROS camera_info YAML (.yaml/.yml) or a KITTI calib
+    #: (.txt, sized by the target images). Label alignment then lifts and renders through its
+    #: intrinsics; empty = what the target source knows (a bag's CameraInfo, a camera_info.yaml beside
+    #: an image folder), else the simulator's camera. The pose still comes from camera_height/pitch,
+    #: the target source's reported pose, a KITTI P2's pitch, else the source mean pose.
+    camera_info: str = ""
 
     @property
     def total_steps(self) -> int:
@@ -162,8 +184,18 @@ class AdaptConfig:
             bad(f"camera_height must be in (0, 100) m, got {self.camera_height}")
         if self.camera_pitch is not None and not -1.5 < float(self.camera_pitch) < 1.5:
             bad(f"camera_pitch must be in (-1.5, 1.5) rad, got {self.camera_pitch}")
-        if self.self_training.enabled and self.label_alignment.enabled:
-            bad("self_training and label_alignment are exclusive (self-training is a baseline)")
+        if not 0.0 <= self.evidence.min_score <= 1.0:
+            bad(f"evidence.min_score must be in [0, 1], got {self.evidence.min_score}")
+        if self.evidence.input_size < 32:
+            bad(f"evidence.input_size must be >= 32 px, got {self.evidence.input_size}")
+        if self.camera_info:
+            from sim2sg_core.data.calibration import CalibrationError, calibration_kind
+            try:
+                calibration_kind(self.camera_info)
+            except CalibrationError as e:
+                bad(str(e))
+            if not Path(self.camera_info).is_file():
+                bad(f"camera_info file {self.camera_info} does not exist")
         return self
 
 
@@ -177,6 +209,14 @@ class BenchProfile:
     #: Rows of the table (see :data:`sim2sg_core.adapt.baselines.METHODS`).
     methods: list[str] = field(default_factory=lambda: ["source_only", "sim2sg_full", "oracle"])
     target_domain: str = "target"
+    #: The simulator domains that "source" and "randomized" mean for this profile's methods (a
+    #: real-camera profile uses photo-like domains; the simulator benchmarks the plain ones).
+    source_domain: str = "source"
+    randomized_domain: str = "randomized"
+    #: Real-camera runs: mount height (m) and downward pitch (rad) of the target camera. This is
+    #: calibration, not labels; the intrinsics come from the camera_info / calib file.
+    camera_height: Optional[float] = None
+    camera_pitch: float = 0.0
     #: Model input / simulator image size = environment default size × this scale (rounded to a
     #: multiple of 16), so one profile fits environments of different aspect ratios.
     image_scale: float = 0.5

@@ -37,10 +37,11 @@ from sim2sg_core.adapt.appearance import stylise_batch
 from sim2sg_core.adapt.config import AdaptConfig, config_to_dict
 from sim2sg_core.adapt.discriminators import (SOURCE_LABEL, TARGET_LABEL, ConvDiscriminator,
                                               VectorDiscriminator, domain_accuracy, domain_bce)
+from sim2sg_core.adapt.evidence import evidence_filter_from_config
 from sim2sg_core.adapt.grl import grad_reverse, grl_lambda
 from sim2sg_core.adapt.label_alignment import LabelAligner, rescale_graph
 from sim2sg_core.adapt.targets import ArrayTargetSource, BagTargetSource, TargetSource
-from sim2sg_core.scene_graph import SceneGraph
+from sim2sg_core.scene_graph import SceneGraph, keep_objects
 from sim2sg_core.sim.domains import content_to_dict, parse_content
 
 log = logging.getLogger(__name__)
@@ -85,14 +86,7 @@ def render_source_pool(simulator, count: int, start_index: int = 0) -> LabelledP
 
 def pseudo_label_graphs(graphs: Sequence[SceneGraph], score_threshold: float) -> list[SceneGraph]:
     """Keep confident objects (and the predicted relationships among them) as pseudo labels."""
-    out = []
-    for g in graphs:
-        keep = [i for i, o in enumerate(g.objects) if o.score >= score_threshold]
-        remap = {old: new for new, old in enumerate(keep)}
-        rels = [dataclasses.replace(r, subject=remap[r.subject], object=remap[r.object])
-                for r in g.relationships if r.subject in remap and r.object in remap]
-        out.append(dataclasses.replace(g, objects=[g.objects[i] for i in keep], relationships=rels))
-    return out
+    return [keep_objects(g, [i for i, o in enumerate(g.objects) if o.score >= score_threshold]) for g in graphs]
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -125,7 +119,10 @@ class Sim2SGAdapter:
 
     def __init__(self, *, model, vocab, experiment_config, input_size, mean, std, config: AdaptConfig,
                  target_images: Sequence[np.ndarray], device: str = "auto", init_model_id: str = "",
-                 target_camera_pose: Optional[tuple] = None):
+                 target_camera_pose: Optional[tuple] = None, target_camera=None):
+        """``target_camera_pose``: (height m, pitch rad) the target source reports (or None);
+        ``target_camera``: the target source's calibrated camera (intrinsics; or None). A calibration
+        file in ``config.camera_info`` takes precedence over ``target_camera``."""
         from sim2sg_core.model.predictor import resolve_device
         from sim2sg_core.sim import Simulator
         self.cfg = config
@@ -134,6 +131,9 @@ class Sim2SGAdapter:
         self.vocab, self.exp_cfg = vocab, experiment_config
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.mean, self.std = tuple(mean), tuple(std)
+        #: the model's preprocessing (what it was trained with; see model.preprocess.ResizeSpec)
+        self.resize_mode = getattr(model, "resize_mode", "stretch")
+        self.crop_bottom = float(getattr(model, "crop_bottom", 0.0))
         self.target_images = list(target_images)
         if not self.target_images:
             raise AdaptationError("adaptation needs at least one target image")
@@ -150,7 +150,11 @@ class Sim2SGAdapter:
         self.source_pool = render_source_pool(self.sim, config.source_pool_size)
         self.aligned_pool = LabelledPool(name="label-aligned")
         self.pseudo_pool = LabelledPool(name="pseudo-labelled target")
+        self.calibrated_camera, self._calibrated_pose = self._calibrated_camera(target_camera)
         self.camera = self.target_camera(target_camera_pose)
+        self.evidence = evidence_filter_from_config(
+            config.evidence, min(config.label_alignment.score_threshold, config.self_training.score_threshold),
+            device=str(self.device))
         self.aligner = LabelAligner(simulator=self.sim, camera=self.camera,
                                     score_threshold=config.label_alignment.score_threshold,
                                     refit=config.label_alignment.refit_content,
@@ -175,14 +179,49 @@ class Sim2SGAdapter:
         self.round_pseudo: list[dict] = []
         self.history: list[dict] = []
 
+    def _calibrated_camera(self, source_camera):
+        """(calibrated camera or None, its own (height, pitch) or None): ``config.camera_info`` (loaded
+        with the source mean pose; a KITTI P2 keeps its own pitch) > the target source's camera
+        (intrinsics only: its pose counts only as the source's reported pose)."""
+        if self.cfg.camera_info:
+            from sim2sg_core.data.calibration import calibration_kind, load_camera
+            h0, p0 = self.sim.content.camera.mean_pose
+            first = self.target_images[0]
+            cam = load_camera(self.cfg.camera_info, height_m=h0,
+                              pitch=None if calibration_kind(self.cfg.camera_info) == "kitti" else p0,
+                              image_size=(int(first.shape[1]), int(first.shape[0])))
+            return cam, (cam.height_m, cam.pitch)
+        return source_camera, None
+
+    def aligned_image_size(self) -> tuple[int, int]:
+        """Size label-aligned scenes are rendered at. Without a calibrated camera: the model input.
+        With one: the size whose preprocessing (crop + resize) matches a target frame's, i.e. the
+        frame's content size inside the input (letterbox), rows added back for the cropped band."""
+        cal = self.calibrated_camera
+        if cal is None:
+            return self.input_size
+        from sim2sg_core.model.preprocess import ResizeSpec
+        g = ResizeSpec(self.input_size, self.resize_mode, self.crop_bottom).geometry((cal.width, cal.height))
+        cw, ch = g.content_size
+        return int(cw), max(int(round(ch * cal.height / g.kept_height)), 1)
+
     def target_camera(self, reported_pose: Optional[tuple]):
-        """The target camera: config pose > the target source's reported pose > source mean pose."""
-        height, pitch = reported_pose if reported_pose is not None else self.sim.content.camera.mean_pose
+        """The target camera: intrinsics from the calibrated camera (scaled to
+        :meth:`aligned_image_size`) else the simulator's; pose from the config's camera_height/pitch >
+        the target source's reported pose > the calibrated camera's own pose > the source mean pose."""
+        if reported_pose is not None:
+            height, pitch = reported_pose
+        elif self._calibrated_pose is not None:
+            height, pitch = self._calibrated_pose
+        else:
+            height, pitch = self.sim.content.camera.mean_pose
         if self.cfg.camera_height is not None:
             height = self.cfg.camera_height
         if self.cfg.camera_pitch is not None:
             pitch = self.cfg.camera_pitch
-        return self.sim.camera.with_pose(float(height), float(pitch))
+        base = self.sim.camera if self.calibrated_camera is None else \
+            self.calibrated_camera.scaled(*self.aligned_image_size())
+        return base.with_pose(float(height), float(pitch))
 
     # -- properties of the schedule -----------------------------------------------------------------
     @property
@@ -205,6 +244,7 @@ class Sim2SGAdapter:
         from sim2sg_core.model.predictor import Predictor
         thr = min(self.cfg.label_alignment.score_threshold, self.cfg.self_training.score_threshold, 0.3)
         pred = Predictor(self.model, self.vocab, self.input_size, self.mean, self.std, device=str(self.device),
+                         resize_mode=self.resize_mode, crop_bottom=self.crop_bottom,
                          score_threshold=thr, batch_size=16)
         try:
             return pred.predict(self.target_images)
@@ -219,6 +259,8 @@ class Sim2SGAdapter:
             return info
         t0 = time.perf_counter()
         preds = self.predict_target()
+        if self.evidence is not None:
+            preds, info["evidence"] = self.evidence.filter(preds, self.target_images)
         if cfg.label_alignment.enabled:
             analysis = self.aligner.analyse(preds)
             rng = np.random.default_rng([cfg.seed, round_index, 1])
@@ -229,11 +271,12 @@ class Sim2SGAdapter:
             info.update(pseudo_objects=analysis.objects, reconstructed_scenes=len(analysis.scenes),
                         pseudo_class_counts=analysis.class_counts,
                         aligned_class_counts=_class_counts(self.aligned_pool.graphs))
-        else:
+        if cfg.self_training.enabled:
             pseudo = pseudo_label_graphs(preds, cfg.self_training.score_threshold)
             self.round_pseudo = [g.to_dict() for g in pseudo]
             self._build_pseudo_pool()
-            info.update(pseudo_objects=sum(len(g.objects) for g in pseudo))
+            info.update(self_training_objects=sum(len(g.objects) for g in pseudo))
+            info.setdefault("pseudo_objects", info["self_training_objects"])
         info["analysis_seconds"] = round(time.perf_counter() - t0, 2)
         return info
 
@@ -251,23 +294,30 @@ class Sim2SGAdapter:
 
     # -- one training step ----------------------------------------------------------------------------
     def _labelled_batch(self, rng) -> tuple[list, list]:
+        # Each batch: a share of plain source images, the rest from the pools this round filled
+        # (label-aligned renders and/or pseudo-labelled target frames, split evenly when both).
         cfg, b = self.cfg, self.cfg.batch_size
+        others, frac = [], 1.0
         if cfg.label_alignment.enabled and len(self.aligned_pool):
-            other, frac = self.aligned_pool, cfg.label_alignment.source_fraction
-        elif cfg.self_training.enabled and len(self.pseudo_pool):
-            other, frac = self.pseudo_pool, cfg.self_training.source_fraction
-        else:
-            other, frac = None, 1.0
-        n_src = b if other is None else int(round(b * frac))
+            others.append(self.aligned_pool)
+            frac = cfg.label_alignment.source_fraction
+        if cfg.self_training.enabled and len(self.pseudo_pool):
+            others.append(self.pseudo_pool)
+            frac = min(frac, cfg.self_training.source_fraction)
+        n_src = b if not others else int(round(b * frac))
         imgs, graphs = self.source_pool.sample(rng, n_src) if n_src else ([], [])
-        if other is not None and b - n_src > 0:
-            i2, g2 = other.sample(rng, b - n_src)
-            imgs, graphs = imgs + i2, graphs + g2
+        rest = b - n_src
+        for k, pool in enumerate(others):
+            n = rest // len(others) + (1 if k < rest % len(others) else 0)
+            if n:
+                i2, g2 = pool.sample(rng, n)
+                imgs, graphs = imgs + i2, graphs + g2
         return _hflip_batch(imgs, graphs, self.vocab.predicates, rng)
 
     def _to_tensor(self, images) -> torch.Tensor:
         from sim2sg_core.model.preprocess import images_to_tensor
-        return images_to_tensor(images, self.input_size, self.mean, self.std).to(self.device)
+        return images_to_tensor(images, self.input_size, self.mean, self.std, self.resize_mode,
+                                self.crop_bottom).to(self.device)
 
     def train_step(self) -> dict:
         cfg = self.cfg
@@ -432,7 +482,8 @@ def run_adaptation(init_checkpoint: PathLike, target_source: Union[TargetSource,
     adapter = Sim2SGAdapter(model=model, vocab=ck["vocab"], experiment_config=ck["config"],
                             input_size=ck["input_size"], mean=ck["mean"], std=ck["std"], config=cfg,
                             target_images=target_images, init_model_id=ck["model_id"],
-                            target_camera_pose=target_source.camera_pose)
+                            target_camera_pose=target_source.camera_pose,
+                            target_camera=getattr(target_source, "camera", None))
     out = Path(out_checkpoint)
     resume_file = resume_path_for(out)
     resumed_from = 0
@@ -495,7 +546,13 @@ def run_adaptation(init_checkpoint: PathLike, target_source: Union[TargetSource,
             bar.close()
     extra = {"adaptation": {"config": config_to_dict(cfg), "init_model_id": ck["model_id"],
                             "target": target_source.description, "target_images": len(target_images),
-                            "target_camera": {"height_m": adapter.camera.height_m, "pitch": adapter.camera.pitch},
+                            # the camera label alignment lifted and rendered through (at the render size),
+                            # and the calibration it came from (None: the simulator's own camera)
+                            "target_camera": adapter.camera.to_dict(),
+                            "calibrated_camera": (adapter.calibrated_camera.to_dict()
+                                                  if adapter.calibrated_camera is not None else None),
+                            "camera_info": cfg.camera_info or ("target source" if adapter.calibrated_camera
+                                                               is not None else ""),
                             "history": adapter.history}}
     save_checkpoint(out, adapter.model, adapter.exp_cfg, adapter.vocab, adapter.input_size, adapter.mean,
                     adapter.std, extra=extra, step=adapter.step)

@@ -30,6 +30,11 @@ class TargetSource(ABC):
     #: (height m, pitch rad) of the camera that took the images when the source knows it
     #: (calibration, not labels); None = unknown.
     camera_pose: Optional[tuple] = None
+    #: The calibrated camera (a :class:`sim2sg_core.sim.Camera`, intrinsics at its image size) when
+    #: the source knows it (a bag's CameraInfo, a ``camera_info.yaml`` beside an image folder);
+    #: None = unknown. Only its intrinsics are calibration: its height/pitch are placeholders
+    #: unless ``camera_pose`` is set too.
+    camera = None
 
     @abstractmethod
     def iter_images(self) -> Iterator[np.ndarray]:
@@ -99,11 +104,27 @@ class SimTargetSource(TargetSource):
             yield sim.sample(i).image   # only the pixels leave this function
 
 
+#: Pose given to cameras built from calibration files whose mount is unknown (placeholders; see
+#: ``TargetSource.camera``).
+PLACEHOLDER_POSE = (1.65, 0.0)
+CAMERA_INFO_FILE = "camera_info.yaml"
+
+
+def find_camera_info(folder: PathLike) -> Optional[Path]:
+    """``camera_info.yaml`` in ``folder`` or its parent (the first found), else None."""
+    folder = Path(folder)
+    for d in (folder, folder.parent):
+        if (d / CAMERA_INFO_FILE).is_file():
+            return d / CAMERA_INFO_FILE
+    return None
+
+
 class ImageFolderSource(TargetSource):
     """Every image file in a folder (sorted by name); for a KITTI folder, its ``image_2/``.
 
     A KITTI-format folder is recognised by its ``image_2`` sub-folder; ``label_2`` is never opened —
-    the labels are for evaluation only.
+    the labels are for evaluation only. A ``camera_info.yaml`` (ROS camera_calibration format) in
+    the image folder, the given folder or its parent becomes :attr:`camera`.
     """
 
     def __init__(self, folder: PathLike):
@@ -116,6 +137,12 @@ class ImageFolderSource(TargetSource):
             raise TargetSourceError(f"target image folder {self.image_dir} holds no images "
                                     f"({', '.join(IMAGE_SUFFIXES)})")
         self.description = f"folder:{self.image_dir}"
+        self.camera_info_path = find_camera_info(self.image_dir) or find_camera_info(folder)
+        self.camera = None
+        if self.camera_info_path is not None:
+            from sim2sg_core.data.calibration import camera_from_camera_info_yaml
+            self.camera = camera_from_camera_info_yaml(self.camera_info_path, height_m=PLACEHOLDER_POSE[0],
+                                                       pitch=PLACEHOLDER_POSE[1])
 
     def iter_images(self) -> Iterator[np.ndarray]:
         import cv2
@@ -148,6 +175,26 @@ class BagTargetSource(TargetSource):
                 raise TargetSourceError(f"bag {p} does not exist")
         self.topic = topic
         self.description = f"bag:{','.join(str(p) for p in self.paths)}#{topic}"
+        self._camera: Optional[tuple] = None   # (camera,) once read
+
+    @property
+    def camera(self):
+        """The first CameraInfo on the image topic's ``camera_info`` topic as a Camera, or None
+        (read on first use; its pose is a placeholder)."""
+        if self._camera is None:
+            from sim2sg_core.data.bags import camera_info_topic, read_camera_info
+            from sim2sg_core.data.calibration import camera_from_camera_info
+            info = read_camera_info(self.paths, camera_info_topic(self.topic))
+            from sim2sg_core.data.calibration import CalibrationError
+            cam = None
+            if info is not None:
+                try:
+                    cam = camera_from_camera_info(info, height_m=PLACEHOLDER_POSE[0], pitch=PLACEHOLDER_POSE[1])
+                except CalibrationError as e:   # e.g. an uncalibrated driver's all-zero K
+                    import logging
+                    logging.getLogger(__name__).warning("ignoring the CameraInfo in %s: %s", self.description, e)
+            self._camera = (cam,)
+        return self._camera[0]
 
     def iter_images(self) -> Iterator[np.ndarray]:
         from sim2sg_core.data.bags import read_bag_images

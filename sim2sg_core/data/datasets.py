@@ -121,12 +121,13 @@ class KittiDataset(Dataset):
     """
 
     def __init__(self, root: Union[str, os.PathLike], class_map=None, vocab=None, check_image_size: bool = True,
-                 max_items: Optional[int] = None):
+                 max_items: Optional[int] = None, camera_height_m: Optional[float] = None):
         from sim2sg_core.data.kitti import read_kitti
         self.root = Path(root)
         self.items: list[tuple[Path, SceneGraph]] = read_kitti(root, class_map, vocab,
                                                                 check_image_size=check_image_size,
-                                                                max_items=max_items)
+                                                                max_items=max_items,
+                                                                camera_height_m=camera_height_m)
         self.vocab = vocab
 
     def __len__(self) -> int:

@@ -15,6 +15,8 @@ scene-graph dataset.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import os
 import struct
@@ -234,10 +236,35 @@ def parse_label_file(path: PathLike, cmap: dict, vocab: Vocabulary, size: Option
     return objs
 
 
+def has_no_3d(obj: SceneObject) -> bool:
+    """True for a label whose 3-D fields are all zero (2-D-only datasets in KITTI layout)."""
+    return (obj.position is None or not any(obj.position)) and (obj.size is None or not any(obj.size))
+
+
+def ground_positions_from_boxes(objects: list[SceneObject], camera) -> list[SceneObject]:
+    """Objects without 3-D labels get a level-frame ground position: the bottom centre of the box
+    back-projected onto the ground through ``camera`` (calibration + mount height). Boxes whose
+    bottom lies at or above the horizon get no position (they take part in no relationship)."""
+    out = []
+    for o in objects:
+        if has_no_3d(o):
+            x0, _, x1, y1 = o.box
+            p = camera.backproject_to_ground(0.5 * (x0 + x1), y1)
+            pos = tuple(float(v) for v in p) if np.isfinite(p).all() else None
+            o = dataclasses.replace(o, position=pos, size=None)
+        out.append(o)
+    return out
+
+
 def read_kitti(root: PathLike, class_map: Union[None, PathLike, dict] = None, vocab: Optional[Vocabulary] = None,
                *, check_image_size: bool = True, expected_size: Optional[tuple[int, int]] = None,
-               max_items: Optional[int] = None, require_calib: bool = True) -> list[tuple[Path, SceneGraph]]:
+               max_items: Optional[int] = None, require_calib: bool = True,
+               camera_height_m: Optional[float] = None) -> list[tuple[Path, SceneGraph]]:
     """A KITTI folder → ``[(image path, SceneGraph)]`` sorted by frame id.
+
+    Labels with no 3-D fields (all zero: 2-D datasets in KITTI layout) get ground positions from
+    their boxes through the frame's calib when ``camera_height_m`` (the camera's mount height) is
+    given, so relationships follow the same rule as everywhere else; otherwise they stay at zero.
 
     ``vocab`` defaults to the class map's environment vocabulary. With ``check_image_size``, the
     image's size is read (PNG header) and boxes must lie inside it; ``expected_size`` = (W, H)
@@ -265,20 +292,22 @@ def read_kitti(root: PathLike, class_map: Union[None, PathLike, dict] = None, vo
                     if (images_dir / f"{stem}{ext}").is_file()), None)
         if img is None:
             raise KittiFormatError(f"{lf}: no image {stem}.png in {images_dir}")
-        if require_calib:
-            read_calib(calib_dir / f"{stem}.txt")
+        calib = read_calib(calib_dir / f"{stem}.txt") if require_calib or camera_height_m is not None else None
         size = None
-        if check_image_size or expected_size is not None:
+        if check_image_size or expected_size is not None or camera_height_m is not None:
             size = image_size(img)
             if expected_size is not None and tuple(size) != tuple(expected_size):
                 raise KittiFormatError(f"{img}: image is {size[0]}x{size[1]}, expected "
                                        f"{expected_size[0]}x{expected_size[1]}")
         objs = parse_label_file(lf, cmap, vocab, size if check_image_size else None)
+        if camera_height_m is not None and any(has_no_3d(o) for o in objs):
+            objs = ground_positions_from_boxes(objs, camera_from_calib(calib, size[0], size[1], camera_height_m))
         g = SceneGraph(objects=objs, relationships=derive_relationships(objs, vocab),
                        image_width=size[0] if size else 0, image_height=size[1] if size else 0)
         items.append((img, g.validate()))
     return items
 
 
-__all__ = ["KittiFormatError", "calib_text", "camera_from_calib", "default_class_map_path", "image_size",
+__all__ = ["KittiFormatError", "calib_text", "camera_from_calib", "default_class_map_path", "ground_positions_from_boxes",
+           "has_no_3d", "image_size",
            "label_line", "load_class_map", "parse_label_file", "read_calib", "read_kitti", "write_kitti"]

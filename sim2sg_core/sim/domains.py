@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Optional, Union
 
@@ -21,7 +21,9 @@ import yaml
 from sim2sg_core.scene_graph import PREDICATES, Vocabulary
 
 RGB = tuple[int, int, int]
-SHAPES = ("cuboid", "cylinder", "cone", "frustum", "sphere", "roof")
+SHAPES = ("cuboid", "cylinder", "cone", "frustum", "sphere", "roof", "cabin", "wheel", "panel")
+#: one-sided flat shapes ("decals"): drawn only from the side they face, after the parts they sit on
+DECALS = ("wheel", "panel")
 
 
 class SimConfigError(ValueError):
@@ -123,6 +125,15 @@ class PartSpec:
     for round shapes); ``top`` the top/bottom diameter ratio of a frustum (a cone has 0); ``dx``
     shifts the part along the length axis; ``colour`` is ``body`` (class palette) or a named part
     colour of the class; ``shade`` multiplies the colour.
+
+    Street-look shapes (used only by domains that override a class's parts): ``cabin`` is a
+    cuboid whose top face is ``top`` times as long, ``top_w`` times as wide and shifted by
+    ``top_dx`` along the length (sloped windscreen / rear window); ``wheel`` is an upright
+    ``sides``-gon disc (diameter ``y`` range × ``l``) in the plane across the width at ``dz``,
+    facing outwards (away from the centre plane; ``dz`` = ±0.5 is a side of the object);
+    ``panel`` is a rectangle (``w`` × ``y``) across the length at ``dx``, facing outwards
+    (``dx`` = ±0.5 is the front/back). ``dz`` shifts any part across the width; ``caps: false``
+    leaves out a prism's top and bottom faces.
     """
 
     shape: str = "cuboid"
@@ -134,6 +145,10 @@ class PartSpec:
     sides: int = 12
     colour: str = "body"
     shade: float = 1.0
+    dz: float = 0.0
+    top_w: float = 1.0
+    top_dx: float = 0.0
+    caps: bool = True
 
 
 @dataclass(frozen=True)
@@ -197,12 +212,25 @@ class EnvironmentConfig:
 def _parse_part(d: dict, where: str) -> PartSpec:
     part = _build(PartSpec, d, where, y=lambda v, w: _range(v, w), w=lambda v, w: float(v),
                   l=lambda v, w: float(v), top=lambda v, w: float(v), dx=lambda v, w: float(v),
-                  sides=lambda v, w: int(v), shade=lambda v, w: float(v), colour=lambda v, w: str(v))
+                  sides=lambda v, w: int(v), shade=lambda v, w: float(v), colour=lambda v, w: str(v),
+                  dz=lambda v, w: float(v), top_w=lambda v, w: float(v), top_dx=lambda v, w: float(v),
+                  caps=lambda v, w: _bool(v, w))
     if part.shape not in SHAPES:
         raise SimConfigError(f"{where}.shape: unknown shape {part.shape!r}; known: {list(SHAPES)}")
     if part.sides < 3:
         raise SimConfigError(f"{where}.sides: need at least 3 sides, got {part.sides}")
+    if part.shape in ("cabin", "wheel", "panel"):  # (older shapes keep their historical leniency)
+        if part.y[1] <= part.y[0]:
+            raise SimConfigError(f"{where}.y: need bottom < top, got {list(part.y)}")
+        if min(part.w, part.l, part.top, part.top_w) < 0:
+            raise SimConfigError(f"{where}: w, l, top and top_w must be >= 0")
     return part
+
+
+def _bool(v, where) -> bool:
+    if not isinstance(v, bool):
+        raise SimConfigError(f"{where}: expected true or false, got {v!r}")
+    return v
 
 
 def _parse_class(name: str, d: dict, where: str) -> ClassPrior:
@@ -330,6 +358,17 @@ class Lateral:
     modes: tuple[float, ...]
     weights: tuple[float, ...] = ()
     std: float = 0.5
+    #: optional per-mode standard deviations (e.g. parked cars tight to the kerb); empty = ``std``
+    stds: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class SizeMixture:
+    """Base sizes ``[h, w, l]`` (m) of a class's sub-types (sedan, hatchback, SUV, van) with weights;
+    replaces the class prior's size (``scale`` and the prior's ``size_jitter`` still apply)."""
+
+    modes: tuple[tuple[float, float, float], ...]
+    weights: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -338,7 +377,10 @@ class ClassContent:
 
     count_mean: Poisson mean of objects per image; depth: forward distance z (m); lateral: x (m);
     scale: multiplier on the class prior size; yaw: KITTI rotation_y (rad), flipped by pi with
-    probability ``yaw_flip``.
+    probability ``yaw_flip``. Optional (street domains): ``sizes`` (a :class:`SizeMixture` of base
+    sizes) and ``flip_left_of`` (objects placed left of this x, m, are turned by pi: right-hand
+    traffic, the oncoming lane and the left parking row face the camera) and ``max_count`` (a cap
+    on the Poisson count).
     """
 
     count_mean: float
@@ -347,6 +389,9 @@ class ClassContent:
     scale: Gaussian = Gaussian(1.0, 0.05, 0.5, 2.0)
     yaw: Gaussian = Gaussian(0.0, 0.1)
     yaw_flip: float = 0.0
+    sizes: Optional[SizeMixture] = None
+    flip_left_of: Optional[float] = None
+    max_count: Optional[int] = None       # cap on the Poisson count per image
 
 
 @dataclass(frozen=True)
@@ -360,12 +405,26 @@ class CameraContent:
         return float(self.height.mean), float(self.pitch.mean)
 
 
+    def with_mean_pose(self, height_m: float, pitch: float) -> "CameraContent":
+        """The same jitter around another mean pose: the means move to (``height_m``, ``pitch``) and
+        finite truncation bounds move with them, so the spread (DR jitter) is kept."""
+        def shift(g: Gaussian, mean: float) -> Gaussian:
+            d = float(mean) - g.mean
+            return Gaussian(float(mean), g.std, g.min + d if math.isfinite(g.min) else g.min,
+                            g.max + d if math.isfinite(g.max) else g.max)
+        return CameraContent(height=shift(self.height, height_m), pitch=shift(self.pitch, pitch))
+
+
 @dataclass(frozen=True)
 class ContentConfig:
     camera: CameraContent
     classes: dict  # class name -> ClassContent
     max_objects: int = 12
     min_separation: float = 0.3  # metres of free ground between object footprints
+
+    def with_camera_pose(self, height_m: float, pitch: float) -> "ContentConfig":
+        """This content with the camera's mean mounting pose replaced (see CameraContent.with_mean_pose)."""
+        return replace(self, camera=self.camera.with_mean_pose(height_m, pitch))
 
 
 def _gaussian(v, where) -> Gaussian:
@@ -380,12 +439,27 @@ def _gaussian(v, where) -> Gaussian:
 
 def _lateral(v, where) -> Lateral:
     lat = _build(Lateral, v, where, modes=lambda x, w: tuple(float(a) for a in x),
-                 weights=lambda x, w: tuple(float(a) for a in x), std=lambda x, w: float(x))
+                 weights=lambda x, w: tuple(float(a) for a in x), std=lambda x, w: float(x),
+                 stds=lambda x, w: tuple(float(a) for a in x))
     if not lat.modes:
         raise SimConfigError(f"{where}.modes: at least one mode is needed")
     if lat.weights and len(lat.weights) != len(lat.modes):
         raise SimConfigError(f"{where}.weights: {len(lat.weights)} weights for {len(lat.modes)} modes")
+    if lat.stds and len(lat.stds) != len(lat.modes):
+        raise SimConfigError(f"{where}.stds: {len(lat.stds)} standard deviations for {len(lat.modes)} modes")
     return lat
+
+
+def _sizes(v, where) -> SizeMixture:
+    sm = _build(SizeMixture, v, where,
+                modes=lambda x, w: tuple(tuple(float(a) for a in m) for m in x),
+                weights=lambda x, w: tuple(float(a) for a in x))
+    if not sm.modes or any(len(m) != 3 or min(m) <= 0 for m in sm.modes):
+        raise SimConfigError(f"{where}.modes: expected a list of [height, width, length] > 0, got {v!r}")
+    if sm.weights and (len(sm.weights) != len(sm.modes) or min(sm.weights) < 0 or sum(sm.weights) <= 0):
+        raise SimConfigError(f"{where}.weights: need {len(sm.modes)} weights >= 0 (not all 0), got "
+                             f"{list(sm.weights)}")
+    return sm
 
 
 def parse_content(d: dict, env: EnvironmentConfig, where: str) -> ContentConfig:
@@ -402,7 +476,9 @@ def parse_content(d: dict, env: EnvironmentConfig, where: str) -> ContentConfig:
             raise SimConfigError(f"{where}.classes: class {name!r} has no content distribution")
         classes[name] = _build(ClassContent, classes_raw[name], f"{where}.classes.{name}",
                                count_mean=lambda x, w: float(x), depth=_gaussian, lateral=_lateral,
-                               scale=_gaussian, yaw=_gaussian, yaw_flip=lambda x, w: float(x))
+                               scale=_gaussian, yaw=_gaussian, yaw_flip=lambda x, w: float(x),
+                               sizes=_sizes, flip_left_of=lambda x, w: None if x is None else float(x),
+                               max_count=lambda x, w: None if x is None else int(x))
     unknown_top = set(d) - {"camera", "classes", "max_objects", "min_separation"}
     if unknown_top:
         raise SimConfigError(f"{where}: unknown field(s) {sorted(unknown_top)}")
@@ -450,12 +526,168 @@ class AppearanceConfig:
     noise_std: tuple[float, float] = (0.0, 0.0)
     jpeg_quality: Optional[tuple[float, float]] = None
     specular: float = 0.0               # highlight strength (metallic look)
+    jpeg_probability: float = 1.0       # share of images that get the JPEG round trip (when jpeg_quality)
+    # --- street look: every option below is off by default, so only domains that set them change ---
+    #: per-class shape overrides: class -> tuple of :class:`ShapeVariant` (first match by size wins)
+    class_parts: dict = field(default_factory=dict)
+    #: per-class palette weights (aligned with the palette in use): weighted body-colour choice
+    palette_weights: dict = field(default_factory=dict)
+    ground: Optional["GroundLayout"] = None        # ground colour + zones replacing the environment's
+    facades: Optional["FacadeConfig"] = None       # building facades along both sides (background)
+    region_texture: dict = field(default_factory=dict)  # layout colour name / 'facade' / 'sky' -> range
+    class_texture: dict = field(default_factory=dict)   # class -> texture strength range on its pixels
+    hue_shift: tuple[float, float] = (0.0, 0.0)   # degrees, whole image
+    saturation: tuple[float, float] = (1.0, 1.0)  # multiplier, whole image
+    hood: Optional["HoodConfig"] = None           # the ego vehicle's bonnet at the bottom of the image
+    #: weighted alternative looks ((weight, AppearanceConfig), ...); each image uses one
+    variants: tuple = ()
+
+
+@dataclass(frozen=True)
+class ShapeVariant:
+    """A class shape (parts) used for objects whose size is inside the given ranges (m)."""
+
+    parts: tuple[PartSpec, ...]
+    min_height: float = 0.0
+    max_height: float = math.inf
+    min_length: float = 0.0
+    max_length: float = math.inf
+
+    def matches(self, size) -> bool:
+        h, _, l = size
+        return self.min_height <= h < self.max_height and self.min_length <= l < self.max_length
+
+
+@dataclass(frozen=True)
+class GroundLayout:
+    """A domain's own ground: default colour and zones (same format as the environment's)."""
+
+    colour: str
+    zones: tuple[GroundZone, ...] = ()
+
+
+@dataclass(frozen=True)
+class FacadeConfig:
+    """Rows of building facades along the street (unlabelled background, drawn behind all objects).
+
+    Per image and side (with ``probability``) buildings follow each other along z from ``start``
+    to ``max_distance``: frontage ``length``, ``height``, a facade plane at x drawn from ``left`` /
+    ``right`` (plus ``setback`` jitter per building), a gap (cross street, lot) after a building
+    with probability ``gap``. Windows: a grid of ``floor_height`` × ``window_spacing`` cells with
+    windows ``window_width`` × ``window_height`` of a cell (fractions), on a building with
+    probability ``windows``; a ground-floor shopfront band with probability ``shopfront``.
+    ``skyline`` (height range, m) adds distant blocks and tree lines at ``skyline_distance``;
+    ``shadows`` lets the buildings cast sun shadows onto the street (off for overcast looks).
+    Every ``[lo, hi]`` is drawn uniformly (per image, side or building).
+    """
+
+    left: Optional[tuple[float, float]] = (-12.0, -10.0)
+    right: Optional[tuple[float, float]] = (8.0, 10.0)
+    probability: float = 1.0
+    start: tuple[float, float] = (0.0, 8.0)
+    max_distance: float = 160.0
+    length: tuple[float, float] = (8.0, 30.0)
+    height: tuple[float, float] = (6.0, 24.0)
+    setback: float = 0.6
+    depth: float = 14.0
+    gap: float = 0.15
+    gap_width: tuple[float, float] = (4.0, 14.0)
+    floor_height: tuple[float, float] = (3.0, 3.8)
+    window_spacing: tuple[float, float] = (2.2, 3.4)
+    window_width: tuple[float, float] = (0.4, 0.65)
+    window_height: tuple[float, float] = (0.4, 0.6)
+    windows: float = 0.9
+    shopfront: float = 0.35
+    colours: tuple = ((160, 95, 75), (200, 185, 160), (165, 163, 158), (215, 212, 205), (120, 95, 80))
+    window_colours: tuple = ((55, 65, 75), (80, 95, 110), (40, 45, 50))
+    colour_jitter: float = 12.0
+    #: distant blocks / tree lines along the horizon: height range (m); None = no skyline
+    skyline: Optional[tuple[float, float]] = None
+    skyline_distance: tuple[float, float] = (200.0, 400.0)
+    #: buildings cast sun shadows onto the street (with the appearance's ``shadows`` strength)
+    shadows: bool = True
+
+
+@dataclass(frozen=True)
+class HoodConfig:
+    """The ego vehicle's bonnet across the bottom of the image (occludes; never labelled)."""
+
+    probability: float = 0.0
+    height: tuple[float, float] = (0.05, 0.12)    # fraction of the image height at the centre
+    curve: tuple[float, float] = (0.3, 0.8)       # how much lower the corners are (fraction of height)
+    colours: tuple = ((215, 215, 215), (30, 30, 33), (140, 142, 146), (100, 20, 25), (30, 45, 90))
 
 
 def _gains(v, where) -> tuple[float, float, float]:
     if not (isinstance(v, (list, tuple)) and len(v) == 3):
         raise SimConfigError(f"{where}: expected three channel gains [r, g, b], got {v!r}")
     return tuple(float(a) for a in v)
+
+
+def _colours(v, where) -> tuple:
+    if not isinstance(v, (list, tuple)) or not v:
+        raise SimConfigError(f"{where}: expected a non-empty list of RGB triples, got {v!r}")
+    return tuple(_rgb(c, f"{where}[{i}]") for i, c in enumerate(v))
+
+
+def _parse_facades(v, where) -> FacadeConfig:
+    rng = lambda x, w: _range(x, w)  # noqa: E731
+    num = lambda x, w: float(x)  # noqa: E731
+    side = lambda x, w: None if x is None else _range(x, w)  # noqa: E731
+    return _build(FacadeConfig, v, where, left=side, right=side, probability=num, start=rng, max_distance=num,
+                  length=rng, height=rng, setback=num, depth=num, gap=num, gap_width=rng, floor_height=rng,
+                  window_spacing=rng, window_width=rng, window_height=rng, windows=num, shopfront=num,
+                  colours=_colours, window_colours=_colours, colour_jitter=num,
+                  skyline=side, skyline_distance=rng, shadows=lambda x, w: _bool(x, w))
+
+
+def _parse_hood(v, where) -> HoodConfig:
+    return _build(HoodConfig, v, where, probability=lambda x, w: float(x), height=lambda x, w: _range(x, w),
+                  curve=lambda x, w: _range(x, w), colours=_colours)
+
+
+def _parse_ground(v, where) -> GroundLayout:
+    if not isinstance(v, dict) or "colour" not in v:
+        raise SimConfigError(f"{where}: expected a mapping with 'colour' (and 'zones'), got {v!r}")
+    unknown = set(v) - {"colour", "zones"}
+    if unknown:
+        raise SimConfigError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: ['colour', 'zones']")
+    zones = tuple(_build(GroundZone, z, f"{where}.zones[{i}]", x=lambda a, w: _range(a, w),
+                         z=lambda a, w: _range(a, w), dash=lambda a, w: None if a is None else _range(a, w))
+                  for i, z in enumerate(v.get("zones") or []))
+    return GroundLayout(colour=str(v["colour"]), zones=zones)
+
+
+def _parse_class_parts(v, env: EnvironmentConfig, where: str) -> dict:
+    """``{class: [part, ...]}`` or ``{class: [{parts: [...], min_height: .., max_length: ..}, ...]}``."""
+    if not isinstance(v, dict):
+        raise SimConfigError(f"{where}: expected a mapping of class name -> parts, got {type(v).__name__}")
+    out = {}
+    for cls, spec in v.items():
+        w = f"{where}.{cls}"
+        if cls not in env.classes:
+            raise SimConfigError(f"{w}: unknown class {cls!r}; known: {list(env.classes)}")
+        if not isinstance(spec, (list, tuple)) or not spec:
+            raise SimConfigError(f"{w}: expected a non-empty list of parts (or of {{parts: [...]}} shape "
+                                 f"variants), got {spec!r}")
+        is_variant = [isinstance(p, dict) and "parts" in p for p in spec]
+        if any(is_variant) and not all(is_variant):
+            raise SimConfigError(f"{w}: mixes parts and {{parts: [...]}} shape variants; use one form")
+        raw = spec if all(is_variant) else [{"parts": spec}]
+        variants = []
+        for i, vd in enumerate(raw):
+            wv = f"{w}[{i}]" if all(is_variant) else w
+            parts_raw = vd.get("parts")
+            if not isinstance(parts_raw, (list, tuple)) or not parts_raw:
+                raise SimConfigError(f"{wv}.parts: expected a non-empty list of parts, got {parts_raw!r}")
+            parts = tuple(_parse_part(p, f"{wv}.parts[{j}]" if all(is_variant) else f"{wv}[{j}]")
+                          for j, p in enumerate(parts_raw))
+            rest = {k: x for k, x in vd.items() if k != "parts"}
+            variants.append(_build(ShapeVariant, {**rest, "parts": parts}, wv,
+                                   min_height=lambda x, ww: float(x), max_height=lambda x, ww: float(x),
+                                   min_length=lambda x, ww: float(x), max_length=lambda x, ww: float(x)))
+        out[cls] = tuple(variants)
+    return out
 
 
 def parse_appearance(d: dict, env: EnvironmentConfig, where: str) -> AppearanceConfig:
@@ -469,19 +701,93 @@ def parse_appearance(d: dict, env: EnvironmentConfig, where: str) -> AppearanceC
                                          for k, pc in (v or {}).items()}
     conv["jpeg_quality"] = lambda v, w: None if v is None else _range(v, w)
     conv["colour_cast"] = _gains
-    for k in ("colour_jitter", "object_colour_jitter", "texture_scale", "vignette", "cast_jitter", "specular"):
+    for k in ("colour_jitter", "object_colour_jitter", "texture_scale", "vignette", "cast_jitter", "specular",
+              "jpeg_probability"):
         conv[k] = lambda v, w: float(v)
+    # street-look options
+    conv["class_parts"] = lambda v, w: _parse_class_parts(v or {}, env, w)
+    conv["palette_weights"] = lambda v, w: {k: tuple(float(a) for a in ws) for k, ws in (v or {}).items()}
+    conv["ground"] = lambda v, w: None if v is None else _parse_ground(v, w)
+    conv["facades"] = lambda v, w: None if v is None else _parse_facades(v, w)
+    conv["hood"] = lambda v, w: None if v is None else _parse_hood(v, w)
+    conv["region_texture"] = lambda v, w: {k: _range(x, f"{w}.{k}") for k, x in (v or {}).items()}
+    conv["class_texture"] = lambda v, w: {k: _range(x, f"{w}.{k}") for k, x in (v or {}).items()}
+    conv["hue_shift"] = lambda v, w: _range(v, w)
+    conv["saturation"] = lambda v, w: _range(v, w)
+    if isinstance(d, dict) and "variants" in d:
+        return _parse_variants(d, env, where)
     app = _build(AppearanceConfig, d, where, **conv)
     for k in list(app.palettes) + list(app.part_colours):
         if k not in env.classes:
             raise SimConfigError(f"{where}: palette/part colours for unknown class {k!r}")
-    needed = {env.ground_colour, *(z.colour for z in env.zones), app.fade_colour}
+    ground_colour, zones = (app.ground.colour, app.ground.zones) if app.ground else (env.ground_colour, env.zones)
+    needed = {ground_colour, *(z.colour for z in zones), app.fade_colour}
     if env.sky:
         needed |= {"sky_top", "sky_horizon"}
     missing = needed - set(app.colours)
     if missing:
         raise SimConfigError(f"{where}.colours: missing colour(s) {sorted(missing)}")
+    _check_street_options(app, env, where, needed)
     return app
+
+
+def _check_street_options(app: AppearanceConfig, env: EnvironmentConfig, where: str, layout_colours: set) -> None:
+    if app.ground is not None and len(app.ground.zones) > 6:
+        raise SimConfigError(f"{where}.ground.zones: at most 6 zones are supported, got {len(app.ground.zones)}")
+    for cls, variants in app.class_parts.items():
+        known = set(env.prior(cls).part_colours) | set(app.part_colours.get(cls, {}))
+        form = len(variants) > 1 or any(v.min_height > 0 or v.max_height < math.inf or v.min_length > 0
+                                        or v.max_length < math.inf for v in variants)
+        for i, v in enumerate(variants):
+            for j, p in enumerate(v.parts):
+                if p.colour != "body" and p.colour not in known:
+                    at = f"{where}.class_parts.{cls}[{i}].parts[{j}]" if form else f"{where}.class_parts.{cls}[{j}]"
+                    raise SimConfigError(f"{at}.colour: {p.colour!r} is neither 'body' nor a part colour of "
+                                         f"{cls!r} (class part_colours or appearance part_colours.{cls}: "
+                                         f"{sorted(known)})")
+    for cls, ws in app.palette_weights.items():
+        if cls not in env.classes:
+            raise SimConfigError(f"{where}.palette_weights: unknown class {cls!r}; known: {list(env.classes)}")
+        n = len(app.palettes.get(cls) or env.prior(cls).palette)
+        if len(ws) != n or min(ws) < 0 or sum(ws) <= 0:
+            raise SimConfigError(f"{where}.palette_weights.{cls}: need {n} weights >= 0 (one per palette colour, "
+                                 f"not all 0), got {list(ws)}")
+    for cls in app.class_texture:
+        if cls not in env.classes:
+            raise SimConfigError(f"{where}.class_texture: unknown class {cls!r}; known: {list(env.classes)}")
+    allowed = (layout_colours - {app.fade_colour}) | {"sky", "facade"}
+    for name in app.region_texture:
+        if name not in allowed:
+            raise SimConfigError(f"{where}.region_texture: {name!r} is not a ground/zone colour, 'sky' or "
+                                 f"'facade'; known: {sorted(allowed)}")
+
+
+def _parse_variants(d: dict, env: EnvironmentConfig, where: str) -> AppearanceConfig:
+    """``variants: [{weight: w, <appearance overrides>}, ...]``: each image uses one variant, the
+    base appearance deep-merged with the variant's overrides."""
+    raw = d["variants"]
+    if not isinstance(raw, (list, tuple)) or not raw:
+        raise SimConfigError(f"{where}.variants: expected a non-empty list of appearance overrides")
+    base_d = {k: v for k, v in d.items() if k != "variants"}
+    base = parse_appearance(base_d, env, where)
+    out = []
+    for i, vd in enumerate(raw):
+        w = f"{where}.variants[{i}]"
+        if not isinstance(vd, dict):
+            raise SimConfigError(f"{w}: expected a mapping")
+        if "variants" in vd:
+            raise SimConfigError(f"{w}: variants cannot be nested")
+        weight = float(vd.get("weight", 1.0))
+        if weight < 0:
+            raise SimConfigError(f"{w}.weight: must be >= 0, got {weight}")
+        over = {k: v for k, v in vd.items() if k != "weight"}
+        va = parse_appearance(_deep_merge(base_d, over), env, w)
+        if "class_parts" not in over:   # share the parsed shapes (and so the renderer's templates)
+            va = replace(va, class_parts=base.class_parts)
+        out.append((weight, va))
+    if sum(w for w, _ in out) <= 0:
+        raise SimConfigError(f"{where}.variants: the weights sum to 0")
+    return replace(base, variants=tuple(out))
 
 
 @dataclass(frozen=True)
@@ -527,16 +833,26 @@ def content_to_dict(content: ContentConfig) -> dict:
     """Plain dict (YAML-ready) of a content config, e.g. to save a re-fitted prior."""
     def g(x: Gaussian) -> dict:
         return {"mean": x.mean, "std": x.std, "min": x.min, "max": x.max}
+    def cls(c: ClassContent) -> dict:
+        d = {"count_mean": c.count_mean, "depth": g(c.depth),
+             "lateral": {"modes": list(c.lateral.modes), "weights": list(c.lateral.weights), "std": c.lateral.std},
+             "scale": g(c.scale), "yaw": g(c.yaw), "yaw_flip": c.yaw_flip}
+        if c.lateral.stds:
+            d["lateral"]["stds"] = list(c.lateral.stds)
+        if c.sizes is not None:
+            d["sizes"] = {"modes": [list(m) for m in c.sizes.modes], "weights": list(c.sizes.weights)}
+        if c.flip_left_of is not None:
+            d["flip_left_of"] = c.flip_left_of
+        if c.max_count is not None:
+            d["max_count"] = c.max_count
+        return d
     return {"camera": {"height": g(content.camera.height), "pitch": g(content.camera.pitch)},
             "max_objects": content.max_objects, "min_separation": content.min_separation,
-            "classes": {n: {"count_mean": c.count_mean, "depth": g(c.depth),
-                            "lateral": {"modes": list(c.lateral.modes), "weights": list(c.lateral.weights),
-                                        "std": c.lateral.std},
-                            "scale": g(c.scale), "yaw": g(c.yaw), "yaw_flip": c.yaw_flip}
-                        for n, c in content.classes.items()}}
+            "classes": {n: cls(c) for n, c in content.classes.items()}}
 
 
 __all__ = ["AppearanceConfig", "CameraContent", "ClassContent", "ClassPrior", "ContentConfig", "DomainConfig",
-           "EnvironmentConfig", "Gaussian", "GroundZone", "LabelFilter", "Lateral", "PartSpec", "SimConfigError",
+           "EnvironmentConfig", "FacadeConfig", "Gaussian", "GroundLayout", "GroundZone", "HoodConfig",
+           "LabelFilter", "Lateral", "PartSpec", "ShapeVariant", "SimConfigError", "SizeMixture",
            "available_environments", "config_dir", "content_to_dict", "domain_names", "load_domain",
            "load_environment"]

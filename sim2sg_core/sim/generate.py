@@ -74,6 +74,8 @@ class SceneGenerator:
         camera = self.sample_camera(rng)
         names = list(self.env.classes)
         counts = [int(rng.poisson(max(self.content.classes[n].count_mean, 0.0))) for n in names]
+        counts = [c if self.content.classes[n].max_count is None else min(c, self.content.classes[n].max_count)
+                  for n, c in zip(names, counts)]
         order = [n for n, c in zip(names, counts) for _ in range(c)]
         rng.shuffle(order)
         order = order[: self.content.max_objects]
@@ -97,17 +99,28 @@ class SceneGenerator:
         lat = cc.lateral
         cum = np.cumsum(np.asarray(lat.weights or [1.0] * len(lat.modes), dtype=float))
         cum = cum / cum[-1]
+        if cc.sizes is not None:
+            size_cum = np.cumsum(np.asarray(cc.sizes.weights or [1.0] * len(cc.sizes.modes), dtype=float))
+            size_cum = size_cum / size_cum[-1]
         c_p, s_p = math.cos(camera.pitch), math.sin(camera.pitch)
         for _ in range(MAX_TRIES):
             z = sample_gaussian(rng, cc.depth)
-            mode = lat.modes[min(int(np.searchsorted(cum, rng.random(), side="right")), len(cum) - 1)]
-            x = float(mode + rng.normal(0.0, lat.std)) if lat.std > 0 else float(mode)
+            mi = min(int(np.searchsorted(cum, rng.random(), side="right")), len(cum) - 1)
+            mode = lat.modes[mi]
+            std = lat.stds[mi] if lat.stds else lat.std
+            x = float(mode + rng.normal(0.0, std)) if std > 0 else float(mode)
             scale = sample_gaussian(rng, cc.scale)
+            base = prior.size
+            if cc.sizes is not None:  # a sub-type (sedan, hatchback, SUV, ...) of the class
+                si = min(int(np.searchsorted(size_cum, rng.random(), side="right")), len(size_cum) - 1)
+                base = cc.sizes.modes[si]
             jitter = 1.0 + prior.size_jitter * rng.standard_normal(3)
-            size = tuple(float(s * scale * max(j, 0.5)) for s, j in zip(prior.size, jitter))
+            size = tuple(float(s * scale * max(j, 0.5)) for s, j in zip(base, jitter))
             yaw = sample_gaussian(rng, cc.yaw)
             if cc.yaw_flip > 0 and rng.random() < cc.yaw_flip:
                 yaw += math.pi
+            if cc.flip_left_of is not None and x < cc.flip_left_of:
+                yaw += math.pi  # right-hand traffic: the oncoming side faces the camera
             yaw = (yaw + math.pi) % (2 * math.pi) - math.pi
             colour_index = int(rng.integers(0, 1 << 16))
             if z < 0.5:

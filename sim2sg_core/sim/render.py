@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import cv2
 import numpy as np
 
 from sim2sg_core.scene_graph import SceneGraph, SceneObject, derive_relationships
-from sim2sg_core.sim.domains import AppearanceConfig, ClassPrior, EnvironmentConfig
+from sim2sg_core.sim.domains import AppearanceConfig, ClassPrior, EnvironmentConfig, GroundLayout
 from sim2sg_core.sim.scene import Camera, SceneDescription
 
 SHIFT = 4                  # sub-pixel bits for OpenCV fills
@@ -59,6 +59,16 @@ class _Template:
     spheres: list                  # (part index, centre (3,), radius fraction of height)
     draw: list                     # ("face", f) / ("sphere", s) in drawing order
     part_specs: tuple
+    fixed: Optional[np.ndarray] = None  # (F,) faces whose vertex order already gives the outward normal
+    # level of detail (per-appearance street shapes only): faces under ``min_area`` px² are skipped
+    min_area: float = 0.0
+    area_ratio: Optional[np.ndarray] = None  # (F,) half of face area / first-triangle area (template)
+    pad: Optional[np.ndarray] = None    # (F, K) face vertex indices padded by repeating each face's last one
+    hull_idx: Optional[np.ndarray] = None  # vertices that outline the solid parts (shadows)
+    lod_pts: Optional[np.ndarray] = None   # (N + F, 3) vertices, then face centroids
+    n0: Optional[np.ndarray] = None        # (F, 3) outward face normals in the unit template
+    part_colour_names: tuple = ()
+    part_shades: Optional[np.ndarray] = None
 
 
 def _ring(n: int, rx: float, rz: float, y: float, dx: float) -> np.ndarray:
@@ -66,10 +76,27 @@ def _ring(n: int, rx: float, rz: float, y: float, dx: float) -> np.ndarray:
     return np.stack([dx + rx * np.cos(a), np.full(n, y), rz * np.sin(a)], axis=1)
 
 
+def _decal(p, y0: float, y1: float) -> np.ndarray:
+    """Vertices of a one-sided flat part, ordered so that (b - a) x (c - a) points outwards."""
+    if p.shape == "wheel":  # upright disc across the width at dz, facing away from the centre plane
+        a = np.linspace(0.0, 2 * np.pi, p.sides, endpoint=False)
+        v = np.stack([p.dx + 0.5 * p.l * np.cos(a), 0.5 * (y0 + y1) + 0.5 * (y1 - y0) * np.sin(a),
+                      np.full(p.sides, p.dz)], axis=1)
+        out = np.array([0.0, 0.0, 1.0 if p.dz >= 0 else -1.0])
+    else:  # panel: rectangle across the length at dx, facing away from the middle (front / back)
+        hw = 0.5 * p.w
+        v = np.array([[p.dx, y0, p.dz - hw], [p.dx, y0, p.dz + hw], [p.dx, y1, p.dz + hw], [p.dx, y1, p.dz - hw]])
+        out = np.array([1.0 if p.dx >= 0 else -1.0, 0.0, 0.0])
+    if np.cross(v[1] - v[0], v[2] - v[0]) @ out < 0:
+        v = v[::-1].copy()
+    return v
+
+
 def _build_template(prior: ClassPrior) -> _Template:
     verts: list[np.ndarray] = []
     faces: list[np.ndarray] = []
     face_part: list[int] = []
+    fixed: list[bool] = []
     spheres = []
     draw = []
     part_ranges = []
@@ -79,14 +106,29 @@ def _build_template(prior: ClassPrior) -> _Template:
         hl, hw = 0.5 * p.l, 0.5 * p.w
         if p.shape == "sphere":
             r = 0.5 * (p.y[1] - p.y[0])
-            spheres.append((pi, np.array([p.dx, 0.5 * (y0 + y1), 0.0]), r))
+            spheres.append((pi, np.array([p.dx, 0.5 * (y0 + y1), p.dz]), r))
             draw.append(("sphere", len(spheres) - 1))
             part_ranges.append((count, count))
             continue
+        one_sided = False
         if p.shape == "cuboid":
             v = np.array([[x, y, z] for y in (y0, y1) for x in (p.dx - hl, p.dx + hl) for z in (-hw, hw)])
             # index = 4*top + 2*xi + zi
             fl = [[0, 1, 3, 2], [4, 5, 7, 6], [0, 1, 5, 4], [2, 3, 7, 6], [0, 2, 6, 4], [1, 3, 7, 5]]
+            if not p.caps:
+                fl = fl[2:]
+        elif p.shape == "cabin":
+            # a cuboid whose top face is shorter (top), narrower (top_w) and shifted (top_dx)
+            tl, tw, tx = hl * p.top, hw * p.top_w, p.dx + p.top_dx
+            v = np.array([[x, y0, z] for x in (p.dx - hl, p.dx + hl) for z in (-hw, hw)]
+                         + [[x, y1, z] for x in (tx - tl, tx + tl) for z in (-tw, tw)])
+            fl = [[0, 1, 3, 2], [4, 5, 7, 6], [0, 1, 5, 4], [2, 3, 7, 6], [0, 2, 6, 4], [1, 3, 7, 5]]
+            if not p.caps:
+                fl = fl[2:]
+        elif p.shape in ("wheel", "panel"):
+            v = _decal(p, y0, y1)
+            fl = [list(range(len(v)))]
+            one_sided = True
         elif p.shape == "roof":
             v = np.array([[p.dx - hl, y0, -hw], [p.dx + hl, y0, -hw], [p.dx + hl, y0, hw], [p.dx - hl, y0, hw],
                           [p.dx - hl, y1, 0.0], [p.dx + hl, y1, 0.0]])
@@ -98,15 +140,20 @@ def _build_template(prior: ClassPrior) -> _Template:
             if top > 1e-6:
                 v = np.vstack([bottom, _ring(n, hl * top, hw * top, y1, p.dx)])
                 fl = [[i, (i + 1) % n, n + (i + 1) % n, n + i] for i in range(n)]
-                fl.append(list(range(n, 2 * n)))
+                if p.caps:
+                    fl.append(list(range(n, 2 * n)))
             else:
                 v = np.vstack([bottom, [[p.dx, y1, 0.0]]])
                 fl = [[i, (i + 1) % n, n] for i in range(n)]
-            fl.append(list(range(n)))
+            if p.caps:
+                fl.append(list(range(n)))
+        if p.dz != 0.0 and not one_sided:
+            v = v + np.array([0.0, 0.0, p.dz])
         start = count
         for f in fl:
             faces.append(np.asarray(f) + start)
             face_part.append(pi)
+            fixed.append(one_sided)
             draw.append(("face", len(faces) - 1))
         verts.append(v)
         count += len(v)
@@ -123,10 +170,49 @@ def _build_template(prior: ClassPrior) -> _Template:
     first3 = np.array([f[:3] for f in faces], dtype=np.int64).reshape(F, 3)
     return _Template(verts=V, faces=faces, face_part=np.asarray(face_part, dtype=np.int64), first3=first3,
                      face_mean=face_mean, part_mean=part_mean, spheres=spheres, draw=draw,
-                     part_specs=prior.parts)
+                     part_specs=prior.parts, fixed=np.asarray(fixed, bool) if any(fixed) else None)
 
 
 _TEMPLATE_CACHE: dict = {}
+
+#: per-appearance (street) shapes skip faces smaller than this on screen (px²): distant cars keep
+#: their body and lose sub-pixel plates, rims and lights, which keeps many-car scenes fast
+LOD_MIN_AREA = 1.5
+
+
+def _with_lod(tmpl: _Template) -> _Template:
+    """Add level-of-detail data to a (per-appearance) template, once."""
+    kinds = [kind for kind, _ in tmpl.draw]
+    if "sphere" in kinds and "face" in kinds[kinds.index("sphere"):]:
+        return tmpl  # a face drawn after a sphere: keep the general path's interleaved order
+    if tmpl.lod_pts is None and tmpl.faces:
+        V = tmpl.verts
+        ratio = []
+        for f, (i0, i1, i2) in zip(tmpl.faces, tmpl.first3):
+            p = V[f]
+            face = 0.5 * np.linalg.norm(sum(np.cross(p[j] - p[0], p[j + 1] - p[0]) for j in range(1, len(f) - 1)))
+            tri = 0.5 * np.linalg.norm(np.cross(V[i1] - V[i0], V[i2] - V[i0]))
+            ratio.append(0.5 * face / tri if tri > 1e-12 else 0.0)
+        tmpl.area_ratio = np.asarray(ratio)
+        k = max(len(f) for f in tmpl.faces)
+        tmpl.pad = np.array([list(f) + [f[-1]] * (k - len(f)) for f in tmpl.faces], dtype=np.int64)
+        solid = [i for i, p in enumerate(tmpl.part_specs) if p.shape not in ("wheel", "panel", "sphere") and p.caps]
+        idx = np.flatnonzero(tmpl.part_mean[solid].sum(axis=0) > 0) if solid else np.arange(len(tmpl.verts))
+        tmpl.hull_idx = idx if len(idx) else None
+        # outward normals once: the orientation test is invariant under positive scaling and rotation
+        fc = tmpl.face_mean @ V
+        a, b, c = V[tmpl.first3[:, 0]], V[tmpl.first3[:, 1]], V[tmpl.first3[:, 2]]
+        n = np.cross(b - a, c - a)
+        flip = np.einsum("ij,ij->i", n, fc - (tmpl.part_mean @ V)[tmpl.face_part]) < 0
+        if tmpl.fixed is not None:
+            flip &= ~tmpl.fixed
+        n[flip] *= -1
+        tmpl.n0 = n
+        tmpl.lod_pts = np.vstack([V, fc])
+        tmpl.part_colour_names = tuple(p.colour for p in tmpl.part_specs)
+        tmpl.part_shades = np.array([p.shade for p in tmpl.part_specs], float)[:, None]
+        tmpl.min_area = LOD_MIN_AREA
+    return tmpl
 
 
 def template_for(prior: ClassPrior) -> _Template:
@@ -224,12 +310,59 @@ def _draw_look(app: AppearanceConfig, rng: np.random.Generator) -> _Look:
     if app.cast_jitter > 0:
         cast = cast * np.exp(rng.normal(0, app.cast_jitter, 3))
     q = app.jpeg_quality
+    if q is not None and app.jpeg_probability < 1.0 and rng.random() >= app.jpeg_probability:
+        q = None
     return _Look(colours=colours, to_sun=to_sun, sun_azimuth=az, sun_elevation=el, ambient=_u(rng, app.ambient),
                  diffuse=_u(rng, app.diffuse), shadows=_u(rng, app.shadows),
                  fade_distance=max(_u(rng, app.fade_distance), 1e-3), fade_colour=colours[app.fade_colour],
                  texture=_u(rng, app.texture), cast=cast, exposure=_u(rng, app.exposure), gamma=_u(rng, app.gamma),
                  blur=_u(rng, app.blur_sigma), noise=_u(rng, app.noise_std),
                  jpeg=None if q is None else int(round(_u(rng, q))))
+
+
+def _unoverlapped(order: list, extents: dict, margin: float = 2.0) -> set:
+    """Objects (indices) whose extent no object drawn after them (later in ``order``) reaches."""
+    out = set()
+    for i, k in enumerate(order):
+        a = extents.get(k)
+        if a is None:
+            continue
+        for j in order[i + 1:]:
+            b = extents.get(j)
+            if (b is not None and b[0] - margin < a[2] + margin and a[0] - margin < b[2] + margin
+                    and b[1] - margin < a[3] + margin and a[1] - margin < b[3] + margin):
+                break
+        else:
+            out.add(k)
+    return out
+
+
+def weighted_palette_index(colour_index: int, weights) -> int:
+    """Palette entry of a scene object's ``colour_index`` under palette weights.
+
+    The generator draws ``colour_index`` uniformly (16 bits); ``frac(index × golden ratio)`` maps it
+    to a uniform number in [0, 1) (and spreads consecutive indices, e.g. reconstructions' 0, 1, 2,
+    ... over the palette), which the weights' cumulative distribution turns into an entry.
+    """
+    u = (int(colour_index) * 0.6180339887498949) % 1.0
+    total = float(sum(weights))
+    acc = 0.0
+    for i, w in enumerate(weights):
+        acc += float(w)
+        if u * total < acc:
+            return i
+    return len(weights) - 1
+
+
+def _hue_saturation(img: np.ndarray, hue_deg: float, sat: float) -> np.ndarray:
+    """Rotate hue about the grey axis by ``hue_deg`` and scale saturation by ``sat`` (one 3×3 colour
+    matrix, so it costs one pass)."""
+    g = np.full((3, 3), 1.0 / 3.0)
+    a = math.radians(hue_deg)
+    k = np.array([[0, -1, 1], [1, 0, -1], [-1, 1, 0]]) / math.sqrt(3.0)  # cross-product matrix of the grey axis
+    rot = np.eye(3) + math.sin(a) * k + (1 - math.cos(a)) * (k @ k)
+    m = g + sat * (rot - g)
+    return cv2.transform(img, m.astype(np.float32))  # saturates to uint8
 
 
 # ----------------------------------------------------------------------------------------------
@@ -265,6 +398,8 @@ class Renderer:
     def __init__(self, env: EnvironmentConfig, *, cache_size: int = 64):
         self.env = env
         self._templates = {n: template_for(p) for n, p in env.classes.items()}
+        self._shape_sets: dict = {}     # id(appearance) -> (appearance, {class: [(variant, prior, template)]})
+        self._class_priors: dict = {}   # (class, parts, part colours) -> per-appearance ClassPrior copy
         self._layouts: OrderedDict = OrderedDict()
         self._backgrounds: OrderedDict = OrderedDict()
         self._banks: dict = {}
@@ -276,14 +411,18 @@ class Renderer:
         self._level_z = np.geomspace(zmin, zmax, LEVELS - 1)  # distance of each ground level
 
     # -- background -----------------------------------------------------------------------------
-    def _layout(self, cam: Camera) -> np.ndarray:
+    def _layout(self, cam: Camera, ground: Optional[GroundLayout] = None) -> np.ndarray:
         """Per-pixel ``region * LEVELS + level`` (uint8 < 128): region 0 sky, 1 ground, 2+i zone i.
 
         Built row by row: on a flat ground every image row is one forward distance, and a zone's
-        lateral range maps to one column interval per row.
+        lateral range maps to one column interval per row. ``ground`` (a domain's own layout)
+        replaces the environment's zones.
         """
         key = (cam.width, cam.height, round(cam.fx, 6), round(cam.fy, 6), round(cam.cx, 6), round(cam.cy, 6),
                round(cam.height_m, 4), round(cam.pitch, 5))
+        if ground is not None:
+            key = key + (ground,)
+        zones = self.env.zones if ground is None else ground.zones
         hit = self._layouts.get(key)
         if hit is not None:
             self._layouts.move_to_end(key)
@@ -303,9 +442,12 @@ class Renderer:
         region[ground_row] = 1
         cols = np.arange(W, dtype=np.float64) + 0.5
         rows = np.flatnonzero(ground_row)
-        if len(rows):
+        if ground is not None:  # a domain's own ground: zones filled as projected ground polygons (fast)
+            self._fill_zones(region, cam, zones)
+            region[~ground_row] = 0
+        elif len(rows):
             tr, zr = t[rows], zrow[rows]
-            for i, zone in enumerate(self.env.zones):
+            for i, zone in enumerate(zones):
                 lo = cam.cx + cam.fx * zone.x[0] / tr
                 hi = cam.cx + cam.fx * zone.x[1] / tr
                 ok = (zr >= zone.z[0]) & (zr < zone.z[1])
@@ -331,12 +473,58 @@ class Renderer:
             self._layouts.popitem(last=False)
         return layout
 
-    def _lut(self, look: _Look, shadow: float) -> np.ndarray:
+    def _fill_zones(self, region: np.ndarray, cam: Camera, zones) -> None:
+        """Paint ground zones (later ones win) as polygons on the ground plane, clipped at the near
+        plane and the ground's far distance; dashed zones are one quad per dash."""
+        far = self.env.max_ground_distance
+        for i, zone in enumerate(zones):
+            x0, x1 = max(zone.x[0], -1e4), min(zone.x[1], 1e4)
+            z0, z1 = max(zone.z[0], NEAR), min(zone.z[1], far)
+            if x1 <= x0 or z1 <= z0:
+                continue
+            if zone.dash is None:
+                spans = [(z0, z1)]
+            else:
+                on, period = zone.dash[0], zone.dash[0] + zone.dash[1]
+                starts = np.arange(math.floor(z0 / period) * period, z1, period)
+                lo_, hi_ = np.maximum(starts, z0), np.minimum(starts + on, z1)
+                spans = np.stack([lo_, hi_], 1)[hi_ > lo_]
+                if not len(spans):
+                    continue
+            ab = np.asarray(spans, float)
+            q = np.empty((len(ab), 4, 3))
+            q[:, :, 1] = cam.height_m
+            q[:, 0, 0] = q[:, 3, 0] = x0
+            q[:, 1, 0] = q[:, 2, 0] = x1
+            q[:, 0, 2] = q[:, 1, 2] = ab[:, 0]
+            q[:, 2, 2] = q[:, 3, 2] = ab[:, 1]
+            pc = cam.to_camera(q.reshape(-1, 3)).reshape(-1, 4, 3)
+            ok = (pc[..., 2] >= NEAR).all(axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                uv = np.stack([cam.fx * pc[..., 0] / pc[..., 2] + cam.cx, cam.fy * pc[..., 1] / pc[..., 2] + cam.cy], -1)
+            pix = np.round((np.where(ok[:, None, None], uv, 0.0) - 0.5) * SCALE).astype(np.int32)
+            polys = list(pix[ok])
+            for j in np.flatnonzero(~ok).tolist():
+                quad = _clip_near(pc[j])
+                if len(quad) >= 3:
+                    uvq = np.stack([cam.fx * quad[:, 0] / quad[:, 2] + cam.cx, cam.fy * quad[:, 1] / quad[:, 2] + cam.cy], 1)
+                    polys.append(np.round((uvq - 0.5) * SCALE).astype(np.int32))
+            if polys:
+                cv2.fillPoly(region, polys, 2 + i, cv2.LINE_8, SHIFT)
+
+    def _region_names(self, app: AppearanceConfig) -> list:
+        """Colour names of layout regions 1, 2, ... (ground, zones)."""
+        if app.ground is not None:
+            return [app.ground.colour] + [z.colour for z in app.ground.zones]
+        return [self.env.ground_colour] + [z.colour for z in self.env.zones]
+
+    def _lut(self, look: _Look, shadow: float, app: Optional[AppearanceConfig] = None) -> np.ndarray:
         """(256, 1, 3) colour table for layout labels; labels with the shadow bit are darkened."""
         lut = np.zeros((256, 3), np.float64)
         alpha_ground = 1.0 - np.exp(-self._level_z / look.fade_distance)
         alpha = np.concatenate([alpha_ground, [1.0]])[:, None]  # (LEVELS, 1)
-        names = [self.env.ground_colour] + [z.colour for z in self.env.zones]
+        names = (self._region_names(app) if app is not None and app.ground is not None
+                 else [self.env.ground_colour] + [z.colour for z in self.env.zones])
         for r, name in enumerate(names, start=1):
             lut[r * LEVELS:(r + 1) * LEVELS] = look.colours[name] * (1 - alpha) + look.fade_colour * alpha
         if self.env.sky:
@@ -354,10 +542,10 @@ class Renderer:
             hit = self._backgrounds.get(key)
             if hit is not None and hit[0] is app:
                 return hit[1].copy()
-        layout = self._layout(cam)
+        layout = self._layout(cam, app.ground)
         if shadow_mask is not None:
             layout = cv2.bitwise_or(layout, shadow_mask)
-        img = cv2.LUT(cv2.merge([layout, layout, layout]), self._lut(look, look.shadows))
+        img = cv2.LUT(cv2.merge([layout, layout, layout]), self._lut(look, look.shadows, app))
         if fixed:
             self._backgrounds[key] = (app, img.copy())
             if len(self._backgrounds) > self._cache_size:
@@ -383,6 +571,49 @@ class Renderer:
         return bank
 
     # -- objects --------------------------------------------------------------------------------
+    # -- per-appearance class shapes ------------------------------------------------------------
+    def shapes(self, app: AppearanceConfig) -> dict:
+        """``{class: [(ShapeVariant or None, ClassPrior, template), ...]}`` of an appearance: the
+        environment's priors, or per-appearance copies whose parts (and part colours) come from the
+        appearance's ``class_parts`` / ``part_colours``. Built once per appearance (and cached)."""
+        hit = self._shape_sets.get(id(app))
+        if hit is not None and hit[0] is app:
+            return hit[1]
+        sets = {}
+        for name, prior in self.env.classes.items():
+            variants = app.class_parts.get(name)
+            if not variants:
+                sets[name] = [(None, prior, self._templates[name])]
+                continue
+            pc = {**prior.part_colours, **app.part_colours.get(name, {})}
+            entries = []
+            for v in variants:
+                key = (name, v.parts, tuple(sorted(pc.items())))
+                p2 = self._class_priors.get(key)
+                if p2 is None:
+                    p2 = self._class_priors[key] = replace(prior, parts=v.parts, part_colours=pc)
+                entries.append((v, p2, _with_lod(template_for(p2))))
+            sets[name] = entries
+        if len(self._shape_sets) > self._cache_size:
+            self._shape_sets.clear()
+        self._shape_sets[id(app)] = (app, sets)
+        return sets
+
+    @staticmethod
+    def _pick_shape(entries: list, obj):
+        """The first shape variant whose size ranges contain the object's size (else the last)."""
+        if len(entries) == 1:
+            return entries[0]
+        for e in entries:
+            if e[0].matches(obj.size):
+                return e
+        return entries[-1]
+
+    def shape_for(self, obj, app: AppearanceConfig) -> tuple:
+        """(ClassPrior, template) an object is drawn with in ``app``."""
+        e = self._pick_shape(self.shapes(app)[obj.class_name], obj)
+        return e[1], e[2]
+
     def _object_colours(self, prior: ClassPrior, obj, app: AppearanceConfig, rng) -> dict:
         palette = app.palettes.get(prior.name) or prior.palette
         if app.random_colours:
@@ -390,8 +621,19 @@ class Renderer:
             for k in prior.part_colours:
                 cols[k] = rng.integers(0, 256, 3).astype(float)
             return cols
-        cols = {"body": np.asarray(palette[obj.colour_index % len(palette)], float)}
+        weights = app.palette_weights.get(prior.name)
+        index = (obj.colour_index % len(palette) if weights is None
+                 else weighted_palette_index(obj.colour_index, weights))
         over = app.part_colours.get(prior.name, {})
+        if prior is not self.env.classes.get(prior.name):
+            # per-appearance (street) shapes: all part colours as one array, jitter in two draws
+            arr = np.array([palette[index]] + [over.get(k, c) for k, c in prior.part_colours.items()], float)
+            if app.object_colour_jitter > 0:
+                sig = app.object_colour_jitter
+                arr = np.clip(arr + rng.normal(0.0, sig, (len(arr), 1)) + rng.normal(0.0, sig / 3.0, (len(arr), 3)),
+                              0, 255)
+            return dict(zip(("body",) + tuple(prior.part_colours), arr))
+        cols = {"body": np.asarray(palette[index], float)}
         for k, c in prior.part_colours.items():
             cols[k] = np.asarray(over.get(k, c), float)
         if app.object_colour_jitter > 0:
@@ -410,43 +652,94 @@ class Renderer:
                 raise ValueError(f"scene object {k} ({o.class_name}) has a bad size {o.size!r}; need 3 values > 0")
         cam = scene.camera
         W, H = cam.width, cam.height
-        rng = np.random.default_rng(np.random.SeedSequence([int(scene.seed) & 0xFFFFFFFF, 7]))
+        seed = int(scene.seed) & 0xFFFFFFFF
+        if appearance.variants:  # one weighted variant per image (own stream: the draws below stay aligned)
+            vr = np.random.default_rng(np.random.SeedSequence([seed, 11]))
+            w = np.array([v[0] for v in appearance.variants], float)
+            appearance = appearance.variants[int(vr.choice(len(w), p=w / w.sum()))][1]
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
         look = _draw_look(appearance, rng)
         ids = np.zeros((H, W), np.uint16)
+        street = (appearance.facades is not None or appearance.hood is not None or bool(appearance.region_texture)
+                  or bool(appearance.class_texture))
+        srng = np.random.default_rng(np.random.SeedSequence([seed, 13])) if street else None
 
         objs = scene.objects
-        colours = [self._object_colours(self.env.prior(o.class_name), o, appearance, rng) for o in objs]
+        shapes = self.shapes(appearance)
+        picked = [self._pick_shape(shapes[o.class_name], o) for o in objs]
+        colours = [self._object_colours(picked[k][1], o, appearance, rng) for k, o in enumerate(objs)]
         # painter's order: distance of each object's centre from the camera, far first
         dist = [math.hypot(o.position[0], o.position[1] - o.size[0] / 2, o.position[2]) for o in objs]
         order = sorted(range(len(objs)), key=lambda k: -dist[k])
 
-        shadow_mask = self._shadow_mask(scene, look) if (look.shadows > 0 and objs) else None
+        tmpls = [e[2] for e in picked]
+        plan = self._plan_facades(cam, appearance, srng) if appearance.facades is not None else None
+        shadow_mask, shaded = None, frozenset()
+        if look.shadows > 0 and plan is not None and plan["sides"] and appearance.facades.shadows:
+            # buildings' shadows on the street; objects standing in them get no direct sunlight
+            shadow_mask = np.zeros((H, W), np.uint8)
+            self._facade_shadows(shadow_mask, cam, look, plan)
+            shaded = self._in_shadow(objs, cam, shadow_mask)
+        if look.shadows > 0 and objs:
+            shadow_mask = self._shadow_mask(scene, look, tmpls, shadow_mask)
         img = self._background(cam, look, appearance, shadow_mask)
+        facade_mask = None
+        if plan is not None:
+            facade_mask = self._draw_facades(img, cam, look, appearance, plan,
+                                             with_mask="facade" in appearance.region_texture)
 
         ops_per_obj: dict[int, list] = {}
         extents: dict[int, tuple[float, float, float, float]] = {}
+        batch = self._lod_batch(objs, tmpls, colours, cam, look, appearance, shaded)
+        look_shaded = replace(look, diffuse=0.0) if shaded else look
         for k in order:
-            ops, ext = self._draw_object(img, ids, k, objs[k], colours[k], cam, look, appearance)
+            ops, ext = self._draw_object(img, ids, k, objs[k], colours[k], cam, look_shaded if k in shaded else look,
+                                         appearance, tmpls[k], batch.get(k))
             ops_per_obj[k] = ops
             extents[k] = ext
+        hood = appearance.hood is not None and self._draw_hood(img, ids, appearance.hood, look, srng)
 
-        graph, label_index, visible, occl = self._labels(scene, ids, ops_per_obj, extents)
-        img = self._sensor(img, look, appearance, rng)
+        # objects that nothing drawn later can overlap keep every pixel they drew (occlusion 0)
+        clear = set() if hood else _unoverlapped(order, extents)
+        graph, label_index, visible, occl = self._labels(scene, ids, ops_per_obj, extents, clear)
+        tex = None
+        if appearance.region_texture or appearance.class_texture:
+            tex = self._texture_strength(cam, ids, facade_mask, objs, appearance, srng)
+        img = self._sensor(img, look, appearance, rng, tex)
         return RenderResult(image=img, instance_map=ids, graph=graph, label_index=label_index,
                             visible_pixels=visible, occlusion=occl)
 
-    def _shadow_mask(self, scene: SceneDescription, look: _Look) -> np.ndarray:
+    @staticmethod
+    def _in_shadow(objs, cam: Camera, mask: np.ndarray) -> frozenset:
+        """Objects whose bottom centre lies in a shadow of ``mask`` (off-image: not shadowed)."""
+        out = set()
+        if not objs:
+            return frozenset()
+        uv, z = cam.project(np.array([o.position for o in objs], float))
+        for k, ((u, v), zk) in enumerate(zip(uv.tolist(), z.tolist())):
+            if zk > NEAR and 0 <= u < cam.width and 0 <= v < cam.height and mask[int(v), int(u)]:
+                out.add(k)
+        return frozenset(out)
+
+    def _shadow_mask(self, scene: SceneDescription, look: _Look, tmpls: Optional[list] = None,
+                     mask: Optional[np.ndarray] = None) -> np.ndarray:
         """Ground shadows (uint8 mask with SHADOW_BIT): per object the convex hull of its vertices
         projected onto the ground along the sun direction (exact for convex shapes)."""
         cam = scene.camera
-        mask = np.zeros((cam.height, cam.width), np.uint8)
+        if mask is None:
+            mask = np.zeros((cam.height, cam.width), np.uint8)
         tan_el = max(math.tan(look.sun_elevation), 0.15)
         away = -np.array([look.to_sun[0], look.to_sun[2]])
         away = away / (np.linalg.norm(away) + 1e-9)
         ring = np.stack([np.cos(np.linspace(0, 2 * np.pi, 8, endpoint=False)),
                          np.sin(np.linspace(0, 2 * np.pi, 8, endpoint=False))], 1)
-        for o in scene.objects:
-            world, spheres = object_geometry(self._templates[o.class_name], o)
+        if tmpls is not None and all(t.lod_pts is not None for t in tmpls):
+            return self._shadow_mask_lod(scene, tmpls, mask, tan_el, away, ring)
+        for k, o in enumerate(scene.objects):
+            tmpl = self._templates[o.class_name] if tmpls is None else tmpls[k]
+            world, spheres = object_geometry(tmpl, o)
+            if tmpl.hull_idx is not None:
+                world = world[tmpl.hull_idx]
             pts = [world[:, [0, 2]] + np.outer(cam.height_m - world[:, 1], away) / tan_el] if len(world) else []
             for _, centre, r in spheres:
                 c2 = centre[[0, 2]] + away * (cam.height_m - centre[1]) / tan_el
@@ -462,8 +755,170 @@ class Renderer:
             cv2.fillConvexPoly(mask, hull, SHADOW_BIT, cv2.LINE_8, SHIFT)
         return mask
 
-    def _draw_object(self, img, ids, k, obj, cols, cam: Camera, look: _Look, app: AppearanceConfig):
-        tmpl = self._templates[obj.class_name]
+    @staticmethod
+    def _shadow_mask_lod(scene: SceneDescription, tmpls: list, mask, tan_el, away, ring) -> np.ndarray:
+        """:meth:`_shadow_mask` for street shapes: the solid parts' outline vertices (and sphere
+        rings) of every object are transformed and projected in one batch."""
+        cam = scene.camera
+        chunks, counts = [], []
+        for o, t in zip(scene.objects, tmpls):
+            h, w, l = o.size
+            c, s = math.cos(o.yaw), math.sin(o.yaw)
+            v = (t.verts if t.hull_idx is None else t.verts[t.hull_idx]) * np.array([l, h, w])
+            px, py, pz = o.position
+            x = c * v[:, 0] + s * v[:, 2] + px
+            up = -v[:, 1]  # height above the ground
+            z = -s * v[:, 0] + c * v[:, 2] + pz
+            pts = [np.stack([x + up * away[0] / tan_el, z + up * away[1] / tan_el], 1)]
+            for _, cen, r in t.spheres:
+                cx, cy, cz = cen[0] * l, -cen[1] * h, cen[2] * w
+                c2 = np.array([c * cx + s * cz + px, -s * cx + c * cz + pz]) + away * cy / tan_el
+                pts.append(c2 + r * h * ring)
+            p2 = np.vstack(pts)
+            chunks.append(p2)
+            counts.append(len(p2))
+        if not chunks:
+            return mask
+        p2 = np.vstack(chunks)
+        uv, z = cam.project(np.stack([p2[:, 0], np.full(len(p2), cam.height_m), p2[:, 1]], axis=1))
+        pix = np.round((uv - 0.5) * SCALE).astype(np.int32)
+        start = 0
+        for n in counts:
+            if (z[start:start + n] >= NEAR).all():
+                cv2.fillConvexPoly(mask, cv2.convexHull(pix[start:start + n]), SHADOW_BIT, cv2.LINE_8, SHIFT)
+            start += n
+        return mask
+
+    @staticmethod
+    def _draw_sphere(img, ids, k, tmpl, sphere, cols, cam: Camera, look: _Look, app: AppearanceConfig, fade: float,
+                     ops: list, us: list, vs: list) -> None:
+        """One sphere part: a disc in the part colour with a lit cap towards the sun."""
+        pi, centre, r = sphere
+        fade_col = look.fade_colour
+        cc = cam.to_camera(centre[None])[0]
+        if cc[2] < NEAR + r:
+            return
+        u = cam.fx * cc[0] / cc[2] + cam.cx
+        v = cam.fy * cc[1] / cc[2] + cam.cy
+        rp = cam.fx * r / math.sqrt(max(cc[2] ** 2 - r ** 2, 1e-6))
+        part = tmpl.part_specs[pi]
+        base = cols[part.colour] * part.shade
+        centre_px = (int(round((u - 0.5) * SCALE)), int(round((v - 0.5) * SCALE)))
+        rad = max(int(round(rp * SCALE)), 1)
+        shade = look.ambient + 0.5 * look.diffuse
+        col = base * shade * (1 - fade) + fade_col * fade
+        cv2.circle(img, centre_px, rad, tuple(float(x) for x in np.clip(col, 0, 255)), -1, cv2.LINE_8, SHIFT)
+        # lit cap towards the sun (appearance only; the id map has the whole disc)
+        d = np.array([look.to_sun[0], look.to_sun[1]])
+        hl = (int(round(centre_px[0] + 0.35 * rad * d[0])), int(round(centre_px[1] + 0.35 * rad * d[1])))
+        lit = base * (look.ambient + look.diffuse) + 255 * app.specular * 0.5
+        lit = lit * (1 - fade) + fade_col * fade
+        cv2.circle(img, hl, max(int(rad * 0.55), 1), tuple(float(x) for x in np.clip(lit, 0, 255)), -1,
+                   cv2.LINE_8, SHIFT)
+        cv2.circle(ids, centre_px, rad, k + 1, -1, cv2.LINE_8, SHIFT)
+        ops.append(("circle", centre_px, rad))
+        us.append(np.array([u - rp, u + rp])); vs.append(np.array([v - rp, v + rp]))
+
+    def _lod_batch(self, objs, tmpls: list, colours: list, cam: Camera, look: _Look, app: AppearanceConfig,
+                   shaded: frozenset = frozenset()) -> dict:
+        """Street shapes (templates with level-of-detail data) of a whole scene at once: the same
+        geometry, back-face culling, shading and fade as :meth:`_draw_object`, with precomputed
+        template normals, in one set of array operations for all objects; faces under
+        ``min_area`` px² on screen are dropped; objects in ``shaded`` (in a building's shadow) get
+        no direct light. Returns ``k -> (pts (F, K, 2), face colours, visible faces, extent, fade)``;
+        objects reaching the near plane are left out (the general path clips)."""
+        ks = [k for k, t in enumerate(tmpls) if t.lod_pts is not None]
+        if not ks:
+            return {}
+        ts_ = [tmpls[k] for k in ks]
+        npts = np.array([len(t.lod_pts) for t in ts_])
+        nver = np.array([len(t.verts) for t in ts_])
+        nfac = np.array([len(t.faces) for t in ts_])
+        size = np.array([objs[k].size for k in ks], float)            # (n, 3) h, w, l
+        pos = np.array([objs[k].position for k in ks], float)
+        yaw = np.array([objs[k].yaw for k in ks], float)
+        c, s = np.cos(yaw), np.sin(yaw)
+        cp, sp = math.cos(cam.pitch), math.sin(cam.pitch)
+        z0, o1 = np.zeros_like(c), np.ones_like(c)
+        # level frame = yaw rotation of the scaled template + position; camera frame = pitch rotation
+        rot = np.stack([np.stack([c, z0, s], 1), np.stack([sp * s, cp * o1, -sp * c], 1),
+                        np.stack([-cp * s, sp * o1, cp * c], 1)], 1)  # (n, 3, 3)
+        scale = size[:, [2, 0, 1]]                                     # template axes: length, height, width
+        t = np.stack([pos[:, 0], cp * pos[:, 1] - sp * pos[:, 2], sp * pos[:, 1] + cp * pos[:, 2]], 1)
+        owner = np.repeat(np.arange(len(ks)), npts)
+        P = np.concatenate([t_.lod_pts for t_ in ts_]) * scale[owner]
+        R_ = rot[owner]
+        pcam = np.einsum("mij,mj->mi", R_, P) + t[owner]
+        start = np.concatenate([[0], np.cumsum(npts)[:-1]])
+        vidx = np.concatenate([np.arange(a, a + nv) for a, nv in zip(start, nver)])
+        fidx = np.concatenate([np.arange(a + nv, a + n_) for a, nv, n_ in zip(start, nver, npts)])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = cam.fx * pcam[:, 0] / pcam[:, 2] + cam.cx
+            v = cam.fy * pcam[:, 1] / pcam[:, 2] + cam.cy
+        fowner = np.repeat(np.arange(len(ks)), nfac)
+        n = np.einsum("mij,mj->mi", rot[fowner], np.concatenate([t_.n0 for t_ in ts_]) / scale[fowner])
+        n /= np.sqrt((n * n).sum(axis=1, keepdims=True)) + 1e-12
+        fcen = pcam[fidx]
+        facing = (n * fcen).sum(axis=1) < 0
+        tsun = np.array([look.to_sun[0], cp * look.to_sun[1] - sp * look.to_sun[2],
+                         sp * look.to_sun[1] + cp * look.to_sun[2]])
+        direct = 1.0 if not shaded else np.array([k not in shaded for k in ks], float)[fowner]
+        lam = look.ambient + look.diffuse * direct * np.maximum(n @ tsun, 0.0)
+        if app.specular > 0:
+            h = tsun - fcen / (np.sqrt((fcen * fcen).sum(axis=1, keepdims=True)) + 1e-9)
+            lam = lam + app.specular * direct * np.maximum((n * h).sum(axis=1) / (np.sqrt((h * h).sum(axis=1)) + 1e-9),
+                                                           0.0) ** 20
+        dist = np.sqrt(pos[:, 0] ** 2 + pos[:, 2] ** 2 + (pos[:, 1] - size[:, 0] / 2) ** 2)
+        fade = (1.0 - np.exp(-dist / look.fade_distance))[fowner][:, None]
+        base = np.concatenate([(np.array([colours[k][c_] for c_ in t_.part_colour_names]) * t_.part_shades)[t_.face_part]
+                               for k, t_ in zip(ks, ts_)])
+        facecol = np.clip(base * (lam[:, None] * (1 - fade)) + look.fade_colour * fade, 0, 255)
+        # on-screen face area ≈ area of its first triangle × (face / first-triangle area in the template)
+        f3 = np.concatenate([t_.first3 + a for t_, a in zip(ts_, start)])
+        d1u, d1v = u[f3[:, 1]] - u[f3[:, 0]], v[f3[:, 1]] - v[f3[:, 0]]
+        d2u, d2v = u[f3[:, 2]] - u[f3[:, 0]], v[f3[:, 2]] - v[f3[:, 0]]
+        area = np.abs(d1u * d2v - d1v * d2u) * np.concatenate([t_.area_ratio for t_ in ts_])
+        keep = facing & (area >= np.repeat([t_.min_area for t_ in ts_], nfac))
+        pix = np.round((np.stack([u, v], 1) - 0.5) * SCALE).astype(np.int32)
+        out = {}
+        f0 = 0
+        for i, (k, t_) in enumerate(zip(ks, ts_)):
+            f1 = f0 + nfac[i]
+            a, nv = start[i], nver[i]
+            zc = pcam[a:a + nv, 2]
+            if zc.min() >= NEAR:
+                uu, vv = u[a:a + nv], v[a:a + nv]
+                out[k] = (pix[t_.pad + a], facecol[f0:f1].tolist(), np.flatnonzero(keep[f0:f1]).tolist(),
+                          (float(uu.min()), float(vv.min()), float(uu.max()), float(vv.max())), float(fade[f0, 0]))
+            f0 = f1
+        return out
+
+    def _draw_object_lod(self, img, ids, k, obj, cols, cam: Camera, look: _Look, app: AppearanceConfig,
+                         tmpl: _Template, pre) -> tuple:
+        """Draw one street-shape object from its :meth:`_lod_batch` entry (faces, then spheres)."""
+        pts_all, facecol, vis, ext, fade = pre
+        ops = []
+        idv = k + 1
+        for idx in vis:
+            pts = pts_all[idx]
+            cv2.fillConvexPoly(img, pts, facecol[idx], cv2.LINE_8, SHIFT)
+            cv2.fillConvexPoly(ids, pts, idv, cv2.LINE_8, SHIFT)
+            ops.append(("poly", pts))
+        if not tmpl.spheres:
+            return ops, ext
+        us, vs = [np.array([ext[0], ext[2]])], [np.array([ext[1], ext[3]])]
+        _, spheres = object_geometry(tmpl, obj)  # spheres come after every face (checked in _with_lod)
+        for sph in spheres:
+            self._draw_sphere(img, ids, k, tmpl, sph, cols, cam, look, app, fade, ops, us, vs)
+        uu, vv = np.concatenate(us), np.concatenate(vs)
+        return ops, (float(uu.min()), float(vv.min()), float(uu.max()), float(vv.max()))
+
+    def _draw_object(self, img, ids, k, obj, cols, cam: Camera, look: _Look, app: AppearanceConfig,
+                     tmpl: Optional[_Template] = None, pre=None):
+        if tmpl is None:
+            tmpl = self._templates[obj.class_name]
+        if pre is not None:
+            return self._draw_object_lod(img, ids, k, obj, cols, cam, look, app, tmpl, pre)
         world, spheres = object_geometry(tmpl, obj)
         ops: list = []
         us, vs = [], []
@@ -481,6 +936,8 @@ class Renderer:
             n = np.cross(b - a, c3 - a)
             n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-12
             flip = np.einsum("ij,ij->i", n, fc - pcen[tmpl.face_part]) < 0
+            if tmpl.fixed is not None:  # one-sided parts: the vertex order gives the outward normal
+                flip &= ~tmpl.fixed
             n[flip] *= -1
             facing = np.einsum("ij,ij->i", n, fc) < 0
             lam = look.ambient + look.diffuse * np.clip(n @ look.to_sun, 0.0, None)
@@ -493,10 +950,10 @@ class Renderer:
             partcol = np.array([cols[p.colour] * p.shade for p in tmpl.part_specs])
             facecol = partcol[tmpl.face_part] * lam[:, None] * (1 - fade) + fade_col * fade
             facecol = np.clip(facecol, 0, 255).tolist()
-            facing = facing.tolist()
             if near_ok:
                 us.append(uv[:, 0]); vs.append(uv[:, 1])
                 pts_all = np.round((uv - 0.5) * SCALE).astype(np.int32)
+            facing = facing.tolist()
         else:
             near_ok, facing, facecol, uv = True, [], [], None
         for kind, idx in tmpl.draw:
@@ -517,30 +974,7 @@ class Renderer:
                 cv2.fillConvexPoly(ids, pts, k + 1, cv2.LINE_8, SHIFT)
                 ops.append(("poly", pts))
             else:
-                pi, centre, r = spheres[idx]
-                cc = cam.to_camera(centre[None])[0]
-                if cc[2] < NEAR + r:
-                    continue
-                u = cam.fx * cc[0] / cc[2] + cam.cx
-                v = cam.fy * cc[1] / cc[2] + cam.cy
-                rp = cam.fx * r / math.sqrt(max(cc[2] ** 2 - r ** 2, 1e-6))
-                part = tmpl.part_specs[pi]
-                base = cols[part.colour] * part.shade
-                centre_px = (int(round((u - 0.5) * SCALE)), int(round((v - 0.5) * SCALE)))
-                rad = max(int(round(rp * SCALE)), 1)
-                shade = look.ambient + 0.5 * look.diffuse
-                col = base * shade * (1 - fade) + fade_col * fade
-                cv2.circle(img, centre_px, rad, tuple(float(x) for x in np.clip(col, 0, 255)), -1, cv2.LINE_8, SHIFT)
-                # lit cap towards the sun (appearance only; the id map has the whole disc)
-                d = np.array([look.to_sun[0], look.to_sun[1]])
-                hl = (int(round(centre_px[0] + 0.35 * rad * d[0])), int(round(centre_px[1] + 0.35 * rad * d[1])))
-                lit = base * (look.ambient + look.diffuse) + 255 * app.specular * 0.5
-                lit = lit * (1 - fade) + fade_col * fade
-                cv2.circle(img, hl, max(int(rad * 0.55), 1), tuple(float(x) for x in np.clip(lit, 0, 255)), -1,
-                           cv2.LINE_8, SHIFT)
-                cv2.circle(ids, centre_px, rad, k + 1, -1, cv2.LINE_8, SHIFT)
-                ops.append(("circle", centre_px, rad))
-                us.append(np.array([u - rp, u + rp])); vs.append(np.array([v - rp, v + rp]))
+                self._draw_sphere(img, ids, k, tmpl, spheres[idx], cols, cam, look, app, fade, ops, us, vs)
         if us:
             uu, vv = np.concatenate(us), np.concatenate(vs)
             ext = (float(uu.min()), float(vv.min()), float(uu.max()), float(vv.max()))
@@ -548,7 +982,8 @@ class Renderer:
             ext = (0.0, 0.0, 0.0, 0.0)
         return ops, ext
 
-    def _labels(self, scene: SceneDescription, ids: np.ndarray, ops_per_obj: dict, extents: dict):
+    def _labels(self, scene: SceneDescription, ids: np.ndarray, ops_per_obj: dict, extents: dict,
+                clear: frozenset = frozenset()):
         cam = scene.camera
         W, H = cam.width, cam.height
         filt = self.env.labels
@@ -574,14 +1009,18 @@ class Renderer:
             cols = np.flatnonzero(sub.any(axis=0))
             rows = np.flatnonzero(sub.any(axis=1))
             box = (float(x0 + cols[0]), float(y0 + rows[0]), float(x0 + cols[-1] + 1), float(y0 + rows[-1] + 1))
-            own = np.zeros(sub.shape, np.uint8)
-            off = np.array([x0 * SCALE, y0 * SCALE], np.int32)
-            for op in ops:
-                if op[0] == "poly":
-                    cv2.fillConvexPoly(own, op[1] - off, 1, cv2.LINE_8, SHIFT)
-                else:
-                    cv2.circle(own, (op[1][0] - int(off[0]), op[1][1] - int(off[1])), op[2], 1, -1, cv2.LINE_8, SHIFT)
-            own_count = max(int(np.count_nonzero(own)), count)
+            if k in clear:  # nothing drawn later reaches it: every pixel it drew is still its own
+                own_count = count
+            else:
+                own = np.zeros(sub.shape, np.uint8)
+                off = np.array([x0 * SCALE, y0 * SCALE], np.int32)
+                for op in ops:
+                    if op[0] == "poly":
+                        cv2.fillConvexPoly(own, op[1] - off, 1, cv2.LINE_8, SHIFT)
+                    else:
+                        cv2.circle(own, (op[1][0] - int(off[0]), op[1][1] - int(off[1])), op[2], 1, -1,
+                                   cv2.LINE_8, SHIFT)
+                own_count = max(int(np.count_nonzero(own)), count)
             occlusion = 1.0 - count / own_count
             occl[k] = occlusion
             full = max((x1f - x0f) * (y1f - y0f), 1e-9)
@@ -600,10 +1039,260 @@ class Renderer:
                            image_width=W, image_height=H)
         return graph, label_index, visible_px, occl
 
-    # -- sensor ---------------------------------------------------------------------------------
-    def _sensor(self, img: np.ndarray, look: _Look, app: AppearanceConfig, rng) -> np.ndarray:
+    # -- street background: facades, hood, texture ------------------------------------------------
+    @staticmethod
+    def _plan_facades(cam: Camera, app: AppearanceConfig, srng) -> dict:
+        """The random part of the street background: skyline outlines and, per side, the buildings
+        ``(z0, z1, x, height, colour, glass, windows?, shopfront?, floor h, window spacing, window
+        w, window h, colour jitter)`` from near to far."""
+        fc = app.facades
+        gy = cam.height_m
+        plan = {"skyline": [], "sides": []}
+        if fc.skyline is not None:  # distant blocks and tree lines along the horizon: two stepped outlines
+            for layer, d in enumerate(sorted((_u(srng, fc.skyline_distance) for _ in range(2)), reverse=True)):
+                n = 24
+                w = srng.uniform(0.5, 1.5, n)
+                xs = -1.4 * d + np.concatenate([[0.0], np.cumsum(w / w.sum() * 2.8 * d)])
+                hs = fc.skyline[0] + (fc.skyline[1] - fc.skyline[0]) * srng.random(n) ** (1.5 + layer)
+                top = np.repeat(gy - hs, 2)
+                xx = np.repeat(xs, 2)[1:-1]
+                outline = np.concatenate([np.stack([xx, top, np.full(2 * n, d)], 1),
+                                          [[xs[-1], gy, d], [xs[0], gy, d]]])
+                c = fc.colours[int(srng.integers(len(fc.colours)))] if layer == 0 else (92, 100, 84)
+                plan["skyline"].append((outline, c, d))
+        lo = np.array([fc.gap_width[0], fc.length[0], 0.0, fc.height[0], fc.floor_height[0], fc.window_spacing[0],
+                       fc.window_width[0], fc.window_height[0]])
+        span = np.array([fc.gap_width[1], fc.length[1], fc.setback, fc.height[1], fc.floor_height[1],
+                         fc.window_spacing[1], fc.window_width[1], fc.window_height[1]]) - lo
+        for sgn, xr in ((-1.0, fc.left), (1.0, fc.right)):
+            if xr is None or srng.random() >= fc.probability:
+                continue
+            x_side = _u(srng, xr)
+            z = _u(srng, fc.start)
+            blds = []
+            while z < fc.max_distance:
+                # one batch of draws per building: gap?, windows?, shopfront?, colour, glass; sizes; jitter
+                flags = srng.random(5)
+                g, length, setback, h, fh, sp, ww, wh = (lo + span * srng.random(8)).tolist()
+                if blds and flags[0] < fc.gap:
+                    z += g
+                blds.append((z, z + length, x_side + sgn * setback, h, int(flags[3] * len(fc.colours)),
+                             int(flags[4] * len(fc.window_colours)), flags[1] < fc.windows, flags[2] < fc.shopfront,
+                             fh, sp, ww, wh, _jitter(srng, fc.colour_jitter).tolist()))
+                z += length
+            plan["sides"].append((sgn, blds))
+        return plan
+
+    @staticmethod
+    def _facade_shadows(mask: np.ndarray, cam: Camera, look: _Look, plan: dict) -> None:
+        """Ground shadows of the buildings (the sun shining over the roofs onto the street): per
+        building the quad between its facade's foot and its roof edge projected along the sun."""
+        tan_el = max(math.tan(look.sun_elevation), 0.15)
+        away = -np.array([look.to_sun[0], look.to_sun[2]])
+        away = away / (np.linalg.norm(away) + 1e-9)
+        polys = []
+        for sgn, blds in plan["sides"]:
+            if away[0] * sgn > 0:  # the sun is over the street: the shadows fall behind the facades
+                continue
+            for z0, z1, x, h, *_ in blds:
+                dx, dz = away * (h / tan_el)
+                quad = cam.to_camera(np.array([[x, cam.height_m, z0], [x, cam.height_m, z1],
+                                               [x + dx, cam.height_m, z1 + dz], [x + dx, cam.height_m, z0 + dz]]))
+                quad = _clip_near(quad)
+                if len(quad) >= 3:
+                    uv = np.stack([cam.fx * quad[:, 0] / quad[:, 2] + cam.cx, cam.fy * quad[:, 1] / quad[:, 2] + cam.cy], 1)
+                    polys.append(np.round((uv - 0.5) * SCALE).astype(np.int32))
+        for poly in polys:  # may overlap: one convex fill each
+            cv2.fillConvexPoly(mask, poly, SHADOW_BIT, cv2.LINE_8, SHIFT)
+
+    def _draw_facades(self, img, cam: Camera, look: _Look, app: AppearanceConfig, plan: dict,
+                      with_mask: bool = False) -> Optional[np.ndarray]:
+        """Distant skyline and rows of building facades along both sides of the street (background:
+        no ids, no labels).
+
+        The skyline is two stepped silhouettes (far, nearer) of blocks and tree lines on the
+        horizon. Each building is its facade plane (wall colour), window bands per floor cut into
+        windows by wall-coloured piers, an optional ground-floor shopfront and its near end wall;
+        buildings whose windows would be under a pixel get the average of wall and window colour.
+        Drawn far to near per side, so nearer buildings cover the end walls of farther ones. All
+        quads are projected at once; each colour group is one ``fillPoly`` (its quads never overlap).
+        """
+        fc = app.facades
         H, W = img.shape[:2]
-        if look.texture > 0 or app.vignette > 0:
+        gy = cam.height_m  # the ground plane (level frame, y down)
+        fcol = [float(v) for v in look.fade_colour]
+        quads: list = []   # arrays (n, 4, 3) of level-frame corners
+        items: list = []   # (colour, n, part of the facade mask)
+
+        def shade(c, lam, dist):
+            fade = 1.0 - math.exp(-dist / look.fade_distance)
+            k = lam * (1 - fade)
+            return tuple(min(max(float(a) * k + b * fade, 0.0), 255.0) for a, b in zip(c, fcol))
+
+        def add(q, colour, in_mask=True):
+            if len(q):
+                quads.append(q)
+                items.append((colour, len(q), in_mask))
+
+        def rect_x(x, z0, z1, y0, y1):
+            """Quads in the plane x (facades): z0, z1, y0, y1 scalars or equal-length arrays → (n, 4, 3)."""
+            n = max(np.size(z0), np.size(z1), np.size(y0), np.size(y1))
+            q = np.empty((n, 4, 3))
+            q[:, :, 0] = x
+            q[:, 0, 1] = q[:, 1, 1] = y0
+            q[:, 2, 1] = q[:, 3, 1] = y1
+            q[:, 0, 2] = q[:, 3, 2] = z0
+            q[:, 1, 2] = q[:, 2, 2] = z1
+            return q
+
+        lam_sky = look.ambient + 0.5 * look.diffuse
+        polys_skyline = [(outline, shade(c, lam_sky, d)) for outline, c, d in plan["skyline"]]
+        for sgn, blds in plan["sides"]:
+            lam_face = look.ambient + look.diffuse * max(float(-sgn * look.to_sun[0]), 0.0)  # faces the street
+            lam_end = look.ambient + look.diffuse * max(float(-look.to_sun[2]), 0.0)         # faces the camera
+            seq = [(bld, blds[i - 1] if i > 0 else None) for i, bld in enumerate(blds)]  # (building, nearer one)
+            for (z0, z1, x, h, ci, wi, has_win, shop, fh, sp, ww, wh, jit), prev in reversed(seq):
+                z0c = max(z0, 0.5)
+                if z1 <= z0c:
+                    continue
+                dist = math.hypot(x, 0.5 * (z0c + z1))
+                base = [min(max(a + j, 0.0), 255.0) for a, j in zip(fc.colours[ci], jit)]
+                glass = [min(max(a + 0.5 * j, 0.0), 255.0) for a, j in zip(fc.window_colours[wi], jit)]
+                top = gy - h
+                # the near end wall, unless the adjacent nearer building hides it (as tall, not set back)
+                if not (prev is not None and prev[1] >= z0 - 1e-6 and prev[3] >= h and abs(prev[2]) <= abs(x)):
+                    xe = x + sgn * fc.depth
+                    add(np.array([[[x, gy, z0c], [xe, gy, z0c], [xe, top, z0c], [x, top, z0c]]]),
+                        shade(base, lam_end * 0.95, dist))
+                add(rect_x(x, z0c, z1, gy, top), shade(base, lam_face, dist))
+                if not has_win:
+                    continue
+                n_cols = int((z1 - z0 - 1.0) // sp)
+                n_floors = int((h - 0.6) // fh)
+                first_floor = 1 if shop else 0
+                if n_cols < 1 or n_floors <= first_floor:
+                    continue
+                bottoms = (np.arange(first_floor, n_floors) + 0.55 * (1 - wh)) * fh
+                # projected window width (px) at the building's near end: no sub-pixel windows
+                px = cam.fx * abs(x) * ww * sp / max(z0c * z0c + x * x, 1e-6)
+                margin = 0.5 * (z1 - z0 - n_cols * sp)
+                ws = z0 + margin + (np.arange(n_cols) + 0.5 * (1 - ww)) * sp  # window starts along z
+                we = ws + ww * sp
+                if px < 1.0 or we[-1] <= z0c + 0.05:  # the average colour over the window rows
+                    mix = [a * (1 - ww * wh) + b * ww * wh for a, b in zip(base, glass)]
+                    add(rect_x(x, z0c, z1, gy - bottoms[0], top + 0.3), shade(mix, lam_face, dist), False)
+                    continue
+                zs = max(float(ws[np.argmax(we > z0c + 0.05)]), z0c)
+                add(rect_x(x, zs, we[-1], gy - bottoms, gy - bottoms - wh * fh),
+                    shade(glass, 0.5 + 0.5 * lam_face, dist), False)
+                pa, pb = we[:-1], ws[1:]
+                keep = pb > z0c
+                add(rect_x(x, np.maximum(pa[keep], z0c), pb[keep], gy - bottoms[0], gy - bottoms[-1] - wh * fh),
+                    shade(base, lam_face, dist), False)
+                if shop and z1 - 0.6 > max(z0 + 0.6, z0c):
+                    add(rect_x(x, max(z0 + 0.6, z0c), z1 - 0.6, gy - 0.35, gy - 0.8 * fh),
+                        shade([1.15 * a for a in glass], 0.55 + 0.45 * lam_face, dist), False)
+        mask = np.zeros((H, W), np.uint8) if with_mask else None
+        for outline, colour in polys_skyline:
+            uv, zz = cam.project(outline)
+            if (zz > NEAR).all():
+                cv2.fillPoly(img, [np.round((uv - 0.5) * SCALE).astype(np.int32)], colour, cv2.LINE_8, SHIFT)
+        if not quads:
+            return mask
+        pc = cam.to_camera(np.concatenate(quads).reshape(-1, 3)).reshape(-1, 4, 3)
+        ok = (pc[..., 2] >= NEAR).all(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            uv = np.stack([cam.fx * pc[..., 0] / pc[..., 2] + cam.cx, cam.fy * pc[..., 1] / pc[..., 2] + cam.cy], -1)
+        pts = np.round((np.where(ok[:, None, None], uv, 0.0) - 0.5) * SCALE).astype(np.int32)
+        i = 0
+        for colour, n, in_mask in items:
+            if ok[i:i + n].all():
+                polys = list(pts[i:i + n])
+            else:
+                polys = []
+                for j in range(i, i + n):
+                    if ok[j]:
+                        polys.append(pts[j])
+                        continue
+                    pcf = _clip_near(pc[j])
+                    if len(pcf) >= 3:
+                        poly = np.stack([cam.fx * pcf[:, 0] / pcf[:, 2] + cam.cx,
+                                         cam.fy * pcf[:, 1] / pcf[:, 2] + cam.cy], 1)
+                        polys.append(np.round((poly - 0.5) * SCALE).astype(np.int32))
+            i += n
+            if not polys:
+                continue
+            cv2.fillPoly(img, polys, colour, cv2.LINE_8, SHIFT)
+            if mask is not None and in_mask:
+                cv2.fillPoly(mask, polys, 255, cv2.LINE_8, SHIFT)
+        return mask
+
+    def _draw_hood(self, img, ids, hood, look: _Look, srng) -> bool:
+        """The ego vehicle's bonnet: a wide arc across the bottom (clears the instance ids it covers)."""
+        if hood.probability <= 0 or srng.random() >= hood.probability:
+            return False
+        H, W = img.shape[:2]
+        hc = _u(srng, hood.height) * H
+        curve = _u(srng, hood.curve)
+        xs = np.linspace(0.0, W, 17)
+        t = 2.0 * xs / W - 1.0
+        ys = H - hc * (1.0 - curve * t * t)
+        pts = np.concatenate([np.stack([xs, ys], 1), [[W, H + 1], [0, H + 1]]])
+        pts = np.round(pts * SCALE).astype(np.int32)
+        colour = np.asarray(hood.colours[int(srng.integers(len(hood.colours)))], float)
+        shade = look.ambient + 0.8 * look.diffuse
+        cv2.fillPoly(img, [pts], tuple(float(v) for v in np.clip(colour * shade, 0, 255)), cv2.LINE_8, SHIFT)
+        # the sky's reflection along the bonnet's upper edge
+        hi = np.concatenate([np.stack([xs, ys], 1), np.stack([xs[::-1], ys[::-1] + 0.25 * hc * (1 - 0.5 * t * t)], 1)])
+        refl = 0.55 * colour * shade + 0.45 * look.colours.get("sky_horizon", look.fade_colour)
+        cv2.fillPoly(img, [np.round(hi * SCALE).astype(np.int32)], tuple(float(v) for v in np.clip(refl, 0, 255)),
+                     cv2.LINE_8, SHIFT)
+        cv2.fillPoly(ids, [pts], 0, cv2.LINE_8, SHIFT)
+        return True
+
+    def _texture_strength(self, cam: Camera, ids, facade_mask, objs, app: AppearanceConfig, srng) -> np.ndarray:
+        """Per-pixel texture strength (float32 H×W): ground regions by colour name (fading with
+        distance), facades, and objects by class; multiplied with the texture bank in the sensor."""
+        table = np.zeros(256, np.float32)
+        falloff = np.concatenate([1.0 / (1.0 + self._level_z / 30.0), [0.0]]).astype(np.float32)
+        for r, name in enumerate(["sky"] + self._region_names(app)):
+            rr = app.region_texture.get(name)
+            if rr is not None:
+                table[r * LEVELS:(r + 1) * LEVELS] = _u(srng, rr) * (1.0 if r == 0 else falloff)
+        table[SHADOW_BIT:] = table[:SHADOW_BIT]
+        layout = self._layout(cam, app.ground)
+        strength = cv2.LUT(layout, table.reshape(256, 1))
+        if facade_mask is not None:
+            strength[facade_mask > 0] = _u(srng, app.region_texture["facade"])
+        if app.class_texture and objs:
+            per_obj = np.zeros(len(objs) + 1, np.float32)
+            per_cls = {c: _u(srng, r) for c, r in sorted(app.class_texture.items())}
+            for k, o in enumerate(objs):
+                per_obj[k + 1] = per_cls.get(o.class_name, 0.0)
+            if per_obj.any():
+                on = ids > 0
+                strength[on] = per_obj[ids[on]]
+        return strength
+
+    # -- sensor ---------------------------------------------------------------------------------
+    def _sensor(self, img: np.ndarray, look: _Look, app: AppearanceConfig, rng,
+                tex: Optional[np.ndarray] = None) -> np.ndarray:
+        """Sensor stage; ``tex`` (street looks) is a per-pixel texture strength added to ``texture``."""
+        H, W = img.shape[:2]
+        exposure_done = False
+        if tex is not None:  # street looks: per-pixel strength, OpenCV arithmetic (saturating, one pass)
+            crop = self._bank("tex", W, H, app.texture_scale)
+            oy, ox = int(rng.integers(0, H)), int(rng.integers(0, W))
+            strength = cv2.add(tex, float(look.texture)) if look.texture > 0 else tex
+            gain = cv2.add(cv2.multiply(strength, crop[oy:oy + H, ox:ox + W]), 1.0)
+            if app.vignette > 0:
+                gain = cv2.multiply(gain, self._vignette(W, H, app.vignette))
+            if look.gamma == 1 and (look.cast == 1).all() and look.exposure != 1:
+                gain = cv2.multiply(gain, float(look.exposure))  # a plain exposure gain: folded in here
+                exposure_done = True
+            g8 = cv2.convertScaleAbs(gain, alpha=128.0)  # gain in 1/128 steps (max ~2): 8-bit multiply
+            img = cv2.multiply(img, cv2.merge([g8, g8, g8]), scale=1.0 / 128.0)
+        elif look.texture > 0 or app.vignette > 0:
             gain = np.ones((H, W), np.float32)
             if look.texture > 0:
                 bank = self._bank("tex", W, H, app.texture_scale)
@@ -613,18 +1302,23 @@ class Renderer:
                 gain *= self._vignette(W, H, app.vignette)
             img = cv2.multiply(img.astype(np.float32), cv2.merge([gain, gain, gain]))
             img = np.clip(img, 0, 255).astype(np.uint8)
-        if (look.cast != 1).any() or look.exposure != 1 or look.gamma != 1:
+        if not exposure_done and ((look.cast != 1).any() or look.exposure != 1 or look.gamma != 1):
             x = np.arange(256, dtype=np.float64)[:, None] / 255.0
             y = np.clip(x * look.exposure * look.cast[None, :], 0, 1) ** (1.0 / look.gamma)
             lut = np.clip(np.round(y * 255), 0, 255).astype(np.uint8).reshape(256, 1, 3)
             img = cv2.LUT(img, lut)
+        if app.hue_shift != (0.0, 0.0) or app.saturation != (1.0, 1.0):
+            img = _hue_saturation(img, _u(rng, app.hue_shift), _u(rng, app.saturation))
         if look.blur > 0.25:
             img = cv2.GaussianBlur(img, (0, 0), look.blur)
         if look.noise > 0:
             bank = self._bank("noise", W, H)
             oy, ox = int(rng.integers(0, H)), int(rng.integers(0, W))
-            noisy = cv2.scaleAdd(bank[oy:oy + H, ox:ox + W], look.noise, img.astype(np.float32))
-            img = np.clip(noisy, 0, 255).astype(np.uint8)
+            if tex is not None:  # street looks: one saturating pass
+                img = cv2.addWeighted(img, 1.0, bank[oy:oy + H, ox:ox + W], look.noise, 0.0, dtype=cv2.CV_8U)
+            else:
+                noisy = cv2.scaleAdd(bank[oy:oy + H, ox:ox + W], look.noise, img.astype(np.float32))
+                img = np.clip(noisy, 0, 255).astype(np.uint8)
         if look.jpeg is not None:
             ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
                                    [cv2.IMWRITE_JPEG_QUALITY, int(np.clip(look.jpeg, 1, 100))])
@@ -642,4 +1336,5 @@ class Renderer:
         return v
 
 
-__all__ = ["NEAR", "RASTER_PAD", "Renderer", "RenderResult", "object_geometry", "projected_extent", "template_for"]
+__all__ = ["NEAR", "RASTER_PAD", "Renderer", "RenderResult", "object_geometry", "projected_extent", "template_for",
+           "weighted_palette_index"]

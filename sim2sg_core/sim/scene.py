@@ -40,6 +40,31 @@ class Camera:
     def with_pose(self, height_m: float, pitch: float) -> "Camera":
         return replace(self, height_m=float(height_m), pitch=float(pitch))
 
+    def scaled(self, width: int, height: int) -> "Camera":
+        """The same camera at another image size: intrinsics scaled per axis (``fx*sx, cx*sx,
+        fy*sy, cy*sy``), pose kept. Pixel coordinates are continuous with pixel ``i`` spanning
+        ``[i, i+1)``, so a resized image and this camera agree exactly. Different per-axis factors
+        (another aspect ratio) give non-square pixels — what a per-axis image resize does too."""
+        width, height = int(width), int(height)
+        if width <= 0 or height <= 0:
+            raise ValueError(f"Camera.scaled: image size must be positive, got {width}x{height}")
+        if (width, height) == (self.width, self.height):
+            return self
+        sx, sy = width / self.width, height / self.height
+        return replace(self, fx=self.fx * sx, fy=self.fy * sy, cx=self.cx * sx, cy=self.cy * sy,
+                       width=width, height=height)
+
+    @property
+    def hfov_deg(self) -> float:
+        """Horizontal field of view in degrees (exact for an off-centre principal point:
+        ``atan(cx/fx) + atan((width-cx)/fx)``)."""
+        return math.degrees(math.atan2(self.cx, self.fx) + math.atan2(self.width - self.cx, self.fx))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return int(self.width), int(self.height)
+
     @property
     def rotation(self) -> np.ndarray:
         """Level frame → camera frame rotation (3×3)."""

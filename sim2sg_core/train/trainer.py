@@ -115,8 +115,10 @@ class Trainer:
 
     # -- building blocks ADAPT can reuse ------------------------------------------------------
     def make_loader(self, dataset, shuffle: bool = True, batch_size: Optional[int] = None, hflip: Optional[bool] = None):
+        m = self.config.model
         coll = Collator(self.input_size, self.mean, self.std,
-                        hflip=self.cfg.hflip if hflip is None else hflip, predicates=self.vocab.predicates)
+                        hflip=self.cfg.hflip if hflip is None else hflip, predicates=self.vocab.predicates,
+                        resize_mode=m.resize_mode, crop_bottom=m.crop_bottom)
         g = torch.Generator()
         g.manual_seed(self.cfg.seed)
         nw = int(self.cfg.num_workers)

@@ -122,3 +122,31 @@ def test_custom_class_map_and_vocab(tmp_path, sim_samples):
                        clevr.vocab)
     assert [len(g.objects) for _, g in items] == [len(s.graph.objects) for s in samples]
     assert [len(g.relationships) for _, g in items] == [len(s.graph.relationships) for s in samples]
+
+
+def test_two_d_only_labels_get_ground_positions_through_the_calibration(tmp_path):
+    """2-D datasets in KITTI layout (3-D fields all zero): positions come from the box's bottom centre
+    on the ground through the calib, so relationships follow the same rule as simulator labels."""
+    fx, cx, cy, w, h, cam_h = 1000.0, 800.0, 450.0, 1600, 900, 1.5
+    for d in ("image_2", "label_2", "calib"):
+        (tmp_path / d).mkdir()
+    cv2.imwrite(str(tmp_path / "image_2" / "000000.png"), np.zeros((h, w, 3), np.uint8))
+    p2 = f"P2: {fx} 0 {cx} 0 0 {fx} {cy} 0 0 0 1 0\n"
+    (tmp_path / "calib" / "000000.txt").write_text(p2)
+    # car A: bottom 100 px below the horizon at the image centre -> z = 1000 * 1.5 / 100 = 15 m, x = 0
+    # car B: bottom 50 px below, 500 px right -> z = 30 m, x = 500 * 30 / 1000 = 15 m
+    # a box whose bottom is above the horizon gets no position
+    (tmp_path / "label_2" / "000000.txt").write_text(
+        "Car 0 0 0 750 500 850 550 0 0 0 0 0 0 0\n"
+        "Car 0 0 0 1250 450 1350 500 0 0 0 0 0 0 0\n"
+        "Car 0 0 0 100 300 200 400 0 0 0 0 0 0 0\n")
+    items = read_kitti(tmp_path, camera_height_m=cam_h)
+    objs = items[0][1].objects
+    np.testing.assert_allclose(objs[0].position, (0.0, cam_h, 15.0), atol=1e-6)
+    np.testing.assert_allclose(objs[1].position, (15.0, cam_h, 30.0), atol=1e-6)
+    assert objs[2].position is None
+    preds = {(r.subject, r.object): r.predicate for r in items[0][1].relationships}
+    # A is nearer (dz = -15) but B is 15 m to the right (|dx| = |dz|: the rule says left/right)
+    assert preds == {(0, 1): "left", (1, 0): "right"}
+    # without the mount height the zero 3-D fields stay as they are
+    assert read_kitti(tmp_path)[0][1].objects[0].position == (0.0, 0.0, 0.0)
