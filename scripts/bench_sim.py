@@ -196,13 +196,13 @@ def main() -> int:
         sums["source(seed 2)"] = summarize([sim2.sample(i) for i in range(args.gap_n)])
         results["gap"][env] = {}
         print(f"\n{env}: domain gap vs source over {args.gap_n} images each")
-        print(f"  {'domain':15s} {'hist-dist':>9s} {'bright':>7s} {'sharp':>7s} {'obj/img':>7s} {'countTV':>7s} "
+        print(f"  {'domain':17s} {'hist-dist':>9s} {'bright':>7s} {'sharp':>7s} {'obj/img':>7s} {'countTV':>7s} "
               f"{'depth':>6s} {'cam h':>6s}  per-class mean counts")
         for dom, s in sums.items():
             g = domain_gap(sums["source"], s)
             results["gap"][env][dom] = {k: v for k, v in g.items()}
             cls = " ".join(f"{c}={b:.2f}" for c, (_, b) in g["class_means"].items())
-            print(f"  {dom:15s} {g['colour_hist_bhattacharyya']:9.3f} {s['brightness']:7.1f} {s['sharpness']:7.0f} "
+            print(f"  {dom:17s} {g['colour_hist_bhattacharyya']:9.3f} {s['brightness']:7.1f} {s['sharpness']:7.0f} "
                   f"{s['count_mean']:7.2f} {g['count_dist_tv']:7.3f} {s['depth_mean']:6.1f} "
                   f"{s['camera_height']:6.2f}  {cls}")
             hist = np.bincount(np.clip(s["counts"], 0, 12), minlength=13)

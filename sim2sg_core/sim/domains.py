@@ -219,7 +219,7 @@ def _parse_part(d: dict, where: str) -> PartSpec:
         raise SimConfigError(f"{where}.shape: unknown shape {part.shape!r}; known: {list(SHAPES)}")
     if part.sides < 3:
         raise SimConfigError(f"{where}.sides: need at least 3 sides, got {part.sides}")
-    if part.shape in ("cabin", "wheel", "panel"):  # (older shapes keep their historical leniency)
+    if part.shape in ("cabin",) + DECALS:  # (the older shapes keep their historical leniency)
         if part.y[1] <= part.y[0]:
             raise SimConfigError(f"{where}.y: need bottom < top, got {list(part.y)}")
         if min(part.w, part.l, part.top, part.top_w) < 0:
@@ -851,8 +851,8 @@ def content_to_dict(content: ContentConfig) -> dict:
             "classes": {n: cls(c) for n, c in content.classes.items()}}
 
 
-__all__ = ["AppearanceConfig", "CameraContent", "ClassContent", "ClassPrior", "ContentConfig", "DomainConfig",
-           "EnvironmentConfig", "FacadeConfig", "Gaussian", "GroundLayout", "GroundZone", "HoodConfig",
+__all__ = ["DECALS", "AppearanceConfig", "CameraContent", "ClassContent", "ClassPrior", "ContentConfig",
+           "DomainConfig", "EnvironmentConfig", "FacadeConfig", "Gaussian", "GroundLayout", "GroundZone", "HoodConfig",
            "LabelFilter", "Lateral", "PartSpec", "ShapeVariant", "SimConfigError", "SizeMixture",
            "available_environments", "config_dir", "content_to_dict", "domain_names", "load_domain",
            "load_environment"]

@@ -39,10 +39,11 @@ def base_camera(env: EnvironmentConfig, image_size: Optional[tuple[int, int]] = 
 
 def footprint(x: float, z: float, width: float, length: float, yaw: float) -> np.ndarray:
     """Ground rectangle (4, 2) of an object: length along (cos yaw, -sin yaw), width across."""
-    a = np.array([math.cos(yaw), -math.sin(yaw)]) * length / 2
-    b = np.array([math.sin(yaw), math.cos(yaw)]) * width / 2
-    c = np.array([x, z])
-    return np.array([c + a + b, c + a - b, c - a - b, c - a + b])
+    c, s = math.cos(yaw), math.sin(yaw)
+    ax, az = c * length / 2, -s * length / 2   # (the same float operations as the vector form)
+    bx, bz = s * width / 2, c * width / 2
+    return np.array([[x + ax + bx, z + az + bz], [x + ax - bx, z + az - bz],
+                     [x - ax - bx, z - az - bz], [x - ax + bx, z - az + bz]])
 
 
 def rectangles_overlap(p: np.ndarray, q: np.ndarray) -> bool:

@@ -17,6 +17,15 @@ The background (sky gradient, ground zones such as road, sidewalks, lane dashes,
 per-pixel region/distance label map cached per camera, coloured per image through a lookup table.
 The sensor stage (texture, vignette, colour cast, exposure, gamma, blur, noise, JPEG) uses
 precomputed noise banks cropped at random offsets so it stays cheap.
+
+Street looks (options only some domains set; without them nothing below runs and images are as
+before): per-appearance class shapes (``class_parts``: cached per-appearance ``ClassPrior`` copies
+with one-sided ``wheel``/``panel`` decals and sloped ``cabin`` prisms, chosen per object by size),
+weighted palettes, a domain's own ground zones (filled as projected polygons), facades with
+window grids and a skyline (unlabelled background, casting building shadows), per-region/class
+texture, an ego bonnet, hue/saturation and weighted per-image ``variants``. Street shapes are
+drawn through one batched computation per scene (:meth:`Renderer._lod_batch`), which gives the
+general path's pixels but skips faces under ``LOD_MIN_AREA`` px².
 """
 from __future__ import annotations
 
@@ -29,7 +38,7 @@ import cv2
 import numpy as np
 
 from sim2sg_core.scene_graph import SceneGraph, SceneObject, derive_relationships
-from sim2sg_core.sim.domains import AppearanceConfig, ClassPrior, EnvironmentConfig, GroundLayout
+from sim2sg_core.sim.domains import DECALS, AppearanceConfig, ClassPrior, EnvironmentConfig, GroundLayout
 from sim2sg_core.sim.scene import Camera, SceneDescription
 
 SHIFT = 4                  # sub-pixel bits for OpenCV fills
@@ -125,7 +134,7 @@ def _build_template(prior: ClassPrior) -> _Template:
             fl = [[0, 1, 3, 2], [4, 5, 7, 6], [0, 1, 5, 4], [2, 3, 7, 6], [0, 2, 6, 4], [1, 3, 7, 5]]
             if not p.caps:
                 fl = fl[2:]
-        elif p.shape in ("wheel", "panel"):
+        elif p.shape in DECALS:
             v = _decal(p, y0, y1)
             fl = [list(range(len(v)))]
             one_sided = True
@@ -196,7 +205,7 @@ def _with_lod(tmpl: _Template) -> _Template:
         tmpl.area_ratio = np.asarray(ratio)
         k = max(len(f) for f in tmpl.faces)
         tmpl.pad = np.array([list(f) + [f[-1]] * (k - len(f)) for f in tmpl.faces], dtype=np.int64)
-        solid = [i for i, p in enumerate(tmpl.part_specs) if p.shape not in ("wheel", "panel", "sphere") and p.caps]
+        solid = [i for i, p in enumerate(tmpl.part_specs) if p.shape not in DECALS + ("sphere",) and p.caps]
         idx = np.flatnonzero(tmpl.part_mean[solid].sum(axis=0) > 0) if solid else np.arange(len(tmpl.verts))
         tmpl.hull_idx = idx if len(idx) else None
         # outward normals once: the orientation test is invariant under positive scaling and rotation
@@ -320,6 +329,17 @@ def _draw_look(app: AppearanceConfig, rng: np.random.Generator) -> _Look:
                  jpeg=None if q is None else int(round(_u(rng, q))))
 
 
+def _uv(pc: np.ndarray, cam: Camera) -> np.ndarray:
+    """Camera-frame points (..., 3) → pixel coordinates (..., 2)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.stack([cam.fx * pc[..., 0] / pc[..., 2] + cam.cx, cam.fy * pc[..., 1] / pc[..., 2] + cam.cy], -1)
+
+
+def _fixed(uv: np.ndarray) -> np.ndarray:
+    """Pixel coordinates → OpenCV fixed-point polygon points (SHIFT bits)."""
+    return np.round((uv - 0.5) * SCALE).astype(np.int32)
+
+
 def _unoverlapped(order: list, extents: dict, margin: float = 2.0) -> set:
     """Objects (indices) whose extent no object drawn after them (later in ``order``) reaches."""
     out = set()
@@ -438,14 +458,17 @@ class Renderer:
             zrow = t * dz
         ground_row = np.isfinite(zrow) & (zrow < self.env.max_ground_distance) & (zrow > 0)
         level_row = np.searchsorted(self._level_z, np.where(ground_row, zrow, np.inf)).astype(np.uint8)
+        if ground is not None:
+            layout = self._street_layout(cam, zones, v, ground_row, level_row)
+            self._layouts[key] = layout
+            if len(self._layouts) > self._cache_size:
+                self._layouts.popitem(last=False)
+            return layout
         region = np.zeros((H, W), np.uint8)
         region[ground_row] = 1
         cols = np.arange(W, dtype=np.float64) + 0.5
         rows = np.flatnonzero(ground_row)
-        if ground is not None:  # a domain's own ground: zones filled as projected ground polygons (fast)
-            self._fill_zones(region, cam, zones)
-            region[~ground_row] = 0
-        elif len(rows):
+        if len(rows):
             tr, zr = t[rows], zrow[rows]
             for i, zone in enumerate(zones):
                 lo = cam.cx + cam.fx * zone.x[0] / tr
@@ -473,42 +496,66 @@ class Renderer:
             self._layouts.popitem(last=False)
         return layout
 
+    def _street_layout(self, cam: Camera, zones, v, ground_row, level_row) -> np.ndarray:
+        """:meth:`_layout` for a domain's own ground: the zones are filled as projected ground
+        polygons and the per-row levels added in one broadcast (a camera pose that changes every
+        image, as with pose jitter, costs little)."""
+        H, W = cam.height, cam.width
+        region = np.zeros((H, W), np.uint8)
+        region[ground_row] = 1
+        self._fill_zones(region, cam, zones)
+        region[~ground_row] = 0
+        level = level_row.copy()
+        if self.env.sky:
+            hv = cam.horizon_v
+            frac = np.clip((hv - v) / max(hv, 1.0), 0.0, 1.0)
+            level[~ground_row] = np.round(frac[~ground_row] * (LEVELS - 1)).astype(np.uint8)
+        else:
+            region[~ground_row] = 1
+            level[~ground_row] = LEVELS - 1
+        region *= LEVELS
+        region += level[:, None]
+        return region
+
     def _fill_zones(self, region: np.ndarray, cam: Camera, zones) -> None:
         """Paint ground zones (later ones win) as polygons on the ground plane, clipped at the near
-        plane and the ground's far distance; dashed zones are one quad per dash."""
+        plane and the ground's far distance; dashed zones are one quad per dash. All quads are
+        projected at once."""
         far = self.env.max_ground_distance
+        quads, owner = [], []
         for i, zone in enumerate(zones):
             x0, x1 = max(zone.x[0], -1e4), min(zone.x[1], 1e4)
             z0, z1 = max(zone.z[0], NEAR), min(zone.z[1], far)
             if x1 <= x0 or z1 <= z0:
                 continue
             if zone.dash is None:
-                spans = [(z0, z1)]
+                ab = np.array([[z0, z1]])
             else:
                 on, period = zone.dash[0], zone.dash[0] + zone.dash[1]
                 starts = np.arange(math.floor(z0 / period) * period, z1, period)
                 lo_, hi_ = np.maximum(starts, z0), np.minimum(starts + on, z1)
-                spans = np.stack([lo_, hi_], 1)[hi_ > lo_]
-                if not len(spans):
-                    continue
-            ab = np.asarray(spans, float)
+                ab = np.stack([lo_, hi_], 1)[hi_ > lo_]
             q = np.empty((len(ab), 4, 3))
             q[:, :, 1] = cam.height_m
             q[:, 0, 0] = q[:, 3, 0] = x0
             q[:, 1, 0] = q[:, 2, 0] = x1
             q[:, 0, 2] = q[:, 1, 2] = ab[:, 0]
             q[:, 2, 2] = q[:, 3, 2] = ab[:, 1]
-            pc = cam.to_camera(q.reshape(-1, 3)).reshape(-1, 4, 3)
-            ok = (pc[..., 2] >= NEAR).all(axis=1)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                uv = np.stack([cam.fx * pc[..., 0] / pc[..., 2] + cam.cx, cam.fy * pc[..., 1] / pc[..., 2] + cam.cy], -1)
-            pix = np.round((np.where(ok[:, None, None], uv, 0.0) - 0.5) * SCALE).astype(np.int32)
-            polys = list(pix[ok])
-            for j in np.flatnonzero(~ok).tolist():
+            quads.append(q)
+            owner += [i] * len(ab)
+        if not quads:
+            return
+        pc = cam.to_camera(np.concatenate(quads).reshape(-1, 3)).reshape(-1, 4, 3)
+        ok = (pc[..., 2] >= NEAR).all(axis=1)
+        pix = _fixed(np.where(ok[:, None, None], _uv(pc, cam), 0.0))
+        owner = np.asarray(owner)
+        for i in range(len(zones)):
+            sel = owner == i
+            polys = list(pix[sel & ok])
+            for j in np.flatnonzero(sel & ~ok).tolist():
                 quad = _clip_near(pc[j])
                 if len(quad) >= 3:
-                    uvq = np.stack([cam.fx * quad[:, 0] / quad[:, 2] + cam.cx, cam.fy * quad[:, 1] / quad[:, 2] + cam.cy], 1)
-                    polys.append(np.round((uvq - 0.5) * SCALE).astype(np.int32))
+                    polys.append(_fixed(_uv(quad, cam)))
             if polys:
                 cv2.fillPoly(region, polys, 2 + i, cv2.LINE_8, SHIFT)
 
@@ -523,7 +570,7 @@ class Renderer:
         lut = np.zeros((256, 3), np.float64)
         alpha_ground = 1.0 - np.exp(-self._level_z / look.fade_distance)
         alpha = np.concatenate([alpha_ground, [1.0]])[:, None]  # (LEVELS, 1)
-        names = (self._region_names(app) if app is not None and app.ground is not None
+        names = (self._region_names(app) if app is not None
                  else [self.env.ground_colour] + [z.colour for z in self.env.zones])
         for r, name in enumerate(names, start=1):
             lut[r * LEVELS:(r + 1) * LEVELS] = look.colours[name] * (1 - alpha) + look.fade_colour * alpha
@@ -570,8 +617,7 @@ class Renderer:
             self._banks[key] = bank
         return bank
 
-    # -- objects --------------------------------------------------------------------------------
-    # -- per-appearance class shapes ------------------------------------------------------------
+    # -- objects: per-appearance class shapes -----------------------------------------------------
     def shapes(self, app: AppearanceConfig) -> dict:
         """``{class: [(ShapeVariant or None, ClassPrior, template), ...]}`` of an appearance: the
         environment's priors, or per-appearance copies whose parts (and part colours) come from the
@@ -683,14 +729,18 @@ class Renderer:
         if look.shadows > 0 and objs:
             shadow_mask = self._shadow_mask(scene, look, tmpls, shadow_mask)
         img = self._background(cam, look, appearance, shadow_mask)
-        facade_mask = None
+        textured = bool(appearance.region_texture or appearance.class_texture)
+        strength = self._ground_strength(cam, appearance, srng) if textured else None
         if plan is not None:
-            facade_mask = self._draw_facades(img, cam, look, appearance, plan,
-                                             with_mask="facade" in appearance.region_texture)
+            fs = appearance.region_texture.get("facade")
+            self._draw_facades(img, cam, look, appearance, plan,
+                               strength=strength if fs is not None else None,
+                               facade_strength=0.0 if fs is None else _u(srng, fs))
 
         ops_per_obj: dict[int, list] = {}
         extents: dict[int, tuple[float, float, float, float]] = {}
-        batch = self._lod_batch(objs, tmpls, colours, cam, look, appearance, shaded)
+        batch = ({} if all(t.lod_pts is None for t in tmpls)
+                 else self._lod_batch(objs, tmpls, colours, cam, look, appearance, shaded))
         look_shaded = replace(look, diffuse=0.0) if shaded else look
         for k in order:
             ops, ext = self._draw_object(img, ids, k, objs[k], colours[k], cam, look_shaded if k in shaded else look,
@@ -702,9 +752,7 @@ class Renderer:
         # objects that nothing drawn later can overlap keep every pixel they drew (occlusion 0)
         clear = set() if hood else _unoverlapped(order, extents)
         graph, label_index, visible, occl = self._labels(scene, ids, ops_per_obj, extents, clear)
-        tex = None
-        if appearance.region_texture or appearance.class_texture:
-            tex = self._texture_strength(cam, ids, facade_mask, objs, appearance, srng)
+        tex = self._class_strength(strength, ids, objs, appearance, srng) if textured else None
         img = self._sensor(img, look, appearance, rng, tex)
         return RenderResult(image=img, instance_map=ids, graph=graph, label_index=label_index,
                             visible_pixels=visible, occlusion=occl)
@@ -760,28 +808,36 @@ class Renderer:
         """:meth:`_shadow_mask` for street shapes: the solid parts' outline vertices (and sphere
         rings) of every object are transformed and projected in one batch."""
         cam = scene.camera
-        chunks, counts = [], []
-        for o, t in zip(scene.objects, tmpls):
-            h, w, l = o.size
-            c, s = math.cos(o.yaw), math.sin(o.yaw)
-            v = (t.verts if t.hull_idx is None else t.verts[t.hull_idx]) * np.array([l, h, w])
-            px, py, pz = o.position
-            x = c * v[:, 0] + s * v[:, 2] + px
-            up = -v[:, 1]  # height above the ground
-            z = -s * v[:, 0] + c * v[:, 2] + pz
-            pts = [np.stack([x + up * away[0] / tan_el, z + up * away[1] / tan_el], 1)]
-            for _, cen, r in t.spheres:
-                cx, cy, cz = cen[0] * l, -cen[1] * h, cen[2] * w
-                c2 = np.array([c * cx + s * cz + px, -s * cx + c * cz + pz]) + away * cy / tan_el
-                pts.append(c2 + r * h * ring)
-            p2 = np.vstack(pts)
-            chunks.append(p2)
-            counts.append(len(p2))
-        if not chunks:
+        objs = scene.objects
+        if not objs:
             return mask
+        hull = [t.verts if t.hull_idx is None else t.verts[t.hull_idx] for t in tmpls]
+        nv = np.array([len(v) for v in hull])
+        owner = np.repeat(np.arange(len(objs)), nv)
+        size = np.array([o.size for o in objs], float)
+        pos = np.array([o.position for o in objs], float)
+        yaw = np.array([o.yaw for o in objs], float)
+        c, s = np.cos(yaw)[owner], np.sin(yaw)[owner]
+        v = np.concatenate(hull) * size[owner][:, [2, 0, 1]]          # template axes: length, height, width
+        up = -v[:, 1]                                                  # height above the ground
+        x = c * v[:, 0] + s * v[:, 2] + pos[owner, 0] + up * away[0] / tan_el
+        z = -s * v[:, 0] + c * v[:, 2] + pos[owner, 2] + up * away[1] / tan_el
+        chunks = np.split(np.stack([x, z], 1), np.cumsum(nv)[:-1])
+        for k, (o, t) in enumerate(zip(objs, tmpls)):
+            if t.spheres:  # sphere parts: their shadow is a disc (ring of 8 points)
+                h, w, l = o.size
+                ck, sk = math.cos(o.yaw), math.sin(o.yaw)
+                px, _, pz = o.position
+                extra = []
+                for _, cen, r in t.spheres:
+                    cx, cy, cz = cen[0] * l, -cen[1] * h, cen[2] * w
+                    c2 = np.array([ck * cx + sk * cz + px, -sk * cx + ck * cz + pz]) + away * cy / tan_el
+                    extra.append(c2 + r * h * ring)
+                chunks[k] = np.vstack([chunks[k]] + extra)
+        counts = [len(ch) for ch in chunks]
         p2 = np.vstack(chunks)
         uv, z = cam.project(np.stack([p2[:, 0], np.full(len(p2), cam.height_m), p2[:, 1]], axis=1))
-        pix = np.round((uv - 0.5) * SCALE).astype(np.int32)
+        pix = _fixed(uv)
         start = 0
         for n in counts:
             if (z[start:start + n] >= NEAR).all():
@@ -850,7 +906,6 @@ class Renderer:
         R_ = rot[owner]
         pcam = np.einsum("mij,mj->mi", R_, P) + t[owner]
         start = np.concatenate([[0], np.cumsum(npts)[:-1]])
-        vidx = np.concatenate([np.arange(a, a + nv) for a, nv in zip(start, nver)])
         fidx = np.concatenate([np.arange(a + nv, a + n_) for a, nv, n_ in zip(start, nver, npts)])
         with np.errstate(divide="ignore", invalid="ignore"):
             u = cam.fx * pcam[:, 0] / pcam[:, 2] + cam.cx
@@ -870,8 +925,8 @@ class Renderer:
                                                            0.0) ** 20
         dist = np.sqrt(pos[:, 0] ** 2 + pos[:, 2] ** 2 + (pos[:, 1] - size[:, 0] / 2) ** 2)
         fade = (1.0 - np.exp(-dist / look.fade_distance))[fowner][:, None]
-        base = np.concatenate([(np.array([colours[k][c_] for c_ in t_.part_colour_names]) * t_.part_shades)[t_.face_part]
-                               for k, t_ in zip(ks, ts_)])
+        base = np.concatenate([(np.array([colours[k][c_] for c_ in t_.part_colour_names])
+                                * t_.part_shades)[t_.face_part] for k, t_ in zip(ks, ts_)])
         facecol = np.clip(base * (lam[:, None] * (1 - fade)) + look.fade_colour * fade, 0, 255)
         # on-screen face area ≈ area of its first triangle × (face / first-triangle area in the template)
         f3 = np.concatenate([t_.first3 + a for t_, a in zip(ts_, start)])
@@ -879,7 +934,7 @@ class Renderer:
         d2u, d2v = u[f3[:, 2]] - u[f3[:, 0]], v[f3[:, 2]] - v[f3[:, 0]]
         area = np.abs(d1u * d2v - d1v * d2u) * np.concatenate([t_.area_ratio for t_ in ts_])
         keep = facing & (area >= np.repeat([t_.min_area for t_ in ts_], nfac))
-        pix = np.round((np.stack([u, v], 1) - 0.5) * SCALE).astype(np.int32)
+        pix = _fixed(np.stack([u, v], 1))
         out = {}
         f0 = 0
         for i, (k, t_) in enumerate(zip(ks, ts_)):
@@ -1100,13 +1155,12 @@ class Renderer:
                                                [x + dx, cam.height_m, z1 + dz], [x + dx, cam.height_m, z0 + dz]]))
                 quad = _clip_near(quad)
                 if len(quad) >= 3:
-                    uv = np.stack([cam.fx * quad[:, 0] / quad[:, 2] + cam.cx, cam.fy * quad[:, 1] / quad[:, 2] + cam.cy], 1)
-                    polys.append(np.round((uv - 0.5) * SCALE).astype(np.int32))
+                    polys.append(_fixed(_uv(quad, cam)))
         for poly in polys:  # may overlap: one convex fill each
             cv2.fillConvexPoly(mask, poly, SHADOW_BIT, cv2.LINE_8, SHIFT)
 
     def _draw_facades(self, img, cam: Camera, look: _Look, app: AppearanceConfig, plan: dict,
-                      with_mask: bool = False) -> Optional[np.ndarray]:
+                      strength: Optional[np.ndarray] = None, facade_strength: float = 0.0) -> None:
         """Distant skyline and rows of building facades along both sides of the street (background:
         no ids, no labels).
 
@@ -1116,116 +1170,133 @@ class Renderer:
         buildings whose windows would be under a pixel get the average of wall and window colour.
         Drawn far to near per side, so nearer buildings cover the end walls of farther ones. All
         quads are projected at once; each colour group is one ``fillPoly`` (its quads never overlap).
+        Facade walls are also filled into ``strength`` (texture strength map) with ``facade_strength``.
         """
         fc = app.facades
-        H, W = img.shape[:2]
         gy = cam.height_m  # the ground plane (level frame, y down)
-        fcol = [float(v) for v in look.fade_colour]
-        quads: list = []   # arrays (n, 4, 3) of level-frame corners
-        items: list = []   # (colour, n, part of the facade mask)
+        fade_col = np.asarray(look.fade_colour, float)
+        lam_sky = look.ambient + 0.5 * look.diffuse
+        for outline, c, d in plan["skyline"]:
+            fade = 1.0 - math.exp(-d / look.fade_distance)
+            col = np.clip(np.asarray(c, float) * lam_sky * (1 - fade) + fade_col * fade, 0, 255)
+            uv, zz = cam.project(outline)
+            if (zz > NEAR).all():
+                cv2.fillPoly(img, [_fixed(uv)], col.tolist(), cv2.LINE_8, SHIFT)
+        groups: list = []  # (quads (n, 4, 3), colours (m, 3), quads per colour (m,), facade wall?) in drawing order
 
-        def shade(c, lam, dist):
-            fade = 1.0 - math.exp(-dist / look.fade_distance)
-            k = lam * (1 - fade)
-            return tuple(min(max(float(a) * k + b * fade, 0.0), 255.0) for a, b in zip(c, fcol))
-
-        def add(q, colour, in_mask=True):
-            if len(q):
-                quads.append(q)
-                items.append((colour, len(q), in_mask))
-
-        def rect_x(x, z0, z1, y0, y1):
-            """Quads in the plane x (facades): z0, z1, y0, y1 scalars or equal-length arrays → (n, 4, 3)."""
-            n = max(np.size(z0), np.size(z1), np.size(y0), np.size(y1))
-            q = np.empty((n, 4, 3))
-            q[:, :, 0] = x
+        def quad_x(x, z0, z1, y0, y1):
+            """Quads in the planes x (arrays of equal length) → (n, 4, 3)."""
+            q = np.empty((len(x), 4, 3))
+            q[:, :, 0] = x[:, None]
             q[:, 0, 1] = q[:, 1, 1] = y0
             q[:, 2, 1] = q[:, 3, 1] = y1
             q[:, 0, 2] = q[:, 3, 2] = z0
             q[:, 1, 2] = q[:, 2, 2] = z1
             return q
 
-        lam_sky = look.ambient + 0.5 * look.diffuse
-        polys_skyline = [(outline, shade(c, lam_sky, d)) for outline, c, d in plan["skyline"]]
         for sgn, blds in plan["sides"]:
+            if not blds:
+                continue
+            B = np.array([b[:12] for b in blds], float)[::-1]   # far to near
+            jit = np.array([b[12] for b in blds], float)[::-1]
+            z0, z1, x, h = B[:, 0], B[:, 1], B[:, 2], B[:, 3]
+            ci, wi = B[:, 4].astype(int), B[:, 5].astype(int)
+            win, shop = B[:, 6] > 0, B[:, 7] > 0
+            fh, sp, ww, wh = B[:, 8], B[:, 9], B[:, 10], B[:, 11]
+            z0c = np.maximum(z0, 0.5)
+            ok = z1 > z0c
+            fade = (1.0 - np.exp(-np.hypot(x, 0.5 * (z0c + z1)) / look.fade_distance))[:, None]
+            base = np.clip(np.asarray(fc.colours, float)[ci] + jit, 0, 255)
+            glass = np.clip(np.asarray(fc.window_colours, float)[wi] + 0.5 * jit, 0, 255)
+
+            def shade(c, lam):
+                return np.clip(c * (lam * (1 - fade)) + fade_col * fade, 0, 255)
             lam_face = look.ambient + look.diffuse * max(float(-sgn * look.to_sun[0]), 0.0)  # faces the street
             lam_end = look.ambient + look.diffuse * max(float(-look.to_sun[2]), 0.0)         # faces the camera
-            seq = [(bld, blds[i - 1] if i > 0 else None) for i, bld in enumerate(blds)]  # (building, nearer one)
-            for (z0, z1, x, h, ci, wi, has_win, shop, fh, sp, ww, wh, jit), prev in reversed(seq):
-                z0c = max(z0, 0.5)
-                if z1 <= z0c:
-                    continue
-                dist = math.hypot(x, 0.5 * (z0c + z1))
-                base = [min(max(a + j, 0.0), 255.0) for a, j in zip(fc.colours[ci], jit)]
-                glass = [min(max(a + 0.5 * j, 0.0), 255.0) for a, j in zip(fc.window_colours[wi], jit)]
-                top = gy - h
-                # the near end wall, unless the adjacent nearer building hides it (as tall, not set back)
-                if not (prev is not None and prev[1] >= z0 - 1e-6 and prev[3] >= h and abs(prev[2]) <= abs(x)):
-                    xe = x + sgn * fc.depth
-                    add(np.array([[[x, gy, z0c], [xe, gy, z0c], [xe, top, z0c], [x, top, z0c]]]),
-                        shade(base, lam_end * 0.95, dist))
-                add(rect_x(x, z0c, z1, gy, top), shade(base, lam_face, dist))
-                if not has_win:
-                    continue
-                n_cols = int((z1 - z0 - 1.0) // sp)
-                n_floors = int((h - 0.6) // fh)
-                first_floor = 1 if shop else 0
-                if n_cols < 1 or n_floors <= first_floor:
-                    continue
-                bottoms = (np.arange(first_floor, n_floors) + 0.55 * (1 - wh)) * fh
-                # projected window width (px) at the building's near end: no sub-pixel windows
-                px = cam.fx * abs(x) * ww * sp / max(z0c * z0c + x * x, 1e-6)
-                margin = 0.5 * (z1 - z0 - n_cols * sp)
-                ws = z0 + margin + (np.arange(n_cols) + 0.5 * (1 - ww)) * sp  # window starts along z
-                we = ws + ww * sp
-                if px < 1.0 or we[-1] <= z0c + 0.05:  # the average colour over the window rows
-                    mix = [a * (1 - ww * wh) + b * ww * wh for a, b in zip(base, glass)]
-                    add(rect_x(x, z0c, z1, gy - bottoms[0], top + 0.3), shade(mix, lam_face, dist), False)
-                    continue
-                zs = max(float(ws[np.argmax(we > z0c + 0.05)]), z0c)
-                add(rect_x(x, zs, we[-1], gy - bottoms, gy - bottoms - wh * fh),
-                    shade(glass, 0.5 + 0.5 * lam_face, dist), False)
-                pa, pb = we[:-1], ws[1:]
-                keep = pb > z0c
-                add(rect_x(x, np.maximum(pa[keep], z0c), pb[keep], gy - bottoms[0], gy - bottoms[-1] - wh * fh),
-                    shade(base, lam_face, dist), False)
-                if shop and z1 - 0.6 > max(z0 + 0.6, z0c):
-                    add(rect_x(x, max(z0 + 0.6, z0c), z1 - 0.6, gy - 0.35, gy - 0.8 * fh),
-                        shade([1.15 * a for a in glass], 0.55 + 0.45 * lam_face, dist), False)
-        mask = np.zeros((H, W), np.uint8) if with_mask else None
-        for outline, colour in polys_skyline:
-            uv, zz = cam.project(outline)
-            if (zz > NEAR).all():
-                cv2.fillPoly(img, [np.round((uv - 0.5) * SCALE).astype(np.int32)], colour, cv2.LINE_8, SHIFT)
-        if not quads:
-            return mask
-        pc = cam.to_camera(np.concatenate(quads).reshape(-1, 3)).reshape(-1, 4, 3)
+            top = gy - h
+            # the near end wall, unless the adjacent nearer building hides it (as tall, not set back)
+            hidden = np.zeros(len(B), bool)
+            hidden[:-1] = (z1[1:] >= z0[:-1] - 1e-6) & (h[1:] >= h[:-1]) & (np.abs(x[1:]) <= np.abs(x[:-1]))
+            e = ok & ~hidden
+            xe = x + sgn * fc.depth
+            q = np.empty((int(e.sum()), 4, 3))
+            q[:, :, 2] = z0c[e, None]
+            q[:, 0, 0] = q[:, 3, 0] = x[e]
+            q[:, 1, 0] = q[:, 2, 0] = xe[e]
+            q[:, 0, 1] = q[:, 1, 1] = gy
+            q[:, 2, 1] = q[:, 3, 1] = top[e]
+            groups.append((q, shade(base, lam_end * 0.95)[e], None, True))
+            groups.append((quad_x(x[ok], z0c[ok], z1[ok], gy, top[ok]), shade(base, lam_face)[ok], None, True))
+            # windows: a grid of floors × columns (bands of glass cut by wall-coloured piers)
+            n_cols = np.floor((z1 - z0 - 1.0) / sp).astype(int)
+            first = shop.astype(int)
+            n_floors = np.floor((h - 0.6) / fh).astype(int)
+            has = ok & win & (n_cols >= 1) & (n_floors > first)
+            margin = 0.5 * (z1 - z0 - n_cols * sp)
+            ws0 = z0 + margin + 0.5 * (1 - ww) * sp                # first window start along z
+            we_last = ws0 + (n_cols - 1) * sp + ww * sp
+            px = cam.fx * np.abs(x) * ww * sp / np.maximum(z0c * z0c + x * x, 1e-6)  # window width on screen
+            fine = has & (px >= 1.0) & (we_last > z0c + 0.05)
+            coarse = has & ~fine                                    # sub-pixel windows: their average colour
+            b0 = (first + 0.55 * (1 - wh)) * fh                     # bottom of the lowest window row
+            b_top = (n_floors - 1 + 0.55 * (1 - wh)) * fh + wh * fh  # top of the highest
+            mix = base * (1 - ww * wh)[:, None] + glass * (ww * wh)[:, None]
+            groups.append((quad_x(x[coarse], z0c[coarse], z1[coarse], gy - b0[coarse], top[coarse] + 0.3),
+                           shade(mix, lam_face)[coarse], None, False))
+            idx = np.flatnonzero(fine)
+            if len(idx):
+                nb = n_floors[idx] - first[idx]
+                rep = np.repeat(idx, nb)
+                f = first[rep] + np.arange(nb.sum()) - np.repeat(np.cumsum(nb) - nb, nb)
+                bot = (f + 0.55 * (1 - wh[rep])) * fh[rep]
+                j0 = np.maximum(np.ceil((z0c[idx] + 0.05 - ws0[idx] - ww[idx] * sp[idx]) / sp[idx]), 0)
+                zs = np.maximum(ws0[idx] + j0 * sp[idx], z0c[idx])
+                zs_r = np.repeat(zs, nb)
+                groups.append((quad_x(x[rep], zs_r, we_last[rep], gy - bot, gy - bot - wh[rep] * fh[rep]),
+                               shade(glass, 0.5 + 0.5 * lam_face)[idx], nb, False))
+                npier = n_cols[idx] - 1
+                prep = np.repeat(idx, npier)
+                jj = np.arange(npier.sum()) - np.repeat(np.cumsum(npier) - npier, npier)
+                pa = ws0[prep] + jj * sp[prep] + ww[prep] * sp[prep]   # end of window j
+                pb = pa + (1 - ww[prep]) * sp[prep]                     # start of window j + 1
+                keep = pb > z0c[prep]
+                counts = np.bincount(np.searchsorted(idx, prep[keep]), minlength=len(idx))
+                groups.append((quad_x(x[prep][keep], np.maximum(pa, z0c[prep])[keep], pb[keep],
+                                      gy - b0[prep][keep], gy - b_top[prep][keep]),
+                               shade(base, lam_face)[idx], counts, False))
+            s_ok = ok & shop & (z1 - 0.6 > np.maximum(z0 + 0.6, z0c))
+            groups.append((quad_x(x[s_ok], np.maximum(z0 + 0.6, z0c)[s_ok], z1[s_ok] - 0.6, gy - 0.35,
+                                  (gy - 0.8 * fh)[s_ok]), shade(glass * 1.15, 0.55 + 0.45 * lam_face)[s_ok],
+                           None, False))
+        groups = [g for g in groups if len(g[0])]
+        if not groups:
+            return
+        pc = cam.to_camera(np.concatenate([g[0] for g in groups]).reshape(-1, 3)).reshape(-1, 4, 3)
         ok = (pc[..., 2] >= NEAR).all(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            uv = np.stack([cam.fx * pc[..., 0] / pc[..., 2] + cam.cx, cam.fy * pc[..., 1] / pc[..., 2] + cam.cy], -1)
-        pts = np.round((np.where(ok[:, None, None], uv, 0.0) - 0.5) * SCALE).astype(np.int32)
+        pts = _fixed(np.where(ok[:, None, None], _uv(pc, cam), 0.0))
+        all_ok = bool(ok.all())
         i = 0
-        for colour, n, in_mask in items:
-            if ok[i:i + n].all():
-                polys = list(pts[i:i + n])
-            else:
-                polys = []
-                for j in range(i, i + n):
-                    if ok[j]:
-                        polys.append(pts[j])
-                        continue
-                    pcf = _clip_near(pc[j])
-                    if len(pcf) >= 3:
-                        poly = np.stack([cam.fx * pcf[:, 0] / pcf[:, 2] + cam.cx,
-                                         cam.fy * pcf[:, 1] / pcf[:, 2] + cam.cy], 1)
-                        polys.append(np.round((poly - 0.5) * SCALE).astype(np.int32))
-            i += n
-            if not polys:
-                continue
-            cv2.fillPoly(img, polys, colour, cv2.LINE_8, SHIFT)
-            if mask is not None and in_mask:
-                cv2.fillPoly(mask, polys, 255, cv2.LINE_8, SHIFT)
-        return mask
+        for _quads, cols, counts, wall in groups:
+            counts = np.ones(len(cols), int) if counts is None else counts
+            for colour, n in zip(cols.tolist(), counts.tolist()):
+                if not n:
+                    continue
+                if all_ok or ok[i:i + n].all():
+                    polys = list(pts[i:i + n])
+                else:
+                    polys = []
+                    for j in range(i, i + n):
+                        if ok[j]:
+                            polys.append(pts[j])
+                            continue
+                        pcf = _clip_near(pc[j])
+                        if len(pcf) >= 3:
+                            polys.append(_fixed(_uv(pcf, cam)))
+                i += n
+                if polys:
+                    cv2.fillPoly(img, polys, colour, cv2.LINE_8, SHIFT)
+                    if strength is not None and wall:
+                        cv2.fillPoly(strength, polys, facade_strength, cv2.LINE_8, SHIFT)
 
     def _draw_hood(self, img, ids, hood, look: _Look, srng) -> bool:
         """The ego vehicle's bonnet: a wide arc across the bottom (clears the instance ids it covers)."""
@@ -1250,9 +1321,10 @@ class Renderer:
         cv2.fillPoly(ids, [pts], 0, cv2.LINE_8, SHIFT)
         return True
 
-    def _texture_strength(self, cam: Camera, ids, facade_mask, objs, app: AppearanceConfig, srng) -> np.ndarray:
-        """Per-pixel texture strength (float32 H×W): ground regions by colour name (fading with
-        distance), facades, and objects by class; multiplied with the texture bank in the sensor."""
+    def _ground_strength(self, cam: Camera, app: AppearanceConfig, srng) -> np.ndarray:
+        """Per-pixel texture strength (float32 H×W) of the background: ground regions by colour name
+        (fading with distance) and sky; facades are filled in as they are drawn, objects by class
+        afterwards (:meth:`_class_strength`); the sensor multiplies it with the texture bank."""
         table = np.zeros(256, np.float32)
         falloff = np.concatenate([1.0 / (1.0 + self._level_z / 30.0), [0.0]]).astype(np.float32)
         for r, name in enumerate(["sky"] + self._region_names(app)):
@@ -1260,18 +1332,17 @@ class Renderer:
             if rr is not None:
                 table[r * LEVELS:(r + 1) * LEVELS] = _u(srng, rr) * (1.0 if r == 0 else falloff)
         table[SHADOW_BIT:] = table[:SHADOW_BIT]
-        layout = self._layout(cam, app.ground)
-        strength = cv2.LUT(layout, table.reshape(256, 1))
-        if facade_mask is not None:
-            strength[facade_mask > 0] = _u(srng, app.region_texture["facade"])
-        if app.class_texture and objs:
-            per_obj = np.zeros(len(objs) + 1, np.float32)
-            per_cls = {c: _u(srng, r) for c, r in sorted(app.class_texture.items())}
-            for k, o in enumerate(objs):
-                per_obj[k + 1] = per_cls.get(o.class_name, 0.0)
-            if per_obj.any():
-                on = ids > 0
-                strength[on] = per_obj[ids[on]]
+        return cv2.LUT(self._layout(cam, app.ground), table.reshape(256, 1))
+
+    @staticmethod
+    def _class_strength(strength: np.ndarray, ids: np.ndarray, objs, app: AppearanceConfig, srng) -> np.ndarray:
+        """Objects' pixels take their class's texture strength (0 for classes without one)."""
+        per_cls = {c: _u(srng, r) for c, r in sorted(app.class_texture.items())}
+        if not objs:
+            return strength
+        per_obj = np.array([0.0] + [per_cls.get(o.class_name, 0.0) for o in objs], np.float32)
+        on = ids > 0
+        strength[on] = per_obj[ids[on]]
         return strength
 
     # -- sensor ---------------------------------------------------------------------------------
