@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from sim2sg_core.model.inference import optimize_for_inference
 from sim2sg_core.model.preprocess import ResizeSpec, images_to_tensor, scale_boxes
 from sim2sg_core.model.sg_model import SGModel
 from sim2sg_core.scene_graph import Relationship, SceneGraph, SceneObject, Vocabulary
@@ -34,17 +35,23 @@ class Predictor:
     :class:`sim2sg_core.model.preprocess.ResizeSpec`; stored in checkpoints). Predictions are mapped
     back to each image's own pixels; with letterbox or a bottom crop they are clipped to the image's
     kept rows and boxes left empty by that are dropped.
+
+    ``optimize`` rewrites ``model`` in place for inference (BatchNorm folded, channels-last): only for a
+    model nothing trains any more. :meth:`from_checkpoint` owns its model and optimises by default.
     """
 
     def __init__(self, model: SGModel, vocab: Vocabulary, input_size: tuple[int, int], mean: Sequence[float],
                  std: Sequence[float], device: str = "auto", model_id: str = "", score_threshold: float = 0.3,
                  relation_threshold: float = 0.0, max_objects: int = 50, batch_size: int = 8, amp: bool = True,
-                 resize_mode: str = "stretch", crop_bottom: float = 0.0):
+                 resize_mode: str = "stretch", crop_bottom: float = 0.0, optimize: bool = False):
         if len(vocab.classes) != model.num_classes or len(vocab.predicates) != model.num_predicates:
             raise ValueError(f"vocabulary ({len(vocab.classes)} classes, {len(vocab.predicates)} predicates) does not "
                              f"fit the model ({model.num_classes} classes, {model.num_predicates} predicates)")
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
+        self.optimized = bool(optimize)
+        if self.optimized:   # the model is ours alone: fold BatchNorm, channels-last (see model/inference.py)
+            optimize_for_inference(self.model)
         self.vocab, self.model_id = vocab, model_id
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.mean, self.std = tuple(mean), tuple(std)
@@ -66,6 +73,7 @@ class Predictor:
         ck = load_checkpoint(path, expect_vocab=expect_vocab)
         kwargs.setdefault("resize_mode", ck.get("resize_mode", "stretch"))
         kwargs.setdefault("crop_bottom", ck.get("crop_bottom", 0.0))
+        kwargs.setdefault("optimize", True)
         return cls(model_from_checkpoint(ck), ck["vocab"], tuple(ck["input_size"]), ck["mean"], ck["std"],
                    device=device, model_id=ck["model_id"], **kwargs)
 
@@ -84,6 +92,8 @@ class Predictor:
                 chunk = images[start:start + self.batch_size]
                 x = images_to_tensor(chunk, self.input_size, self.mean, self.std, self.resize_mode,
                                      self.crop_bottom).to(self.device)
+                if self.optimized:
+                    x = x.contiguous(memory_format=torch.channels_last)
                 with torch.inference_mode(), self._autocast():
                     results = self.model.predict(x, score_threshold=score_t, relation_threshold=rel_t,
                                                  max_objects=max_obj)
