@@ -113,6 +113,8 @@ def main() -> int:
                     help="time a training step (forward+backward+AdamW) per encoder_freeze value (-1/all, 4, 0...)")
     ap.add_argument("--train-batch", type=int, default=8)
     ap.add_argument("--train-iters", type=int, default=2, help="timed training steps per freeze value")
+    ap.add_argument("--no-optimize", action="store_true",
+                    help="time the model as trained (BatchNorm unfolded, channels-first), not as deployed")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -134,7 +136,7 @@ def main() -> int:
     from sim2sg_core.model import Predictor, SGModel
     from sim2sg_core.train.config import load_config
     if args.ckpt:
-        pred = Predictor.from_checkpoint(args.ckpt, device=args.device)
+        pred = Predictor.from_checkpoint(args.ckpt, device=args.device, optimize=not args.no_optimize)
         report["checkpoint"] = args.ckpt
     else:
         from sim2sg_core.scene_graph import Vocabulary
@@ -143,13 +145,17 @@ def main() -> int:
         torch.manual_seed(0)
         model = SGModel.from_config(cfg, vocab)
         pred = Predictor(model, vocab, (cfg.model.input_width, cfg.model.input_height), cfg.model.mean,
-                         cfg.model.std, device=args.device)
+                         cfg.model.std, device=args.device, resize_mode=cfg.model.resize_mode,
+                         crop_bottom=cfg.model.crop_bottom, optimize=not args.no_optimize)
     model = pred.model
     report["input_size"] = list(pred.input_size)
+    report["optimized_for_inference"] = pred.optimized
+    report["resize_mode"] = pred.resize_mode
     report["params_M"] = sum(p.numel() for p in model.parameters()) / 1e6
 
     from torch.utils.flop_counter import FlopCounterMode
-    x1 = torch.randn(1, 3, pred.input_size[1], pred.input_size[0], device=pred.device)
+    fmt = torch.channels_last if pred.optimized else torch.contiguous_format
+    x1 = torch.randn(1, 3, pred.input_size[1], pred.input_size[0], device=pred.device).contiguous(memory_format=fmt)
     with FlopCounterMode(display=False) as fc, torch.no_grad():
         model(x1)
     report["gflops_per_image_forward"] = fc.get_total_flops() / 1e9  # multiply-add counted as 2 FLOPs
@@ -169,7 +175,7 @@ def main() -> int:
     report["predict_b8"] = dict(b8, images_per_s=8000.0 / b8["median_ms"])
     for size in args.input_sizes:
         w, h = parse_size(size)
-        xs = torch.randn(1, 3, h, w, device=pred.device)
+        xs = torch.randn(1, 3, h, w, device=pred.device).contiguous(memory_format=fmt)
         with torch.inference_mode():
             report[f"model_forward_b1_{w}x{h}"] = latency(lambda: model(xs), args.iters)
     if args.source_size:
