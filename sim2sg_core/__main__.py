@@ -54,7 +54,9 @@ def cmd_train(args) -> int:
         torch.set_num_threads(threads)
     torch.manual_seed(t.seed)
     data = t.kitti_dir or f"{t.env}:{t.domain}"
-    dataset, vocab = open_dataset(data, t.train_images, t.data_seed, env_for_kitti=t.env)
+    camera = _train_camera(args)
+    dataset, vocab = open_dataset(data, t.train_images, t.data_seed, env_for_kitti=t.env, camera=camera,
+                                  camera_pose_from_camera=_own_pose(args, camera))
     model = SGModel.from_config(cfg, vocab)
     out = Path(args.out)
     trainer = Trainer(model, cfg, vocab, out, device=args.device)
@@ -64,13 +66,49 @@ def cmd_train(args) -> int:
     summary = trainer.fit(trainer.make_loader(dataset))
     print(f"done: {summary['steps']} steps in {summary['seconds'] / 60:.1f} min -> {summary['checkpoint']}")
     if args.eval_images > 0 and not t.kitti_dir:
-        eval_ds, _ = open_dataset(f"{t.env}:{t.domain}", args.eval_images, args.eval_seed)
+        eval_ds, _ = open_dataset(f"{t.env}:{t.domain}", args.eval_images, args.eval_seed, camera=camera,
+                                  camera_pose_from_camera=_own_pose(args, camera))
         pred = Predictor.from_checkpoint(summary["checkpoint"], device=args.device)
         res = evaluate(pred, eval_ds, progress=True)
         res["data"] = f"{t.env}:{t.domain}"
         print(format_table(res))
         atomic_write_text(out / "eval.json", json.dumps(res, indent=2))
     return 0
+
+
+#: Width of simulator renders through a real camera (its aspect kept): the size the real profile uses.
+REAL_CAMERA_RENDER_WIDTH = 640
+
+
+def _own_pose(args, camera) -> bool:
+    """A mount given on the command line is the pose mean of the renders (the domain's jitter kept)."""
+    return camera is not None and (args.camera_height is not None or args.camera_pitch is not None)
+
+
+def _train_camera(args):
+    """``--camera-info`` (+ mount): the camera the simulator renders the training images through,
+    scaled to :data:`REAL_CAMERA_RENDER_WIDTH` pixels wide at its own aspect; None without it."""
+    if not args.camera_info:
+        if args.camera_height is not None or args.camera_pitch is not None or args.camera_size:
+            raise SystemExit("error: --camera-height/--camera-pitch/--camera-size need --camera-info")
+        return None
+    if args.kitti:
+        raise SystemExit("error: --camera-info renders simulator images; it cannot apply to --kitti training data")
+    from sim2sg_core.adapt.bench import DEFAULT_REAL_CAMERA_HEIGHT
+    from sim2sg_core.data.calibration import CalibrationError, load_camera
+    size = None
+    if args.camera_size:
+        try:
+            size = tuple(int(v) for v in args.camera_size.lower().split("x"))
+        except ValueError:
+            raise SystemExit(f"error: --camera-size {args.camera_size!r} must be WIDTHxHEIGHT, e.g. 1600x900") from None
+    height = args.camera_height if args.camera_height is not None else DEFAULT_REAL_CAMERA_HEIGHT
+    try:
+        cam = load_camera(args.camera_info, height_m=height, pitch=args.camera_pitch, image_size=size)
+    except (CalibrationError, OSError, ValueError) as e:
+        raise SystemExit(f"error: --camera-info: {e}") from None
+    width = REAL_CAMERA_RENDER_WIDTH
+    return cam.scaled(width, max(1, round(width * cam.height / cam.width)))
 
 
 def cmd_eval(args) -> int:
@@ -156,6 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-images", dest="train_images", type=int, default=None,
                    help="number of distinct simulated training images")
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if OUT/last.pt exists")
+    p.add_argument("--camera-info", dest="camera_info", default="", metavar="PATH",
+                   help="render the simulator images through this camera: ROS camera_info YAML or KITTI calib .txt "
+                        f"({REAL_CAMERA_RENDER_WIDTH} px wide at its aspect)")
+    p.add_argument("--camera-height", dest="camera_height", type=float, default=None, metavar="M",
+                   help="with --camera-info: mount height (m), the renders' camera-height mean (default: the domain's)")
+    p.add_argument("--camera-pitch", dest="camera_pitch", type=float, default=None, metavar="RAD",
+                   help="with --camera-info: downward pitch (rad), the renders' pitch mean")
+    p.add_argument("--camera-size", dest="camera_size", default="", metavar="WxH",
+                   help="with a KITTI calib file: the size of the images it belongs to, e.g. 1600x900")
     p.add_argument("--eval-images", dest="eval_images", type=int, default=200,
                    help="evaluate on this many held-out images afterwards (0 = skip)")
     p.add_argument("--eval-seed", dest="eval_seed", type=int, default=12345, help="seed of the held-out images")

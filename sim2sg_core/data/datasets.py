@@ -31,11 +31,13 @@ class SimDataset(Dataset):
     """
 
     def __init__(self, env="drive", domain="source", seed: int = 0, length: int = 1000,
-                 image_size: Optional[tuple[int, int]] = None, content=None, offset: int = 0):
+                 image_size: Optional[tuple[int, int]] = None, content=None, offset: int = 0,
+                 camera=None, camera_pose_from_camera: bool = False):
         if length < 0:
             raise ValueError(f"length must be >= 0, got {length}")
         self.env, self.domain, self.seed, self.length = env, domain, int(seed), int(length)
         self.image_size, self.content, self.offset = image_size, content, int(offset)
+        self.camera, self.camera_pose_from_camera = camera, bool(camera_pose_from_camera)   # a real camera
         self._sim = None
 
     @property
@@ -43,7 +45,8 @@ class SimDataset(Dataset):
         if self._sim is None:
             from sim2sg_core.sim import Simulator
             self._sim = Simulator(self.env, self.domain, seed=self.seed, image_size=self.image_size,
-                                  content=self.content)
+                                  content=self.content, camera=self.camera,
+                                  camera_pose_from_camera=self.camera_pose_from_camera)
         return self._sim
 
     @property

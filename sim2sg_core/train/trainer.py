@@ -71,8 +71,10 @@ class WarmupCosine:
         self.step_count, self.elapsed = int(d["step_count"]), float(d["elapsed"])
 
 
-def open_dataset(data: str, length: int, seed: int, vocab: Optional[Vocabulary] = None, env_for_kitti: str = "drive"):
-    """``ENV:DOMAIN`` → simulator dataset (``length`` images of ``seed``); an existing folder → its
+def open_dataset(data: str, length: int, seed: int, vocab: Optional[Vocabulary] = None, env_for_kitti: str = "drive",
+                 camera=None, camera_pose_from_camera: bool = False):
+    """``ENV:DOMAIN`` → simulator dataset (``length`` images of ``seed``; rendered through ``camera``, a
+    :class:`~sim2sg_core.sim.scene.Camera`, if given, at its image size); an existing folder → its
     KITTI-format labels (the first ``length``, relationships by the shared rule), named as in ``vocab``.
 
     Returns ``(dataset, vocab)``; a dataset yields ``(rgb uint8 HxWx3, SceneGraph)``.
@@ -88,7 +90,8 @@ def open_dataset(data: str, length: int, seed: int, vocab: Optional[Vocabulary] 
         raise ValueError(f"data {data!r} is neither an existing KITTI folder nor ENV:DOMAIN (e.g. drive:source)")
     env, domain = data.split(":", 1)
     from sim2sg_core.data.datasets import SimDataset
-    ds = SimDataset(env, domain, seed, length)
+    ds = SimDataset(env, domain, seed, length, image_size=camera.size if camera is not None else None,
+                    camera=camera, camera_pose_from_camera=camera_pose_from_camera)
     return ds, ds.vocab
 
 

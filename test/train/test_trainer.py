@@ -116,3 +116,31 @@ def test_cli_help_and_predict(tmp_path, capsys):
     assert f"checkpoint {img}" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="cannot read image"):
         main(["predict", "--ckpt", str(tmp_path / "run" / "model.pt"), str(tmp_path / "missing.png")])
+
+
+def test_cli_trains_through_a_real_camera(tmp_path, capsys):
+    """``train --camera-info``: the simulator renders through the given calibration (at its 16:9 aspect,
+    640 wide) and the run's checkpoint records that input geometry."""
+    from sim2sg_core.__main__ import _train_camera, build_parser, main
+    y = tmp_path / "camera_info.yaml"
+    y.write_text("image_width: 1600\nimage_height: 900\ncamera_matrix:\n  rows: 3\n  cols: 3\n"
+                 "  data: [1266.4, 0, 816.3, 0, 1266.4, 491.5, 0, 0, 1]\n")
+    args = build_parser().parse_args(["train", "--out", str(tmp_path / "r"), "--camera-info", str(y),
+                                      "--camera-height", "1.4"])
+    cam = _train_camera(args)
+    assert cam.size == (640, 360) and cam.height_m == 1.4
+    assert abs(cam.fx - 1266.4 * 0.4) < 1e-6 and abs(cam.cx - 816.3 * 0.4) < 1e-6
+    from sim2sg_core.train.trainer import open_dataset
+    ds, _ = open_dataset("drive:source", 2, 0, camera=cam, camera_pose_from_camera=True)
+    rgb, graph = ds[0]
+    assert rgb.shape == (360, 640, 3) and (graph.image_width, graph.image_height) == (640, 360)
+    rc = main(["train", "--config", str(REPO / "config" / "model" / "real_camera.yaml"), "--out", str(tmp_path / "r"),
+               "--camera-info", str(y), "--steps", "1", "--batch-size", "2", "--train-images", "2",
+               "--eval-images", "0", "--num-workers", "0", "--device", "cpu", "--threads", "1"])
+    from sim2sg_core.train.checkpoint import load_checkpoint
+    ck = load_checkpoint(tmp_path / "r" / "model.pt")
+    assert rc == 0 and ck["resize_mode"] == "letterbox" and ck["crop_bottom"] == pytest.approx(0.11)
+    with pytest.raises(SystemExit, match="need --camera-info"):
+        main(["train", "--out", str(tmp_path / "x"), "--camera-height", "1.5"])
+    with pytest.raises(SystemExit, match="--camera-info: .*nope.yaml"):
+        main(["train", "--out", str(tmp_path / "x"), "--camera-info", str(tmp_path / "nope.yaml")])
