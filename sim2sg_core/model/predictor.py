@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import nullcontext
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 import torch
@@ -16,6 +16,9 @@ import torch
 from sim2sg_core.model.inference import optimize_for_inference
 from sim2sg_core.model.preprocess import ResizeSpec, images_to_tensor, scale_boxes
 from sim2sg_core.model.sg_model import SGModel
+
+if TYPE_CHECKING:
+    from sim2sg_core.model.onnx_backend import OnnxSGModel
 from sim2sg_core.scene_graph import Relationship, SceneGraph, SceneObject, Vocabulary
 
 
@@ -40,7 +43,7 @@ class Predictor:
     model nothing trains any more. :meth:`from_checkpoint` owns its model and optimises by default.
     """
 
-    def __init__(self, model: SGModel, vocab: Vocabulary, input_size: tuple[int, int], mean: Sequence[float],
+    def __init__(self, model: "SGModel | OnnxSGModel", vocab: Vocabulary, input_size: tuple[int, int], mean: Sequence[float],
                  std: Sequence[float], device: str = "auto", model_id: str = "", score_threshold: float = 0.3,
                  relation_threshold: float = 0.0, max_objects: int = 50, batch_size: int = 8, amp: bool = True,
                  resize_mode: str = "stretch", crop_bottom: float = 0.0, optimize: bool = False):
@@ -49,7 +52,8 @@ class Predictor:
                              f"fit the model ({model.num_classes} classes, {model.num_predicates} predicates)")
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
-        self.optimized = bool(optimize)
+        self.optimized = bool(optimize) and isinstance(model, SGModel)   # an ONNX graph comes folded already
+        self.backend = "torch" if isinstance(model, SGModel) else "onnxruntime"
         if self.optimized:   # the model is ours alone: fold BatchNorm, channels-last (see model/inference.py)
             optimize_for_inference(self.model)
         self.vocab, self.model_id = vocab, model_id
@@ -69,6 +73,8 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, path, device: str = "auto", expect_vocab: Optional[Vocabulary] = None,
                         **kwargs) -> "Predictor":
+        if str(path).endswith(".onnx"):
+            return cls.from_onnx(path, device=device, expect_vocab=expect_vocab, **kwargs)
         from sim2sg_core.train.checkpoint import load_checkpoint, model_from_checkpoint
         ck = load_checkpoint(path, expect_vocab=expect_vocab)
         kwargs.setdefault("resize_mode", ck.get("resize_mode", "stretch"))
@@ -76,6 +82,24 @@ class Predictor:
         kwargs.setdefault("optimize", True)
         return cls(model_from_checkpoint(ck), ck["vocab"], tuple(ck["input_size"]), ck["mean"], ck["std"],
                    device=device, model_id=ck["model_id"], **kwargs)
+
+    @classmethod
+    def from_onnx(cls, path, device: str = "auto", expect_vocab: Optional[Vocabulary] = None, threads: int = 0,
+                  **kwargs) -> "Predictor":
+        """A Predictor over an exported model (``python -m sim2sg_core export``) run by ONNX Runtime
+        (CUDA when its provider is present and ``device`` allows, else CPU); same outputs as the
+        checkpoint it came from. :meth:`from_checkpoint` comes here for ``.onnx`` paths."""
+        from sim2sg_core.model.onnx_backend import OnnxModelError, OnnxSGModel
+        model = OnnxSGModel(path, device="cpu" if device == "cpu" else "auto", threads=threads)
+        if expect_vocab is not None and model.vocab != expect_vocab:
+            raise OnnxModelError(f"ONNX model {path} was exported for classes {list(model.vocab.classes)}, "
+                                 f"expected {list(expect_vocab.classes)}")
+        m = model.meta
+        kwargs.pop("optimize", None)
+        kwargs.setdefault("resize_mode", m["resize_mode"])
+        kwargs.setdefault("crop_bottom", m["crop_bottom"])
+        return cls(model, model.vocab, tuple(m["input_size"]), m["mean"], m["std"], device="cpu",
+                   model_id=m["model_id"], **kwargs)
 
     def _autocast(self):
         if self.amp and self.device.type == "cuda":

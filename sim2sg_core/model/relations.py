@@ -8,7 +8,7 @@ and the class embeddings of both ends.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
@@ -60,29 +60,45 @@ class RelationHead(nn.Module):
     def forward(self, features: torch.Tensor, boxes: Sequence[torch.Tensor], labels: Sequence[torch.Tensor],
                 pairs: Sequence[torch.Tensor], image_size: tuple[int, int]) -> torch.Tensor:
         """Logits (sum of pairs over the batch, P) for ``pairs[i]`` (M_i, 2) indexing ``boxes[i]``."""
-        subj_boxes, obj_boxes, subj_lab, obj_lab, batch_idx = [], [], [], [], []
-        for i, (b, lab, p) in enumerate(zip(boxes, labels, pairs)):
-            if len(p) == 0:
-                continue
-            subj_boxes.append(b[p[:, 0]])
-            obj_boxes.append(b[p[:, 1]])
-            subj_lab.append(lab[p[:, 0]])
-            obj_lab.append(lab[p[:, 1]])
-            batch_idx.append(torch.full((len(p),), i, dtype=features.dtype, device=features.device))
-        num_pred = self.classifier[-1].out_features
-        if not subj_boxes:
-            return features.new_zeros(0, num_pred)
-        sb, ob = torch.cat(subj_boxes).to(features.dtype), torch.cat(obj_boxes).to(features.dtype)
-        bi = torch.cat(batch_idx)[:, None]
-        n = len(sb)
-        rois = torch.cat([torch.cat([bi, sb], 1), torch.cat([bi, ob], 1), torch.cat([bi, union_boxes(sb, ob)], 1)])
+        packed = pack_pairs(boxes, labels, pairs, image_size, features.dtype, features.device)
+        if packed is None:
+            return features.new_zeros(0, self.classifier[-1].out_features)
+        return self.score(features, *packed)
+
+    def score(self, features: torch.Tensor, rois: torch.Tensor, geometry: torch.Tensor, subj_labels: torch.Tensor,
+              obj_labels: torch.Tensor) -> torch.Tensor:
+        """The learnt part on packed pairs (see :func:`pack_pairs`): what an exported relation graph holds."""
+        n = subj_labels.shape[0]
         pooled = roi_align(features, rois, output_size=self.roi_size, spatial_scale=1.0 / self.stride,
                            sampling_ratio=2, aligned=True)
         app = self.appearance(pooled.flatten(1))
-        geo = self.geometry(pair_geometry(sb.float(), ob.float(), image_size).to(app.dtype))
-        cls = torch.cat([self.class_embed(torch.cat(subj_lab)), self.class_embed(torch.cat(obj_lab))], 1)
+        geo = self.geometry(geometry.to(app.dtype))
+        cls = torch.cat([self.class_embed(subj_labels), self.class_embed(obj_labels)], 1)
         x = torch.cat([app[:n], app[n:2 * n], app[2 * n:], geo, cls.to(app.dtype)], 1)
         return self.classifier(x)
+
+
+def pack_pairs(boxes: Sequence[torch.Tensor], labels: Sequence[torch.Tensor], pairs: Sequence[torch.Tensor],
+           image_size: tuple[int, int], dtype: torch.dtype, device) -> Optional[tuple[torch.Tensor, ...]]:
+    """Per-image pairs → one batch for :meth:`RelationHead.score`: ``rois`` (3M, 5) = (image index,
+    box) for the subjects, then the objects, then their unions; ``geometry`` (M, GEOMETRY_DIM)
+    float32; subject and object labels (M,). None when no image has a pair."""
+    subj_boxes, obj_boxes, subj_lab, obj_lab, batch_idx = [], [], [], [], []
+    for i, (b, lab, p) in enumerate(zip(boxes, labels, pairs)):
+        if len(p) == 0:
+            continue
+        subj_boxes.append(b[p[:, 0]])
+        obj_boxes.append(b[p[:, 1]])
+        subj_lab.append(lab[p[:, 0]])
+        obj_lab.append(lab[p[:, 1]])
+        batch_idx.append(torch.full((len(p),), i, dtype=dtype, device=device))
+    if not subj_boxes:
+        return None
+    sb, ob = torch.cat(subj_boxes).to(dtype), torch.cat(obj_boxes).to(dtype)
+    bi = torch.cat(batch_idx)[:, None]
+    rois = torch.cat([torch.cat([bi, sb], 1), torch.cat([bi, ob], 1), torch.cat([bi, union_boxes(sb, ob)], 1)])
+    geometry = pair_geometry(sb.float(), ob.float(), image_size)
+    return rois, geometry, torch.cat(subj_lab), torch.cat(obj_lab)
 
 
 def candidate_pairs(labels: torch.Tensor, subject_mask: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ from torchvision.ops import box_iou
 from sim2sg_core.model.detector import CenterNetHead, decode_detections, dense_targets, detection_losses
 from sim2sg_core.model.encoder import build_encoder
 from sim2sg_core.model.preprocess import graph_to_target
-from sim2sg_core.model.relations import RelationHead, candidate_pairs
+from sim2sg_core.model.relations import RelationHead, candidate_pairs, pack_pairs
 from sim2sg_core.scene_graph import SceneGraph, Vocabulary
 
 #: Bumped whenever the architecture or the meaning of its outputs changes (checked on load).
@@ -233,16 +233,39 @@ class SGModel(nn.Module):
         confidence used to rank triplets for Recall@K. One predicate (the arg-max) per pair.
         """
         out = self.forward(images)
-        dets = self.decode(out, score_threshold=score_threshold, max_objects=max_objects)
-        rels = self.infer_relations(out["features"], dets, out["image_size"])
-        results = []
-        for d, r in zip(dets, rels):
-            prob = r["logits"].float().softmax(-1)
-            p_score, p_id = prob.max(-1) if len(prob) else (prob.new_zeros(0), prob.new_zeros(0, dtype=torch.long))
-            pairs = r["pairs"]
-            score = p_score * d["scores"][pairs[:, 0]] * d["scores"][pairs[:, 1]]
-            keep = score >= relation_threshold
-            order = score[keep].argsort(descending=True)
-            results.append({**d, "rel_pairs": pairs[keep][order], "rel_predicates": p_id[keep][order],
-                            "rel_scores": score[keep][order], "rel_probs": prob[keep][order]})
-        return results
+        return postprocess(out, self.relations.score, stride=self.stride, nms_iou=self.nms_iou,
+                           max_objects=max_objects or self.max_objects, max_relation_objects=self.max_relation_objects,
+                           subject_mask=self.subject_mask, num_predicates=self.num_predicates,
+                           score_threshold=score_threshold, relation_threshold=relation_threshold)
+
+
+def postprocess(outputs: dict, score_pairs, *, stride: int, nms_iou: float, max_objects: int,
+                max_relation_objects: int, subject_mask: torch.Tensor, num_predicates: int,
+                score_threshold: float = 0.3, relation_threshold: float = 0.0) -> list[dict]:
+    """Raw head outputs (``heatmap``, ``size``, ``offset``, ``features``, ``image_size``) → per image
+    detections plus scored relationships: peak extraction, NMS, candidate pairs, pair scoring with
+    ``score_pairs(features, rois, geometry, subj_labels, obj_labels) -> logits`` (the torch relation
+    head, or an exported one), ranking. One code path for every backend."""
+    image_size = outputs.get("image_size")
+    if image_size is None:
+        h, w = outputs["heatmap"].shape[-2:]
+        image_size = (w * stride, h * stride)
+    dets = decode_detections(outputs["heatmap"], outputs["size"], outputs["offset"], stride,
+                             score_threshold=score_threshold, max_objects=max_objects, nms_iou=nms_iou,
+                             image_size=image_size)
+    pairs = [candidate_pairs(d["labels"][:min(len(d["labels"]), max_relation_objects)], subject_mask) for d in dets]
+    features = outputs["features"]
+    packed = pack_pairs([d["boxes"] for d in dets], [d["labels"] for d in dets], pairs, image_size,
+                        features.dtype, features.device)
+    logits = features.new_zeros(0, num_predicates) if packed is None else score_pairs(features, *packed)
+    results, k = [], 0
+    for d, p in zip(dets, pairs):
+        prob = logits[k:k + len(p)].float().softmax(-1)
+        k += len(p)
+        p_score, p_id = prob.max(-1) if len(prob) else (prob.new_zeros(0), prob.new_zeros(0, dtype=torch.long))
+        score = p_score * d["scores"][p[:, 0]] * d["scores"][p[:, 1]]
+        keep = score >= relation_threshold
+        order = score[keep].argsort(descending=True)
+        results.append({**d, "rel_pairs": p[keep][order], "rel_predicates": p_id[keep][order],
+                        "rel_scores": score[keep][order], "rel_probs": prob[keep][order]})
+    return results

@@ -1,0 +1,216 @@
+"""ONNX export and an ONNX Runtime backend with the same post-processing as the torch model.
+
+``export_onnx(checkpoint, out)`` writes two graphs, each atomically:
+
+* ``out`` (e.g. ``model.onnx``): normalised images (dynamic batch) → ``heatmap``, ``size``,
+  ``offset``, ``features`` (the encoder and detection heads, BatchNorm folded);
+* ``out`` with ``.relations.onnx``: packed pairs (``features``, ``rois``, ``geometry``, subject and
+  object labels; see :func:`sim2sg_core.model.relations.pack_pairs`) → predicate ``logits``.
+
+The main file carries the metadata a Predictor needs (vocabulary, input size, normalisation,
+preprocessing, model id, post-processing constants, and the relation graph's SHA-256) as the
+``sim2sg`` metadata entry, so an ``.onnx`` file is as self-describing as a checkpoint.
+
+:class:`OnnxSGModel` runs both graphs with ONNX Runtime (CUDA when its provider is present, else CPU)
+and hands their outputs to :func:`sim2sg_core.model.sg_model.postprocess`, the code the torch model
+uses: peak extraction, NMS, pair building and ranking are shared, so both backends give the same
+SceneGraphs up to float error.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+from torch import nn
+
+from sim2sg_core.model.inference import fold_batchnorm
+from sim2sg_core.model.sg_model import SGModel, postprocess
+from sim2sg_core.scene_graph import Vocabulary
+
+#: Metadata key in the ONNX file, and the format it holds.
+METADATA_KEY = "sim2sg"
+ONNX_FORMAT = "sim2sg-onnx"
+ONNX_FORMAT_VERSION = 1
+OPSET = 17
+ORT_PIP = "pip install onnxruntime==1.32.0 onnx==1.23.2 (or run `make setup`)"
+
+
+class OnnxModelError(RuntimeError):
+    """An ONNX model file that cannot be used, with the file and the reason in the message."""
+
+
+def relations_path(path: Union[str, Path]) -> Path:
+    """The relation graph that belongs to the main graph ``path``."""
+    p = Path(path)
+    return p.with_name(p.stem + ".relations.onnx")
+
+
+class _DetectorGraph(nn.Module):
+    def __init__(self, model: SGModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor):
+        z = self.model.encode(images)
+        out = self.model.heads(z)
+        return out["heatmap"], out["size"], out["offset"], z
+
+
+class _RelationGraph(nn.Module):
+    def __init__(self, model: SGModel):
+        super().__init__()
+        self.head = model.relations
+
+    def forward(self, features, rois, geometry, subj_labels, obj_labels):
+        return self.head.score(features, rois, geometry, subj_labels, obj_labels)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _export(module: nn.Module, args: tuple, path: Path, input_names, output_names, dynamic_axes) -> None:
+    from sim2sg_core.utils.io import atomic_write_bytes
+    import io
+    buf = io.BytesIO()
+    torch.onnx.export(module, args, buf, input_names=input_names, output_names=output_names,
+                      dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def export_onnx(checkpoint: Union[str, Path], out: Union[str, Path]) -> list[Path]:
+    """Export a checkpoint to ``out`` and its relation graph beside it; returns both paths."""
+    try:
+        import onnx
+    except ImportError:
+        raise OnnxModelError(f"ONNX export needs the package 'onnx': {ORT_PIP}") from None
+    from sim2sg_core.train.checkpoint import load_checkpoint, model_from_checkpoint
+    from sim2sg_core.utils.io import atomic_write_bytes
+    ck = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(ck).eval()
+    fold_batchnorm(model)
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise OnnxModelError(f"ONNX output {out} must end in .onnx")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    w, h = ck["input_size"]
+    x = torch.zeros(1, 3, int(h), int(w))
+    with torch.no_grad():
+        z = model.encode(x)
+    rel = relations_path(out)
+    n = 3   # example pair count; the pair axis is dynamic
+    _export(_RelationGraph(model), (z, torch.zeros(3 * n, 5), torch.zeros(n, model.relations.geometry[0].in_features),
+                                    torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.long)), rel,
+            ["features", "rois", "geometry", "subj_labels", "obj_labels"], ["logits"],
+            {"features": {0: "batch"}, "rois": {0: "rois"}, "geometry": {0: "pairs"}, "subj_labels": {0: "pairs"},
+             "obj_labels": {0: "pairs"}, "logits": {0: "pairs"}})
+    meta = {"format": ONNX_FORMAT, "format_version": ONNX_FORMAT_VERSION, "model_id": ck["model_id"],
+            "vocab": ck["vocab"].to_dict(), "input_size": [int(w), int(h)], "mean": list(ck["mean"]),
+            "std": list(ck["std"]), "resize_mode": ck.get("resize_mode", "stretch"),
+            "crop_bottom": float(ck.get("crop_bottom", 0.0)), "stride": int(model.stride),
+            "nms_iou": float(model.nms_iou), "max_objects": int(model.max_objects),
+            "max_relation_objects": int(model.max_relation_objects),
+            "subject_mask": [bool(v) for v in model.subject_mask.tolist()],
+            "num_predicates": int(model.num_predicates), "relations_file": rel.name,
+            "relations_sha256": _sha256(rel)}
+    tmp = out.with_name(out.name + ".export.tmp")
+    try:
+        _export(_DetectorGraph(model), (x,), tmp, ["images"], ["heatmap", "size", "offset", "features"],
+                {"images": {0: "batch"}, "heatmap": {0: "batch"}, "size": {0: "batch"}, "offset": {0: "batch"},
+                 "features": {0: "batch"}})
+        proto = onnx.load(str(tmp))
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, json.dumps(meta)
+        atomic_write_bytes(out, proto.SerializeToString())
+    finally:
+        tmp.unlink(missing_ok=True)
+    return [out, rel]
+
+
+def _session(path: Path, device: str, threads: int):
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    if threads > 0:
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    providers = ["CPUExecutionProvider"]
+    if device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    try:
+        return ort.InferenceSession(str(path), opts, providers=providers)
+    except Exception as e:  # noqa: BLE001 - ORT raises several types for unreadable models
+        raise OnnxModelError(f"ONNX model {path} cannot be loaded: {str(e).splitlines()[0][:300]}") from None
+
+
+def read_onnx_metadata(path: Union[str, Path]) -> dict:
+    """The ``sim2sg`` metadata of an exported main graph; :class:`OnnxModelError` if absent or not ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise OnnxModelError(f"ONNX model {path} does not exist")
+    try:
+        import onnxruntime  # noqa: F401 - the clear message below beats an ImportError deep inside
+    except ImportError:
+        raise OnnxModelError(f"the onnxruntime backend needs the package 'onnxruntime': {ORT_PIP}") from None
+    sess = _session(path, "cpu", 1)
+    raw = sess.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+    if raw is None:
+        raise OnnxModelError(f"ONNX model {path} has no '{METADATA_KEY}' metadata: export it with "
+                             "`python -m sim2sg_core export --ckpt model.pt --format onnx --out model.onnx`")
+    meta = json.loads(raw)
+    if meta.get("format") != ONNX_FORMAT or int(meta.get("format_version", -1)) > ONNX_FORMAT_VERSION:
+        raise OnnxModelError(f"ONNX model {path}: metadata format {meta.get('format')!r} "
+                             f"v{meta.get('format_version')} is not {ONNX_FORMAT} <= v{ONNX_FORMAT_VERSION}")
+    return meta
+
+
+class OnnxSGModel:
+    """An exported model run by ONNX Runtime; ``predict`` matches :meth:`SGModel.predict`."""
+
+    def __init__(self, path: Union[str, Path], device: str = "cpu", threads: int = 0):
+        self.path = Path(path)
+        self.meta = read_onnx_metadata(self.path)
+        rel = relations_path(self.path)     # renamed together with the main file, found again
+        if not rel.is_file():
+            raise OnnxModelError(f"ONNX model {self.path}: its relation graph {rel} is missing")
+        if _sha256(rel) != self.meta["relations_sha256"]:
+            raise OnnxModelError(f"ONNX model {self.path}: relation graph {rel} does not belong to it "
+                                 "(SHA-256 differs; export both again)")
+        self.detector = _session(self.path, device, threads)
+        self.relation = _session(rel, device, threads)
+        self.vocab = Vocabulary.from_dict(self.meta["vocab"])
+        self.num_classes, self.num_predicates = len(self.vocab.classes), int(self.meta["num_predicates"])
+        self.stride, self.nms_iou = int(self.meta["stride"]), float(self.meta["nms_iou"])
+        self.max_objects = int(self.meta["max_objects"])
+        self.max_relation_objects = int(self.meta["max_relation_objects"])
+        self.subject_mask = torch.tensor(self.meta["subject_mask"], dtype=torch.bool)
+
+    # the Predictor treats models alike
+    def to(self, *_args, **_kwargs) -> "OnnxSGModel":
+        return self
+
+    def eval(self) -> "OnnxSGModel":
+        return self
+
+    def _score_pairs(self, features, rois, geometry, subj_labels, obj_labels) -> torch.Tensor:
+        (logits,) = self.relation.run(None, {
+            "features": features.float().numpy(), "rois": rois.float().numpy(),
+            "geometry": geometry.float().numpy(), "subj_labels": subj_labels.long().numpy(),
+            "obj_labels": obj_labels.long().numpy()})
+        return torch.from_numpy(logits)
+
+    def predict(self, images: torch.Tensor, score_threshold: float = 0.3, relation_threshold: float = 0.0,
+                max_objects: Optional[int] = None) -> list[dict]:
+        x = images.detach().float().cpu().contiguous().numpy()
+        heatmap, size, offset, features = self.detector.run(None, {"images": x})
+        out = {"heatmap": torch.from_numpy(heatmap), "size": torch.from_numpy(size),
+               "offset": torch.from_numpy(offset), "features": torch.from_numpy(features),
+               "image_size": (int(images.shape[-1]), int(images.shape[-2]))}
+        return postprocess(out, self._score_pairs, stride=self.stride, nms_iou=self.nms_iou,
+                           max_objects=max_objects or self.max_objects, max_relation_objects=self.max_relation_objects,
+                           subject_mask=self.subject_mask, num_predicates=self.num_predicates,
+                           score_threshold=score_threshold, relation_threshold=relation_threshold)
+
+
+__all__ = ["OnnxModelError", "OnnxSGModel", "export_onnx", "read_onnx_metadata", "relations_path"]

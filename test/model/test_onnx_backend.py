@@ -1,0 +1,102 @@
+"""ONNX export + the onnxruntime backend: the same scene graphs as the torch model it came from."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnx", reason="pip install onnx (make setup)")
+pytest.importorskip("onnxruntime", reason="pip install onnxruntime (make setup)")
+
+from toy_data import VOCAB, ToyDataset, tiny_config  # noqa: E402
+
+from sim2sg_core.model import Predictor, SGModel  # noqa: E402
+from sim2sg_core.model.onnx_backend import OnnxModelError, export_onnx, relations_path  # noqa: E402
+from sim2sg_core.train.trainer import Trainer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A toy model trained to detect (so scores are not ties), its checkpoint and its ONNX export."""
+    torch.manual_seed(0)
+    cfg = tiny_config(steps=120)
+    cfg.model.resize_mode = "letterbox"
+    model = SGModel.from_config(cfg, VOCAB)
+    out = tmp_path_factory.mktemp("onnx")
+    tr = Trainer(model, cfg, VOCAB, out, device="cpu", progress=False)
+    tr.fit(tr.make_loader(ToyDataset(8, width=160, height=90)))
+    ckpt = tr.save(out / "model.pt", with_optimizer=False)
+    paths = export_onnx(ckpt, out / "model.onnx")
+    return ckpt, paths
+
+
+def _triplets(g):
+    return {(r.subject, r.object, r.predicate) for r in g.relationships}
+
+
+def test_both_backends_give_the_same_scene_graphs(exported):
+    ckpt, (onnx_path, rel_path) = exported
+    assert onnx_path.is_file() and rel_path == relations_path(onnx_path) and rel_path.is_file()
+    torch_pred = Predictor.from_checkpoint(ckpt, device="cpu", score_threshold=0.2)
+    onnx_pred = Predictor.from_checkpoint(onnx_path, device="cpu", score_threshold=0.2)
+    assert (torch_pred.backend, onnx_pred.backend) == ("torch", "onnxruntime")
+    assert onnx_pred.model_id == torch_pred.model_id and onnx_pred.vocab == VOCAB
+    assert (onnx_pred.input_size, onnx_pred.resize_mode) == (torch_pred.input_size, "letterbox")
+    frames = [ToyDataset(50, width=160, height=90, seed=11)[i][0] for i in range(50)]
+    n_obj = n_rel = 0
+    for ga, gb in zip(torch_pred.predict(frames), onnx_pred.predict(frames)):   # batches of 8, dynamic batch
+        assert [o.class_id for o in ga.objects] == [o.class_id for o in gb.objects]
+        if ga.objects:
+            diff = np.abs(np.array([o.box for o in ga.objects]) - np.array([o.box for o in gb.objects]))
+            assert diff.max() <= 1.0, diff.max()
+        assert _triplets(ga) == _triplets(gb)
+        n_obj, n_rel = n_obj + len(ga.objects), n_rel + len(ga.relationships)
+    assert n_obj > 50 and n_rel > 20, (n_obj, n_rel)
+
+
+def test_cli_export_and_predict_with_the_onnx_file(exported, tmp_path, capsys):
+    import cv2
+
+    from sim2sg_core.__main__ import main
+    ckpt, _ = exported
+    out = tmp_path / "deploy" / "m.onnx"
+    assert main(["export", "--ckpt", str(ckpt), "--format", "onnx", "--out", str(out)]) == 0
+    assert out.is_file() and relations_path(out).is_file()
+    img = tmp_path / "f.png"
+    cv2.imwrite(str(img), ToyDataset(1, width=160, height=90, seed=5)[0][0][:, :, ::-1])
+    for model, folder in ((out, "p_onnx"), (ckpt, "p_torch")):
+        assert main(["predict", "--ckpt", str(model), str(img), "--out", str(tmp_path / folder), "--device", "cpu",
+                     "--score-threshold", "0.1"]) == 0
+    a, b = (json.loads((tmp_path / f / "f.json").read_text()) for f in ("p_onnx", "p_torch"))
+    assert a["image_width"] == 160 and a["objects"] and len(a["objects"]) == len(b["objects"])
+    assert np.abs(np.array([o["box"] for o in a["objects"]]) - np.array([o["box"] for o in b["objects"]])).max() <= 1
+    capsys.readouterr()
+    assert main(["export", "--ckpt", str(tmp_path / "none.pt"), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "none.pt" in capsys.readouterr().err
+
+
+def test_bad_onnx_files_get_one_clear_sentence(exported, tmp_path):
+    _, (onnx_path, rel_path) = exported
+    with pytest.raises(OnnxModelError, match="does not exist"):
+        Predictor.from_checkpoint(tmp_path / "missing.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(OnnxModelError, match="cannot be loaded"):
+        Predictor.from_checkpoint(junk)
+    truncated = tmp_path / "cut.onnx"
+    truncated.write_bytes(onnx_path.read_bytes()[:2000])
+    with pytest.raises(OnnxModelError, match="cut.onnx"):
+        Predictor.from_checkpoint(truncated)
+    # the relation graph of another export (or none) is refused
+    lone = tmp_path / "lone.onnx"
+    lone.write_bytes(onnx_path.read_bytes())
+    with pytest.raises(OnnxModelError, match="relation graph .* is missing"):
+        Predictor.from_checkpoint(lone)
+    relations_path(lone).write_bytes(rel_path.read_bytes() + b"\0")
+    with pytest.raises(OnnxModelError, match="does not belong"):
+        Predictor.from_checkpoint(lone)
+    other = VOCAB.__class__(classes=("a", "b"), subject_classes=())
+    with pytest.raises(OnnxModelError, match="exported for classes"):
+        Predictor.from_checkpoint(onnx_path, expect_vocab=other)
