@@ -135,6 +135,9 @@ def _session(path: Path, device: str, threads: int):
     opts = ort.SessionOptions()
     if threads > 0:
         opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    # ORT's workers spin between runs by default; here torch and OpenCV work between the runs on the
+    # same few cores (pre- and post-processing), so spinning threads would only steal their time.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = ["CPUExecutionProvider"]
     if device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
