@@ -309,3 +309,27 @@ def _replace_with(target: str, source) -> str:
         d.write(s.read())
     os.replace(tmp, target)
     return load_checkpoint(target)["model_id"]
+
+
+def test_onnx_model_serves_and_hot_reloads_when_re_exported(node_procs, ros_client, tiny_checkpoint, tmp_path):
+    """The checkpoint parameter takes an exported .onnx file (onnxruntime backend); exporting another
+    model over it (relation graph first, then the main file, as export_onnx writes) swaps the model."""
+    pytest.importorskip("onnxruntime", reason="pip install onnxruntime (make setup)")
+    from sim2sg_core.model.onnx_backend import export_onnx, read_onnx_metadata
+    ckpt_a, _ = tiny_checkpoint("a.pt", seed=0)
+    ckpt_b, _ = tiny_checkpoint("b.pt", seed=1)
+    onnx_path = tmp_path / "deploy" / "model.onnx"
+    export_onnx(ckpt_a, onnx_path)
+    id_a = read_onnx_metadata(onnx_path)["model_id"]
+    col = Collector(ros_client)
+    cam = node_procs("sim_camera_node", _camera_params(tmp_path / "stamps.txt", rate=6.0, cache_frames=3))
+    per = node_procs("perception_node", _perception_params(str(onnx_path)))
+    assert ros_client.spin_until(lambda: any(g.model_id == id_a for g in col.graphs), 120, watch=[cam, per]), \
+        per.log()[-3000:]
+    export_onnx(ckpt_b, onnx_path)
+    id_b = read_onnx_metadata(onnx_path)["model_id"]
+    assert id_b != id_a
+    n0 = len(col.graphs)
+    assert ros_client.spin_until(lambda: any(g.model_id == id_b for g in col.graphs[n0:]), 60, watch=[cam, per]), \
+        per.log()[-3000:]
+    assert int(col.last_diag().get("model_load_failures", 0)) == 0 and per.alive()
