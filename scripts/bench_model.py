@@ -153,9 +153,10 @@ def main() -> int:
         if not args.eval:
             args.eval = [f"{args.env}:source", f"{args.env}:target"]
 
+    import tempfile
+
     from sim2sg_core.model import Predictor, SGModel
     from sim2sg_core.train.config import load_config
-    import tempfile
     workdir = Path(tempfile.mkdtemp(prefix="bench_model_"))
     if args.ckpt:
         report["checkpoint"] = args.ckpt

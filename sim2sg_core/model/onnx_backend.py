@@ -19,6 +19,7 @@ SceneGraphs up to float error.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from pathlib import Path
 from typing import Optional, Union
@@ -29,6 +30,7 @@ from torch import nn
 from sim2sg_core.model.inference import fold_batchnorm
 from sim2sg_core.model.sg_model import SGModel, postprocess
 from sim2sg_core.scene_graph import Vocabulary
+from sim2sg_core.utils.io import atomic_write_bytes
 
 #: Metadata key in the ONNX file, and the format it holds.
 METADATA_KEY = "sim2sg"
@@ -73,8 +75,6 @@ def _sha256(path: Path) -> str:
 
 
 def _export(module: nn.Module, args: tuple, path: Path, input_names, output_names, dynamic_axes) -> None:
-    from sim2sg_core.utils.io import atomic_write_bytes
-    import io
     buf = io.BytesIO()
     torch.onnx.export(module, args, buf, input_names=input_names, output_names=output_names,
                       dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False)
@@ -88,7 +88,6 @@ def export_onnx(checkpoint: Union[str, Path], out: Union[str, Path]) -> list[Pat
     except ImportError:
         raise OnnxModelError(f"ONNX export needs the package 'onnx': {ORT_PIP}") from None
     from sim2sg_core.train.checkpoint import load_checkpoint, model_from_checkpoint
-    from sim2sg_core.utils.io import atomic_write_bytes
     ck = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ck).eval()
     fold_batchnorm(model)
