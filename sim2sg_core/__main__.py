@@ -201,13 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-images", dest="train_images", type=int, default=None,
                    help="number of distinct simulated training images")
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if OUT/last.pt exists")
-    p.add_argument("--camera-info", dest="camera_info", default="", metavar="PATH",
-                   help="render the simulator images through this camera: ROS camera_info YAML or KITTI calib .txt "
-                        f"({REAL_CAMERA_RENDER_WIDTH} px wide at its aspect)")
-    p.add_argument("--camera-height", dest="camera_height", type=float, default=None, metavar="M",
-                   help="with --camera-info: mount height (m), the renders' camera-height mean (default: the domain's)")
-    p.add_argument("--camera-pitch", dest="camera_pitch", type=float, default=None, metavar="RAD",
-                   help="with --camera-info: downward pitch (rad), the renders' pitch mean")
+    from sim2sg_core.data.calibration import add_camera_arguments
+    add_camera_arguments(p, f"render the simulator images through this camera ({REAL_CAMERA_RENDER_WIDTH} px wide "
+                            "at its aspect)", "with --camera-info: the mean of the renders' camera pose; default the "
+                            "domain's")
     p.add_argument("--camera-size", dest="camera_size", default="", metavar="WxH",
                    help="with a KITTI calib file: the size of the images it belongs to, e.g. 1600x900")
     p.add_argument("--eval-images", dest="eval_images", type=int, default=200,

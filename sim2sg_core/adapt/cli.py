@@ -16,6 +16,8 @@ from typing import Optional, Sequence
 
 import yaml
 
+from sim2sg_core.data.calibration import add_camera_arguments
+
 
 def _parse_sets(items: Sequence[str]) -> dict:
     """``a.b=1`` strings → nested dict with YAML-typed values."""
@@ -44,13 +46,8 @@ def add_adapt_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a config field, e.g. --set rounds=2 --set appearance_alignment.enabled=false")
     p.add_argument("--target-seed", type=int, default=1000, help="seed of sim:<domain> target images")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing <out>.resume state file")
-    p.add_argument("--camera-info", default=None, metavar="PATH",
-                   help="target camera calibration: ROS camera_info YAML or KITTI calib .txt (default: the bag's "
-                        "CameraInfo / a camera_info.yaml beside the image folder, if any)")
-    p.add_argument("--camera-height", type=float, default=None, metavar="M",
-                   help="target camera mount height above the ground in metres (calibration, not labels)")
-    p.add_argument("--camera-pitch", type=float, default=None, metavar="RAD",
-                   help="target camera downward pitch in radians")
+    add_camera_arguments(p, "target camera calibration (default: the bag's CameraInfo / a camera_info.yaml beside "
+                            "the image folder, if any)", "of the target camera: calibration, not labels")
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:

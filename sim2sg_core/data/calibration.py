@@ -201,5 +201,16 @@ def load_camera(spec: Any, *, height_m: float, pitch: Optional[float] = None,
     return camera_from_kitti_calib(spec, image_size[0], image_size[1], height_m=height_m, pitch=pitch)
 
 
-__all__ = ["CalibrationError", "calibration_kind", "camera_from_camera_info", "camera_from_camera_info_yaml",
+def add_camera_arguments(parser, info_help: str, pose_help: str = "") -> None:
+    """``--camera-info PATH``, ``--camera-height M``, ``--camera-pitch RAD`` (all default None): the one
+    spelling of a real camera on every command line (train, adapt, bench, simulator render)."""
+    parser.add_argument("--camera-info", dest="camera_info", default=None, metavar="PATH",
+                        help=f"{info_help}: ROS camera_info YAML or KITTI calib .txt")
+    parser.add_argument("--camera-height", dest="camera_height", type=float, default=None, metavar="M",
+                        help="camera mount height above the road in metres" + (f" ({pose_help})" if pose_help else ""))
+    parser.add_argument("--camera-pitch", dest="camera_pitch", type=float, default=None, metavar="RAD",
+                        help="camera downward pitch in radians" + (f" ({pose_help})" if pose_help else ""))
+
+
+__all__ = ["CalibrationError", "add_camera_arguments", "calibration_kind", "camera_from_camera_info", "camera_from_camera_info_yaml",
            "camera_from_kitti_calib", "camera_from_matrix", "load_camera"]

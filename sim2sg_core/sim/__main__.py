@@ -39,13 +39,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=_size, default=None, metavar="WxH",
                    help="override the environment's image size, e.g. 640x192 (with --camera-info: the "
                         "camera is scaled to it; default the camera's size)")
-    p.add_argument("--camera-info", default=None, metavar="PATH",
-                   help="render through a calibrated camera: ROS camera_info YAML, or KITTI calib .txt "
-                        "(sized by --image-size)")
-    p.add_argument("--camera-height", type=float, default=None, metavar="M",
-                   help="with --camera-info: mount height (m) used as the domain's camera-height mean")
-    p.add_argument("--camera-pitch", type=float, default=None, metavar="RAD",
-                   help="with --camera-info: downward pitch (rad) used as the domain's camera-pitch mean")
+    from sim2sg_core.data.calibration import add_camera_arguments
+    add_camera_arguments(p, "render through a calibrated camera (a KITTI calib file sized by --image-size)",
+                         "with --camera-info: the mean of the domain's camera pose")
 
 
 def build_parser() -> argparse.ArgumentParser:
