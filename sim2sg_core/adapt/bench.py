@@ -373,7 +373,7 @@ def _write_outputs(profile, out_dir: Path, runs, envs, methods, seeds, tdom) -> 
     k = int(getattr(profile, "recall_k", 20))
     rows = summarise(runs, envs, methods, k)
     real = tdom.startswith("real_")
-    n_eval = runs[0]["metrics"]["num_images"] if runs else profile.eval_images
+    n_eval = runs[0]["metrics"].get("num_images", profile.eval_images) if runs else profile.eval_images
     md = [f"# Sim2SG benchmark — profile `{profile.name}`, target domain `{tdom}`", "",
           f"Seeds: {list(seeds)} (mean ± sample std over seeds). Budget per method: {profile.budget_steps} "
           f"steps (source pre-training {profile.source_steps} + adaptation {profile.adapt.total_steps}). "
