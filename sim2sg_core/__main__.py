@@ -55,8 +55,9 @@ def cmd_train(args) -> int:
     torch.manual_seed(t.seed)
     data = t.kitti_dir or f"{t.env}:{t.domain}"
     camera = _train_camera(args)
+    own_pose = _own_pose(args, camera)
     dataset, vocab = open_dataset(data, t.train_images, t.data_seed, env_for_kitti=t.env, camera=camera,
-                                  camera_pose_from_camera=_own_pose(args, camera))
+                                  camera_pose_from_camera=own_pose)
     model = SGModel.from_config(cfg, vocab)
     out = Path(args.out)
     trainer = Trainer(model, cfg, vocab, out, device=args.device)
@@ -67,7 +68,7 @@ def cmd_train(args) -> int:
     print(f"done: {summary['steps']} steps in {summary['seconds'] / 60:.1f} min -> {summary['checkpoint']}")
     if args.eval_images > 0 and not t.kitti_dir:
         eval_ds, _ = open_dataset(f"{t.env}:{t.domain}", args.eval_images, args.eval_seed, camera=camera,
-                                  camera_pose_from_camera=_own_pose(args, camera))
+                                  camera_pose_from_camera=own_pose)
         pred = Predictor.from_checkpoint(summary["checkpoint"], device=args.device)
         res = evaluate(pred, eval_ds, progress=True)
         res["data"] = f"{t.env}:{t.domain}"

@@ -16,10 +16,10 @@ import torch
 from sim2sg_core.model.inference import optimize_for_inference
 from sim2sg_core.model.preprocess import ResizeSpec, images_to_tensor, scale_boxes
 from sim2sg_core.model.sg_model import SGModel
+from sim2sg_core.scene_graph import Relationship, SceneGraph, SceneObject, Vocabulary
 
 if TYPE_CHECKING:
     from sim2sg_core.model.onnx_backend import OnnxSGModel
-from sim2sg_core.scene_graph import Relationship, SceneGraph, SceneObject, Vocabulary
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -43,8 +43,9 @@ class Predictor:
     model nothing trains any more. :meth:`from_checkpoint` owns its model and optimises by default.
     """
 
-    def __init__(self, model: "SGModel | OnnxSGModel", vocab: Vocabulary, input_size: tuple[int, int], mean: Sequence[float],
-                 std: Sequence[float], device: str = "auto", model_id: str = "", score_threshold: float = 0.3,
+    def __init__(self, model: "SGModel | OnnxSGModel", vocab: Vocabulary, input_size: tuple[int, int],
+                 mean: Sequence[float], std: Sequence[float], device: str = "auto", model_id: str = "",
+                 score_threshold: float = 0.3,
                  relation_threshold: float = 0.0, max_objects: int = 50, batch_size: int = 8, amp: bool = True,
                  resize_mode: str = "stretch", crop_bottom: float = 0.0, optimize: bool = False):
         if len(vocab.classes) != model.num_classes or len(vocab.predicates) != model.num_predicates:
