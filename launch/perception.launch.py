@@ -1,9 +1,9 @@
 """ros2 launch sim2sg_ros perception.launch.py [params_file:=...] [image_topic:=...] [checkpoint:=...]
-[device:=auto|cpu|cuda] [use_sim_camera:=true] [sim_domain:=target]
+[device:=auto|cpu|cuda] [backend:=auto|torch|onnxruntime] [use_sim_camera:=true] [sim_domain:=target]
 
 Starts perception_node (and, with use_sim_camera, sim_camera_node) with the parameters of
 params_file (default: this package's config/perception.yaml; YAML keys are the node names).
-checkpoint / device / sim_domain override the YAML only when given. Without ros2 launch the same
+checkpoint / device / backend / sim_domain override the YAML only when given. Without ros2 launch the same
 bring-up is `python -m sim2sg_ros.bringup perception ...`.
 """
 from launch import LaunchDescription
@@ -20,6 +20,7 @@ def _nodes(context):
     image_topic = LaunchConfiguration("image_topic").perform(context)
     checkpoint = LaunchConfiguration("checkpoint").perform(context)
     device = LaunchConfiguration("device").perform(context)
+    backend = LaunchConfiguration("backend").perform(context)
     use_sim = LaunchConfiguration("use_sim_camera").perform(context).strip().lower() in ("true", "1", "yes")
     sim_domain = LaunchConfiguration("sim_domain").perform(context)
 
@@ -29,6 +30,8 @@ def _nodes(context):
         overrides["checkpoint"] = checkpoint
     if device:
         overrides["device"] = device
+    if backend:
+        overrides["backend"] = backend
     actions = []
     if use_sim:
         actions.append(Node(package="sim2sg_ros", executable="sim_camera_node", name="sim_camera_node",
@@ -52,6 +55,8 @@ def generate_launch_description():
                               description="Model checkpoint; empty = the params file's"),
         DeclareLaunchArgument("device", default_value="", choices=["", "auto", "cpu", "cuda"],
                               description="Inference device; empty = the params file's"),
+        DeclareLaunchArgument("backend", default_value="", choices=["", "auto", "torch", "onnxruntime"],
+                              description="Inference backend; empty = the params file's"),
         DeclareLaunchArgument("use_sim_camera", default_value="false", choices=["true", "false"],
                               description="Also start sim_camera_node publishing simulator images"),
         DeclareLaunchArgument("sim_domain", default_value="",

@@ -18,6 +18,7 @@ Reported:
 
     python scripts/bench_ros.py [--checkpoint runs/demo/adapted.pt] [--rate 30] [--seconds 60]
     python scripts/bench_ros.py --minutes 10            # memory over 10 minutes at 30 Hz input
+    python scripts/bench_ros.py --minutes 5 --backend onnxruntime   # the same through ONNX Runtime
 Timings depend on the machine's load (the CPU count and `uptime` are printed with the results).
 """
 from __future__ import annotations
@@ -53,7 +54,7 @@ def stats(a) -> dict:
             "p95": float(np.percentile(a, 95)), "max": float(a.max())}
 
 
-def bare_inference(checkpoint: str, size, threads: int, device: str, n: int) -> dict:
+def bare_inference(checkpoint: str, size, threads: int, device: str, n: int, backend: str = "auto") -> dict:
     """Predictor.predict timed in a worker thread, exactly as perception_node runs it.
 
     (On an oversubscribed CPU, torch intra-op threads driven from the main thread were measured
@@ -62,19 +63,19 @@ def bare_inference(checkpoint: str, size, threads: int, device: str, n: int) -> 
     """
     import threading
     out = {}
-    t = threading.Thread(target=lambda: out.update(_bare_inference(checkpoint, size, threads, device, n)))
+    t = threading.Thread(target=lambda: out.update(_bare_inference(checkpoint, size, threads, device, n, backend)))
     t.start()
     t.join()
     return out
 
 
-def _bare_inference(checkpoint: str, size, threads: int, device: str, n: int) -> dict:
+def _bare_inference(checkpoint: str, size, threads: int, device: str, n: int, backend: str) -> dict:
     import torch
     from sim2sg_core.model.predictor import Predictor
     from sim2sg_core.sim import Simulator
     if threads:
         torch.set_num_threads(threads)
-    pred = Predictor.from_checkpoint(checkpoint, device=device)
+    pred = Predictor.from_checkpoint(checkpoint, device=device, backend=backend, threads=threads)
     pred.amp = False
     sim = Simulator(env="drive", domain="target", seed=0, image_size=size)
     frames = [sim.sample(i).image for i in range(min(n, 32))]
@@ -113,6 +114,8 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
+                    help="perception_node's inference backend (onnxruntime exports a .pt in memory at load)")
     ap.add_argument("--bare-frames", type=int, default=60)
     ap.add_argument("--out", default=str(REPO / "runs" / "bench" / "ros.json"))
     args = ap.parse_args(argv)
@@ -128,7 +131,8 @@ def main(argv=None) -> int:
     ckpt, ckpt_kind = ensure_checkpoint(args.checkpoint, tmp)
     print(f"checkpoint: {ckpt} ({ckpt_kind})", flush=True)
     print(f"bare inference on {args.bare_frames} frames ({args.threads} threads)...", flush=True)
-    bare_before = bare_inference(ckpt, (args.width, args.height), args.threads, args.device, args.bare_frames)
+    bare_before = bare_inference(ckpt, (args.width, args.height), args.threads, args.device, args.bare_frames,
+                                 args.backend)
     print(f"  mean {bare_before['mean']:.1f} ms, p95 {bare_before['p95']:.1f} ms", flush=True)
 
     env = dict(os.environ)
@@ -140,6 +144,7 @@ def main(argv=None) -> int:
                             "-p", "domain:=target"], env=env)
     per = subprocess.Popen([py, "-m", "sim2sg_ros.perception_node", "--ros-args", "-p", f"checkpoint:={ckpt}",
                             "-p", f"num_threads:={args.threads}", "-p", f"device:={args.device}",
+                            "-p", f"backend:={args.backend}",
                             "-p", "debug_image:=false"], env=env)
     rclpy.init(domain_id=int(env["ROS_DOMAIN_ID"]))
     node = rclpy.create_node("bench_ros")
@@ -182,7 +187,8 @@ def main(argv=None) -> int:
         rclpy.try_shutdown()
 
     # again after the run: on a shared machine the load changes; the faster of the two is the model's cost
-    bare_after = bare_inference(ckpt, (args.width, args.height), args.threads, args.device, args.bare_frames)
+    bare_after = bare_inference(ckpt, (args.width, args.height), args.threads, args.device, args.bare_frames,
+                                 args.backend)
     bare = min(bare_before, bare_after, key=lambda b: b["mean"])
     print(f"bare inference after the run: mean {bare_after['mean']:.1f} ms", flush=True)
     win = [(r, s, pt) for r, s, pt in rx if r >= start_ns]
@@ -199,7 +205,7 @@ def main(argv=None) -> int:
     result = {
         "machine": {"cpus": os.cpu_count(), "loadavg": os.getloadavg()},
         "checkpoint": ckpt, "checkpoint_kind": ckpt_kind, "image_size": [args.width, args.height],
-        "camera_rate_hz": args.rate, "threads": args.threads, "window_s": window,
+        "camera_rate_hz": args.rate, "threads": args.threads, "backend": args.backend, "window_s": window,
         "end_to_end": {"rate_hz": rate, "latency_ms": e2e_s, "in_node_ms": stats(in_node)},
         "bare_inference_ms": bare, "bare_inference_before_ms": bare_before, "bare_inference_after_ms": bare_after,
         "ros_overhead_ms": {"mean_vs_bare": e2e_s.get("mean", float("nan")) - bare["mean"],

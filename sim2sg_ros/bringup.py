@@ -2,7 +2,7 @@
 
     python -m sim2sg_ros.bringup perception --params config/perception.yaml \\
         [--image-topic /camera/image_raw] [--checkpoint FILE] [--device auto|cpu|cuda] \\
-        [--use-sim-camera] [--sim-domain target]
+        [--backend auto|torch|onnxruntime] [--use-sim-camera] [--sim-domain target]
     python -m sim2sg_ros.bringup adaptation --params config/adaptation.yaml \\
         --bag BAG [--bag BAG2] [--topic T] [--init-checkpoint FILE] [--output FILE]
 
@@ -65,7 +65,8 @@ def _image_remaps(image_topic: str) -> list:
 
 
 def perception_commands(params_file: str, *, image_topic: str = IMAGE_TOPIC, checkpoint: str = "",
-                        device: str = "", use_sim_camera: bool = False, sim_domain: str = "") -> list[NodeCommand]:
+                        device: str = "", backend: str = "", use_sim_camera: bool = False,
+                        sim_domain: str = "") -> list[NodeCommand]:
     """The processes ``perception.launch.py`` starts, for the same arguments."""
     params_file = str(Path(params_file).resolve())
     read_params_yaml(params_file, PERCEPTION_NODE)   # fail early, naming the file, if it is not a params file
@@ -74,6 +75,8 @@ def perception_commands(params_file: str, *, image_topic: str = IMAGE_TOPIC, che
         overrides["checkpoint"] = os.path.abspath(checkpoint)
     if device:
         overrides["device"] = device
+    if backend:
+        overrides["backend"] = backend
     remaps = _image_remaps(image_topic)
     cmds = [NodeCommand("perception_node", PERCEPTION_NODE, params_file, overrides, remaps)]
     if use_sim_camera:
@@ -180,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-topic", default=IMAGE_TOPIC)
     p.add_argument("--checkpoint", default="", help="override the YAML's checkpoint")
     p.add_argument("--device", default="", choices=("", "auto", "cpu", "cuda"))
+    p.add_argument("--backend", default="", choices=("", "auto", "torch", "onnxruntime"))
     p.add_argument("--use-sim-camera", action="store_true", help="also start sim_camera_node")
     p.add_argument("--sim-domain", default="", help="sim_camera_node domain (default: the YAML's)")
     p.add_argument("--dry-run", action="store_true", help="print the node commands and exit")
@@ -206,7 +210,7 @@ def main(argv=None) -> int:
     try:
         if args.what == "perception":
             cmds = perception_commands(args.params, image_topic=args.image_topic, checkpoint=args.checkpoint,
-                                       device=args.device, use_sim_camera=args.use_sim_camera,
+                                       device=args.device, backend=args.backend, use_sim_camera=args.use_sim_camera,
                                        sim_domain=args.sim_domain)
         else:
             cmds = adaptation_commands(args.params, bags=args.bag, topic=args.topic,

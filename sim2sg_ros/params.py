@@ -42,9 +42,12 @@ class ParamSpec:
 
 
 PERCEPTION_PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec("checkpoint", "", "Model checkpoint file (.pt). Replacing the file, setting this parameter or "
+    ParamSpec("checkpoint", "", "Model file: a .pt checkpoint or an exported .onnx graph. Replacing the file, setting this parameter or "
               "calling ~/reload loads the new model between frames; a bad file keeps the old model."),
     ParamSpec("device", "auto", "Inference device", choices=("auto", "cpu", "cuda"), read_only=True),
+    ParamSpec("backend", "auto", "Inference backend: torch, or onnxruntime (a .pt checkpoint is exported to an "
+              "in-memory ONNX graph at load); auto = onnxruntime for .onnx files, torch otherwise",
+              choices=("auto", "torch", "onnxruntime"), read_only=True),
     ParamSpec("score_threshold", 0.3, "Minimum object score to report", range=(0.0, 1.0)),
     ParamSpec("relation_threshold", 0.0, "Minimum relationship score to report", range=(0.0, 1.0)),
     ParamSpec("max_objects", 32, "Keep at most this many objects per image", range=(1, 512)),

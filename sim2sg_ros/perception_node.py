@@ -217,8 +217,12 @@ class PerceptionNode(Node):
 
     def _build_predictor(self, path: str):
         from sim2sg_core.model.predictor import Predictor
-        predictor = Predictor.from_checkpoint(path, device=self.params["device"])
+        predictor = Predictor.from_checkpoint(path, device=self.params["device"], backend=self.params["backend"],
+                                              threads=int(self.params["num_threads"]))
         w, h = self.params["input_width"], self.params["input_height"]
+        if w and h and (int(w), int(h)) != predictor.input_size and predictor.backend == "onnxruntime":
+            raise ValueError(f"input_width/input_height {w}x{h} differ from the ONNX graph's fixed input "
+                             f"{predictor.input_size[0]}x{predictor.input_size[1]}; set them to 0 or use backend torch")
         if w and h:
             predictor.input_size = (int(w), int(h))
         predictor.amp = False
@@ -390,6 +394,7 @@ class PerceptionNode(Node):
             "inference_mean_ms": f"{inf.mean() * 1e3:.2f}" if inf.size else "nan",
             **{k: str(v) for k, v in counters.items()},
             "model_id": predictor.model_id if predictor is not None else "",
+            "backend": predictor.backend if predictor is not None else "",
             "checkpoint": self._model_path, "model_loads": str(self.reloads),
             "model_load_failures": str(self.reload_failures), "last_error": self.last_error,
             "input_topic": self.input_topic,

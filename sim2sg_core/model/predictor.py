@@ -6,8 +6,10 @@ reference; the old instance finishes its call untouched.
 """
 from __future__ import annotations
 
+import tempfile
 import threading
 from contextlib import nullcontext
+from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
@@ -20,6 +22,9 @@ from sim2sg_core.scene_graph import Relationship, SceneGraph, SceneObject, Vocab
 
 if TYPE_CHECKING:
     from sim2sg_core.model.onnx_backend import OnnxSGModel
+
+#: Inference backends: ``auto`` = by the model file's suffix.
+BACKENDS = ("auto", "torch", "onnxruntime")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -73,9 +78,27 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, path, device: str = "auto", expect_vocab: Optional[Vocabulary] = None,
-                        **kwargs) -> "Predictor":
-        if str(path).endswith(".onnx"):
-            return cls.from_onnx(path, device=device, expect_vocab=expect_vocab, **kwargs)
+                        backend: str = "auto", threads: int = 0, **kwargs) -> "Predictor":
+        """A Predictor for ``path`` (a ``.pt`` checkpoint or an exported ``.onnx`` graph).
+
+        ``backend``: ``auto`` picks by the file (``.onnx`` → ONNX Runtime, else torch); ``torch`` needs a
+        checkpoint; ``onnxruntime`` runs an ``.onnx`` file as is and exports a checkpoint to a temporary
+        graph first (the session holds the graph in memory; nothing is left on disk). ``threads``: ONNX
+        Runtime's intra-op threads (0 = its default); torch's are process-wide (``torch.set_num_threads``).
+        """
+        if backend not in BACKENDS:
+            raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
+        is_onnx = str(path).endswith(".onnx")
+        if is_onnx and backend == "torch":
+            raise ValueError(f"{path} is an exported ONNX graph, which only the onnxruntime backend runs; "
+                             "pass the .pt checkpoint it came from for the torch backend")
+        if is_onnx:
+            return cls.from_onnx(path, device=device, expect_vocab=expect_vocab, threads=threads, **kwargs)
+        if backend == "onnxruntime":
+            from sim2sg_core.model.onnx_backend import export_onnx
+            with tempfile.TemporaryDirectory(prefix="sim2sg-onnx-") as tmp:
+                main, _ = export_onnx(path, Path(tmp) / "model.onnx")
+                return cls.from_onnx(main, device=device, expect_vocab=expect_vocab, threads=threads, **kwargs)
         from sim2sg_core.train.checkpoint import load_checkpoint, model_from_checkpoint
         ck = load_checkpoint(path, expect_vocab=expect_vocab)
         kwargs.setdefault("resize_mode", ck.get("resize_mode", "stretch"))

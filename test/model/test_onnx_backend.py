@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,6 +56,24 @@ def test_both_backends_give_the_same_scene_graphs(exported):
         assert _triplets(ga) == _triplets(gb)
         n_obj, n_rel = n_obj + len(ga.objects), n_rel + len(ga.relationships)
     assert n_obj > 50 and n_rel > 20, (n_obj, n_rel)
+
+
+def test_backend_argument_exports_a_checkpoint_in_memory(exported, tmp_path):
+    ckpt, (onnx_path, _) = exported
+    frames = [ToyDataset(8, width=160, height=90, seed=5)[i][0] for i in range(8)]
+    torch_pred = Predictor.from_checkpoint(ckpt, device="cpu", backend="torch", score_threshold=0.2)
+    leftovers = set(Path(tempfile.gettempdir()).glob("sim2sg-onnx-*"))
+    ort_pred = Predictor.from_checkpoint(ckpt, device="cpu", backend="onnxruntime", threads=1, score_threshold=0.2)
+    assert (torch_pred.backend, ort_pred.backend) == ("torch", "onnxruntime")
+    assert ort_pred.model_id == torch_pred.model_id
+    assert set(Path(tempfile.gettempdir()).glob("sim2sg-onnx-*")) == leftovers, "the export left files behind"
+    for ga, gb in zip(torch_pred.predict(frames), ort_pred.predict(frames)):
+        assert [o.class_id for o in ga.objects] == [o.class_id for o in gb.objects]
+        assert _triplets(ga) == _triplets(gb)
+    with pytest.raises(ValueError, match="only the onnxruntime backend"):
+        Predictor.from_checkpoint(onnx_path, device="cpu", backend="torch")
+    with pytest.raises(ValueError, match="not one of auto, torch, onnxruntime"):
+        Predictor.from_checkpoint(ckpt, device="cpu", backend="tensorrt")
 
 
 def test_cli_export_and_predict_with_the_onnx_file(exported, tmp_path, capsys):

@@ -1,6 +1,8 @@
 """Launch files (with the real launch_ros where importable) and the launch-free bring-up."""
 from __future__ import annotations
 
+import argparse
+import ast
 import importlib.util
 import os
 import signal
@@ -71,15 +73,46 @@ def test_params_yaml_errors_name_the_file(tmp_path):
 
 # ------------------------------------------------------------------ bring-up without launch
 
+def _launch_arguments(launch_file: Path) -> dict:
+    """``{name: choices or None}`` of every DeclareLaunchArgument in a launch file, read from its source (the
+    real launch package is not on PyPI, so the file cannot always be imported)."""
+    found = {}
+    for node in ast.walk(ast.parse(launch_file.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument":
+            kw = {k.arg: k.value for k in node.keywords}
+            choices = ast.literal_eval(kw["choices"]) if "choices" in kw else None
+            found[ast.literal_eval(node.args[0])] = choices
+    return found
+
+
+def test_bringup_takes_the_perception_launch_files_arguments():
+    """Every launch argument of perception.launch.py is a bring-up option with the same choices, and back."""
+    launch_args = _launch_arguments(LAUNCH_DIR / "perception.launch.py")
+    assert {"params_file", "checkpoint", "device", "backend"} <= set(launch_args)
+    sub = next(a for a in bringup.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    options = {a.dest: a for a in sub.choices["perception"]._actions if a.dest not in ("help", "dry_run")}
+    options["params_file"] = options.pop("params")
+    assert set(options) == set(launch_args)
+    for name, choices in launch_args.items():
+        if choices == ["true", "false"]:     # a launch boolean is a bring-up flag
+            assert isinstance(options[name], argparse._StoreTrueAction), name
+        elif choices is not None:
+            assert tuple(options[name].choices) == tuple(choices), name
+    assert set(launch_args["device"]) - {""} == set(spec_map(PERCEPTION_PARAMS)["device"].choices)
+    assert set(launch_args["backend"]) - {""} == set(spec_map(PERCEPTION_PARAMS)["backend"].choices)
+
+
 def test_bringup_commands_match_the_launch_arguments(tmp_path):
     cmds = bringup.perception_commands(str(CONFIG / "perception.yaml"), image_topic="/front/image",
-                                       checkpoint="m.pt", device="cpu", use_sim_camera=True, sim_domain="target2")
+                                       checkpoint="m.pt", device="cpu", backend="onnxruntime",
+                                       use_sim_camera=True, sim_domain="target2")
     assert [c.name for c in cmds] == ["sim_camera_node", "perception_node"]
     cam, per = (c.argv() for c in cmds)
     for argv in (cam, per):
         assert argv[argv.index("--params-file") + 1] == str((CONFIG / "perception.yaml").resolve())
         assert "/camera/image_raw:=/front/image" in argv
     assert f"checkpoint:={os.path.abspath('m.pt')}" in per and "device:=cpu" in per
+    assert "backend:=onnxruntime" in per and not any(a.startswith("backend:=") for a in cam)
     assert "domain:=target2" in cam and "__node:=perception_node" in per
     cmds = bringup.adaptation_commands(str(CONFIG / "adaptation.yaml"), bags=["a", "b"], topic="/t")
     argv = cmds[0].argv()

@@ -333,3 +333,16 @@ def test_onnx_model_serves_and_hot_reloads_when_re_exported(node_procs, ros_clie
     assert ros_client.spin_until(lambda: any(g.model_id == id_b for g in col.graphs[n0:]), 60, watch=[cam, per]), \
         per.log()[-3000:]
     assert int(col.last_diag().get("model_load_failures", 0)) == 0 and per.alive()
+
+
+def test_backend_onnxruntime_serves_a_pt_checkpoint(node_procs, ros_client, tiny_checkpoint, tmp_path):
+    """backend:=onnxruntime with a .pt checkpoint: exported in memory at load, graphs carry its model id."""
+    pytest.importorskip("onnxruntime", reason="pip install onnxruntime (make setup)")
+    ckpt, model_id = tiny_checkpoint("a.pt", seed=0)
+    col = Collector(ros_client)
+    cam = node_procs("sim_camera_node", _camera_params(tmp_path / "stamps.txt", rate=6.0, cache_frames=3))
+    per = node_procs("perception_node", _perception_params(ckpt, backend="onnxruntime"))
+    assert ros_client.spin_until(lambda: len(col.graphs) >= 2 and col.last_diag().get("backend"), 120,
+                                 watch=[cam, per]), per.log()[-3000:]
+    assert all(g.model_id == model_id for g in col.graphs)
+    assert col.last_diag()["backend"] == "onnxruntime"
