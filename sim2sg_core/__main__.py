@@ -36,6 +36,7 @@ def cmd_train(args) -> int:
     from sim2sg_core.model import Predictor, SGModel
     from sim2sg_core.train.config import ExperimentConfig, load_config
     from sim2sg_core.train.trainer import Trainer, open_dataset
+    from sim2sg_core.utils.distributed import init_from_env, shutdown
     from sim2sg_core.utils.io import atomic_write_text
 
     cfg_path = args.config or _default_config_path()
@@ -52,21 +53,29 @@ def cmd_train(args) -> int:
     threads = args.threads or t.threads
     if threads:
         torch.set_num_threads(threads)
-    torch.manual_seed(t.seed)
     data = t.kitti_dir or f"{t.env}:{t.domain}"
     camera = _train_camera(args)
     own_pose = _own_pose(args, camera)
     dataset, vocab = open_dataset(data, t.train_images, t.data_seed, env_for_kitti=t.env, camera=camera,
                                   camera_pose_from_camera=own_pose)
-    model = SGModel.from_config(cfg, vocab)
-    out = Path(args.out)
-    trainer = Trainer(model, cfg, vocab, out, device=args.device)
-    if not args.no_resume and trainer.resume():
-        print(f"resuming from {trainer.last_path} at step {trainer.step}")
-    print(f"training on {data} ({len(dataset)} images) -> {out}  [{trainer.device}]")
-    summary = trainer.fit(trainer.make_loader(dataset))
-    print(f"done: {summary['steps']} steps in {summary['seconds'] / 60:.1f} min -> {summary['checkpoint']}")
-    if args.eval_images > 0 and not t.kitti_dir:
+    dist, device = init_from_env(args.device)   # torchrun: join the process group (gloo / nccl)
+    try:
+        torch.manual_seed(t.seed)               # the same initial weights on every rank
+        model = SGModel.from_config(cfg, vocab)
+        torch.manual_seed(t.seed + 1000 * dist.rank)   # each rank its own augmentation draws
+        out = Path(args.out)
+        trainer = Trainer(model, cfg, vocab, out, device=str(device), dist=dist)
+        say = print if dist.is_main else (lambda *_a, **_k: None)
+        if not args.no_resume and trainer.resume():
+            rank = f"[rank {dist.rank}] " if dist.launched else ""
+            print(f"{rank}resuming from {trainer.last_path} at step {trainer.step}", flush=True)
+        procs = f", torchrun rank 0 of {dist.world_size}" if dist.launched else ""
+        say(f"training on {data} ({len(dataset)} images) -> {out}  [{trainer.device}{procs}]")
+        summary = trainer.fit(trainer.make_loader(dataset))
+        say(f"done: {summary['steps']} steps in {summary['seconds'] / 60:.1f} min -> {summary['checkpoint']}")
+    finally:
+        shutdown()
+    if args.eval_images > 0 and not t.kitti_dir and dist.is_main:
         eval_ds, _ = open_dataset(f"{t.env}:{t.domain}", args.eval_images, args.eval_seed, camera=camera,
                                   camera_pose_from_camera=own_pose)
         pred = Predictor.from_checkpoint(summary["checkpoint"], device=args.device)

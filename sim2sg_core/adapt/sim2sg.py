@@ -123,7 +123,7 @@ class Sim2SGAdapter:
         """``target_camera_pose``: (height m, pitch rad) the target source reports (or None);
         ``target_camera``: the target source's calibrated camera (intrinsics; or None). A calibration
         file in ``config.camera_info`` takes precedence over ``target_camera``."""
-        from sim2sg_core.model.predictor import resolve_device
+        from sim2sg_core.utils.device import resolve_device
         from sim2sg_core.sim import Simulator
         self.cfg = config
         self.device = resolve_device(config.device if device == "auto" else device)

@@ -16,6 +16,7 @@ from torch import nn
 from torchvision.ops import batched_nms
 
 from sim2sg_core.model.encoder import separable
+from sim2sg_core.utils.distributed import mean_over_ranks
 
 
 class CenterNetHead(nn.Module):
@@ -72,7 +73,8 @@ def dense_targets(boxes: torch.Tensor, labels: torch.Tensor, num_classes: int, o
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, beta: float = 4.0) -> torch.Tensor:
-    """CenterNet's penalty-reduced pixel-wise focal loss, normalised by the number of objects."""
+    """CenterNet's penalty-reduced pixel-wise focal loss, normalised by the number of objects (averaged over
+    data-parallel ranks, so N processes step like one process with their joint batch)."""
     logits = logits.float()
     pred = logits.sigmoid().clamp(1e-4, 1 - 1e-4)
     pos = target.eq(1).float()
@@ -81,7 +83,7 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, b
     log_1mp = F.logsigmoid(-logits).clamp(min=math.log(1e-4))
     pos_loss = (log_p * (1 - pred) ** alpha * pos).sum()
     neg_loss = (log_1mp * pred ** alpha * (1 - target) ** beta * neg).sum()
-    return -(pos_loss + neg_loss) / pos.sum().clamp(min=1.0)
+    return -(pos_loss + neg_loss) / mean_over_ranks(pos.sum(), logits).clamp(min=1.0)
 
 
 def detection_losses(outputs: dict, dense: Sequence[dict]) -> dict:
@@ -90,13 +92,14 @@ def detection_losses(outputs: dict, dense: Sequence[dict]) -> dict:
     b, _, h, w = outputs["heatmap"].shape
     size_p = outputs["size"].float().reshape(b, 2, h * w)
     off_p = outputs["offset"].float().reshape(b, 2, h * w)
-    sl, ol, n = size_p.new_zeros(()), off_p.new_zeros(()), 0
+    # start from 0 * the outputs, so the branches get (zero) gradients even without objects in the batch
+    sl, ol, n = size_p.sum() * 0.0, off_p.sum() * 0.0, 0
     for i, d in enumerate(dense):
         if d["index"].numel():
             sl = sl + F.l1_loss(size_p[i][:, d["index"]].t(), d["size"], reduction="sum")
             ol = ol + F.l1_loss(off_p[i][:, d["index"]].t(), d["offset"], reduction="sum")
             n += d["index"].numel()
-    n = max(n, 1)
+    n = mean_over_ranks(float(n), size_p).clamp(min=1.0)   # the joint batch's count under torchrun
     return {"heatmap": focal_loss(outputs["heatmap"], heat_t), "size": sl / (2 * n), "offset": ol / (2 * n)}
 
 

@@ -19,21 +19,13 @@ from sim2sg_core.model.inference import optimize_for_inference
 from sim2sg_core.model.preprocess import ResizeSpec, images_to_tensor, scale_boxes
 from sim2sg_core.model.sg_model import SGModel
 from sim2sg_core.scene_graph import Relationship, SceneGraph, SceneObject, Vocabulary
+from sim2sg_core.utils.device import resolve_device
 
 if TYPE_CHECKING:
     from sim2sg_core.model.onnx_backend import OnnxSGModel
 
 #: Inference backends: ``auto`` = by the model file's suffix.
 BACKENDS = ("auto", "torch", "onnxruntime")
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device in ("auto", "", None):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} was requested but CUDA is not available on this machine")
-    return dev
 
 
 class Predictor:

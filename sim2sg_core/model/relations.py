@@ -61,8 +61,10 @@ class RelationHead(nn.Module):
                 pairs: Sequence[torch.Tensor], image_size: tuple[int, int]) -> torch.Tensor:
         """Logits (sum of pairs over the batch, P) for ``pairs[i]`` (M_i, 2) indexing ``boxes[i]``."""
         packed = pack_pairs(boxes, labels, pairs, image_size, features.dtype, features.device)
-        if packed is None:
-            return features.new_zeros(0, self.classifier[-1].out_features)
+        if packed is None:   # no pair: still run the head on nothing, so every parameter gets a (zero)
+            # gradient -- data-parallel ranks must agree on which parameters a step used
+            long = torch.zeros(0, dtype=torch.long, device=features.device)
+            packed = (features.new_zeros(0, 5), features.new_zeros(0, GEOMETRY_DIM, dtype=torch.float32), long, long)
         return self.score(features, *packed)
 
     def score(self, features: torch.Tensor, rois: torch.Tensor, geometry: torch.Tensor, subj_labels: torch.Tensor,

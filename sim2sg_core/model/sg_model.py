@@ -21,6 +21,7 @@ from sim2sg_core.model.encoder import build_encoder
 from sim2sg_core.model.preprocess import graph_to_target
 from sim2sg_core.model.relations import RelationHead, candidate_pairs, pack_pairs
 from sim2sg_core.scene_graph import SceneGraph, Vocabulary
+from sim2sg_core.utils.distributed import mean_over_ranks
 
 #: Bumped whenever the architecture or the meaning of its outputs changes (checked on load).
 MODEL_VERSION = "sgmodel-1"
@@ -135,7 +136,10 @@ class SGModel(nn.Module):
         image_size = outputs.get("image_size", (w * self.stride, h * self.stride))
         logits, labels = self._relation_training_logits(outputs["features"].index_select(0, sel), det_out, tg, image_size)
         outputs["relation_logits"], outputs["relation_labels"] = logits, labels
-        losses["relation"] = F.cross_entropy(logits.float(), labels) if len(labels) else logits.sum() * 0.0
+        # mean over the joint batch's pairs under torchrun (a plain mean otherwise)
+        n_pairs = mean_over_ranks(float(len(labels)), logits).clamp(min=1.0)
+        losses["relation"] = (F.cross_entropy(logits.float(), labels, reduction="sum") / n_pairs if len(labels)
+                              else logits.sum() * 0.0)
         return {k: v * self.loss_weights.get(k, 1.0) for k, v in losses.items()}
 
     def _jitter(self, boxes: torch.Tensor, image_size) -> torch.Tensor:

@@ -86,6 +86,14 @@ class TrainConfig:
     log_every: int = 10
     amp: bool = True
     threads: int = 0
+    #: BatchNorm in training: ``batch`` = each process's batch statistics; ``sync`` = statistics over all
+    #: torchrun processes (CUDA only: torch's SyncBatchNorm); ``frozen`` = running statistics, never
+    #: updated (for small per-process batches, and what makes N CPU processes step exactly like one);
+    #: ``auto`` = ``sync`` for a multi-process CUDA run, else ``batch``.
+    batchnorm: str = "auto"
+
+
+BATCHNORM_MODES = ("auto", "batch", "sync", "frozen")
 
 
 @dataclass
@@ -130,6 +138,9 @@ def config_from_dict(d: Optional[dict], where: str = "config") -> ExperimentConf
         raise ConfigError(f"{where} [model]: crop_bottom must be a fraction of the image rows in [0, 0.9], "
                           f"got {m.crop_bottom!r}")
     m.crop_bottom = crop
+    if cfg.train.batchnorm not in BATCHNORM_MODES:
+        raise ConfigError(f"{where} [train]: batchnorm must be one of {', '.join(BATCHNORM_MODES)}, "
+                          f"got {cfg.train.batchnorm!r}")
     return cfg
 
 

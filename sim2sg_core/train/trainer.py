@@ -8,6 +8,12 @@ checkpoints and resume. Reusable by domain adaptation:
 * extra modules (discriminators) can be passed as ``extra_modules`` so their parameters are
   optimised, clipped and checkpointed with the model.
 
+Under ``torchrun`` (a :class:`~sim2sg_core.utils.distributed.DistContext` with ``launched``), the model,
+the extra modules and the loss hooks run inside one DistributedDataParallel module, so every gradient,
+the discriminators' included, is averaged over the processes; each process reads its own disjoint
+share of the data (DistributedSampler, batch = ``batch_size / world_size``), only rank 0 writes
+checkpoints, and every rank resumes from the same ``last.pt``.
+
 Batches are dicts from ``sim2sg_core.model.preprocess.Collator``: ``images`` (B,3,H,W) and
 ``targets`` (list, None = unlabelled image).
 """
@@ -15,19 +21,23 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data.distributed import DistributedSampler
 
-from sim2sg_core.model.predictor import resolve_device
 from sim2sg_core.model.preprocess import Collator
 from sim2sg_core.model.sg_model import SGModel
 from sim2sg_core.scene_graph import Vocabulary
 from sim2sg_core.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from sim2sg_core.train.config import ExperimentConfig
+from sim2sg_core.utils.device import resolve_device
+from sim2sg_core.utils.distributed import DistContext, barrier, from_main
 
 LossHook = Callable[["Trainer", dict, dict], dict]
 
@@ -95,18 +105,63 @@ def open_dataset(data: str, length: int, seed: int, vocab: Optional[Vocabulary] 
     return ds, ds.vocab
 
 
+def freeze_batchnorm(module: nn.Module) -> None:
+    """Every BatchNorm layer to eval mode: normalise with running statistics and never update them."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+def batchnorm_mode(mode: str, dist: DistContext, device: torch.device) -> str:
+    """``auto`` → ``sync`` for a multi-process CUDA run, else ``batch``; ``sync`` without CUDA is an error
+    (torch's SyncBatchNorm runs on GPUs only; use ``frozen`` or ``batch`` on CPU)."""
+    if mode == "auto":
+        return "sync" if dist.world_size > 1 and device.type == "cuda" else "batch"
+    if mode == "sync" and device.type != "cuda":
+        raise ValueError("train.batchnorm 'sync' needs CUDA (torch's SyncBatchNorm); on CPU use 'batch' or 'frozen'")
+    return mode
+
+
+class _LossModule(nn.Module):
+    """The model and the extra modules as one module whose forward is the trainer's whole loss, so that
+    DistributedDataParallel sees every parameter a step uses (hooks' discriminators included)."""
+
+    def __init__(self, trainer: "Trainer"):
+        super().__init__()
+        self.model, self.extra_modules = trainer.model, trainer.extra_modules
+        self._losses = trainer._losses
+
+    def forward(self, batch: dict) -> dict:
+        return self._losses(batch)
+
+
 class Trainer:
     """Optimises an SGModel (plus optional extra modules) and writes checkpoints to ``out_dir``."""
 
     def __init__(self, model: SGModel, config: ExperimentConfig, vocab: Vocabulary, out_dir, device: str = "auto",
-                 loss_hooks: Sequence[LossHook] = (), extra_modules: Optional[dict] = None, progress: bool = True):
+                 loss_hooks: Sequence[LossHook] = (), extra_modules: Optional[dict] = None, progress: bool = True,
+                 dist: Optional[DistContext] = None):
+        """``dist``: this process's place in a torchrun job (:func:`sim2sg_core.utils.distributed.init_from_env`,
+        which also picks ``device``); None = a single process."""
         self.config, self.cfg = config, config.train
         self.vocab, self.out_dir = vocab, Path(out_dir)
+        self.dist = dist or DistContext()
         self.device = resolve_device(device)
+        self.bn_mode = batchnorm_mode(self.cfg.batchnorm, self.dist, self.device)
+        if self.bn_mode == "sync":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model.to(self.device)
         self.extra_modules = nn.ModuleDict(extra_modules or {}).to(self.device)
         self.loss_hooks = list(loss_hooks)
-        self.progress = progress
+        self.progress = progress and self.dist.is_main
+        self._ddp: Optional[DistributedDataParallel] = None
+        if self.dist.launched:
+            # depthwise conv grads come out with strides equivalent to the bucket's (a size-1 axis differs):
+            # torch warns once per process about a copy that costs nothing here
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+            self._ddp = DistributedDataParallel(
+                _LossModule(self), device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=bool(self.extra_modules), gradient_as_bucket_view=True)
         params = [p for p in list(self.model.parameters()) + list(self.extra_modules.parameters()) if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         self.scheduler = WarmupCosine(self.optimizer, self.cfg.lr, self.cfg.warmup_steps, self.cfg.steps,
@@ -125,7 +180,17 @@ class Trainer:
         g = torch.Generator()
         g.manual_seed(self.cfg.seed)
         nw = int(self.cfg.num_workers)
-        return torch.utils.data.DataLoader(dataset, batch_size=batch_size or self.cfg.batch_size, shuffle=shuffle,
+        batch = int(batch_size or self.cfg.batch_size)
+        sampler = None
+        if self.dist.launched:   # each rank its own disjoint share; the configured batch is the global one
+            if batch % self.dist.world_size:
+                raise ValueError(f"batch size {batch} does not split over {self.dist.world_size} processes; "
+                                 "use a multiple of --nproc_per_node")
+            batch //= self.dist.world_size
+            sampler = DistributedSampler(dataset, num_replicas=self.dist.world_size, rank=self.dist.rank,
+                                         shuffle=shuffle, seed=self.cfg.seed, drop_last=True)
+            shuffle = False
+        return torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=shuffle, sampler=sampler,
                                            collate_fn=coll, num_workers=nw, persistent_workers=nw > 0,
                                            drop_last=True, generator=g)
 
@@ -135,7 +200,11 @@ class Trainer:
         return nullcontext()
 
     def compute_losses(self, batch: dict) -> dict:
-        """Named scalar losses for one batch: the model's supervised ones plus every hook's."""
+        """Named scalar losses for one batch: the model's supervised ones plus every hook's (through
+        DistributedDataParallel under torchrun, which then averages the gradients over the processes)."""
+        return self._ddp(batch) if self._ddp is not None else self._losses(batch)
+
+    def _losses(self, batch: dict) -> dict:
         images = batch["images"].to(self.device, non_blocking=True)
         with self.autocast():
             outputs = self.model(images, batch["targets"])
@@ -151,6 +220,8 @@ class Trainer:
         """One optimiser step; returns the named losses (floats) and ``total``/``lr``."""
         self.model.train()
         self.extra_modules.train()
+        if self.bn_mode == "frozen":
+            freeze_batchnorm(self.model)
         lr = self.scheduler.apply()
         losses = self.compute_losses(batch)
         if not losses:
@@ -178,6 +249,9 @@ class Trainer:
         return self.out_dir / "last.pt"
 
     def save(self, path=None, with_optimizer: bool = True, extra: Optional[dict] = None) -> Path:
+        """Write a checkpoint atomically (rank 0 only under torchrun; the others return the path)."""
+        if not self.dist.is_main:
+            return Path(path or self.last_path)
         ex = {"history": self.history[-2000:], "extra_modules": {k: v.state_dict() for k, v in self.extra_modules.items()}}
         ex.update(extra or {})
         return save_checkpoint(path or self.last_path, self.model, self.config, self.vocab, self.input_size,
@@ -215,12 +289,18 @@ class Trainer:
         budget = minutes * 60.0 if minutes > 0 else math.inf
         bar = tqdm(total=steps, initial=self.step, disable=not self.progress, dynamic_ncols=True, desc="train")
         t_last = time.monotonic()
+        sampler = getattr(loader, "sampler", None)
+        epoch = 0
         try:
             while self.step < steps and self.scheduler.elapsed < budget:
+                if isinstance(sampler, DistributedSampler):
+                    sampler.set_epoch(epoch)   # a new shuffle per pass, the same on every rank
+                epoch += 1
                 for batch in loader:
                     logged = self.train_step(batch)
                     now = time.monotonic()
-                    self.scheduler.elapsed += now - t_last
+                    # rank 0's clock for all: the schedule and the time budget stay in step on every rank
+                    self.scheduler.elapsed = from_main(self.scheduler.elapsed + now - t_last)
                     t_last = now
                     if self.step % max(self.cfg.log_every, 1) == 0 or self.step == 1:
                         self.history.append({"step": self.step, **logged})
@@ -234,5 +314,6 @@ class Trainer:
             bar.close()
         self.save()
         final = self.save(self.out_dir / "model.pt", with_optimizer=False)
+        barrier()   # no rank returns before rank 0's files exist
         return {"steps": self.step, "seconds": self.scheduler.elapsed, "checkpoint": str(final),
                 "last": self.history[-1] if self.history else {}}

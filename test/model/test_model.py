@@ -35,6 +35,21 @@ def test_forward_returns_features_heads_and_named_losses():
     assert model.encoder.stem[0].weight.grad is not None and model.relations.classifier[-1].weight.grad.abs().sum() > 0
 
 
+def test_a_batch_without_objects_still_gives_every_parameter_a_gradient():
+    """Data-parallel ranks must use the same parameters each step (else DistributedDataParallel waits
+    forever for the missing gradients): a batch with no object and no pair reaches every branch."""
+    torch.manual_seed(0)
+    cfg, batch = _batch(2)
+    model = SGModel.from_config(cfg, VOCAB).train()
+    empty = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long),
+             "relations": torch.zeros(0, 3, dtype=torch.long)}
+    out = model(batch["images"], [empty, empty])
+    sum(out["losses"].values()).backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, missing
+    assert out["losses"]["size"] == 0 and out["losses"]["relation"] == 0
+
+
 def test_unlabelled_images_add_no_supervised_loss():
     """ADAPT mixes labelled and unlabelled (None) images: the None image must not change the losses."""
     torch.manual_seed(0)
