@@ -79,6 +79,7 @@ def cmd_adapt(args) -> int:
     from sim2sg_core.adapt.sim2sg import run_adaptation
     from sim2sg_core.adapt.targets import target_source_from_spec
     from sim2sg_core.train.checkpoint import load_checkpoint
+    from sim2sg_core.utils.distributed import init_from_env, shutdown
     overrides = _parse_sets(args.set)
     for key, value in (("camera_info", getattr(args, "camera_info", None)),
                        ("camera_height", getattr(args, "camera_height", None)),
@@ -91,9 +92,16 @@ def cmd_adapt(args) -> int:
     cfg = load_adapt_config(args.config, overrides)
     source = target_source_from_spec(args.target, topic=args.topic, env=cfg.env, seed=args.target_seed,
                                      count=cfg.max_target_images or 200, image_size=tuple(ck["input_size"]))
-    res = run_adaptation(args.init, source, args.out, cfg, resume=not args.no_resume)
-    print(json.dumps({"checkpoint": res.checkpoint, "steps": res.steps, "seconds": round(res.seconds, 1),
-                      "resumed_from_step": res.resumed_from_step}, indent=1))
+    dist, device = init_from_env(cfg.device)   # torchrun: join the process group (gloo / nccl)
+    try:
+        res = run_adaptation(args.init, source, args.out, cfg, resume=not args.no_resume, dist=dist,
+                             device=str(device))
+    finally:
+        shutdown()
+    if dist.is_main:
+        print(json.dumps({"checkpoint": res.checkpoint, "steps": res.steps, "seconds": round(res.seconds, 1),
+                          "resumed_from_step": res.resumed_from_step,
+                          **({"processes": dist.world_size} if dist.launched else {})}, indent=1))
     return 0
 
 

@@ -32,6 +32,7 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from sim2sg_core.adapt.appearance import stylise_batch
 from sim2sg_core.adapt.config import AdaptConfig, config_to_dict
@@ -43,6 +44,9 @@ from sim2sg_core.adapt.label_alignment import LabelAligner, rescale_graph
 from sim2sg_core.adapt.targets import ArrayTargetSource, BagTargetSource, TargetSource
 from sim2sg_core.scene_graph import SceneGraph, keep_objects
 from sim2sg_core.sim.domains import content_to_dict, parse_content
+from sim2sg_core.train.trainer import batchnorm_mode, freeze_batchnorm
+from sim2sg_core.utils.device import resolve_device
+from sim2sg_core.utils.distributed import DistContext, all_gather_objects, barrier, from_main
 
 log = logging.getLogger(__name__)
 
@@ -114,19 +118,47 @@ class AdaptResult:
     history: list = field(default_factory=list)   # per-round dicts (analysis + mean losses)
 
 
+class _AdaptLoss(torch.nn.Module):
+    """The model and the discriminators as one module whose forward is :meth:`Sim2SGAdapter.losses`,
+    so DistributedDataParallel averages every gradient of an adaptation step over the ranks."""
+
+    def __init__(self, adapter: "Sim2SGAdapter"):
+        super().__init__()
+        self.model = adapter.model
+        self.discriminators = torch.nn.ModuleList(
+            [d for d in (adapter.disc_z, adapter.disc_heat, adapter.disc_rel) if d is not None])
+        self._losses = adapter.losses
+
+    def forward(self, x, targets, n_l, lam, adversarial):
+        return self._losses(x, targets, n_l, lam, adversarial)
+
+
 class Sim2SGAdapter:
     """Holds the model, discriminators, optimisers and pools of one adaptation run."""
 
     def __init__(self, *, model, vocab, experiment_config, input_size, mean, std, config: AdaptConfig,
                  target_images: Sequence[np.ndarray], device: str = "auto", init_model_id: str = "",
-                 target_camera_pose: Optional[tuple] = None, target_camera=None):
+                 target_camera_pose: Optional[tuple] = None, target_camera=None, dist: Optional[DistContext] = None):
         """``target_camera_pose``: (height m, pitch rad) the target source reports (or None);
         ``target_camera``: the target source's calibrated camera (intrinsics; or None). A calibration
-        file in ``config.camera_info`` takes precedence over ``target_camera``."""
-        from sim2sg_core.utils.device import resolve_device
+        file in ``config.camera_info`` takes precedence over ``target_camera``.
+
+        ``dist`` (torchrun): each rank trains on its own share of the target frames and its own source
+        renders with ``batch_size / world_size`` images, predicts on its share and gathers every rank's
+        predictions before label alignment analyses them (identically on every rank), renders its share
+        of the aligned scenes, and steps through DistributedDataParallel (model and discriminators)."""
         from sim2sg_core.sim import Simulator
         self.cfg = config
+        self.dist = dist or DistContext()
         self.device = resolve_device(config.device if device == "auto" else device)
+        world = self.dist.world_size
+        for name in ("batch_size", "target_batch_size"):
+            if getattr(config, name) % world:
+                raise AdaptationError(f"{name} {getattr(config, name)} does not split over {world} processes; "
+                                      "use a multiple of --nproc_per_node")
+        self.bn_mode = batchnorm_mode(experiment_config.train.batchnorm, self.dist, self.device)
+        if self.bn_mode == "sync":
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model.to(self.device)
         self.vocab, self.exp_cfg = vocab, experiment_config
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -135,8 +167,12 @@ class Sim2SGAdapter:
         self.resize_mode = getattr(model, "resize_mode", "stretch")
         self.crop_bottom = float(getattr(model, "crop_bottom", 0.0))
         self.target_images = list(target_images)
-        if not self.target_images:
-            raise AdaptationError("adaptation needs at least one target image")
+        if len(self.target_images) < world:
+            raise AdaptationError(f"adaptation needs at least one target image per process ({world}), "
+                                  f"got {len(self.target_images)}")
+        #: this rank's share of the target frames (global index i lives on rank i % world_size)
+        self.local_targets = self.dist.shard(self.target_images)
+        self._rank_seed = [self.dist.rank] if world > 1 else []   # one process: the single-process draws
         self.init_model_id = init_model_id
         self.rng = np.random.default_rng(config.seed)
         torch.manual_seed(config.seed)
@@ -147,7 +183,8 @@ class Sim2SGAdapter:
             raise AdaptationError(f"the checkpoint's classes {list(vocab.classes)} differ from environment "
                                   f"{config.env!r}'s {list(self.sim.vocab.classes)}; set env to the one it was "
                                   "trained on")
-        self.source_pool = render_source_pool(self.sim, config.source_pool_size)
+        self.source_pool = render_source_pool(self.sim, config.source_pool_size,
+                                              start_index=self.dist.rank * config.source_pool_size)
         self.aligned_pool = LabelledPool(name="label-aligned")
         self.pseudo_pool = LabelledPool(name="pseudo-labelled target")
         self.calibrated_camera, self._calibrated_pose = self._calibrated_camera(target_camera)
@@ -174,6 +211,11 @@ class Sim2SGAdapter:
         for name, d, lr in (("z", self.disc_z, a.lr), ("heat", self.disc_heat, p.lr), ("rel", self.disc_rel, p.lr)):
             if d is not None:
                 self.disc_opts[name] = torch.optim.Adam(d.parameters(), lr=lr, betas=(0.5, 0.999))
+        self._ddp = None
+        if self.dist.launched:   # the model and every discriminator average their gradients over the ranks
+            self._ddp = DistributedDataParallel(
+                _AdaptLoss(self), device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=True)   # discriminators sit out warm-up rounds and pair-less batches
         self.step = 0
         self.round_scenes: list[dict] = []      # what the current round trains on (for resume)
         self.round_pseudo: list[dict] = []
@@ -241,15 +283,33 @@ class Sim2SGAdapter:
 
     # -- analysis / synthesis ------------------------------------------------------------------------
     def predict_target(self) -> list[SceneGraph]:
+        """Predictions on this rank's share of the target frames (all of them in one process)."""
         from sim2sg_core.model.predictor import Predictor
         thr = min(self.cfg.label_alignment.score_threshold, self.cfg.self_training.score_threshold, 0.3)
         pred = Predictor(self.model, self.vocab, self.input_size, self.mean, self.std, device=str(self.device),
                          resize_mode=self.resize_mode, crop_bottom=self.crop_bottom,
                          score_threshold=thr, batch_size=16)
         try:
-            return pred.predict(self.target_images)
+            return pred.predict(self.local_targets)
         finally:
             self.model.train()
+
+    def _gather_predictions(self, local: list, evidence: Optional[dict]) -> tuple[list, Optional[dict]]:
+        """Every rank's predictions in global target order (and the evidence counts summed)."""
+        parts = all_gather_objects(([g.to_dict() for g in local], evidence))
+        if len(parts) == 1:
+            return local, evidence
+        world = len(parts)
+        graphs: list = [None] * len(self.target_images)
+        for rank, (gs, _) in enumerate(parts):
+            for k, g in enumerate(gs):
+                graphs[rank + k * world] = SceneGraph.from_dict(g)
+        if evidence is None:
+            return graphs, None
+        scored = sum(e["scored"] for _, e in parts)
+        total = sum((e["mean_evidence"] or 0.0) * e["scored"] for _, e in parts)
+        return graphs, {"scored": scored, "rejected": sum(e["rejected"] for _, e in parts),
+                        "mean_evidence": round(total / scored, 4) if scored else None}
 
     def analysis_synthesis(self, round_index: int) -> dict:
         """One analysis + synthesis round; fills the pools the next training steps draw from."""
@@ -258,9 +318,12 @@ class Sim2SGAdapter:
         if not (cfg.label_alignment.enabled or cfg.self_training.enabled):
             return info
         t0 = time.perf_counter()
-        preds = self.predict_target()
+        preds, evidence = self.predict_target(), None
         if self.evidence is not None:
-            preds, info["evidence"] = self.evidence.filter(preds, self.target_images)
+            preds, evidence = self.evidence.filter(preds, self.local_targets)
+        preds, evidence = self._gather_predictions(preds, evidence)   # pseudo-statistics of all ranks
+        if evidence is not None:
+            info["evidence"] = evidence
         if cfg.label_alignment.enabled:
             analysis = self.aligner.analyse(preds)
             rng = np.random.default_rng([cfg.seed, round_index, 1])
@@ -281,14 +344,17 @@ class Sim2SGAdapter:
         return info
 
     def _render_aligned(self) -> None:
+        """Render this rank's share of the round's label-aligned scenes (every scene in one process)."""
         from sim2sg_core.sim.scene import SceneDescription
-        scenes = [SceneDescription.from_dict(d) for d in self.round_scenes]
+        scenes = [SceneDescription.from_dict(d) for d in self.dist.shard(self.round_scenes)]
         images, graphs = self.aligner.render(scenes)
         self.aligned_pool = LabelledPool(images, graphs, name="label-aligned")
 
     def _build_pseudo_pool(self) -> None:
+        """Pseudo-labelled frames of this rank's share (``round_pseudo`` holds every target frame's)."""
         graphs = [SceneGraph.from_dict(d) for d in self.round_pseudo]
-        keep = [i for i, g in enumerate(graphs) if g.objects]
+        mine = set(range(self.dist.rank, len(graphs), self.dist.world_size))
+        keep = [i for i, g in enumerate(graphs) if g.objects and i in mine]
         self.pseudo_pool = LabelledPool([self.target_images[i] for i in keep], [graphs[i] for i in keep],
                                         name="pseudo-labelled target")
 
@@ -296,7 +362,7 @@ class Sim2SGAdapter:
     def _labelled_batch(self, rng) -> tuple[list, list]:
         # Each batch: a share of plain source images, the rest from the pools this round filled
         # (label-aligned renders and/or pseudo-labelled target frames, split evenly when both).
-        cfg, b = self.cfg, self.cfg.batch_size
+        cfg, b = self.cfg, self.cfg.batch_size // self.dist.world_size
         others, frac = [], 1.0
         if cfg.label_alignment.enabled and len(self.aligned_pool):
             others.append(self.aligned_pool)
@@ -321,27 +387,49 @@ class Sim2SGAdapter:
 
     def train_step(self) -> dict:
         cfg = self.cfg
-        rng = np.random.default_rng([cfg.seed, self.step, 2])
+        rng = np.random.default_rng([cfg.seed, self.step, 2] + self._rank_seed)
         # torch draws (box jitter, pair sampling) seeded per step too, so a resumed run replays exactly
         torch.manual_seed(int(rng.integers(0, 2**62)))
         self.model.train()
+        if self.bn_mode == "frozen":
+            freeze_batchnorm(self.model)
         images, graphs = self._labelled_batch(rng)
         a = cfg.appearance_alignment
         if a.enabled and a.spectrum_beta > 0:
-            images = stylise_batch(images, self.target_images, rng, a.spectrum_beta, a.spectrum_probability)
+            images = stylise_batch(images, self.local_targets, rng, a.spectrum_beta, a.spectrum_probability)
         sizes = [(im.shape[1], im.shape[0]) for im in images]
         targets = self.model.build_targets(graphs, source_sizes=sizes)
         lam = self.grl_strength(self.step)
         adversarial = cfg.adversarial_enabled() and self.step >= self.adversarial_start_step()
-        n_l = len(images)
+        t_imgs: list = []
         if adversarial:
-            t_idx = rng.integers(0, len(self.target_images), size=cfg.target_batch_size or cfg.batch_size)
-            t_imgs = [self.target_images[i] for i in t_idx]
-            x = self._to_tensor(images + t_imgs)
-            out = self.model(x, list(targets) + [None] * len(t_imgs))
-        else:
-            x = self._to_tensor(images)
-            out = self.model(x, targets)
+            t_idx = rng.integers(0, len(self.local_targets),
+                                 size=(cfg.target_batch_size or cfg.batch_size) // self.dist.world_size)
+            t_imgs = [self.local_targets[i] for i in t_idx]
+        x = self._to_tensor(images + t_imgs)
+        step_losses = self._ddp if self._ddp is not None else self.losses
+        losses, metrics = step_losses(x, list(targets) + [None] * len(t_imgs), len(images), lam, adversarial)
+        total = sum(losses.values())
+        self.opt.zero_grad(set_to_none=True)
+        for o in self.disc_opts.values():
+            o.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+        self.opt.step()
+        if adversarial:
+            for o in self.disc_opts.values():
+                o.step()
+        self.step += 1
+        metrics.update({k: float(v.detach()) for k, v in losses.items()})
+        metrics["loss"] = float(total.detach())
+        metrics["grl_lambda"] = lam
+        return metrics
+
+    def losses(self, x: torch.Tensor, targets: list, n_l: int, lam: float, adversarial: bool) -> tuple[dict, dict]:
+        """Named losses (and discriminator accuracies) of one batch: ``x`` = ``n_l`` labelled images, then
+        unlabelled target frames; the supervised, appearance and prediction alignment losses."""
+        cfg = self.cfg
+        out = self.model(x, targets)
         losses = dict(out["losses"])
         metrics = {}
         if adversarial:
@@ -366,21 +454,7 @@ class Sim2SGAdapter:
                 metrics["disc_heat_acc"] = 0.5 * (domain_accuracy(img_s, SOURCE_LABEL) + domain_accuracy(img_t, TARGET_LABEL))
                 if acc_r is not None:
                     metrics["disc_rel_acc"] = acc_r
-        total = sum(losses.values())
-        self.opt.zero_grad(set_to_none=True)
-        for o in self.disc_opts.values():
-            o.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
-        self.opt.step()
-        if adversarial:
-            for o in self.disc_opts.values():
-                o.step()
-        self.step += 1
-        metrics.update({k: float(v.detach()) for k, v in losses.items()})
-        metrics["loss"] = float(total.detach())
-        metrics["grl_lambda"] = lam
-        return metrics
+        return losses, metrics
 
     def _relation_adversarial(self, out: dict, n_l: int, lam: float):
         """Discriminator on the relationship predictions of detected pairs (predicate probabilities
@@ -452,7 +526,8 @@ def resume_path_for(out_checkpoint: PathLike) -> Path:
 def run_adaptation(init_checkpoint: PathLike, target_source: Union[TargetSource, Sequence[np.ndarray]],
                    out_checkpoint: PathLike, config: Optional[AdaptConfig] = None,
                    progress_callback: Optional[ProgressCallback] = None, resume: bool = True,
-                   should_stop: Optional[Callable[[], bool]] = None) -> AdaptResult:
+                   should_stop: Optional[Callable[[], bool]] = None, dist: Optional[DistContext] = None,
+                   device: str = "auto") -> AdaptResult:
     """Adapt the model in ``init_checkpoint`` to ``target_source``'s images; write ``out_checkpoint``.
 
     * ``target_source``: a :class:`TargetSource` (images only) or a list of RGB uint8 arrays.
@@ -463,6 +538,9 @@ def run_adaptation(init_checkpoint: PathLike, target_source: Union[TargetSource,
     * ``should_stop()`` (optional) is polled every step; when it returns True the run saves its
       resumable state and raises :class:`KeyboardInterrupt`-free :class:`AdaptationInterrupted`.
     * With ``resume=True`` an interrupted run (state file ``<out>.resume``) continues where it left off.
+    * ``dist`` / ``device``: a torchrun process (:func:`sim2sg_core.utils.distributed.init_from_env`):
+      every rank loads the same frames and resume state, rank 0 alone writes files (and reports
+      progress), and all ranks return once the output exists.
     """
     from sim2sg_core.adapt.config import load_adapt_config
     from sim2sg_core.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
@@ -483,7 +561,8 @@ def run_adaptation(init_checkpoint: PathLike, target_source: Union[TargetSource,
                             input_size=ck["input_size"], mean=ck["mean"], std=ck["std"], config=cfg,
                             target_images=target_images, init_model_id=ck["model_id"],
                             target_camera_pose=target_source.camera_pose,
-                            target_camera=getattr(target_source, "camera", None))
+                            target_camera=getattr(target_source, "camera", None), dist=dist, device=device)
+    dist = adapter.dist
     out = Path(out_checkpoint)
     resume_file = resume_path_for(out)
     resumed_from = 0
@@ -503,13 +582,15 @@ def run_adaptation(init_checkpoint: PathLike, target_source: Union[TargetSource,
         log.info("resuming adaptation from step %d (%s)", resumed_from, resume_file)
 
     def save_state():
+        if not dist.is_main:
+            return
         save_checkpoint(resume_file, adapter.model, adapter.exp_cfg, adapter.vocab, adapter.input_size,
                         adapter.mean, adapter.std, extra={"adapt_state": adapter.state()},
                         optimizer=adapter.opt, step=adapter.step)
 
     total = cfg.total_steps
     bar = None
-    if cfg.progress_bar:
+    if cfg.progress_bar and dist.is_main:
         from tqdm import tqdm
         bar = tqdm(total=total, initial=adapter.step, desc="sim2sg adapt", unit="step", dynamic_ncols=True)
     round_losses: dict = {}
@@ -520,7 +601,7 @@ def run_adaptation(init_checkpoint: PathLike, target_source: Union[TargetSource,
                 info = adapter.analysis_synthesis(r)
                 adapter.history.append(info)
                 save_state()
-                if progress_callback is not None:
+                if progress_callback is not None and dist.is_main:
                     progress_callback(adapter.step, total, {"phase": "analysis", **info})
             m = adapter.train_step()
             for k, v in m.items():
@@ -528,7 +609,7 @@ def run_adaptation(init_checkpoint: PathLike, target_source: Union[TargetSource,
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(round=r, loss=f"{m['loss']:.3f}", lam=f"{m['grl_lambda']:.2f}")
-            if progress_callback is not None:
+            if progress_callback is not None and dist.is_main:
                 progress_callback(adapter.step, total, {"phase": "train", "round": r, **m})
             end_of_round = adapter.step % cfg.steps_per_round == 0
             if end_of_round and adapter.history:
@@ -537,7 +618,10 @@ def run_adaptation(init_checkpoint: PathLike, target_source: Union[TargetSource,
             if end_of_round or (cfg.checkpoint_every and adapter.step % cfg.checkpoint_every == 0):
                 if adapter.step < total:
                     save_state()
-            if should_stop is not None and should_stop():
+            stop = should_stop is not None and should_stop()
+            if dist.launched:   # rank 0's decision, so all ranks stop at the same step
+                stop = from_main(1.0 if stop else 0.0) > 0
+            if stop:
                 save_state()
                 raise AdaptationInterrupted(f"adaptation stopped at step {adapter.step}/{total}; "
                                             f"state saved to {resume_file}")
@@ -554,9 +638,11 @@ def run_adaptation(init_checkpoint: PathLike, target_source: Union[TargetSource,
                             "camera_info": cfg.camera_info or ("target source" if adapter.calibrated_camera
                                                                is not None else ""),
                             "history": adapter.history}}
-    save_checkpoint(out, adapter.model, adapter.exp_cfg, adapter.vocab, adapter.input_size, adapter.mean,
-                    adapter.std, extra=extra, step=adapter.step)
-    resume_file.unlink(missing_ok=True)
+    if dist.is_main:
+        save_checkpoint(out, adapter.model, adapter.exp_cfg, adapter.vocab, adapter.input_size, adapter.mean,
+                        adapter.std, extra=extra, step=adapter.step)
+        resume_file.unlink(missing_ok=True)
+    barrier()   # no rank returns before rank 0's output exists
     return AdaptResult(checkpoint=str(out), steps=adapter.step, rounds=cfg.rounds,
                        seconds=time.perf_counter() - t_start, resumed_from_step=resumed_from,
                        history=adapter.history)
