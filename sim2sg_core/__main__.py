@@ -10,6 +10,9 @@ import json
 import sys
 from pathlib import Path
 
+from sim2sg_core.adapt import cli as adapt_cli
+from sim2sg_core.utils.cli import fraction, non_negative_float, positive_int, run_reporting_user_errors
+
 EPILOG = """examples:
   # train on simulated driving scenes (source domain) for 15 minutes of CPU time
   python -m sim2sg_core train --env drive --domain source --out runs/drive_source --minutes 15
@@ -202,10 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kitti", default="", help="train on this KITTI-format folder instead of the simulator")
     p.add_argument("--out", required=True, help="output folder, e.g. runs/drive_source")
     p.add_argument("--config", default="", help="model/training YAML (default: config/model/default.yaml)")
-    p.add_argument("--steps", type=int, default=None, help="number of optimiser steps")
-    p.add_argument("--minutes", type=float, default=None, help="wall-clock budget; stops at steps or minutes")
-    p.add_argument("--batch-size", dest="batch_size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (AdamW)")
+    p.add_argument("--steps", type=positive_int, default=None, help="number of optimiser steps")
+    p.add_argument("--minutes", type=non_negative_float, default=None, help="wall-clock budget; stops at steps or minutes")
+    p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=None)
+    p.add_argument("--lr", type=non_negative_float, default=None, help="peak learning rate (AdamW)")
     p.add_argument("--seed", type=int, default=None, help="seed of weights init and data order")
     p.add_argument("--num-workers", dest="num_workers", type=int, default=None, help="background data workers")
     p.add_argument("--train-images", dest="train_images", type=int, default=None,
@@ -226,9 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Evaluate a checkpoint. Prints a per-class table and writes JSON.")
     p.add_argument("--ckpt", required=True, help="checkpoint file (model.pt)")
     p.add_argument("--data", required=True, help="ENV:DOMAIN (e.g. drive:target) or a KITTI-format folder")
-    p.add_argument("--images", type=int, default=500, help="number of images (simulated, or the first N of a folder)")
+    p.add_argument("--images", type=positive_int, default=500, help="number of images (simulated, or the first N of a folder)")
     p.add_argument("--seed", type=int, default=12345, help="simulator seed (keep it different from training)")
-    p.add_argument("--batch-size", dest="batch_size", type=int, default=8)
+    p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=8)
     p.add_argument("--out", default="", help="JSON output (default: next to the checkpoint)")
     p.set_defaults(func=cmd_eval)
 
@@ -239,11 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt", required=True, help="checkpoint file (model.pt)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
     p.add_argument("--out", default="predictions", help="output folder (default: predictions/)")
-    p.add_argument("--score-threshold", dest="score_threshold", type=float, default=0.3,
+    p.add_argument("--score-threshold", dest="score_threshold", type=fraction, default=0.3,
                    help="minimum object confidence")
-    p.add_argument("--relation-threshold", dest="relation_threshold", type=float, default=0.1,
+    p.add_argument("--relation-threshold", dest="relation_threshold", type=fraction, default=0.1,
                    help="minimum relationship confidence (predicate prob x both object scores)")
-    p.add_argument("--max-objects", dest="max_objects", type=int, default=50)
+    p.add_argument("--max-objects", dest="max_objects", type=positive_int, default=50)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("export", help="export a checkpoint for deployment (ONNX, for the onnxruntime backend)",
@@ -256,26 +259,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output file, e.g. model.onnx")
     p.set_defaults(func=cmd_export)
 
-    try:  # the adaptation commands live with the adaptation code (issue 5)
-        from sim2sg_core.adapt import cli as adapt_cli
-    except ModuleNotFoundError as e:
-        if e.name not in ("sim2sg_core.adapt.cli", "sim2sg_core.adapt"):
-            raise
-    else:
-        adapt_cli.register(sub)
+    adapt_cli.register(sub)   # the adaptation commands live with the adaptation code
     return parser
+
+
+def _user_errors() -> tuple:
+    """Exceptions that mean bad input (a file, a flag, a config value, a bag topic...): each carries one
+    sentence naming what is wrong, so the CLI prints it as one ``error:`` line and exits 2. Everything else
+    is a bug and keeps its traceback."""
+    from sim2sg_core.adapt.sim2sg import AdaptationError
+    from sim2sg_core.data.bags import BagError
+    from sim2sg_core.model.encoder import PretrainedWeightsError
+    from sim2sg_core.model.onnx_backend import OnnxModelError
+    from sim2sg_core.train.trainer import TrainingDivergedError
+    from sim2sg_core.utils.distributed import DistributedSetupError
+    # ValueError covers CheckpointError, ConfigError, AdaptConfigError, SimConfigError, CalibrationError,
+    # KittiFormatError, ImageDecodeError, TargetSourceError, SceneGraphError
+    return (ValueError, OSError, BagError, AdaptationError, OnnxModelError, PretrainedWeightsError,
+            TrainingDivergedError, DistributedSetupError)
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from sim2sg_core.model.onnx_backend import OnnxModelError
-    from sim2sg_core.train.checkpoint import CheckpointError
-    from sim2sg_core.train.config import ConfigError
-    try:
-        return int(args.func(args) or 0)
-    except (CheckpointError, ConfigError, OnnxModelError, FileNotFoundError, ValueError) as e:  # one sentence
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_reporting_user_errors(lambda: args.func(args), _user_errors())
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ def _parse_sets(items: Sequence[str]) -> dict:
     out: dict = {}
     for it in items or ():
         if "=" not in it:
-            raise SystemExit(f"--set expects KEY=VALUE, got {it!r}")
+            raise SystemExit(f"error: --set expects KEY=VALUE, got {it!r}")
         key, val = it.split("=", 1)
         node = out
         parts = key.split(".")
@@ -124,7 +124,7 @@ def cmd_bench(args) -> int:
     if args.target or args.eval_data:
         from sim2sg_core.adapt.bench import RealData
         if not (args.target and args.eval_data):
-            raise SystemExit("bench: a real target needs both --target (unlabelled frames: image folder or bag) and "
+            raise SystemExit("error: bench: a real target needs both --target (unlabelled frames: image folder or bag) and "
                              "--eval-data (a labelled KITTI-layout folder)")
         real = RealData(target=args.target, eval_data=args.eval_data, camera_info=args.camera_info or "",
                         topic=args.topic)

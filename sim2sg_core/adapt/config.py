@@ -298,9 +298,10 @@ def load_adapt_config(path: Union[str, Path, None] = None, overrides: Optional[d
     path = Path(path) if path is not None else adapt_config_dir() / "default.yaml"
     data = _read_yaml(path)
     data = data.get("adapt", data)
-    if overrides:
-        data = _merge(data, overrides)
-    return adapt_config_from_dict(data, str(path))
+    cfg = adapt_config_from_dict(data, str(path))       # the file's own errors name the file
+    if not overrides:
+        return cfg
+    return adapt_config_from_dict(_merge(data, overrides), f"--set override (over {path})")
 
 
 def load_bench_profile(name_or_path: Union[str, Path], overrides: Optional[dict] = None) -> BenchProfile:

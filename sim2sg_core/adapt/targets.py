@@ -210,6 +210,10 @@ def target_source_from_spec(spec: str, *, topic: Optional[str] = None, env: str 
         return SimTargetSource(env=env, domain=spec[4:] or "target", seed=seed, count=count,
                                image_size=image_size)
     parts = [Path(s) for s in spec.split(",") if s]
+    missing = [str(p) for p in parts if not p.exists()]
+    if not parts or missing:
+        raise TargetSourceError(f"target {', '.join(missing) or repr(spec)} does not exist (expected sim:<domain>, "
+                                "an image/KITTI folder, or rosbag2 bag path(s))")
     if len(parts) == 1 and parts[0].is_dir() and not _looks_like_bag_dir(parts[0]):
         return ImageFolderSource(parts[0])
     if topic is None:

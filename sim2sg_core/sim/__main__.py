@@ -20,6 +20,7 @@ import cv2
 from tqdm import tqdm
 
 from sim2sg_core.sim.domains import SimConfigError, available_environments
+from sim2sg_core.utils.cli import run_reporting_user_errors
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -145,11 +146,8 @@ def _preview(args) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return _render(args) if args.command == "render" else _preview(args)
-    except (SimConfigError, ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_reporting_user_errors(lambda: _render(args) if args.command == "render" else _preview(args),
+                                     (SimConfigError, ValueError, OSError, RuntimeError))
 
 
 if __name__ == "__main__":
