@@ -12,7 +12,7 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-IMAGE_TOPIC = "/camera/image_raw"
+from sim2sg_ros.topics import IMAGE_TOPIC
 
 
 def _nodes(context):

@@ -75,7 +75,8 @@ class AdaptationNode(Node):
 
     def _progress(self, step: int, total: int, metrics: dict) -> None:
         phase = str(metrics.get("phase", "train"))
-        status = DiagnosticStatus(name=f"{self.get_name()}: adaptation", hardware_id="sim2sg_ros",
+        status = DiagnosticStatus(name=f"{self.get_fully_qualified_name().lstrip('/')}: adaptation",
+                                  hardware_id="sim2sg_ros",
                                   level=DiagnosticStatus.OK, message=phase)
         values = {"step": step, "total": total, "fraction": f"{step / max(total, 1):.4f}", "phase": phase}
         for k, v in metrics.items():

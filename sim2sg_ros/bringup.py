@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Optional
 
 from sim2sg_ros.params import ADAPTATION_NODE, PERCEPTION_NODE, SIM_CAMERA_NODE, read_params_yaml
+from sim2sg_ros.topics import IMAGE_TOPIC
 
-IMAGE_TOPIC = "/camera/image_raw"
 
 
 @dataclass
@@ -180,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="what", required=True)
     p = sub.add_parser("perception", help="perception_node (+ optional sim_camera_node)")
     p.add_argument("--params", "--params-file", dest="params", default=_default_params("perception.yaml"))
-    p.add_argument("--image-topic", default=IMAGE_TOPIC)
+    p.add_argument("--image-topic", default=IMAGE_TOPIC,
+                   help=f"camera image topic (default: {IMAGE_TOPIC}, relative to the node's namespace)")
     p.add_argument("--checkpoint", default="", help="override the YAML's checkpoint")
     p.add_argument("--device", default="", choices=("", "auto", "cpu", "cuda"))
     p.add_argument("--backend", default="", choices=("", "auto", "torch", "onnxruntime"))

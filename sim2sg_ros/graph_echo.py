@@ -1,6 +1,6 @@
 """Print the SceneGraphs arriving on a topic (a `ros2 topic echo` for machines without ros2cli).
 
-    python -m sim2sg_ros.graph_echo [--topic /scene_graph] [--count N] [--json] [--timeout S]
+    python -m sim2sg_ros.graph_echo [--topic scene_graph] [--count N] [--json] [--timeout S]
 
 One line per message (stamp, objects, relationships, first triplets), or one JSON object per line
 with --json (the core SceneGraph's dict plus the header), for scripts and tests.
@@ -11,6 +11,8 @@ import argparse
 import json
 import sys
 import time
+
+from sim2sg_ros.topics import SCENE_GRAPH_DEPTH, SCENE_GRAPH_TOPIC
 
 
 def graph_record(msg) -> dict:
@@ -26,7 +28,9 @@ def graph_record(msg) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--topic", default="/scene_graph", help="SceneGraph topic (default /scene_graph)")
+    ap.add_argument("--topic", default=SCENE_GRAPH_TOPIC,
+                    help=f"SceneGraph topic (default {SCENE_GRAPH_TOPIC}, i.e. /{SCENE_GRAPH_TOPIC}; "
+                         "/cam_front/scene_graph for a namespaced camera)")
     ap.add_argument("--count", type=int, default=0, help="exit after N messages (0: run until Ctrl-C)")
     ap.add_argument("--timeout", type=float, default=0.0, help="exit with status 1 after S seconds without "
                     "reaching --count (0: wait forever)")
@@ -40,7 +44,7 @@ def main(argv=None) -> int:
 
     rclpy.init()
     node = rclpy.create_node("scene_graph_echo")
-    qos = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
+    qos = QoSProfile(depth=SCENE_GRAPH_DEPTH, history=HistoryPolicy.KEEP_LAST,
                      reliability=ReliabilityPolicy.RELIABLE if args.reliable else ReliabilityPolicy.BEST_EFFORT)
     received = 0
 

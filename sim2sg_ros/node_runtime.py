@@ -53,13 +53,3 @@ def run_node(factory: Callable, args: Optional[list] = None, *, num_threads: int
         if rclpy.ok():
             rclpy.try_shutdown()
     return status
-
-
-def stamp_to_ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
-def image_namespace(topic: str) -> str:
-    """``/camera/image_raw`` → ``/camera`` (where image_transport expects ``camera_info``)."""
-    head = topic.rsplit("/", 1)[0]
-    return head

@@ -8,7 +8,8 @@ Design, in the order a frame meets it:
 * One inference thread takes the newest frame, decodes it (``conversions.image_msg_to_rgb``: a bad
   frame is counted as *rejected*, logged at most once per few seconds, and skipped), runs the
   current ``Predictor``, fills ground positions from CameraInfo when known, and publishes
-  ``/scene_graph`` with the source image's header (and ``~/debug_image`` only while subscribed).
+  ``scene_graph`` (relative: ``/scene_graph``, or ``/<ns>/scene_graph`` in a namespace; names in
+  ``sim2sg_ros/topics.py``) with the source image's header (and ``~/debug_image`` only while subscribed).
 * The model is swapped between frames: a timer polls the checkpoint file (inode / mtime / size),
   ``~/reload`` (std_srvs/Trigger) forces a load, and setting the ``checkpoint`` parameter loads the
   new path. Loading happens off the executor thread; a file that fails to load leaves the old model
@@ -29,27 +30,18 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, DurabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
 
 from sim2sg_ros import conversions
-from sim2sg_ros.node_runtime import image_namespace, run_node
+from sim2sg_ros.node_runtime import run_node
 from sim2sg_ros.params import PERCEPTION_NODE, PERCEPTION_PARAMS, declare, spec_map, validate
+from sim2sg_ros.topics import (DEBUG_IMAGE_TOPIC, DIAGNOSTICS_TOPIC, IMAGE_TOPIC, SCENE_GRAPH_TOPIC, camera_info_topic,
+                               image_qos, scene_graph_qos)
 
-#: Input topic (remap it: ``-r /camera/image_raw:=/my/camera``).
-IMAGE_TOPIC = "/camera/image_raw"
-OUTPUT_TOPIC = "/scene_graph"
 #: Thresholds that are copied onto the Predictor (and onto every newly loaded one).
 RUNTIME_MODEL_PARAMS = ("score_threshold", "relation_threshold", "max_objects")
 LOG_THROTTLE_S = 5.0
-
-
-def image_qos(reliable: bool, depth: int) -> QoSProfile:
-    """Sensor-data QoS (best effort, keep last ``depth``, volatile) unless ``reliable``."""
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(depth),
-                      reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
-                      durability=DurabilityPolicy.VOLATILE)
 
 
 def file_signature(path: str) -> Optional[tuple]:
@@ -125,15 +117,15 @@ class PerceptionNode(Node):
             self.input_topic = image_topic
             self._image_sub = self.create_subscription(Image, self.input_topic, self._on_image, qos)
         if self.params["use_camera_info"]:
-            info_topic = image_namespace(image_topic) + "/camera_info"
+            info_topic = camera_info_topic(image_topic)
             # best effort matches reliable and best-effort publishers alike
             self._info_sub = self.create_subscription(CameraInfo, info_topic, self._on_camera_info,
                                                       image_qos(False, 1))
 
         from sim2sg_ros.msg import SceneGraph as SceneGraphMsg
-        self._graph_pub = self.create_publisher(SceneGraphMsg, OUTPUT_TOPIC, 10)
-        self._debug_pub = self.create_publisher(Image, "~/debug_image", 1)
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._graph_pub = self.create_publisher(SceneGraphMsg, SCENE_GRAPH_TOPIC, scene_graph_qos())
+        self._debug_pub = self.create_publisher(Image, DEBUG_IMAGE_TOPIC, 1)
+        self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
 
         self._service_group = MutuallyExclusiveCallbackGroup()
         self._reload_srv = self.create_service(Trigger, "~/reload", self._on_reload_service,
@@ -157,7 +149,7 @@ class PerceptionNode(Node):
         self._worker.start()
         self.get_logger().info(
             f"listening on {self.input_topic} ({'reliable' if reliable else 'best effort'}, depth {depth}), "
-            f"publishing {self.resolve_topic_name(OUTPUT_TOPIC)}")
+            f"publishing {self.resolve_topic_name(SCENE_GRAPH_TOPIC)}")
 
     # ------------------------------------------------------------------ parameters
     def _validate_parameters(self, params) -> SetParametersResult:
@@ -377,7 +369,8 @@ class PerceptionNode(Node):
             counters = dict(frames_received=self.stats.received, frames_published=self.stats.processed,
                             frames_dropped=self.stats.dropped, frames_rejected=self.stats.rejected,
                             frames_without_model=self.stats.no_model, frame_errors=self.stats.errors)
-        status = DiagnosticStatus(name=f"{self.get_name()}: scene graph pipeline", hardware_id="sim2sg_ros")
+        status = DiagnosticStatus(name=f"{self.get_fully_qualified_name().lstrip('/')}: scene graph pipeline",
+                                  hardware_id="sim2sg_ros")
         predictor = self._predictor
         if predictor is None:
             status.level, status.message = DiagnosticStatus.ERROR, self.last_error or "no model loaded"

@@ -13,9 +13,9 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sim2sg_ros import conversions
-from sim2sg_ros.node_runtime import image_namespace, run_node
+from sim2sg_ros.node_runtime import run_node
 from sim2sg_ros.params import SIM_CAMERA_NODE, SIM_CAMERA_PARAMS, declare
-from sim2sg_ros.perception_node import IMAGE_TOPIC, image_qos
+from sim2sg_ros.topics import IMAGE_TOPIC, camera_info_topic, image_qos
 
 
 def camera_info_msg(camera, frame_id: str) -> CameraInfo:
@@ -49,7 +49,7 @@ class SimCameraNode(Node):
         else:
             self.topic = topic
             self._pub = self.create_publisher(Image, self.topic, qos)
-        self._info_pub = self.create_publisher(CameraInfo, image_namespace(topic) + "/camera_info", qos)
+        self._info_pub = self.create_publisher(CameraInfo, camera_info_topic(topic), qos)
         self._info = camera_info_msg(self.sim.camera, p["frame_id"])
         self._cache: dict = {}
         if p["cache_frames"]:

@@ -34,16 +34,22 @@ class NodeProcess:
     """One node in its own OS process; stop() sends SIGINT and returns the exit status."""
 
     def __init__(self, module: str, params: dict, env: dict, workdir: Path, name: Optional[str] = None,
-                 remappings=(), extra_args=()):
+                 remappings=(), extra_args=(), namespace: str = ""):
         self.module = module
         self.name = name or module
+        ns = namespace.strip("/")
+        files = f"{ns}.{self.name}" if ns else self.name
         workdir.mkdir(parents=True, exist_ok=True)
-        self.params_file = workdir / f"{self.name}.params.yaml"
-        self.params_file.write_text(yaml.safe_dump({self.name: {"ros__parameters": params}}))
-        self.log_path = workdir / f"{self.name}.log"
+        self.params_file = workdir / f"{files}.params.yaml"
+        # a namespaced node reads its parameters under its fully qualified name
+        key = f"/{ns}/{self.name}" if ns else self.name
+        self.params_file.write_text(yaml.safe_dump({key: {"ros__parameters": params}}))
+        self.log_path = workdir / f"{files}.log"
         self._log = open(self.log_path, "w")
         argv = [sys.executable, "-m", f"sim2sg_ros.{module}", *extra_args, "--ros-args",
                 "-r", f"__node:={self.name}", "--params-file", str(self.params_file)]
+        if ns:
+            argv += ["-r", f"__ns:=/{ns}"]
         for src, dst in remappings:
             argv += ["-r", f"{src}:={dst}"]
         self.proc = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT)

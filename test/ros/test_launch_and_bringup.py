@@ -16,6 +16,7 @@ import yaml
 rclpy = pytest.importorskip("rclpy", reason="rclpy not importable: run `make setup` and `source scripts/env.sh`")
 
 from sim2sg_ros import bringup  # noqa: E402
+from sim2sg_ros.topics import IMAGE_TOPIC  # noqa: E402
 from sim2sg_ros.params import (ADAPTATION_PARAMS, PERCEPTION_PARAMS, SIM_CAMERA_PARAMS,  # noqa: E402
                                read_params_yaml, spec_map, validate)
 
@@ -110,7 +111,7 @@ def test_bringup_commands_match_the_launch_arguments(tmp_path):
     cam, per = (c.argv() for c in cmds)
     for argv in (cam, per):
         assert argv[argv.index("--params-file") + 1] == str((CONFIG / "perception.yaml").resolve())
-        assert "/camera/image_raw:=/front/image" in argv
+        assert f"{IMAGE_TOPIC}:=/front/image" in argv
     assert f"checkpoint:={os.path.abspath('m.pt')}" in per and "device:=cpu" in per
     assert "backend:=onnxruntime" in per and not any(a.startswith("backend:=") for a in cam)
     assert "domain:=target2" in cam and "__node:=perception_node" in per
@@ -248,8 +249,8 @@ def test_perception_launch_file_with_real_launch_ros(tmp_path):
                                "sim_domain": "target2"})
     assert [n.node_executable for n in nodes] == ["sim_camera_node", "perception_node"]
     cam, per = nodes
-    assert per.expanded_remapping_rules == [("/camera/image_raw", "/front/image")]
-    assert cam.expanded_remapping_rules == [("/camera/image_raw", "/front/image")]
+    assert per.expanded_remapping_rules == [(IMAGE_TOPIC, "/front/image")]
+    assert cam.expanded_remapping_rules == [(IMAGE_TOPIC, "/front/image")]
     pp, cp = _params_of(per), _params_of(cam)
     assert pp["checkpoint"] == "/models/m.pt" and pp["device"] == "cpu"
     assert pp["score_threshold"] == read_params_yaml(CONFIG / "perception.yaml", "perception_node")["score_threshold"]

@@ -346,3 +346,25 @@ def test_backend_onnxruntime_serves_a_pt_checkpoint(node_procs, ros_client, tiny
                                  watch=[cam, per]), per.log()[-3000:]
     assert all(g.model_id == model_id for g in col.graphs)
     assert col.last_diag()["backend"] == "onnxruntime"
+
+
+def test_two_cameras_run_side_by_side_in_two_namespaces(node_procs, ros_client, tiny_checkpoint, tmp_path):
+    """Relative topic names: a camera + perception pair under /cam_front and another under /cam_rear publish
+    /cam_front/scene_graph and /cam_rear/scene_graph, each from its own camera, and nothing on /scene_graph."""
+    from sim2sg_ros.msg import SceneGraph as SceneGraphMsg
+    ckpt, model_id = tiny_checkpoint()
+    got: dict = {"cam_front": [], "cam_rear": [], "root": []}
+    for key, topic in (("cam_front", "/cam_front/scene_graph"), ("cam_rear", "/cam_rear/scene_graph"),
+                       ("root", "/scene_graph")):
+        ros_client.node.create_subscription(SceneGraphMsg, topic, got[key].append, 10)
+    procs = []
+    for ns, seed in (("cam_front", 3), ("cam_rear", 4)):   # the same node names, told apart by namespace
+        procs.append(node_procs("sim_camera_node", _camera_params(tmp_path / f"{ns}.txt", seed=seed, rate=4.0,
+                                                                  cache_frames=2, frame_id=ns), namespace=ns))
+        procs.append(node_procs("perception_node", _perception_params(ckpt), namespace=ns))
+    assert ros_client.spin_until(lambda: len(got["cam_front"]) >= 2 and len(got["cam_rear"]) >= 2, 150,
+                                 watch=procs), "\n".join(p.log()[-1500:] for p in procs)
+    assert not got["root"]
+    assert {g.header.frame_id for g in got["cam_front"]} == {"cam_front"}
+    assert {g.header.frame_id for g in got["cam_rear"]} == {"cam_rear"}
+    assert all(g.model_id == model_id for g in got["cam_front"] + got["cam_rear"])
