@@ -20,6 +20,7 @@ Design, in the order a frame meets it:
 from __future__ import annotations
 
 import collections
+import gc
 import os
 import threading
 import time
@@ -29,7 +30,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
 
@@ -73,8 +74,15 @@ class FrameStats:
             return (self.received - r0) / dt, (self.processed - p0) / dt
 
 
-class PerceptionNode(Node):
-    """See the module docstring. Parameters: :data:`sim2sg_ros.params.PERCEPTION_PARAMS`."""
+class PerceptionNode(LifecycleNode):
+    """See the module docstring. Parameters: :data:`sim2sg_ros.params.PERCEPTION_PARAMS`.
+
+    A managed (lifecycle) node: *configure* loads the model and starts the inference thread,
+    *activate* subscribes to the camera, *deactivate* unsubscribes (the model stays loaded),
+    *cleanup* frees the model. With ``autostart`` (the default) the node configures and activates
+    itself at start-up, as a plain node would; with ``autostart:=false`` a lifecycle manager drives it
+    (``lifecycle_msgs/srv/ChangeState`` on ``~/change_state``). Diagnostics run in every state.
+    """
 
     def __init__(self, **node_kwargs):
         super().__init__(PERCEPTION_NODE, **node_kwargs)
@@ -82,10 +90,6 @@ class PerceptionNode(Node):
         self.params = declare(self, PERCEPTION_PARAMS)
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
-
-        if self.params["num_threads"] > 0:
-            import torch
-            torch.set_num_threads(int(self.params["num_threads"]))
 
         self.stats = FrameStats()
         # Model state: the predictor is replaced as a whole (attribute swap), read once per frame.
@@ -102,54 +106,106 @@ class PerceptionNode(Node):
         # Keep-latest slot shared by the image callback and the inference thread.
         self._cv = threading.Condition()
         self._pending = None
-        self._running = True
+        self._running = False
+        self._worker: Optional[threading.Thread] = None
         self._camera_info = None
         self._viz = None
         self.last_reject = ""
+        self._image_sub = self._info_sub = None
+        self._graph_pub = self._debug_pub = self._reload_srv = self._poll_timer = None
 
-        reliable, depth = self.params["reliable"], self.params["qos_depth"]
-        qos = image_qos(reliable, depth)
         image_topic = self.resolve_topic_name(IMAGE_TOPIC)
-        if self.params["compressed"]:
-            self.input_topic = image_topic + "/compressed"
-            self._image_sub = self.create_subscription(CompressedImage, self.input_topic, self._on_image, qos)
-        else:
-            self.input_topic = image_topic
-            self._image_sub = self.create_subscription(Image, self.input_topic, self._on_image, qos)
-        if self.params["use_camera_info"]:
-            info_topic = camera_info_topic(image_topic)
-            # best effort matches reliable and best-effort publishers alike
-            self._info_sub = self.create_subscription(CameraInfo, info_topic, self._on_camera_info,
-                                                      image_qos(False, 1))
-
-        from sim2sg_ros.msg import SceneGraph as SceneGraphMsg
-        self._graph_pub = self.create_publisher(SceneGraphMsg, SCENE_GRAPH_TOPIC, scene_graph_qos())
-        self._debug_pub = self.create_publisher(Image, DEBUG_IMAGE_TOPIC, 1)
-        self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
-
+        self.input_topic = image_topic + "/compressed" if self.params["compressed"] else image_topic
         self._service_group = MutuallyExclusiveCallbackGroup()
+        self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+        self._diag_timer = self.create_timer(self.params["diagnostics_period"], self._publish_diagnostics)
+        self._version = _package_version()
+        if self.params["autostart"]:
+            self.trigger_configure()
+            if self._running:            # configured (a missing or bad model still configures: hot reload)
+                self.trigger_activate()
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.params["num_threads"] > 0:
+            import torch
+            torch.set_num_threads(int(self.params["num_threads"]))
+        from sim2sg_ros.msg import SceneGraph as SceneGraphMsg
+        self._graph_pub = self.create_lifecycle_publisher(SceneGraphMsg, SCENE_GRAPH_TOPIC, scene_graph_qos())
+        self._debug_pub = self.create_lifecycle_publisher(Image, DEBUG_IMAGE_TOPIC, 1)
         self._reload_srv = self.create_service(Trigger, "~/reload", self._on_reload_service,
                                                callback_group=self._service_group)
-        self._diag_timer = self.create_timer(self.params["diagnostics_period"], self._publish_diagnostics)
         if self.params["reload_poll_period"] > 0:
             self._poll_timer = self.create_timer(self.params["reload_poll_period"], self._poll_checkpoint,
                                                  callback_group=self._service_group)
-
-        self._version = _package_version()
         # First model: loaded synchronously so a good configuration serves the first frame; a bad one
-        # is reported and the node waits for a good file (hot reload) instead of exiting.
+        # is reported and the node waits for a good file (hot reload) instead of failing.
         if self.params["checkpoint"]:
             ok, message = self.load_model(self.params["checkpoint"])
             self._log_outcome(ok, message)
         else:
             self.last_error = "no checkpoint configured (parameter 'checkpoint' is empty)"
             self.get_logger().error(self.last_error + "; set it (ros2 param set) to load a model")
-
+        self._running = True
         self._worker = threading.Thread(target=self._inference_loop, name="sim2sg-inference", daemon=True)
         self._worker.start()
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        reliable, depth = self.params["reliable"], self.params["qos_depth"]
+        qos = image_qos(reliable, depth)
+        msg_type = CompressedImage if self.params["compressed"] else Image
+        self._image_sub = self.create_subscription(msg_type, self.input_topic, self._on_image, qos)
+        if self.params["use_camera_info"]:
+            info_topic = camera_info_topic(self.resolve_topic_name(IMAGE_TOPIC))
+            # best effort matches reliable and best-effort publishers alike
+            self._info_sub = self.create_subscription(CameraInfo, info_topic, self._on_camera_info,
+                                                      image_qos(False, 1))
         self.get_logger().info(
             f"listening on {self.input_topic} ({'reliable' if reliable else 'best effort'}, depth {depth}), "
             f"publishing {self.resolve_topic_name(SCENE_GRAPH_TOPIC)}")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for sub in (self._image_sub, self._info_sub):
+            if sub is not None:
+                self.destroy_subscription(sub)
+        self._image_sub = self._info_sub = None
+        with self._cv:
+            self._pending = None               # a frame that arrived before deactivation is not processed
+        self.get_logger().info(f"inactive: unsubscribed from {self.input_topic}; the model stays loaded")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self.get_logger().info("cleaned up: model freed")
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.on_deactivate(state)
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        """Stop the inference thread, drop the model and what configure created."""
+        self.close()
+        if self._poll_timer is not None:
+            self.destroy_timer(self._poll_timer)
+        if self._reload_srv is not None:
+            self.destroy_service(self._reload_srv)
+        for pub in (self._graph_pub, self._debug_pub):
+            if pub is not None:
+                self.destroy_lifecycle_publisher(pub)
+        self._graph_pub = self._debug_pub = self._reload_srv = self._poll_timer = None
+        with self._model_lock:
+            predictor, self._predictor = self._predictor, None
+            self._model_path, self._model_signature, self._failed_signature = "", None, None
+        device = getattr(predictor, "device", None)
+        del predictor
+        gc.collect()
+        if device is not None and getattr(device, "type", "") == "cuda":
+            import torch
+            torch.cuda.empty_cache()
 
     # ------------------------------------------------------------------ parameters
     def _validate_parameters(self, params) -> SetParametersResult:
@@ -170,7 +226,7 @@ class PerceptionNode(Node):
             if p.name in RUNTIME_MODEL_PARAMS and self._predictor is not None:
                 setattr(self._predictor, p.name, p.value)
                 self.get_logger().info(f"{p.name} set to {p.value}")
-            elif p.name == "checkpoint" and p.value and p.value != self._model_path:
+            elif p.name == "checkpoint" and p.value and p.value != self._model_path and self._running:
                 self._start_background_load(p.value)
 
     # ------------------------------------------------------------------ model loading
@@ -391,6 +447,7 @@ class PerceptionNode(Node):
             "checkpoint": self._model_path, "model_loads": str(self.reloads),
             "model_load_failures": str(self.reload_failures), "last_error": self.last_error,
             "input_topic": self.input_topic,
+            "state": "active" if self._image_sub is not None else ("inactive" if self._running else "unconfigured"),
         }
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         arr = DiagnosticArray(status=[status])
@@ -398,10 +455,13 @@ class PerceptionNode(Node):
         self._diag_pub.publish(arr)
 
     def close(self) -> None:
+        """Stop the inference thread (idempotent)."""
         with self._cv:
             self._running = False
             self._cv.notify_all()
-        self._worker.join(timeout=5.0)
+        if self._worker is not None:
+            self._worker.join(timeout=5.0)
+            self._worker = None
 
 
 def _package_version() -> str:

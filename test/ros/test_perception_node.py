@@ -368,3 +368,59 @@ def test_two_cameras_run_side_by_side_in_two_namespaces(node_procs, ros_client, 
     assert {g.header.frame_id for g in got["cam_front"]} == {"cam_front"}
     assert {g.header.frame_id for g in got["cam_rear"]} == {"cam_rear"}
     assert all(g.model_id == model_id for g in got["cam_front"] + got["cam_rear"])
+
+
+def test_lifecycle_transitions_subscribe_only_when_active_and_free_the_model(node_procs, ros_client,
+                                                                             tiny_checkpoint, tmp_path):
+    """autostart:=false: the node waits unconfigured; configure loads the model (still no subscription),
+    activate subscribes and graphs flow, deactivate unsubscribes (model kept), cleanup frees the model."""
+    from lifecycle_msgs.msg import State, Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+    ckpt, model_id = tiny_checkpoint()
+    col = Collector(ros_client)
+    cam = node_procs("sim_camera_node", _camera_params(tmp_path / "stamps.txt", rate=6.0, cache_frames=3))
+    per = node_procs("perception_node", _perception_params(ckpt, autostart=False))
+    image_topic = "/camera/image_raw"
+
+    def state() -> int:
+        return ros_client.call(GetState, "/perception_node/get_state", GetState.Request()).current_state.id
+
+    def change(transition: int) -> None:
+        req = ChangeState.Request(transition=Transition(id=transition))
+        assert ros_client.call(ChangeState, "/perception_node/change_state", req).success, per.log()[-3000:]
+
+    def subscribers() -> int:
+        return ros_client.node.count_subscribers(image_topic)
+
+    assert ros_client.spin_until(lambda: col.diags, 60, watch=[cam, per]), per.log()[-3000:]
+    assert state() == State.PRIMARY_STATE_UNCONFIGURED
+    assert col.last_diag()["state"] == "unconfigured" and col.last_diag()["model_id"] == ""
+    ros_client.spin_for(1.0)
+    assert subscribers() == 0 and not col.graphs
+
+    change(Transition.TRANSITION_CONFIGURE)
+    assert state() == State.PRIMARY_STATE_INACTIVE
+    assert ros_client.spin_until(lambda: col.last_diag().get("model_id") == model_id, 30, watch=[per])
+    ros_client.spin_for(1.0)
+    assert subscribers() == 0 and not col.graphs      # configured: model loaded, not listening
+
+    change(Transition.TRANSITION_ACTIVATE)
+    assert state() == State.PRIMARY_STATE_ACTIVE
+    assert ros_client.spin_until(lambda: len(col.graphs) >= 2, 60, watch=[cam, per]), per.log()[-3000:]
+    assert subscribers() >= 1 and all(g.model_id == model_id for g in col.graphs)
+
+    change(Transition.TRANSITION_DEACTIVATE)
+    assert state() == State.PRIMARY_STATE_INACTIVE
+    assert ros_client.spin_until(lambda: subscribers() == 0, 10)
+    ros_client.spin_for(0.5)
+    n = len(col.graphs)
+    ros_client.spin_for(1.5)
+    assert len(col.graphs) == n                       # no frames while inactive
+    assert ros_client.spin_until(lambda: col.last_diag().get("state") == "inactive", 10)
+    assert col.last_diag()["model_id"] == model_id    # deactivate keeps the model
+
+    change(Transition.TRANSITION_CLEANUP)
+    assert state() == State.PRIMARY_STATE_UNCONFIGURED
+    assert ros_client.spin_until(lambda: col.last_diag().get("state") == "unconfigured"
+                                 and col.last_diag().get("model_id") == "", 10, watch=[per])
+    assert "model freed" in per.log() and per.alive()
