@@ -108,7 +108,8 @@ def test_predictor_maps_boxes_to_source_pixels_and_obeys_thresholds(trained_toy)
     rgb = ds[0][0]
     big = np.repeat(np.repeat(rgb, 2, axis=0), 2, axis=1)  # same scene at twice the resolution
     g_small, g_big = pred.predict([rgb, big])
-    assert g_small.model_id == "toy@1" and (g_big.image_width, g_big.image_height) == (2 * rgb.shape[1], 2 * rgb.shape[0])
+    assert g_small.model_id == "toy@1"
+    assert (g_big.image_width, g_big.image_height) == (2 * rgb.shape[1], 2 * rgb.shape[0])
     assert len(g_small.objects) == len(g_big.objects) > 0
     for a, b in zip(g_small.objects, g_big.objects):
         assert a.class_id == b.class_id
@@ -135,24 +136,46 @@ def test_predictor_rejects_bad_images(trained_toy):
 
 
 def test_predictor_can_be_swapped_while_a_worker_thread_predicts(trained_toy):
+    """What the perception node does: a worker thread predicts while another thread swaps the Predictor
+    (reference assignment). Every result must come whole from one of the two models, never a mix, and
+    the swaps must really interleave with the worker's calls."""
+    import copy
     model, cfg, ds, _ = trained_toy
-    make = lambda: Predictor(model, VOCAB, (160, 64), cfg.model.mean, cfg.model.std, device="cpu")  # noqa: E731
-    holder = {"p": make()}
-    errors, done = [], []
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in other.detector.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+
+    def make(m, name):
+        return Predictor(m, VOCAB, (160, 64), cfg.model.mean, cfg.model.std, device="cpu", model_id=name,
+                         score_threshold=0.1)
+    preds = {"A": make(model, "A"), "B": make(other, "B")}
+    rgb = ds[0][0]
+    reference = {k: [o.box for o in p.predict([rgb])[0].objects] for k, p in preds.items()}
+    assert reference["A"] != reference["B"]
+    holder = {"p": preds["A"]}
+    seen, errors = [], []
+    finished = threading.Event()
 
     def worker():
         try:
-            for i in range(15):
-                g = holder["p"].predict([ds[i % len(ds)][0]])[0]
-                done.append(len(g.objects))
-        except Exception as e:  # noqa: BLE001
+            while len(seen) < 400 and not (len(seen) >= 40 and {"A", "B"} <= {k for k, _ in seen}):
+                g = holder["p"].predict([rgb])[0]
+                seen.append((g.model_id, [o.box for o in g.objects]))
+        except Exception as e:  # noqa: BLE001 - reported by the assertion below
             errors.append(e)
+        finally:
+            finished.set()
     t = threading.Thread(target=worker)
     t.start()
-    for _ in range(5):
-        holder["p"] = make()
+    k = 0
+    while not finished.wait(0.003):
+        k += 1
+        holder["p"] = preds["AB"[k % 2]]
     t.join(timeout=120)
-    assert not errors and len(done) == 15
+    assert not errors
+    assert {name for name, _ in seen} == {"A", "B"}
+    assert all(boxes == reference[name] for name, boxes in seen)
 
 
 def test_deterministic_on_cpu():
