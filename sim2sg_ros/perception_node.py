@@ -34,6 +34,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
 
+from sim2sg_core.data.calibration import CalibrationError, camera_from_matrix
 from sim2sg_ros import conversions
 from sim2sg_ros.node_runtime import run_node
 from sim2sg_ros.params import PERCEPTION_NODE, PERCEPTION_PARAMS, declare, spec_map, validate
@@ -390,19 +391,31 @@ class PerceptionNode(LifecycleNode):
 
     def _fill_positions(self, graph, width: int, height: int) -> None:
         """Back-project each box's bottom centre onto the flat ground (level camera frame, metres)."""
-        info = self._camera_info
-        if info is None or not graph.objects or info.k[0] <= 0:
+        if not graph.objects:
             return
-        from sim2sg_core.sim.scene import Camera
-        sx = width / info.width if info.width else 1.0
-        sy = height / info.height if info.height else 1.0
-        cam = Camera(fx=info.k[0] * sx, fy=info.k[4] * sy, cx=info.k[2] * sx, cy=info.k[5] * sy,
-                     width=int(width), height=int(height), height_m=float(self.params["camera_height"]),
-                     pitch=float(self.params["camera_pitch"]))
+        cam = self._camera_for(width, height)
+        if cam is None:
+            return
         boxes = np.array([o.box for o in graph.objects], dtype=np.float64)
         ground = cam.backproject_to_ground((boxes[:, 0] + boxes[:, 2]) / 2.0, boxes[:, 3])
         for obj, p in zip(graph.objects, ground):
             obj.position = tuple(float(v) for v in p) if np.all(np.isfinite(p)) else None
+
+    def _camera_for(self, width: int, height: int):
+        """The latest CameraInfo as a camera for a ``width``×``height`` image: intrinsics scaled by the
+        image/calibration size ratio (a driver may calibrate at full resolution and publish binned
+        images); a CameraInfo without a size is taken at the image's. None without a usable CameraInfo."""
+        info = self._camera_info
+        if info is None:
+            return None
+        w, h = (info.width, info.height) if info.width and info.height else (width, height)
+        try:
+            cam = camera_from_matrix(info.k, w, h, height_m=float(self.params["camera_height"]),
+                                     pitch=float(self.params["camera_pitch"]), where="camera_info")
+        except CalibrationError as exc:       # e.g. an uncalibrated camera's all-zero K
+            self.get_logger().warn(f"no ground positions: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
+            return None
+        return cam.scaled(width, height)
 
     def _publish_debug(self, rgb, graph, header) -> None:
         if self._viz is None:

@@ -5,6 +5,7 @@ import math
 import os
 import time
 
+import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy not importable: run `make setup` and `source scripts/env.sh`")
@@ -424,3 +425,39 @@ def test_lifecycle_transitions_subscribe_only_when_active_and_free_the_model(nod
     assert ros_client.spin_until(lambda: col.last_diag().get("state") == "unconfigured"
                                  and col.last_diag().get("model_id") == "", 10, watch=[per])
     assert "model freed" in per.log() and per.alive()
+
+
+def test_ground_positions_scale_a_camera_info_of_another_size(node_procs, ros_client, tiny_checkpoint):
+    """A driver calibrated at 2x the published resolution: the node scales K to the image before
+    back-projecting, so positions equal those of the camera at the image's size."""
+    from sensor_msgs.msg import CameraInfo
+    from sim2sg_core.sim import Simulator
+    from sim2sg_core.sim.scene import Camera
+    ckpt, _ = tiny_checkpoint()
+    rgb = Simulator(env="drive", domain="target", seed=5, image_size=(W, H)).sample(0).image
+    col = Collector(ros_client, graph_qos=RELIABLE)
+    per = node_procs("perception_node", _perception_params(ckpt, reliable=True, qos_depth=10, score_threshold=0.0,
+                                                          camera_height=1.6, camera_pitch=0.05))
+    img_pub = ros_client.node.create_publisher(Image, "/camera/image_raw", RELIABLE)
+    info_pub = ros_client.node.create_publisher(CameraInfo, "/camera/camera_info", RELIABLE)
+    assert ros_client.spin_until(lambda: img_pub.get_subscription_count() >= 1
+                                 and info_pub.get_subscription_count() >= 1, 60, watch=[per]), per.log()[-3000:]
+    at_image = Camera(fx=300.0, fy=290.0, cx=158.0, cy=50.0, width=W, height=H, height_m=1.6, pitch=0.05)
+    for k, (iw, ih, scale) in enumerate(((2 * W, 2 * H, 2.0), (0, 0, 1.0))):   # 2x size; no size = the image's
+        info = CameraInfo(width=iw, height=ih)
+        info.k = [at_image.fx * scale, 0.0, at_image.cx * scale, 0.0, at_image.fy * scale, at_image.cy * scale,
+                  0.0, 0.0, 1.0]
+        info_pub.publish(info)
+        ros_client.spin_for(0.5)
+        pub_stamp = 100 + k
+        img_pub.publish(_good_image(rgb, pub_stamp))
+        assert ros_client.spin_until(lambda: any(g.header.stamp.sec == pub_stamp for g in col.graphs), 60,
+                                     watch=[per]), per.log()[-3000:]
+        g = next(g for g in col.graphs if g.header.stamp.sec == pub_stamp)
+        assert len(g.objects) > 0
+        boxes = np.array([[o.x_min, o.y_min, o.x_max, o.y_max] for o in g.objects], dtype=np.float64)
+        expected = at_image.backproject_to_ground((boxes[:, 0] + boxes[:, 2]) / 2.0, boxes[:, 3])
+        on_ground = [(o, e) for o, e in zip(g.objects, expected) if np.all(np.isfinite(e))]
+        assert on_ground, "no box reaches below the horizon: nothing checked"
+        for o, e in on_ground:
+            assert o.position_valid and np.allclose([o.position.x, o.position.y, o.position.z], e, atol=1e-3)
