@@ -215,3 +215,18 @@ def test_drawing_helpers(trained_toy):
     assert not np.array_equal(out[y1, x1 + 1], rgb[y1, x1 + 1])  # box outline drawn
     diagram = draw_graph_diagram(graph, size=(320, 240))
     assert diagram.shape == (240, 320, 3) and diagram.dtype == np.uint8 and diagram.std() > 5
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small"])
+def test_torchvision_encoders_give_a_stride_4_z_and_train_in_the_model(name):
+    from sim2sg_core.model.encoder import build_encoder
+    enc = build_encoder(name, feature_channels=24)
+    z = enc(torch.randn(2, 3, 64, 160))
+    assert z.shape == (2, 24, 16, 40) and enc.out_channels == 24
+    with pytest.raises(ValueError, match="no pretrained weights to freeze"):
+        build_encoder(name, freeze=2)
+    cfg, batch = _batch(2)
+    cfg.model.encoder = name
+    model = SGModel.from_config(cfg, VOCAB).train()
+    sum(model(batch["images"], batch["targets"])["losses"].values()).backward()
+    assert all(p.grad is not None for p in model.encoder.parameters() if p.requires_grad)
