@@ -4,12 +4,13 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 JOBS ?= 2
 
-.PHONY: help setup build demo test test-fast bench clean distclean
+.PHONY: help setup build demo test test-fast lint bench clean distclean
 
 help:
 	@echo "make demo   - set up (if needed) and run the end-to-end demo (train, record bag, adapt, perceive)"
 	@echo "make test   - set up (if needed) and run the whole test suite"
 	@echo "make setup  - create .venv with pinned ROS 2 Jazzy wheels + torch and build into install/"
+	@echo "make lint   - ruff on the code, tests and scripts (ruff.toml)"
 	@echo "make bench  - run the benchmark scripts (timings; not part of the tests)"
 
 setup:
@@ -22,6 +23,9 @@ demo: setup
 
 test: setup
 	@$(ENV) OMP_NUM_THREADS=1 pytest -n $(JOBS) --dist loadgroup -q --durations=15
+
+lint: setup
+	@$(ENV) ruff check .
 
 bench: setup
 	@$(ENV) python scripts/bench_sim.py && python scripts/bench_model.py && python scripts/bench_ros.py

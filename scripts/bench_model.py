@@ -59,7 +59,7 @@ def sim_images(env: str, width: int, height: int, n: int, rng) -> list:
         from sim2sg_core.sim import Simulator
         sim = Simulator(env=env, domain="source", seed=7, image_size=(width, height))
         return [sim.sample(i).image for i in range(n)]
-    except Exception:  # simulator unavailable: random images still time the network honestly
+    except Exception:  # noqa: BLE001 - simulator unavailable: random images still time the network honestly
         return [rng.integers(0, 255, (height, width, 3), dtype=np.uint8) for _ in range(n)]
 
 
@@ -102,7 +102,7 @@ def train_step_times(args, pred) -> dict:
         with tempfile.TemporaryDirectory() as d:
             tr = Trainer(model, c, ds.vocab, d, device=args.device, progress=False)
             batch = next(iter(tr.make_loader(ds, shuffle=False)))
-            t = latency(lambda: tr.train_step(batch), args.train_iters, warmup=1)
+            t = latency(lambda tr=tr, batch=batch: tr.train_step(batch), args.train_iters, warmup=1)
         out[f"freeze_{freeze}"] = dict(t, trainable_params_M=sum(p.numel() for p in model.parameters()
                                                                  if p.requires_grad) / 1e6)
     return out
@@ -188,7 +188,7 @@ def main() -> int:
         from sim2sg_core.sim import Simulator
         sim = Simulator(env=args.env, domain="source", seed=7, image_size=(args.width, args.height))
         images = [sim.sample(i).image for i in range(8)]
-    except Exception:  # simulator unavailable: random images still time the network honestly
+    except Exception:  # noqa: BLE001 - simulator unavailable: random images still time the network honestly
         images = [rng.integers(0, 255, (args.height, args.width, 3), dtype=np.uint8) for _ in range(8)]
     pred.score_threshold = 0.3
     with torch.inference_mode():
@@ -200,7 +200,7 @@ def main() -> int:
         w, h = parse_size(size)
         xs = torch.randn(1, 3, h, w, device=pred.device).contiguous(memory_format=fmt)
         with torch.inference_mode():
-            report[f"model_forward_b1_{w}x{h}"] = latency(lambda: model(xs), args.iters)
+            report[f"model_forward_b1_{w}x{h}"] = latency(lambda xs=xs: model(xs), args.iters)
     if args.source_size:
         w, h = parse_size(args.source_size)
         big = sim_images(args.env, w, h, 1, rng)

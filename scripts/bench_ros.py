@@ -195,7 +195,8 @@ def main(argv=None) -> int:
     e2e = [(r - s) / 1e6 for r, s, _ in win]
     in_node = [pt * 1e3 for _, _, pt in win]
     rate = (len(win) - 1) / ((win[-1][0] - win[0][0]) / 1e9) if len(win) > 1 else 0.0
-    node_inf = [float(d["inference_mean_ms"]) for t, d in diags if t >= start_ns and d.get("inference_mean_ms") != "nan"]
+    node_inf = [float(d["inference_mean_ms"]) for t, d in diags
+                if t >= start_ns and d.get("inference_mean_ms") != "nan"]
     last = diags[-1][1] if diags else {}
     e2e_s = stats(e2e)
     node_inf_mean = float(np.mean(node_inf)) if node_inf else float("nan")

@@ -99,7 +99,8 @@ def gap_proxy(env: str, train_seconds: float, n_train: int = 2500, n_eval: int =
                 x0, y0, x1, y1 = (v / S for v in o.box)
                 cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
                 sig = max(0.5, 0.15 * min(x1 - x0, y1 - y0) + 0.3)
-                hm[b, o.class_id] = np.maximum(hm[b, o.class_id], np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sig ** 2)))
+                blob = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sig ** 2))
+                hm[b, o.class_id] = np.maximum(hm[b, o.class_id], blob)
                 ix, iy = min(int(cx), w - 1), min(int(cy), h - 1)
                 reg[b, :, iy, ix] = [cx - x0, cy - y0, x1 - cx, y1 - cy]
                 m[b, 0, iy, ix] = 1

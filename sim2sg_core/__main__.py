@@ -175,7 +175,8 @@ def cmd_predict(args) -> int:
     for p, rgb, graph in zip(args.images, images, pred.predict(images)):
         stem = out / Path(p).stem
         atomic_write_text(f"{stem}.json", json.dumps(graph.to_dict(), indent=2))
-        for suffix, img in (("_annotated.png", draw_scene_graph(rgb, graph)), ("_graph.png", draw_graph_diagram(graph))):
+        renders = (("_annotated.png", draw_scene_graph(rgb, graph)), ("_graph.png", draw_graph_diagram(graph)))
+        for suffix, img in renders:
             ok, buf = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
             atomic_write_bytes(f"{stem}{suffix}", buf.tobytes())
         print(f"{p}: {len(graph.objects)} objects, {len(graph.relationships)} relationships -> {stem}.json, "
@@ -206,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder, e.g. runs/drive_source")
     p.add_argument("--config", default="", help="model/training YAML (default: config/model/default.yaml)")
     p.add_argument("--steps", type=positive_int, default=None, help="number of optimiser steps")
-    p.add_argument("--minutes", type=non_negative_float, default=None, help="wall-clock budget; stops at steps or minutes")
+    p.add_argument("--minutes", type=non_negative_float, default=None,
+                   help="wall-clock budget; stops at steps or minutes")
     p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=None)
     p.add_argument("--lr", type=non_negative_float, default=None, help="peak learning rate (AdamW)")
     p.add_argument("--seed", type=int, default=None, help="seed of weights init and data order")
@@ -229,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Evaluate a checkpoint. Prints a per-class table and writes JSON.")
     p.add_argument("--ckpt", required=True, help="checkpoint file (model.pt)")
     p.add_argument("--data", required=True, help="ENV:DOMAIN (e.g. drive:target) or a KITTI-format folder")
-    p.add_argument("--images", type=positive_int, default=500, help="number of images (simulated, or the first N of a folder)")
+    p.add_argument("--images", type=positive_int, default=500,
+                   help="number of images (simulated, or the first N of a folder)")
     p.add_argument("--seed", type=int, default=12345, help="simulator seed (keep it different from training)")
     p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=8)
     p.add_argument("--out", default="", help="JSON output (default: next to the checkpoint)")

@@ -29,7 +29,9 @@ def _candidates() -> list[Path]:
     try:  # a ROS install where the package is registered in the ament index
         from ament_index_python.packages import get_package_share_directory
         cands.append(Path(get_package_share_directory("sim2sg_ros")) / "config")
-    except Exception:  # not a ROS environment or not installed there: the other candidates remain
+    # ImportError: not a ROS environment; PackageNotFoundError (a LookupError): not installed there;
+    # OSError: AMENT_PREFIX_PATH unset. The other candidates remain.
+    except (ImportError, LookupError, OSError):
         pass
     return cands
 

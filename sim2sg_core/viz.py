@@ -51,7 +51,8 @@ def draw_scene_graph(rgb: np.ndarray, graph: SceneGraph, max_relationships: int 
     return img
 
 
-def draw_graph_diagram(graph: SceneGraph, size: tuple[int, int] = (640, 480), max_relationships: int = 40) -> np.ndarray:
+def draw_graph_diagram(graph: SceneGraph, size: tuple[int, int] = (640, 480),
+                       max_relationships: int = 40) -> np.ndarray:
     """The graph itself: objects as coloured nodes on a circle, relationships as labelled arrows (matplotlib)."""
     import matplotlib
     matplotlib.use("Agg", force=False)

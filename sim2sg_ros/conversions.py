@@ -3,8 +3,9 @@ and ROS images <-> RGB numpy arrays.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
+from sim2sg_core.data.image_codec import ImageDecodeError
 from sim2sg_core.scene_graph import (PREDICATES, Relationship, SceneGraph, SceneGraphError, SceneObject,
                                      Vocabulary)
 
@@ -109,19 +110,13 @@ def _codec():
     return image_codec
 
 
-def __getattr__(name):  # ImageDecodeError lives in the core; resolved lazily so import order never matters
-    if name == "ImageDecodeError":
-        return _codec().ImageDecodeError
-    raise AttributeError(name)
-
-
 def _bridge():
     global _CV_BRIDGE
     if _CV_BRIDGE is None:
         try:
             from cv_bridge import CvBridge
             _CV_BRIDGE = CvBridge()
-        except Exception:  # ImportError, or a cv_bridge built against another ABI
+        except Exception:  # noqa: BLE001 - ImportError, or a cv_bridge built against another ABI: use NumPy
             _CV_BRIDGE = False
     return _CV_BRIDGE or None
 
@@ -185,7 +180,7 @@ def _bridge_to_rgb(msg, compressed: bool, codec):
             out = bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8")
     except codec.ImageDecodeError:
         raise
-    except Exception as exc:  # cv_bridge raises CvBridgeError / cv2.error for bad frames
+    except Exception as exc:  # noqa: BLE001 - any cv_bridge failure (CvBridgeError, cv2.error) -> ImageDecodeError
         kind = f"compressed image ({msg.format!r})" if compressed else f"image encoding {msg.encoding!r}"
         raise codec.ImageDecodeError(f"cannot convert {kind} to rgb8: {exc}") from None
     if out is None or out.ndim != 3 or out.shape[2] != 3:

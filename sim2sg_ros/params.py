@@ -44,8 +44,9 @@ class ParamSpec:
 PERCEPTION_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("autostart", True, "Configure and activate at start-up (a plain node's behaviour); false = wait for a "
               "lifecycle manager (lifecycle_msgs/srv/ChangeState on ~/change_state)", read_only=True),
-    ParamSpec("checkpoint", "", "Model file: a .pt checkpoint or an exported .onnx graph. Replacing the file, setting this parameter or "
-              "calling ~/reload loads the new model between frames; a bad file keeps the old model."),
+    ParamSpec("checkpoint", "", "Model file: a .pt checkpoint or an exported .onnx graph. Replacing the file, "
+              "setting this parameter or calling ~/reload loads the new model between frames; a bad file keeps "
+              "the old model."),
     ParamSpec("device", "auto", "Inference device", choices=("auto", "cpu", "cuda"), read_only=True),
     ParamSpec("backend", "auto", "Inference backend: torch, or onnxruntime (a .pt checkpoint is exported to an "
               "in-memory ONNX graph at load); auto = onnxruntime for .onnx files, torch otherwise",

@@ -246,7 +246,7 @@ class PerceptionNode(LifecycleNode):
                 if signature is None:
                     raise FileNotFoundError(f"checkpoint file {path} does not exist")
                 predictor = self._build_predictor(path)
-            except Exception as exc:  # CheckpointError, torch errors on a truncated file, OSError...
+            except Exception as exc:  # noqa: BLE001 - CheckpointError, torch/ORT errors on a truncated file, OSError...
                 self.reload_failures += 1
                 self._failed_signature = signature
                 what = exc if str(exc) else type(exc).__name__
@@ -350,7 +350,7 @@ class PerceptionNode(LifecycleNode):
                 self._pending = None
             try:
                 self._process(msg, t_recv)
-            except Exception as exc:  # never let one frame kill the pipeline
+            except Exception as exc:  # noqa: BLE001 - never let one frame kill the pipeline
                 if not self.context.ok():
                     return            # shutting down (SIGINT): the publishers are gone, nothing to report
                 with self.stats.lock:

@@ -16,7 +16,6 @@ import io
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from sim2sg_core.adapt.baselines import METHOD_ORDER, get_method, configure
+from sim2sg_core.adapt.baselines import get_method, configure
 from sim2sg_core.adapt.config import BenchProfile, config_to_dict
 from sim2sg_core.utils.io import atomic_write_bytes, atomic_write_text
 
@@ -274,12 +273,16 @@ def _run_env_seed(profile, out_dir, env, seed, methods, tdom, size, progress, re
         t0, c0 = time.perf_counter(), time.process_time()
         pretrain_s = 0.0
         domain = tdom if method.train_domain == "target" else _domain_name(profile, method.train_domain)
+
+        def train_data(domain=domain):  # rendered only if train_supervised needs it
+            return dataset(domain, "train")
+
         if method.kind == "supervised":
-            ckpt, train_s = train_supervised(profile, env, domain, lambda: dataset(domain, "train"), profile.budget_steps,
+            ckpt, train_s = train_supervised(profile, env, domain, train_data, profile.budget_steps,
                                              seed, base / name, size, progress)
         elif method.kind == "finetune":
             src_ckpt, pretrain_s = source_checkpoint()
-            ckpt, train_s = train_supervised(profile, env, domain, lambda: dataset(domain, "train"), profile.adapt.total_steps,
+            ckpt, train_s = train_supervised(profile, env, domain, train_data, profile.adapt.total_steps,
                                              seed, base / name, size, progress, init_checkpoint=src_ckpt,
                                              lr=profile.adapt.lr)
         else:
@@ -377,7 +380,8 @@ def _write_outputs(profile, out_dir: Path, runs, envs, methods, seeds, tdom) -> 
     md = [f"# Sim2SG benchmark — profile `{profile.name}`, target domain `{tdom}`", "",
           f"Seeds: {list(seeds)} (mean ± sample std over seeds). Budget per method: {profile.budget_steps} "
           f"steps (source pre-training {profile.source_steps} + adaptation {profile.adapt.total_steps}). "
-          f"Images {profile.image_size or f'{profile.image_scale}x env default'}; {profile.train_images} labelled training images, "
+          f"Images {profile.image_size or f'{profile.image_scale}x env default'}; "
+          f"{profile.train_images} labelled training images, "
           f"{profile.target_images} unlabelled target images, {n_eval} labelled target "
           f"evaluation images. AP@0.5 (COCO 101-point), Recall@{k} (graph constraint). Wall time = "
           "training (incl. shared source pre-training for adaptation rows) on this machine.", ""]
@@ -439,7 +443,8 @@ def _gap_summary(rows: list[dict], k: int) -> str:
     ladder = [m for m in ("sim2sg_label", "sim2sg_label_pred", "sim2sg_full") if m in by]
     if len(ladder) > 1:
         steps = [f"{by[a]['label'].split(': ')[-1]} → {by[b]['label'].split(': ')[-1]}: mAP "
-                 f"{by[b]['mAP50'][0] - by[a]['mAP50'][0]:+.3f}, Recall@{k} {by[b][f'R@{k}'][0] - by[a][f'R@{k}'][0]:+.3f}"
+                 f"{by[b]['mAP50'][0] - by[a]['mAP50'][0]:+.3f}, "
+                 f"Recall@{k} {by[b][f'R@{k}'][0] - by[a][f'R@{k}'][0]:+.3f}"
                  for a, b in zip(ladder, ladder[1:])]
         parts.append("Ablation steps: " + "; ".join(steps) + ".")
     return " ".join(parts)

@@ -124,8 +124,8 @@ def cmd_bench(args) -> int:
     if args.target or args.eval_data:
         from sim2sg_core.adapt.bench import RealData
         if not (args.target and args.eval_data):
-            raise SystemExit("error: bench: a real target needs both --target (unlabelled frames: image folder or bag) and "
-                             "--eval-data (a labelled KITTI-layout folder)")
+            raise SystemExit("error: bench: a real target needs both --target (unlabelled frames: image folder "
+                             "or bag) and --eval-data (a labelled KITTI-layout folder)")
         real = RealData(target=args.target, eval_data=args.eval_data, camera_info=args.camera_info or "",
                         topic=args.topic)
     res = run_bench(prof, args.out, envs=envs, methods=methods, seeds=seeds, target_domain=args.target_domain,

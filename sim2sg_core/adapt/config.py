@@ -172,9 +172,11 @@ class AdaptConfig:
         if not 0.0 < self.label_alignment.refit_blend <= 1.0:
             bad(f"label_alignment.refit_blend must be in (0, 1], got {self.label_alignment.refit_blend}")
         if not 0.0 <= self.appearance_alignment.spectrum_beta <= 0.5:
-            bad(f"appearance_alignment.spectrum_beta must be in [0, 0.5], got {self.appearance_alignment.spectrum_beta}")
+            bad("appearance_alignment.spectrum_beta must be in [0, 0.5], "
+                f"got {self.appearance_alignment.spectrum_beta}")
         for frac_name, v in (("label_alignment.generated_fraction", self.label_alignment.generated_fraction),
-                             ("appearance_alignment.spectrum_probability", self.appearance_alignment.spectrum_probability),
+                             ("appearance_alignment.spectrum_probability",
+                              self.appearance_alignment.spectrum_probability),
                              ("label_alignment.min_class_fraction", self.label_alignment.min_class_fraction),
                              ("label_alignment.source_fraction", self.label_alignment.source_fraction),
                              ("self_training.source_fraction", self.self_training.source_fraction)):

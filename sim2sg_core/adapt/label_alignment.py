@@ -114,8 +114,9 @@ class LabelAligner:
             content = refit_content(self.content, stats, visibility=self.visibility, blend=self.refit_blend)
             if self.min_class_fraction > 0:
                 src = self.source_content.classes
+                floor = self.min_class_fraction
                 content = dataclasses.replace(content, classes={
-                    n: dataclasses.replace(cc, count_mean=max(cc.count_mean, self.min_class_fraction * src[n].count_mean))
+                    n: dataclasses.replace(cc, count_mean=max(cc.count_mean, floor * src[n].count_mean))
                     for n, cc in content.classes.items()})
             self.content = content
         counts = confident_class_counts(graphs, self.score_threshold)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from sim2sg_core.adapt.discriminators import (SOURCE_LABEL, TARGET_LABEL, ConvDi
                                               VectorDiscriminator, domain_accuracy, domain_bce)
 from sim2sg_core.adapt.evidence import evidence_filter_from_config
 from sim2sg_core.adapt.grl import grad_reverse, grl_lambda
-from sim2sg_core.adapt.label_alignment import LabelAligner, rescale_graph
+from sim2sg_core.adapt.label_alignment import LabelAligner
 from sim2sg_core.adapt.targets import ArrayTargetSource, BagTargetSource, TargetSource
 from sim2sg_core.scene_graph import SceneGraph, keep_objects
 from sim2sg_core.sim.domains import content_to_dict, parse_content
@@ -442,7 +441,8 @@ class Sim2SGAdapter:
                 l_z = 0.5 * (domain_bce(pix_s, SOURCE_LABEL) + domain_bce(pix_t, TARGET_LABEL)
                              + domain_bce(img_s, SOURCE_LABEL) + domain_bce(img_t, TARGET_LABEL))
                 losses["appearance_adv"] = cfg.appearance_alignment.weight * l_z
-                metrics["disc_z_acc"] = 0.5 * (domain_accuracy(img_s, SOURCE_LABEL) + domain_accuracy(img_t, TARGET_LABEL))
+                metrics["disc_z_acc"] = 0.5 * (domain_accuracy(img_s, SOURCE_LABEL)
+                                               + domain_accuracy(img_t, TARGET_LABEL))
             if self.disc_heat is not None:
                 heat = grad_reverse(torch.sigmoid(out["heatmap"].float()), lam)
                 pix_s, img_s = self.disc_heat(heat[:n_l])
@@ -451,7 +451,8 @@ class Sim2SGAdapter:
                              + domain_bce(img_s, SOURCE_LABEL) + domain_bce(img_t, TARGET_LABEL))
                 l_r, acc_r = self._relation_adversarial(out, n_l, lam)
                 losses["prediction_adv"] = cfg.prediction_alignment.weight * (l_h + (l_r if l_r is not None else 0.0))
-                metrics["disc_heat_acc"] = 0.5 * (domain_accuracy(img_s, SOURCE_LABEL) + domain_accuracy(img_t, TARGET_LABEL))
+                metrics["disc_heat_acc"] = 0.5 * (domain_accuracy(img_s, SOURCE_LABEL)
+                                                  + domain_accuracy(img_t, TARGET_LABEL))
                 if acc_r is not None:
                     metrics["disc_rel_acc"] = acc_r
         return losses, metrics

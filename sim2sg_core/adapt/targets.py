@@ -15,7 +15,8 @@ from typing import Iterable, Iterator, Optional, Sequence, Union
 import numpy as np
 
 PathLike = Union[str, os.PathLike]
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+#: The one image-folder reader's file types (everything OpenCV's imread reads here).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
 
 
 class TargetSourceError(ValueError):

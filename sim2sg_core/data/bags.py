@@ -261,7 +261,7 @@ def read_camera_info(paths, topic: str) -> Optional[dict]:
         reader = _open(p)
         try:
             conns = [c for c in reader.connections if c.topic == topic and c.msgtype == INFO_TYPE]
-            for conn, _, raw in reader.messages(connections=conns):
+            for _conn, _, raw in reader.messages(connections=conns):
                 m = ts.deserialize_cdr(raw, INFO_TYPE)
                 return {"width": int(m.width), "height": int(m.height), "k": np.asarray(m.k).reshape(3, 3),
                         "p": np.asarray(m.p).reshape(3, 4), "frame_id": m.header.frame_id}

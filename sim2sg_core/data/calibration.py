@@ -212,5 +212,5 @@ def add_camera_arguments(parser, info_help: str, pose_help: str = "") -> None:
                         help="camera downward pitch in radians" + (f" ({pose_help})" if pose_help else ""))
 
 
-__all__ = ["CalibrationError", "add_camera_arguments", "calibration_kind", "camera_from_camera_info", "camera_from_camera_info_yaml",
-           "camera_from_kitti_calib", "camera_from_matrix", "load_camera"]
+__all__ = ["CalibrationError", "add_camera_arguments", "calibration_kind", "camera_from_camera_info",
+           "camera_from_camera_info_yaml", "camera_from_kitti_calib", "camera_from_matrix", "load_camera"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 import cv2
 import numpy as np
@@ -15,7 +15,6 @@ from torch.utils.data import Dataset
 
 from sim2sg_core.scene_graph import SceneGraph
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
 
 
 def collate_samples(batch):
@@ -75,47 +74,6 @@ def _read_rgb(path: Union[str, Path]) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-class ImageListDataset(Dataset):
-    """Unlabelled images (graph None) from image files, a folder, or rosbag2 bags.
-
-    ``source`` is a folder, a list of image files, or (with ``topic``) bag path(s); bag frames
-    are decoded once into memory (``max_frames`` caps it).
-    """
-
-    def __init__(self, source: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]],
-                 topic: Optional[str] = None, max_frames: Optional[int] = None):
-        self.images: Optional[list[np.ndarray]] = None
-        self.paths: list[Path] = []
-        self.stamps: list[int] = []
-        paths = [Path(source)] if isinstance(source, (str, os.PathLike)) else [Path(p) for p in source]
-        if topic is not None:
-            from sim2sg_core.data.bags import read_bag_images
-            self.images = []
-            for stamp, rgb in read_bag_images(paths, topic):
-                self.images.append(rgb)
-                self.stamps.append(stamp)
-                if max_frames is not None and len(self.images) >= max_frames:
-                    break
-            return
-        for p in paths:
-            if p.is_dir():
-                self.paths += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
-            elif p.is_file():
-                self.paths.append(p)
-            else:
-                raise FileNotFoundError(f"{p}: no such image file or folder")
-        if max_frames is not None:
-            self.paths = self.paths[:max_frames]
-
-    def __len__(self) -> int:
-        return len(self.images) if self.images is not None else len(self.paths)
-
-    def __getitem__(self, i: int):
-        if self.images is not None:
-            return self.images[i], None
-        return _read_rgb(self.paths[i]), None
-
-
 class KittiDataset(Dataset):
     """A KITTI object-format folder (``image_2``, ``label_2``, ``calib``) as scene graphs.
 
@@ -141,4 +99,4 @@ class KittiDataset(Dataset):
         return _read_rgb(path), graph
 
 
-__all__ = ["SimDataset", "ImageListDataset", "KittiDataset", "collate_samples"]
+__all__ = ["SimDataset", "KittiDataset", "collate_samples"]

@@ -134,10 +134,7 @@ def decode_compressed(fmt: str, data: BufferLike) -> np.ndarray:
     buf = _as_bytes_view(data)
     if buf.size == 0:
         raise ImageDecodeError(f"compressed image data ({fmt or 'unknown format'}) is empty")
-    kind = _compressed_kind(fmt)
-    if kind == "" and fmt:
-        # unknown label; let OpenCV sniff the bytes but say so if that fails
-        pass
+    kind = _compressed_kind(fmt)   # "" for an unknown label: OpenCV sniffs the bytes; the error says so
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if img is None:
         raise ImageDecodeError(f"cannot decode {buf.size} bytes of compressed image data declared as "

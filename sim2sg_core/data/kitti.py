@@ -78,11 +78,11 @@ def label_line(obj: SceneObject, type_name: str) -> str:
     if obj.position is None or obj.size is None:
         raise KittiFormatError(f"object {obj.class_name!r} has no 3-D position/size; KITTI labels need both")
     x, y, z = obj.position
-    h, w, l = obj.size
+    h, w, length = obj.size
     alpha = _wrap(obj.yaw - math.atan2(x, z))
     x1, y1, x2, y2 = obj.box
     return (f"{type_name} {obj.truncation:.2f} {_occlusion_level(obj.occlusion)} {alpha:.2f} "
-            f"{x1:.2f} {y1:.2f} {x2:.2f} {y2:.2f} {h:.2f} {w:.2f} {l:.2f} {x:.2f} {y:.2f} {z:.2f} "
+            f"{x1:.2f} {y1:.2f} {x2:.2f} {y2:.2f} {h:.2f} {w:.2f} {length:.2f} {x:.2f} {y:.2f} {z:.2f} "
             f"{_wrap(obj.yaw):.2f}")
 
 
@@ -220,7 +220,7 @@ def parse_label_file(path: PathLike, cmap: dict, vocab: Vocabulary, size: Option
                 raise KittiFormatError(f"{path}:{ln}: non-numeric field in {line.strip()[:80]!r}") from None
             if not all(math.isfinite(v) for v in vals):
                 raise KittiFormatError(f"{path}:{ln}: non-finite number in {line.strip()[:80]!r}")
-            trunc, occ, _alpha, x1, y1, x2, y2, h, w, l, x, y, z, ry = vals[:14]
+            trunc, occ, _alpha, x1, y1, x2, y2, h, w, length, x, y, z, ry = vals[:14]
             score = vals[14] if len(vals) > 14 else 1.0
             if x2 < x1 or y2 < y1:
                 raise KittiFormatError(f"{path}:{ln}: box ({x1}, {y1}, {x2}, {y2}) has x2 < x1 or y2 < y1")
@@ -230,7 +230,7 @@ def parse_label_file(path: PathLike, cmap: dict, vocab: Vocabulary, size: Option
                     raise KittiFormatError(f"{path}:{ln}: box ({x1}, {y1}, {x2}, {y2}) lies outside the {W}x{H} "
                                            f"image (wrong image for this label file?)")
             objs.append(SceneObject(class_name=cls, class_id=vocab.class_id(cls), box=(x1, y1, x2, y2),
-                                    score=float(score), position=(x, y, z), size=(h, w, l),
+                                    score=float(score), position=(x, y, z), size=(h, w, length),
                                     truncation=float(min(max(trunc, 0.0), 1.0)),
                                     occlusion=OCCLUSION_FROM_LEVEL.get(int(round(occ)), 0.0), yaw=ry))
     return objs
@@ -308,6 +308,6 @@ def read_kitti(root: PathLike, class_map: Union[None, PathLike, dict] = None, vo
     return items
 
 
-__all__ = ["KittiFormatError", "calib_text", "camera_from_calib", "default_class_map_path", "ground_positions_from_boxes",
-           "has_no_3d", "image_size",
-           "label_line", "load_class_map", "parse_label_file", "read_calib", "read_kitti", "write_kitti"]
+__all__ = ["KittiFormatError", "calib_text", "camera_from_calib", "default_class_map_path",
+           "ground_positions_from_boxes", "has_no_3d", "image_size", "label_line", "load_class_map",
+           "parse_label_file", "read_calib", "read_kitti", "write_kitti"]

@@ -127,10 +127,11 @@ def reference_average_precision(predictions: Sequence, ground_truths: Sequence, 
     aps = []
     for c in range(num_classes):
         records, total_gt = [], 0
-        for img, (pred, gt) in enumerate(zip(predictions, ground_truths)):
+        for _img, (pred, gt) in enumerate(zip(predictions, ground_truths)):
             p, g = as_arrays(pred), as_arrays(gt)
-            gts = [list(b) for b, l in zip(g["boxes"], g["labels"]) if l == c]
-            dets = sorted([(float(s), list(b)) for b, s, l in zip(p["boxes"], p["scores"], p["labels"]) if l == c],
+            gts = [list(b) for b, label in zip(g["boxes"], g["labels"]) if label == c]
+            dets = sorted([(float(s), list(b))
+                           for b, s, label in zip(p["boxes"], p["scores"], p["labels"]) if label == c],
                           key=lambda d: -d[0])[:max_dets]
             total_gt += len(gts)
             used = [False] * len(gts)

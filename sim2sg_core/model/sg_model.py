@@ -134,7 +134,8 @@ class SGModel(nn.Module):
         det_out = {k: outputs[k].index_select(0, sel) for k in ("heatmap", "size", "offset")}
         losses = detection_losses(det_out, dense)
         image_size = outputs.get("image_size", (w * self.stride, h * self.stride))
-        logits, labels = self._relation_training_logits(outputs["features"].index_select(0, sel), det_out, tg, image_size)
+        feats = outputs["features"].index_select(0, sel)
+        logits, labels = self._relation_training_logits(feats, det_out, tg, image_size)
         outputs["relation_logits"], outputs["relation_labels"] = logits, labels
         # mean over the joint batch's pairs under torchrun (a plain mean otherwise)
         n_pairs = mean_over_ranks(float(len(labels)), logits).clamp(min=1.0)

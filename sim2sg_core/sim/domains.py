@@ -139,7 +139,7 @@ class PartSpec:
     shape: str = "cuboid"
     y: tuple[float, float] = (0.0, 1.0)
     w: float = 1.0
-    l: float = 1.0
+    l: float = 1.0  # noqa: E741 - the length fraction, named like the YAML part key ``l`` (next to ``w``)
     top: float = 1.0
     dx: float = 0.0
     sides: int = 12
@@ -554,8 +554,8 @@ class ShapeVariant:
     max_length: float = math.inf
 
     def matches(self, size) -> bool:
-        h, _, l = size
-        return self.min_height <= h < self.max_height and self.min_length <= l < self.max_length
+        h, _, length = size
+        return self.min_height <= h < self.max_height and self.min_length <= length < self.max_length
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ gets its class prior shape, the graph's yaw (when non-zero) or the class's typic
 vertical scale (from the box height) and a horizontal scale (from the box width, within
 ``ASPECT_LIMITS`` of the vertical one). Position and scales are refined by a few fixed-point steps
 so that the object's projected extent (the renderer's own geometry) matches the box's horizontal
-centre, bottom edge, height and width; the reported scale is the vertical one. A box cut by the bottom image border fixes the depth poorly; it keeps the prior
-scale and is placed from its bottom edge (nearer than the truth, documented limitation).
+centre, bottom edge, height and width; the reported scale is the vertical one. A box cut by the
+bottom image border fixes the depth poorly; it keeps the prior scale and is placed from its bottom
+edge (nearer than the truth, documented limitation).
 """
 from __future__ import annotations
 
@@ -85,8 +86,8 @@ def lift_box(box, class_name: str, camera: Camera, env: EnvironmentConfig, yaw: 
             else:
                 hscale = float(np.clip(hscale * (x1 - x0) / (ex1 - ex0), scale * ASPECT_LIMITS[0],
                                        scale * ASPECT_LIMITS[1]))
-            h, w, l = prior.size
-            obj = replace(obj, size=(float(h * scale), float(w * hscale), float(l * hscale)))
+            h, w, length = prior.size
+            obj = replace(obj, size=(float(h * scale), float(w * hscale), float(length * hscale)))
             ext = projected_extent(prior, obj, camera)
             if ext is None:
                 return None
@@ -228,7 +229,8 @@ def refit_content(content: ContentConfig, stats: PseudoStatistics, *, blend: flo
             sc = np.asarray(stats.scales.get(name, []), dtype=float)
             s = cc.scale
             new = replace(new, scale=Gaussian(mean=_blend(s.mean, float(np.clip(sc.mean(), s.min, s.max)), blend),
-                                              std=_blend(s.std, max(float(sc.std()), 0.01), blend), min=s.min, max=s.max))
+                                              std=_blend(s.std, max(float(sc.std()), 0.01), blend),
+                                              min=s.min, max=s.max))
         classes[name] = new
     camera = content.camera
     if refit_camera:
@@ -255,21 +257,5 @@ def visibility_ratios(simulator, n: int = 100, start: int = 0) -> dict[str, floa
     return {c: (lab[c] / gen[c]) if gen[c] else 1.0 for c in gen}
 
 
-def refit_with_simulator(simulator, stats: PseudoStatistics, *, n: int = 60, iterations: int = 2,
-                         blend: float = 1.0, min_objects: int = 5) -> ContentConfig:
-    """Re-fit ``simulator.content`` so that its *labelled* counts match the pseudo-statistics.
-
-    Observed counts are of labelled (visible, large enough) objects, fewer than the generated
-    ones. Each iteration measures the labelled/generated ratio per class with the current
-    candidate prior (``n`` samples) and re-fits with it, a small fixed-point iteration.
-    """
-    candidate = refit_content(simulator.content, stats, blend=blend, min_objects=min_objects)
-    for _ in range(max(iterations, 0)):
-        vis = visibility_ratios(simulator.with_content(candidate), n=n)
-        candidate = refit_content(simulator.content, stats, blend=blend, min_objects=min_objects, visibility=vis)
-    return candidate
-
-
-__all__ = ["PseudoStatistics", "lift_box", "reconstruct_scene", "refit_content", "refit_with_simulator",
-           "visibility_ratios"]
+__all__ = ["PseudoStatistics", "lift_box", "reconstruct_scene", "refit_content", "visibility_ratios"]
 

@@ -258,7 +258,8 @@ def projected_extent(prior: ClassPrior, obj, cam: Camera) -> Optional[tuple[floa
         uv, z = cam.project(world)
         if (z < NEAR).any():
             return None
-        us.append(uv[:, 0]); vs.append(uv[:, 1])
+        us.append(uv[:, 0])
+        vs.append(uv[:, 1])
     for _, centre, r in spheres:
         cc = cam.to_camera(centre[None])[0]
         if cc[2] < NEAR + r:
@@ -266,7 +267,8 @@ def projected_extent(prior: ClassPrior, obj, cam: Camera) -> Optional[tuple[floa
         u = cam.fx * cc[0] / cc[2] + cam.cx
         v = cam.fy * cc[1] / cc[2] + cam.cy
         rp = cam.fx * r / math.sqrt(max(cc[2] ** 2 - r ** 2, 1e-6))
-        us.append(np.array([u - rp, u + rp])); vs.append(np.array([v - rp, v + rp]))
+        us.append(np.array([u - rp, u + rp]))
+        vs.append(np.array([v - rp, v + rp]))
     uu, vv = np.concatenate(us), np.concatenate(vs)
     return float(uu.min()), float(vv.min()), float(uu.max()), float(vv.max())
 
@@ -825,12 +827,12 @@ class Renderer:
         chunks = np.split(np.stack([x, z], 1), np.cumsum(nv)[:-1])
         for k, (o, t) in enumerate(zip(objs, tmpls)):
             if t.spheres:  # sphere parts: their shadow is a disc (ring of 8 points)
-                h, w, l = o.size
+                h, w, length = o.size
                 ck, sk = math.cos(o.yaw), math.sin(o.yaw)
                 px, _, pz = o.position
                 extra = []
                 for _, cen, r in t.spheres:
-                    cx, cy, cz = cen[0] * l, -cen[1] * h, cen[2] * w
+                    cx, cy, cz = cen[0] * length, -cen[1] * h, cen[2] * w
                     c2 = np.array([ck * cx + sk * cz + px, -sk * cx + ck * cz + pz]) + away * cy / tan_el
                     extra.append(c2 + r * h * ring)
                 chunks[k] = np.vstack([chunks[k]] + extra)
@@ -873,7 +875,8 @@ class Renderer:
                    cv2.LINE_8, SHIFT)
         cv2.circle(ids, centre_px, rad, k + 1, -1, cv2.LINE_8, SHIFT)
         ops.append(("circle", centre_px, rad))
-        us.append(np.array([u - rp, u + rp])); vs.append(np.array([v - rp, v + rp]))
+        us.append(np.array([u - rp, u + rp]))
+        vs.append(np.array([v - rp, v + rp]))
 
     def _lod_batch(self, objs, tmpls: list, colours: list, cam: Camera, look: _Look, app: AppearanceConfig,
                    shaded: frozenset = frozenset()) -> dict:
@@ -1006,7 +1009,8 @@ class Renderer:
             facecol = partcol[tmpl.face_part] * lam[:, None] * (1 - fade) + fade_col * fade
             facecol = np.clip(facecol, 0, 255).tolist()
             if near_ok:
-                us.append(uv[:, 0]); vs.append(uv[:, 1])
+                us.append(uv[:, 0])
+                vs.append(uv[:, 1])
                 pts_all = np.round((uv - 0.5) * SCALE).astype(np.int32)
             facing = facing.tolist()
         else:
@@ -1022,8 +1026,10 @@ class Renderer:
                     pcf = _clip_near(pc[f])
                     if len(pcf) < 3:
                         continue
-                    poly = np.stack([cam.fx * pcf[:, 0] / pcf[:, 2] + cam.cx, cam.fy * pcf[:, 1] / pcf[:, 2] + cam.cy], 1)
-                    us.append(poly[:, 0]); vs.append(poly[:, 1])
+                    poly = np.stack([cam.fx * pcf[:, 0] / pcf[:, 2] + cam.cx,
+                                     cam.fy * pcf[:, 1] / pcf[:, 2] + cam.cy], 1)
+                    us.append(poly[:, 0])
+                    vs.append(poly[:, 1])
                     pts = np.round((poly - 0.5) * SCALE).astype(np.int32)
                 cv2.fillConvexPoly(img, pts, facecol[idx], cv2.LINE_8, SHIFT)
                 cv2.fillConvexPoly(ids, pts, k + 1, cv2.LINE_8, SHIFT)
@@ -1209,7 +1215,7 @@ class Renderer:
             base = np.clip(np.asarray(fc.colours, float)[ci] + jit, 0, 255)
             glass = np.clip(np.asarray(fc.window_colours, float)[wi] + 0.5 * jit, 0, 255)
 
-            def shade(c, lam):
+            def shade(c, lam, fade=fade):
                 return np.clip(c * (lam * (1 - fade)) + fade_col * fade, 0, 255)
             lam_face = look.ambient + look.diffuse * max(float(-sgn * look.to_sun[0]), 0.0)  # faces the street
             lam_end = look.ambient + look.diffuse * max(float(-look.to_sun[2]), 0.0)         # faces the camera

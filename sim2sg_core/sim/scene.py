@@ -172,9 +172,4 @@ class SceneDescription:
                    seed=int(d.get("seed", 0)), env=d.get("env", ""))
 
 
-def yaw_direction(yaw: float) -> tuple[float, float]:
-    """(x, z) unit vector of an object's length axis for KITTI-style yaw."""
-    return math.cos(yaw), -math.sin(yaw)
-
-
-__all__ = ["Camera", "ObjectSpec", "SceneDescription", "yaw_direction"]
+__all__ = ["Camera", "ObjectSpec", "SceneDescription"]

@@ -55,7 +55,8 @@ class WarmupCosine:
 
     def __init__(self, optimizer, base_lr: float, warmup_steps: int, total_steps: int, total_seconds: float = 0.0):
         self.optimizer, self.base_lr = optimizer, float(base_lr)
-        self.warmup_steps, self.total_steps, self.total_seconds = int(warmup_steps), int(total_steps), float(total_seconds)
+        self.warmup_steps, self.total_steps = int(warmup_steps), int(total_steps)
+        self.total_seconds = float(total_seconds)
         self.step_count, self.elapsed = 0, 0.0
 
     def progress(self) -> float:
@@ -172,7 +173,8 @@ class Trainer:
         self.input_size, self.mean, self.std = (m.input_width, m.input_height), tuple(m.mean), tuple(m.std)
 
     # -- building blocks ADAPT can reuse ------------------------------------------------------
-    def make_loader(self, dataset, shuffle: bool = True, batch_size: Optional[int] = None, hflip: Optional[bool] = None):
+    def make_loader(self, dataset, shuffle: bool = True, batch_size: Optional[int] = None,
+                    hflip: Optional[bool] = None):
         m = self.config.model
         coll = Collator(self.input_size, self.mean, self.std,
                         hflip=self.cfg.hflip if hflip is None else hflip, predicates=self.vocab.predicates,
@@ -252,7 +254,8 @@ class Trainer:
         """Write a checkpoint atomically (rank 0 only under torchrun; the others return the path)."""
         if not self.dist.is_main:
             return Path(path or self.last_path)
-        ex = {"history": self.history[-2000:], "extra_modules": {k: v.state_dict() for k, v in self.extra_modules.items()}}
+        ex = {"history": self.history[-2000:],
+              "extra_modules": {k: v.state_dict() for k, v in self.extra_modules.items()}}
         ex.update(extra or {})
         return save_checkpoint(path or self.last_path, self.model, self.config, self.vocab, self.input_size,
                                self.mean, self.std, extra=ex,

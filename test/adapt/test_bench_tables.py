@@ -21,9 +21,9 @@ def _run(env, seed, method, label, m, r):
 @pytest.fixture()
 def runs():
     out = []
-    for seed, (s, l, lp, f, o) in enumerate([(0.4, 0.45, 0.55, 0.7, 0.9), (0.2, 0.25, 0.45, 0.5, 0.8)]):
+    for seed, (s, label, lp, f, o) in enumerate([(0.4, 0.45, 0.55, 0.7, 0.9), (0.2, 0.25, 0.45, 0.5, 0.8)]):
         out += [_run("drive", seed, "source_only", "Source only", s, s / 2),
-                _run("drive", seed, "sim2sg_label", "Sim2SG: label alignment", l, l / 2),
+                _run("drive", seed, "sim2sg_label", "Sim2SG: label alignment", label, label / 2),
                 _run("drive", seed, "sim2sg_label_pred", "Sim2SG: + prediction alignment", lp, lp / 2),
                 _run("drive", seed, "sim2sg_full", "Sim2SG: + appearance alignment (full)", f, f / 2),
                 _run("drive", seed, "oracle", "Oracle (labelled target)", o, o / 2)]

@@ -23,7 +23,8 @@ TINY = dict(encoder_channels=(8, 8, 16, 16, 16), feature_channels=16, head_chann
 
 def _yaml(cam: Camera) -> str:
     return (f"image_width: {cam.width}\nimage_height: {cam.height}\ncamera_name: front\n"
-            f"camera_matrix:\n  rows: 3\n  cols: 3\n  data: [{cam.fx}, 0.0, {cam.cx}, 0.0, {cam.fy}, {cam.cy}, 0.0, 0.0, 1.0]\n"
+            f"camera_matrix:\n  rows: 3\n  cols: 3\n"
+            f"  data: [{cam.fx}, 0.0, {cam.cx}, 0.0, {cam.fy}, {cam.cy}, 0.0, 0.0, 1.0]\n"
             "distortion_model: plumb_bob\n")
 
 

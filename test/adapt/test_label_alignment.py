@@ -1,7 +1,5 @@
 """Label alignment: pseudo-statistics of (predicted) target graphs → reconstructed scenes and a
 re-fitted generator whose class counts follow the predictions, rendered in SOURCE appearance."""
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -74,7 +72,10 @@ def test_reconstructed_scenes_follow_confident_predictions(aligner, target_graph
     # source appearance: the source sky colour, not the target's grey sky (top rows of the image)
     src = Simulator(env="drive", domain="source", seed=0, image_size=SIZE).sample(0).image
     tgt = Simulator(env="drive", domain="target", seed=7, image_size=SIZE).sample(0).image
-    sky = lambda im: im[:4].reshape(-1, 3).mean(0)
+
+    def sky(im):
+        return im[:4].reshape(-1, 3).mean(0)
+
     assert np.abs(sky(imgs[0]) - sky(src)).max() < np.abs(sky(imgs[0]) - sky(tgt)).max()
 
 

@@ -101,7 +101,8 @@ def test_camera_info_message_and_dict():
      r"'camera_matrix' must be 3x3"),
     ("image_width: 1600\nimage_height: 900\ncamera_matrix: {rows: 3, cols: 3, data: [0, 0, 800, 0, 0, 450, 0, 0, 1]}\n",
      r"field 'camera_matrix'.*focal lengths must be positive"),
-    ("image_width: 1600\nimage_height: 900\ncamera_matrix: {rows: 3, cols: 3, data: [-5, 0, 800, 0, 5, 450, 0, 0, 1]}\n",
+    ("image_width: 1600\nimage_height: 900\n"
+     "camera_matrix: {rows: 3, cols: 3, data: [-5, 0, 800, 0, 5, 450, 0, 0, 1]}\n",
      r"focal lengths must be positive, got fx=-5"),
     ("image_width: 0\nimage_height: 900\ncamera_matrix: {rows: 3, cols: 3, data: [5, 0, 800, 0, 5, 450, 0, 0, 1]}\n",
      r"image size must be positive"),

@@ -49,7 +49,8 @@ def test_shifted_boxes():
 
 def test_duplicates_are_false_positives():
     gt = SceneGraph(objects=[obj(0, (0, 0, 10, 10)), obj(0, (20, 0, 30, 10))])
-    pred = SceneGraph(objects=[obj(0, (0, 0, 10, 10), 0.9), obj(0, (0, 0, 10, 10.5), 0.8), obj(0, (20, 0, 30, 10), 0.7)])
+    pred = SceneGraph(objects=[obj(0, (0, 0, 10, 10), 0.9), obj(0, (0, 0, 10, 10.5), 0.8),
+                               obj(0, (20, 0, 30, 10), 0.7)])
     ap = average_precision([pred], [gt], 1)["ap"][0]
     # precision 1 up to recall 0.5 (51 of 101 points), then 2/3 at recall 1 (50 points)
     assert ap == pytest.approx((51 * 1.0 + 50 * 2 / 3) / 101)

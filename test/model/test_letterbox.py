@@ -90,7 +90,8 @@ def test_stretch_is_unchanged_from_before():
 
 
 def _graph(boxes, size):
-    objs = [SceneObject("car", 0, tuple(b), 1.0, position=(float(i) - 1.0, 1.5, 5.0 + 3 * i)) for i, b in enumerate(boxes)]
+    objs = [SceneObject("car", 0, tuple(b), 1.0, position=(float(i) - 1.0, 1.5, 5.0 + 3 * i))
+            for i, b in enumerate(boxes)]
     return SceneGraph(objects=objs, relationships=derive_relationships(objs, VOCAB), image_width=size[0],
                       image_height=size[1])
 

@@ -222,11 +222,11 @@ def test_bad_frames_are_rejected_counted_and_the_node_lives_on(node_procs, ros_c
         stamp = 10 + k
         pub.publish(_good_image(sim.sample(k).image, stamp))
         good_stamps.append(stamp)
-        assert ros_client.spin_until(lambda: any(g.header.stamp.sec == stamp for g in col.graphs), 60,
+        assert ros_client.spin_until(lambda stamp=stamp: any(g.header.stamp.sec == stamp for g in col.graphs), 60,
                                      watch=[per]), f"good frame {stamp} got no graph\n{per.log()[-3000:]}"
         pub.publish(bad)
         n_bad += 1
-        assert ros_client.spin_until(lambda: int(col.last_diag().get("frames_rejected", -1)) == n_bad, 30,
+        assert ros_client.spin_until(lambda n_bad=n_bad: int(col.last_diag().get("frames_rejected", -1)) == n_bad, 30,
                                      watch=[per]), f"bad frame {k} ({bad.encoding!r}) not counted: {col.last_diag()}"
     stamp = 99
     pub.publish(_good_image(rgb, stamp))
@@ -451,7 +451,7 @@ def test_ground_positions_scale_a_camera_info_of_another_size(node_procs, ros_cl
         ros_client.spin_for(0.5)
         pub_stamp = 100 + k
         img_pub.publish(_good_image(rgb, pub_stamp))
-        assert ros_client.spin_until(lambda: any(g.header.stamp.sec == pub_stamp for g in col.graphs), 60,
+        assert ros_client.spin_until(lambda s=pub_stamp: any(g.header.stamp.sec == s for g in col.graphs), 60,
                                      watch=[per]), per.log()[-3000:]
         g = next(g for g in col.graphs if g.header.stamp.sec == pub_stamp)
         assert len(g.objects) > 0

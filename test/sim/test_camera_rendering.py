@@ -32,11 +32,11 @@ def _extent(uv: np.ndarray) -> np.ndarray:
 
 def _box_corners(obj: ObjectSpec) -> np.ndarray:
     """The 8 corners of the object's 3-D box (bottom centre, size h, w, l, KITTI yaw)."""
-    h, w, l = obj.size
+    h, w, length = obj.size
     px, py, pz = obj.position
     c, s = math.cos(obj.yaw), math.sin(obj.yaw)
     out = []
-    for a in (-l / 2, l / 2):
+    for a in (-length / 2, length / 2):
         for b in (-w / 2, w / 2):
             for y in (0.0, -h):
                 out.append((px + c * a + s * b, py + y, pz - s * a + c * b))
