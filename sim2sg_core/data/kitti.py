@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 import yaml
 
+from sim2sg_core.paths import config_path
 from sim2sg_core.scene_graph import SceneGraph, SceneObject, Vocabulary, derive_relationships
 from sim2sg_core.utils.io import atomic_save, atomic_write_text
 
@@ -39,8 +40,7 @@ class KittiFormatError(ValueError):
 
 
 def default_class_map_path() -> Path:
-    from sim2sg_core.sim.domains import config_dir
-    return config_dir().parent / "class_maps" / "kitti.yaml"
+    return config_path("class_maps", "kitti.yaml")
 
 
 def load_class_map(class_map: Union[None, PathLike, dict]) -> dict:

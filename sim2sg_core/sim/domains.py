@@ -18,6 +18,7 @@ from typing import Optional, Union
 
 import yaml
 
+from sim2sg_core.paths import config_dir as package_config_dir
 from sim2sg_core.scene_graph import PREDICATES, Vocabulary
 
 RGB = tuple[int, int, int]
@@ -34,22 +35,9 @@ class SimConfigError(ValueError):
 # Locating config files
 
 def config_dir() -> Path:
-    """Directory of the simulator YAML files.
-
-    ``$SIM2SG_SIM_CONFIG_DIR`` wins; otherwise the source tree's ``config/sim``; otherwise the
-    installed ROS share directory (``share/sim2sg_ros/config/sim``).
-    """
-    env = os.environ.get("SIM2SG_SIM_CONFIG_DIR")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve().parents[2] / "config" / "sim"
-    if here.is_dir():
-        return here
-    try:  # installed as a ROS package
-        from ament_index_python.packages import get_package_share_directory
-        return Path(get_package_share_directory("sim2sg_ros")) / "config" / "sim"
-    except Exception:  # noqa: BLE001 - fall back to the source layout for a clear error later
-        return here
+    """Directory of the simulator YAML files: ``sim/`` under the one package config directory
+    (:func:`sim2sg_core.paths.config_dir`, which ``$SIM2SG_CONFIG_DIR`` moves)."""
+    return package_config_dir() / "sim"
 
 
 def available_environments() -> list[str]:
