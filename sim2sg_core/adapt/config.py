@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from sim2sg_core.utils.io import load_yaml_mapping
+from sim2sg_core.utils.mapping import deep_merge
+
+#: A ``model:`` section in an override or bench profile replaces the base's whole (a model, not a patch).
+WHOLE_SECTIONS = ("model",)
 
 
 def adapt_config_dir() -> Path:
@@ -277,16 +281,6 @@ def _build(cls, data: Any, where: str):
     return cls(**kwargs)
 
 
-def _merge(base: dict, override: dict) -> dict:
-    out = dict(base)
-    for k, v in override.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "model":
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
 def _read_yaml(path: Union[str, Path]) -> dict:
     return load_yaml_mapping(path, error=AdaptConfigError)
 
@@ -303,7 +297,8 @@ def load_adapt_config(path: Union[str, Path, None] = None, overrides: Optional[d
     cfg = adapt_config_from_dict(data, str(path))       # the file's own errors name the file
     if not overrides:
         return cfg
-    return adapt_config_from_dict(_merge(data, overrides), f"--set override (over {path})")
+    merged = deep_merge(data, overrides, replace_keys=WHOLE_SECTIONS)
+    return adapt_config_from_dict(merged, f"--set override (over {path})")
 
 
 def load_bench_profile(name_or_path: Union[str, Path], overrides: Optional[dict] = None) -> BenchProfile:
@@ -320,11 +315,11 @@ def load_bench_profile(name_or_path: Union[str, Path], overrides: Optional[dict]
             raise AdaptConfigError(f"unknown bench profile {str(name_or_path)!r}; known: {known}")
     data = _read_yaml(p)
     if overrides:
-        data = _merge(data, overrides)
+        data = deep_merge(data, overrides, replace_keys=WHOLE_SECTIONS)
     base_adapt = _read_yaml(adapt_config_dir() / "default.yaml")
     base_adapt = base_adapt.get("adapt", base_adapt)
     data = dict(data)
-    data["adapt"] = _merge(base_adapt, data.get("adapt") or {})
+    data["adapt"] = deep_merge(base_adapt, data.get("adapt") or {}, replace_keys=WHOLE_SECTIONS)
     adapt_data = data.pop("adapt")
     prof = _build(BenchProfile, data, str(p))
     prof.adapt = adapt_config_from_dict(adapt_data, f"{p}: adapt")

@@ -9,17 +9,17 @@ code: write a new YAML file.
 """
 from __future__ import annotations
 
-import copy
 import math
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Optional, Union
 
-import yaml
 
 from sim2sg_core.paths import config_dir as package_config_dir
 from sim2sg_core.scene_graph import PREDICATES, Vocabulary
+from sim2sg_core.utils.io import load_yaml_mapping
+from sim2sg_core.utils.mapping import deep_merge
 
 RGB = tuple[int, int, int]
 SHAPES = ("cuboid", "cylinder", "cone", "frustum", "sphere", "roof", "cabin", "wheel", "panel")
@@ -65,16 +65,6 @@ def _range(value, where: str) -> tuple[float, float]:
             raise SimConfigError(f"{where}: range [{lo}, {hi}] has hi < lo")
         return lo, hi
     raise SimConfigError(f"{where}: expected a number or [lo, hi], got {value!r}")
-
-
-def _deep_merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in (over or {}).items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _deep_merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
 
 
 def _build(cls, d: dict, where: str, **converters):
@@ -249,17 +239,11 @@ def _parse_class(name: str, d: dict, where: str) -> ClassPrior:
 
 
 def _read_yaml(path: Path) -> dict:
-    try:
-        with open(path, "r", encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except FileNotFoundError:
+    if not Path(path).is_file():
         raise SimConfigError(f"simulator config {path} does not exist; available environments: "
-                             f"{available_environments()}") from None
-    except yaml.YAMLError as e:
-        raise SimConfigError(f"simulator config {path} is not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise SimConfigError(f"simulator config {path} must hold a mapping at the top level")
-    return data
+                             f"{available_environments()}")
+    return load_yaml_mapping(path, what="simulator config", error=SimConfigError,
+                             mapping_hint="must hold a mapping at the top level")
 
 
 def _resolve_env_path(name_or_path: Union[str, os.PathLike]) -> Path:
@@ -769,7 +753,7 @@ def _parse_variants(d: dict, env: EnvironmentConfig, where: str) -> AppearanceCo
         if weight < 0:
             raise SimConfigError(f"{w}.weight: must be >= 0, got {weight}")
         over = {k: v for k, v in vd.items() if k != "weight"}
-        va = parse_appearance(_deep_merge(base_d, over), env, w)
+        va = parse_appearance(deep_merge(base_d, over), env, w)
         if "class_parts" not in over:   # share the parsed shapes (and so the renderer's templates)
             va = replace(va, class_parts=base.class_parts)
         out.append((weight, va))
@@ -800,7 +784,7 @@ def _merged_domain_dict(env: EnvironmentConfig, name: str, seen=()) -> dict:
     parent = d.get("inherit")
     base = _merged_domain_dict(env, parent, seen + (name,)) if parent else {}
     own = {k: v for k, v in d.items() if k != "inherit"}
-    return _deep_merge(base, own)
+    return deep_merge(base, own)
 
 
 def load_domain(env: Union[str, EnvironmentConfig], domain: str) -> DomainConfig:
