@@ -132,3 +132,28 @@ def _step_of(out: Path) -> int:
     """Counts should_stop polls (one per step) for ``out``."""
     _STEPS[out] = _STEPS.get(out, 0) + 1
     return _STEPS[out]
+
+
+def test_self_training_baseline_pseudo_labels_confident_target_predictions(tiny):
+    """The self-training branch: each round's confident target predictions become labels of those frames,
+    mixed into the batches; the run trains, reports the pseudo-label counts and writes a loadable model."""
+    from sim2sg_core.adapt.sim2sg import Sim2SGAdapter, pseudo_label_graphs
+    from sim2sg_core.train.checkpoint import load_checkpoint, model_from_checkpoint
+    cfg = _cfg(tiny["prof"], "self_training", rounds=2, warmup_rounds=1, steps_per_round=4)
+    cfg.self_training.score_threshold = 0.3
+    assert cfg.self_training.enabled and not cfg.label_alignment.enabled
+    out = tiny["root"] / "self_training.pt"
+    res = run_adaptation(tiny["ckpt"], tiny["target"][:24], out, cfg)
+    assert res.steps == 8 and Path(res.checkpoint).is_file()
+    rounds = load_checkpoint(out)["extra"]["adaptation"]["history"]
+    assert len(rounds) == 2 and all(r["self_training_objects"] > 0 for r in rounds), rounds
+    # the pool holds exactly the frames with a confident prediction, labelled with those predictions only
+    ck = load_checkpoint(tiny["ckpt"])
+    adapter = Sim2SGAdapter(model=model_from_checkpoint(ck), vocab=ck["vocab"], experiment_config=ck["config"],
+                            input_size=ck["input_size"], mean=ck["mean"], std=ck["std"], config=cfg,
+                            target_images=tiny["target"][:24], device="cpu")
+    info = adapter.analysis_synthesis(0)
+    pseudo = pseudo_label_graphs(adapter.predict_target(), 0.3)
+    assert info["self_training_objects"] == sum(len(g.objects) for g in pseudo)
+    assert len(adapter.pseudo_pool) == sum(1 for g in pseudo if g.objects) > 0
+    assert all(o.score >= 0.3 for g in adapter.pseudo_pool.graphs for o in g.objects)
