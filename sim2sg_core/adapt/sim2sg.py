@@ -31,7 +31,6 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
 from sim2sg_core.adapt.appearance import stylise_batch
 from sim2sg_core.adapt.config import AdaptConfig, config_to_dict
@@ -43,9 +42,9 @@ from sim2sg_core.adapt.label_alignment import LabelAligner
 from sim2sg_core.adapt.targets import ArrayTargetSource, BagTargetSource, TargetSource
 from sim2sg_core.scene_graph import SceneGraph, keep_objects
 from sim2sg_core.sim.domains import content_to_dict, parse_content
-from sim2sg_core.train.trainer import batchnorm_mode, freeze_batchnorm
+from sim2sg_core.train.trainer import apply_batchnorm_mode, freeze_batchnorm
 from sim2sg_core.utils.device import resolve_device
-from sim2sg_core.utils.distributed import DistContext, all_gather_objects, barrier, from_main
+from sim2sg_core.utils.distributed import DistContext, all_gather_objects, barrier, data_parallel, from_main
 
 log = logging.getLogger(__name__)
 
@@ -151,13 +150,11 @@ class Sim2SGAdapter:
         self.dist = dist or DistContext()
         self.device = resolve_device(config.device if device == "auto" else device)
         world = self.dist.world_size
-        for name in ("batch_size", "target_batch_size"):
-            if getattr(config, name) % world:
-                raise AdaptationError(f"{name} {getattr(config, name)} does not split over {world} processes; "
-                                      "use a multiple of --nproc_per_node")
-        self.bn_mode = batchnorm_mode(experiment_config.train.batchnorm, self.dist, self.device)
-        if self.bn_mode == "sync":
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        #: this rank's labelled and target images per step (the config's batch sizes are global)
+        self.batch_size = self.dist.per_rank(config.batch_size, "batch_size")
+        self.target_batch_size = self.dist.per_rank(config.target_batch_size or config.batch_size,
+                                                    "target_batch_size")
+        model, self.bn_mode = apply_batchnorm_mode(model, experiment_config.train.batchnorm, self.dist, self.device)
         self.model = model.to(self.device)
         self.vocab, self.exp_cfg = vocab, experiment_config
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -212,9 +209,8 @@ class Sim2SGAdapter:
                 self.disc_opts[name] = torch.optim.Adam(d.parameters(), lr=lr, betas=(0.5, 0.999))
         self._ddp = None
         if self.dist.launched:   # the model and every discriminator average their gradients over the ranks
-            self._ddp = DistributedDataParallel(
-                _AdaptLoss(self), device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=True)   # discriminators sit out warm-up rounds and pair-less batches
+            # find_unused_parameters: discriminators sit out warm-up rounds and pair-less batches
+            self._ddp = data_parallel(_AdaptLoss(self), self.device, find_unused_parameters=True)
         self.step = 0
         self.round_scenes: list[dict] = []      # what the current round trains on (for resume)
         self.round_pseudo: list[dict] = []
@@ -361,7 +357,7 @@ class Sim2SGAdapter:
     def _labelled_batch(self, rng) -> tuple[list, list]:
         # Each batch: a share of plain source images, the rest from the pools this round filled
         # (label-aligned renders and/or pseudo-labelled target frames, split evenly when both).
-        cfg, b = self.cfg, self.cfg.batch_size // self.dist.world_size
+        cfg, b = self.cfg, self.batch_size
         others, frac = [], 1.0
         if cfg.label_alignment.enabled and len(self.aligned_pool):
             others.append(self.aligned_pool)
@@ -402,8 +398,7 @@ class Sim2SGAdapter:
         adversarial = cfg.adversarial_enabled() and self.step >= self.adversarial_start_step()
         t_imgs: list = []
         if adversarial:
-            t_idx = rng.integers(0, len(self.local_targets),
-                                 size=(cfg.target_batch_size or cfg.batch_size) // self.dist.world_size)
+            t_idx = rng.integers(0, len(self.local_targets), size=self.target_batch_size)
             t_imgs = [self.local_targets[i] for i in t_idx]
         x = self._to_tensor(images + t_imgs)
         step_losses = self._ddp if self._ddp is not None else self.losses

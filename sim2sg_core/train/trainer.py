@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
@@ -37,7 +36,7 @@ from sim2sg_core.scene_graph import Vocabulary
 from sim2sg_core.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from sim2sg_core.train.config import ExperimentConfig
 from sim2sg_core.utils.device import resolve_device
-from sim2sg_core.utils.distributed import DistContext, barrier, from_main
+from sim2sg_core.utils.distributed import DistContext, barrier, data_parallel, from_main
 
 LossHook = Callable[["Trainer", dict, dict], dict]
 
@@ -123,6 +122,16 @@ def batchnorm_mode(mode: str, dist: DistContext, device: torch.device) -> str:
     return mode
 
 
+def apply_batchnorm_mode(model: nn.Module, mode: str, dist: DistContext,
+                         device: torch.device) -> tuple[nn.Module, str]:
+    """(model, resolved mode): the model with SyncBatchNorm layers when the mode resolves to ``sync``.
+    ``frozen`` is applied per step (:func:`freeze_batchnorm` after ``.train()``)."""
+    mode = batchnorm_mode(mode, dist, device)
+    if mode == "sync":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model, mode
+
+
 class _LossModule(nn.Module):
     """The model and the extra modules as one module whose forward is the trainer's whole loss, so that
     DistributedDataParallel sees every parameter a step uses (hooks' discriminators included)."""
@@ -148,21 +157,15 @@ class Trainer:
         self.vocab, self.out_dir = vocab, Path(out_dir)
         self.dist = dist or DistContext()
         self.device = resolve_device(device)
-        self.bn_mode = batchnorm_mode(self.cfg.batchnorm, self.dist, self.device)
-        if self.bn_mode == "sync":
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model, self.bn_mode = apply_batchnorm_mode(model, self.cfg.batchnorm, self.dist, self.device)
         self.model = model.to(self.device)
         self.extra_modules = nn.ModuleDict(extra_modules or {}).to(self.device)
         self.loss_hooks = list(loss_hooks)
         self.progress = progress and self.dist.is_main
         self._ddp: Optional[DistributedDataParallel] = None
         if self.dist.launched:
-            # depthwise conv grads come out with strides equivalent to the bucket's (a size-1 axis differs):
-            # torch warns once per process about a copy that costs nothing here
-            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
-            self._ddp = DistributedDataParallel(
-                _LossModule(self), device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=bool(self.extra_modules), gradient_as_bucket_view=True)
+            self._ddp = data_parallel(_LossModule(self), self.device, find_unused_parameters=bool(self.extra_modules),
+                                      gradient_as_bucket_view=True)
         params = [p for p in list(self.model.parameters()) + list(self.extra_modules.parameters()) if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         self.scheduler = WarmupCosine(self.optimizer, self.cfg.lr, self.cfg.warmup_steps, self.cfg.steps,
@@ -185,10 +188,7 @@ class Trainer:
         batch = int(batch_size or self.cfg.batch_size)
         sampler = None
         if self.dist.launched:   # each rank its own disjoint share; the configured batch is the global one
-            if batch % self.dist.world_size:
-                raise ValueError(f"batch size {batch} does not split over {self.dist.world_size} processes; "
-                                 "use a multiple of --nproc_per_node")
-            batch //= self.dist.world_size
+            batch = self.dist.per_rank(batch)
             sampler = DistributedSampler(dataset, num_replicas=self.dist.world_size, rank=self.dist.rank,
                                          shuffle=shuffle, seed=self.cfg.seed, drop_last=True)
             shuffle = False

@@ -12,12 +12,14 @@ detectron2/FCOS do), which makes N processes with batch B/N step exactly like on
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Union
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from sim2sg_core.utils.device import resolve_device
 
@@ -49,6 +51,13 @@ class DistContext:
         """This rank's share of ``items`` (every ``world_size``-th from ``rank``); disjoint across ranks."""
         return list(items[self.rank::self.world_size])
 
+    def per_rank(self, batch: int, what: str = "batch size") -> int:
+        """This rank's part of a global ``batch``; ValueError if it does not split evenly."""
+        if batch % self.world_size:
+            raise ValueError(f"{what} {batch} does not split over {self.world_size} processes; "
+                             "use a multiple of --nproc_per_node")
+        return batch // self.world_size
+
 
 def launched_by_torchrun() -> bool:
     return all(v in os.environ for v in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
@@ -78,6 +87,17 @@ def init_from_env(device: str = "auto", timeout_s: float = 600.0) -> tuple[DistC
     if not dist.is_initialized():
         dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
     return DistContext(rank=rank, world_size=world, local_rank=local, launched=True), dev
+
+
+def data_parallel(module: torch.nn.Module, device: torch.device, *, find_unused_parameters: bool,
+                  gradient_as_bucket_view: bool = False) -> DistributedDataParallel:
+    """``module`` in DistributedDataParallel on this process's device (the one wrapping train and adapt use)."""
+    # depthwise conv grads come out with strides equivalent to the bucket's (a size-1 axis differs):
+    # torch warns once per process about a copy that costs nothing here
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None,
+                                   find_unused_parameters=find_unused_parameters,
+                                   gradient_as_bucket_view=gradient_as_bucket_view)
 
 
 def shutdown() -> None:
@@ -125,4 +145,4 @@ def barrier() -> None:
 
 
 __all__ = ["DistContext", "DistributedSetupError", "TORCHRUN_VARIABLES", "all_gather_objects", "from_main",
-           "barrier", "init_from_env", "launched_by_torchrun", "mean_over_ranks", "shutdown"]
+           "barrier", "data_parallel", "init_from_env", "launched_by_torchrun", "mean_over_ranks", "shutdown"]
