@@ -23,34 +23,23 @@ def run_reporting_user_errors(command: Callable[[], object], user_errors: tuple)
         return 2
 
 
-def fraction(text: str) -> float:
-    """argparse type: a number in [0, 1] (thresholds)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is outside [0, 1]")
-    return v
+def _checked(convert, kind: str, ok, problem: str, name: str, doc: str):
+    """An argparse type: ``convert`` the text (else "is not <kind>"), then require ``ok`` (else ``problem``)."""
+    def parse(text: str):
+        try:
+            v = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"{text} {problem}")
+        return v
+    parse.__name__, parse.__doc__ = name, doc
+    return parse
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (counts, steps, batch sizes)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return v
-
-
-def non_negative_float(text: str) -> float:
-    """argparse type: a number >= 0 (minutes, learning rates)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not v >= 0.0:
-        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
-    return v
+fraction = _checked(float, "a number", lambda v: 0.0 <= v <= 1.0, "is outside [0, 1]", "fraction",
+                    "argparse type: a number in [0, 1] (thresholds).")
+positive_int = _checked(int, "an integer", lambda v: v >= 1, "must be at least 1", "positive_int",
+                        "argparse type: an integer >= 1 (counts, steps, batch sizes).")
+non_negative_float = _checked(float, "a number", lambda v: v >= 0.0, "must be >= 0", "non_negative_float",
+                              "argparse type: a number >= 0 (minutes, learning rates).")
