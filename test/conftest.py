@@ -76,3 +76,12 @@ def load_test_module(path: Path):
 def graph_factory():
     """test/ros/graph_factory.py: deterministic SceneGraphs of any size."""
     return load_test_module(REPO / "test" / "ros" / "graph_factory.py")
+
+
+@pytest.fixture(scope="session")
+def torchrun_support():
+    """test/torchrun_support.py (the torchrun executable, a write-logging environment); skips without torchrun."""
+    module = load_test_module(REPO / "test" / "torchrun_support.py")
+    if module.TORCHRUN is None:
+        pytest.skip("torchrun is not installed beside this python")
+    return module

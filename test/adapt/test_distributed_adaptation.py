@@ -3,10 +3,7 @@ predictions before label alignment (the same pseudo-statistics as one process), 
 discriminators together, and only rank 0 writes files."""
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -16,23 +13,11 @@ import torch
 from sim2sg_core.adapt.targets import SimTargetSource
 from sim2sg_core.train.checkpoint import load_checkpoint
 
-TORCHRUN = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
-pytestmark = pytest.mark.skipif(TORCHRUN is None, reason="torchrun is not installed beside this python")
-
 SIZE = (160, 64)
-SITECUSTOMIZE = '''
-import os
-_replace = os.replace
-def _logged_replace(src, dst, *a, **k):
-    with open(os.environ["WRITE_LOG"], "a") as f:
-        f.write(f"{os.environ.get('RANK', '-')} {os.fspath(dst)}\\n")
-    return _replace(src, dst, *a, **k)
-os.replace = _logged_replace
-'''
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, torchrun_support):
     from sim2sg_core.__main__ import main
     root = tmp_path_factory.mktemp("ddp_adapt")
     cfg = root / "model.yaml"
@@ -46,19 +31,15 @@ def setup(tmp_path_factory):
     frames.mkdir()
     for i, rgb in enumerate(SimTargetSource(env="drive", domain="target", seed=7, count=10, image_size=SIZE).load()):
         cv2.imwrite(str(frames / f"{i:03d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    hook = root / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    env = dict(os.environ, OMP_NUM_THREADS="1", WRITE_LOG=str(root / "writes.log"))
-    env["PYTHONPATH"] = os.pathsep.join([str(hook)] + [p for p in [env.get("PYTHONPATH", "")] if p])
-    return {"root": root, "init": root / "src" / "model.pt", "frames": frames, "env": env}
+    return {"root": root, "init": root / "src" / "model.pt", "frames": frames,
+            "env": torchrun_support.write_logging_env(root), "support": torchrun_support}
 
 
 def _adapt(setup, nproc: int, out: Path):
     sets = ["rounds=2", "warmup_rounds=1", "steps_per_round=3", "batch_size=4", "target_batch_size=2",
             "source_pool_size=8", "label_alignment.samples_per_round=8", "label_alignment.score_threshold=0.05",
             "progress_bar=false", "device=cpu", "num_threads=1"]
-    cmd = [TORCHRUN, "--standalone", f"--nproc_per_node={nproc}", "-m", "sim2sg_core", "adapt",
+    cmd = [setup["support"].TORCHRUN, "--standalone", f"--nproc_per_node={nproc}", "-m", "sim2sg_core", "adapt",
            "--init", str(setup["init"]), "--target", str(setup["frames"]), "--out", str(out)]
     for s in sets:
         cmd += ["--set", s]
@@ -80,8 +61,7 @@ def test_two_ranks_gather_the_pseudo_statistics_of_all_frames_and_one_rank_write
     moved = max((two["state_dict"][k] - init[k]).abs().max().item() for k in init if init[k].is_floating_point())
     assert moved > 0
     writers = {}
-    for line in (setup["root"] / "writes.log").read_text().splitlines():
-        rank, dst = line.split(" ", 1)
+    for rank, dst in setup["support"].writes(setup["root"]):
         if Path(dst).name.startswith("two.pt"):
             writers.setdefault(rank, []).append(Path(dst).name)
     assert set(writers) == {"0"} and "two.pt" in writers["0"] and "two.pt.resume" in writers["0"], writers

@@ -4,31 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
 from sim2sg_core.train.checkpoint import load_checkpoint
-
-TORCHRUN = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
-pytestmark = pytest.mark.skipif(TORCHRUN is None, reason="torchrun is not installed beside this python")
-
-#: Records every file rename (how atomic writes land a file) with the writer's torchrun rank.
-SITECUSTOMIZE = '''
-import os
-_replace = os.replace
-def _logged_replace(src, dst, *a, **k):
-    with open(os.environ["WRITE_LOG"], "a") as f:
-        f.write(f"{os.environ.get('RANK', '-')} {os.fspath(dst)}\\n")
-    return _replace(src, dst, *a, **k)
-os.replace = _logged_replace
-'''
 
 
 def _config(tmp_path: Path, **train) -> Path:
@@ -44,31 +27,18 @@ def _config(tmp_path: Path, **train) -> Path:
     return path
 
 
-def _env(tmp_path: Path) -> dict:
-    hook = tmp_path / "hook"
-    hook.mkdir(exist_ok=True)
-    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    env = dict(os.environ, OMP_NUM_THREADS="1", WRITE_LOG=str(tmp_path / "writes.log"))
-    env["PYTHONPATH"] = os.pathsep.join([str(hook)] + [p for p in [env.get("PYTHONPATH", "")] if p])
-    return env
-
-
-def _torchrun(nproc: int, config: Path, out: Path, extra=(), max_restarts: int = 0) -> list:
-    return [TORCHRUN, "--standalone", f"--nproc_per_node={nproc}", f"--max-restarts={max_restarts}",
+def _torchrun(support, nproc: int, config: Path, out: Path) -> list:
+    """The training command; a lost rank ends the job (no in-job restarts): re-running it resumes."""
+    return [support.TORCHRUN, "--standalone", f"--nproc_per_node={nproc}", "--max-restarts=0",
             "-m", "sim2sg_core", "train", "--config", str(config), "--out", str(out), "--train-images", "32",
-            "--eval-images", "0", "--device", "cpu", "--threads", "1", *extra]
+            "--eval-images", "0", "--device", "cpu", "--threads", "1"]
 
 
-def _writes(tmp_path: Path) -> list:
-    log = tmp_path / "writes.log"
-    return [line.split(" ", 1) for line in log.read_text().splitlines()] if log.exists() else []
-
-
-def test_two_gloo_processes_step_like_one_process_with_the_joint_batch(tmp_path):
-    config, env = _config(tmp_path), _env(tmp_path)
+def test_two_gloo_processes_step_like_one_process_with_the_joint_batch(tmp_path, torchrun_support):
+    config, env = _config(tmp_path), torchrun_support.write_logging_env(tmp_path)
     for n in (1, 2):
-        run = subprocess.run(_torchrun(n, config, tmp_path / f"p{n}"), env=env, cwd=tmp_path, capture_output=True,
-                             text=True, timeout=300)
+        run = subprocess.run(_torchrun(torchrun_support, n, config, tmp_path / f"p{n}"), env=env, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     one = load_checkpoint(tmp_path / "p1" / "model.pt")
     two = load_checkpoint(tmp_path / "p2" / "model.pt")
@@ -77,7 +47,7 @@ def test_two_gloo_processes_step_like_one_process_with_the_joint_batch(tmp_path)
                 if one["state_dict"][k].is_floating_point())
     assert moved <= 1e-5, f"2-process weights differ from the 1-process run by {moved}"
     # only rank 0 wrote anything, and it wrote the periodic and final checkpoints
-    writes = [(rank, dst) for rank, dst in _writes(tmp_path) if Path(dst).parent.name in ("p1", "p2")]
+    writes = [(rank, dst) for rank, dst in torchrun_support.writes(tmp_path) if Path(dst).parent.name in ("p1", "p2")]
     assert writes and {rank for rank, _ in writes} == {"0"}, writes
     p2 = [Path(dst).name for _, dst in writes if Path(dst).parent == tmp_path / "p2"]
     assert p2.count("last.pt") == 4 and p2.count("model.pt") == 1, p2   # steps 2, 4, 6 + the end
@@ -100,13 +70,13 @@ def _worker_with_rank(root_pid: int, rank: int):
     return None
 
 
-def test_a_job_that_loses_a_rank_resumes_on_every_rank(tmp_path):
+def test_a_job_that_loses_a_rank_resumes_on_every_rank(tmp_path, torchrun_support):
     """Kill rank 1 mid-run: torchrun stops the job with an error; the same command again continues on both
     ranks from rank 0's last.pt to the planned step count."""
-    config, env = _config(tmp_path, steps=150, checkpoint_every=5), _env(tmp_path)
+    config, env = _config(tmp_path, steps=150, checkpoint_every=5), torchrun_support.write_logging_env(tmp_path)
     out = tmp_path / "run"
     log = open(tmp_path / "first.log", "w")
-    proc = subprocess.Popen(_torchrun(2, config, out), env=env, cwd=tmp_path, stdout=log,
+    proc = subprocess.Popen(_torchrun(torchrun_support, 2, config, out), env=env, cwd=tmp_path, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 240
@@ -124,11 +94,11 @@ def test_a_job_that_loses_a_rank_resumes_on_every_rank(tmp_path):
     assert rc != 0
     killed_at = load_checkpoint(out / "last.pt")["step"]
     assert 0 < killed_at < 150
-    again = subprocess.run(_torchrun(2, config, out), env=env, cwd=tmp_path, capture_output=True, text=True,
-                           timeout=400)
+    again = subprocess.run(_torchrun(torchrun_support, 2, config, out), env=env, cwd=tmp_path, capture_output=True,
+                           text=True, timeout=400)
     text = again.stdout + again.stderr
     assert again.returncode == 0, text[-4000:]
     resumed = dict(re.findall(r"\[rank (\d)\] resuming from .* at step (\d+)", text))
     assert resumed == {"0": str(killed_at), "1": str(killed_at)}, text[-3000:]
     assert load_checkpoint(out / "model.pt")["step"] == 150
-    assert {rank for rank, dst in _writes(tmp_path) if Path(dst).parent == out} == {"0"}
+    assert {rank for rank, dst in torchrun_support.writes(tmp_path) if Path(dst).parent == out} == {"0"}
