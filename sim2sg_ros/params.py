@@ -212,7 +212,7 @@ def read_params_yaml(path, node_name: str) -> dict:
     The same file the nodes receive through ``--params-file``; the bring-up reads it to decide what
     to start. Raises ValueError naming the file for anything that is not a ROS params file.
     """
-    from sim2sg_core.utils.io import load_yaml_mapping
+    from sim2sg_core.config import load_yaml_mapping
 
     data = load_yaml_mapping(path, what="parameters file",
                              mapping_hint="the top level must map node names to ros__parameters")

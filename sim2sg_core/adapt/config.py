@@ -2,18 +2,17 @@
 
 Every part of the method is one switch (``label_alignment.enabled``, ``prediction_alignment.enabled``,
 ``appearance_alignment.enabled``), so each ablation row of the benchmark is a one-flag change.
-Unknown YAML keys are an error naming the file and the key: a typo must not silently fall back
-to a default.
+Loaded by the one config system (:func:`sim2sg_core.config.from_dict`): unknown keys and wrongly typed
+values are an error naming the file and the key path: a typo must not silently fall back to a default.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
-from sim2sg_core.utils.io import load_yaml_mapping
-from sim2sg_core.utils.mapping import deep_merge
+from sim2sg_core.config import ConfigError, at, config_dir, deep_merge, from_dict, load_yaml_mapping
 
 #: A ``model:`` section in an override or bench profile replaces the base's whole (a model, not a patch).
 WHOLE_SECTIONS = ("model",)
@@ -21,11 +20,10 @@ WHOLE_SECTIONS = ("model",)
 
 def adapt_config_dir() -> Path:
     """config/adapt (default + bench profiles), found like every other config file."""
-    from sim2sg_core.paths import config_dir
     return config_dir() / "adapt"
 
 
-class AdaptConfigError(ValueError):
+class AdaptConfigError(ConfigError):
     """A bad adaptation / benchmark configuration (file, key and problem in the message)."""
 
 
@@ -260,45 +258,38 @@ class BenchProfile:
 
 # --------------------------------------------------------------------------- YAML loading
 
-def _build(cls, data: Any, where: str):
-    """Recursively build dataclass ``cls`` from a mapping, rejecting unknown keys."""
-    if data is None:
-        return cls()
-    if not isinstance(data, dict):
-        raise AdaptConfigError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise AdaptConfigError(f"{where}: unknown key(s) {unknown} for {cls.__name__}; "
-                               f"known: {sorted(fields)}")
-    kwargs = {}
-    for name, value in data.items():
-        default = cls().__getattribute__(name)
-        if dataclasses.is_dataclass(default):
-            kwargs[name] = _build(type(default), value, f"{where}.{name}")
-        else:
-            kwargs[name] = value
-    return cls(**kwargs)
-
-
 def _read_yaml(path: Union[str, Path]) -> dict:
     return load_yaml_mapping(path, error=AdaptConfigError)
 
 
+def _adapt_section(data: dict, where: str) -> tuple[dict, str]:
+    """The ``adapt:`` section of an adaptation YAML (or the whole file when it has none) and its location."""
+    if "adapt" in data:
+        return data["adapt"] or {}, at(where, "adapt")
+    return data, where
+
+
 def adapt_config_from_dict(data: Optional[dict], where: str = "adaptation config") -> AdaptConfig:
-    return _build(AdaptConfig, data or {}, where).validate(where)
+    return from_dict(AdaptConfig, data or {}, where, error=AdaptConfigError).validate(where)
 
 
 def load_adapt_config(path: Union[str, Path, None] = None, overrides: Optional[dict] = None) -> AdaptConfig:
     """Load ``config/adapt/default.yaml`` (or ``path``), optionally merged with ``overrides``."""
     path = Path(path) if path is not None else adapt_config_dir() / "default.yaml"
-    data = _read_yaml(path)
-    data = data.get("adapt", data)
-    cfg = adapt_config_from_dict(data, str(path))       # the file's own errors name the file
+    data, where = _adapt_section(_read_yaml(path), str(path))
+    cfg = adapt_config_from_dict(data, where)       # the file's own errors name the file
     if not overrides:
         return cfg
     merged = deep_merge(data, overrides, replace_keys=WHOLE_SECTIONS)
-    return adapt_config_from_dict(merged, f"--set override (over {path})")
+    return adapt_config_from_dict(merged, f"--set override (over {path})")   # errors now come from the overrides
+
+
+def _bench_profile(data: dict, base_adapt: dict, where: str) -> BenchProfile:
+    data = dict(data)
+    adapt_data = deep_merge(base_adapt, data.pop("adapt", None) or {}, replace_keys=WHOLE_SECTIONS)
+    prof = from_dict(BenchProfile, data, where, error=AdaptConfigError)
+    prof.adapt = adapt_config_from_dict(adapt_data, at(where, "adapt"))
+    return prof
 
 
 def load_bench_profile(name_or_path: Union[str, Path], overrides: Optional[dict] = None) -> BenchProfile:
@@ -314,16 +305,13 @@ def load_bench_profile(name_or_path: Union[str, Path], overrides: Optional[dict]
             known = sorted(f.stem[len("bench_"):] for f in adapt_config_dir().glob("bench_*.yaml"))
             raise AdaptConfigError(f"unknown bench profile {str(name_or_path)!r}; known: {known}")
     data = _read_yaml(p)
-    if overrides:
-        data = deep_merge(data, overrides, replace_keys=WHOLE_SECTIONS)
-    base_adapt = _read_yaml(adapt_config_dir() / "default.yaml")
-    base_adapt = base_adapt.get("adapt", base_adapt)
-    data = dict(data)
-    data["adapt"] = deep_merge(base_adapt, data.get("adapt") or {}, replace_keys=WHOLE_SECTIONS)
-    adapt_data = data.pop("adapt")
-    prof = _build(BenchProfile, data, str(p))
-    prof.adapt = adapt_config_from_dict(adapt_data, f"{p}: adapt")
-    return prof
+    default_path = adapt_config_dir() / "default.yaml"
+    base_adapt, _ = _adapt_section(_read_yaml(default_path), str(default_path))
+    prof = _bench_profile(data, base_adapt, str(p))      # the file's own errors name the file
+    if not overrides:
+        return prof
+    return _bench_profile(deep_merge(data, overrides, replace_keys=WHOLE_SECTIONS), base_adapt,
+                          f"--set override (over {p})")
 
 
 def config_to_dict(cfg) -> dict:

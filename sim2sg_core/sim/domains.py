@@ -5,29 +5,33 @@ shape parts, colours), the ground layout and the label filter, plus a ``domains:
 domain has ``content`` (the named distributions the generator samples from and label alignment
 re-fits) and ``appearance`` (how the scene is drawn). A domain may ``inherit`` another and
 override only what differs; dictionaries are merged recursively. Adding an environment needs no
-code: write a new YAML file.
+code: write a new YAML file. The dataclasses are built by the one config system
+(:func:`sim2sg_core.config.from_dict`: typed fields, unknown keys rejected, file + key path in errors);
+the converters in :data:`_CONVERTERS` add the YAML shorthands (scalar ranges, RGB triples, scalar
+Gaussians) and the per-type checks.
 """
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Union
 
 
-from sim2sg_core.paths import config_dir as package_config_dir
+from sim2sg_core.config import ConfigError, at, convert, deep_merge, from_dict, load_yaml_mapping
+from sim2sg_core.config import config_dir as package_config_dir
 from sim2sg_core.scene_graph import PREDICATES, Vocabulary
-from sim2sg_core.utils.io import load_yaml_mapping
-from sim2sg_core.utils.mapping import deep_merge
 
 RGB = tuple[int, int, int]
+#: ``[lo, hi]`` drawn uniformly; a scalar ``a`` in YAML means ``[a, a]``.
+Range = tuple[float, float]
 SHAPES = ("cuboid", "cylinder", "cone", "frustum", "sphere", "roof", "cabin", "wheel", "panel")
 #: one-sided flat shapes ("decals"): drawn only from the side they face, after the parts they sit on
 DECALS = ("wheel", "panel")
 
 
-class SimConfigError(ValueError):
+class SimConfigError(ConfigError):
     """A simulator YAML file that is missing a field or has a bad value."""
 
 
@@ -50,46 +54,26 @@ def available_environments() -> list[str]:
 
 def _rgb(value, where: str) -> RGB:
     if not (isinstance(value, (list, tuple)) and len(value) == 3
-            and all(isinstance(v, (int, float)) for v in value)):
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
         raise SimConfigError(f"{where}: expected an RGB triple like [120, 130, 140], got {value!r}")
     return tuple(int(max(0, min(255, round(v)))) for v in value)
 
 
-def _range(value, where: str) -> tuple[float, float]:
+def _range(value, where: str) -> Range:
     """A scalar ``a`` means [a, a]; a pair ``[lo, hi]`` is a uniform range."""
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value), float(value)
     if isinstance(value, (list, tuple)) and len(value) == 2:
-        lo, hi = float(value[0]), float(value[1])
+        lo, hi = (convert(v, float, at(where, i), error=SimConfigError) for i, v in enumerate(value))
         if hi < lo:
             raise SimConfigError(f"{where}: range [{lo}, {hi}] has hi < lo")
         return lo, hi
     raise SimConfigError(f"{where}: expected a number or [lo, hi], got {value!r}")
 
 
-def _build(cls, d: dict, where: str, **converters):
-    """Build dataclass ``cls`` from ``d``: unknown keys are an error naming the file/field."""
-    if d is None:
-        d = {}
-    if not isinstance(d, dict):
-        raise SimConfigError(f"{where}: expected a mapping, got {type(d).__name__}")
-    names = {f.name for f in fields(cls)}
-    unknown = set(d) - names
-    if unknown:
-        raise SimConfigError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(names)}")
-    kwargs = {}
-    for k, v in d.items():
-        conv = converters.get(k)
-        try:
-            kwargs[k] = conv(v, f"{where}.{k}") if conv else v
-        except SimConfigError:
-            raise
-        except (TypeError, ValueError) as e:
-            raise SimConfigError(f"{where}.{k}: {e}") from None
-    try:
-        return cls(**kwargs)
-    except TypeError as e:
-        raise SimConfigError(f"{where}: {e}") from None
+def _parse(cls, d, where: str, **field_converters):
+    """``cls`` from the mapping ``d`` through the one config system, with the simulator's converters."""
+    return from_dict(cls, d, where, converters={**_CONVERTERS, **field_converters}, error=SimConfigError)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -115,7 +99,7 @@ class PartSpec:
     """
 
     shape: str = "cuboid"
-    y: tuple[float, float] = (0.0, 1.0)
+    y: Range = (0.0, 1.0)
     w: float = 1.0
     l: float = 1.0  # noqa: E741 - the length fraction, named like the YAML part key ``l`` (next to ``w``)
     top: float = 1.0
@@ -137,7 +121,7 @@ class ClassPrior:
     size: tuple[float, float, float]  # height, width, length (m)
     parts: tuple[PartSpec, ...]
     palette: tuple[RGB, ...]
-    part_colours: dict = field(default_factory=dict)
+    part_colours: dict[str, RGB] = field(default_factory=dict)
     size_jitter: float = 0.05
 
 
@@ -149,9 +133,9 @@ class GroundZone:
     """
 
     colour: str
-    x: tuple[float, float] = (-math.inf, math.inf)
-    z: tuple[float, float] = (-math.inf, math.inf)
-    dash: Optional[tuple[float, float]] = None
+    x: Range = (-math.inf, math.inf)
+    z: Range = (-math.inf, math.inf)
+    dash: Optional[Range] = None
 
 
 @dataclass(frozen=True)
@@ -187,12 +171,10 @@ class EnvironmentConfig:
                                  f"known: {list(self.classes)}") from None
 
 
-def _parse_part(d: dict, where: str) -> PartSpec:
-    part = _build(PartSpec, d, where, y=lambda v, w: _range(v, w), w=lambda v, w: float(v),
-                  l=lambda v, w: float(v), top=lambda v, w: float(v), dx=lambda v, w: float(v),
-                  sides=lambda v, w: int(v), shade=lambda v, w: float(v), colour=lambda v, w: str(v),
-                  dz=lambda v, w: float(v), top_w=lambda v, w: float(v), top_dx=lambda v, w: float(v),
-                  caps=lambda v, w: _bool(v, w))
+def _parse_part(d, where: str) -> PartSpec:
+    if isinstance(d, PartSpec):    # already parsed (shape variants are built from parsed parts)
+        return d
+    part = _parse(PartSpec, d, where)
     if part.shape not in SHAPES:
         raise SimConfigError(f"{where}.shape: unknown shape {part.shape!r}; known: {list(SHAPES)}")
     if part.sides < 3:
@@ -205,37 +187,52 @@ def _parse_part(d: dict, where: str) -> PartSpec:
     return part
 
 
-def _bool(v, where) -> bool:
-    if not isinstance(v, bool):
-        raise SimConfigError(f"{where}: expected true or false, got {v!r}")
-    return v
+@dataclass(frozen=True)
+class _GroundSection:
+    """``ground:`` of an environment file."""
+
+    colour: str = "ground"
+    zones: tuple[GroundZone, ...] = ()
+    max_distance: float = 250.0
+
+
+@dataclass(frozen=True)
+class _EnvironmentFile:
+    """The layout of ``config/sim/<env>.yaml`` (what :class:`EnvironmentConfig` is made from)."""
+
+    classes: dict   # class name -> ClassPrior (the "classes" converter names each prior)
+    domains: dict[str, Optional[dict]]   # raw domain mappings, merged and parsed by load_domain
+    name: str = ""
+    subject_classes: tuple[str, ...] = ()
+    predicates: tuple[str, ...] = tuple(PREDICATES)
+    image_size: tuple[int, int] = (640, 192)
+    hfov_deg: float = 80.0
+    ground: _GroundSection = _GroundSection()
+    sky: bool = True
+    labels: LabelFilter = LabelFilter()
 
 
 def _parse_class(name: str, d: dict, where: str) -> ClassPrior:
-    if not isinstance(d, dict):
-        raise SimConfigError(f"{where}: expected a mapping")
-    for key in ("size", "parts", "palette"):
-        if key not in d:
-            raise SimConfigError(f"{where}: missing field {key!r}")
-    size = d["size"]
-    if not (isinstance(size, (list, tuple)) and len(size) == 3 and all(float(v) > 0 for v in size)):
-        raise SimConfigError(f"{where}.size: expected [height, width, length] > 0, got {size!r}")
-    parts = tuple(_parse_part(p, f"{where}.parts[{i}]") for i, p in enumerate(d["parts"]))
-    if not parts:
-        raise SimConfigError(f"{where}.parts: at least one part is needed")
-    palette = tuple(_rgb(c, f"{where}.palette[{i}]") for i, c in enumerate(d["palette"]))
-    if not palette:
-        raise SimConfigError(f"{where}.palette: at least one colour is needed")
-    part_colours = {k: _rgb(v, f"{where}.part_colours.{k}") for k, v in (d.get("part_colours") or {}).items()}
-    for i, p in enumerate(parts):
-        if p.colour != "body" and p.colour not in part_colours:
+    if isinstance(d, dict) and "name" in d:
+        raise SimConfigError(f"{at(where, 'name')}: a class is named by its key under 'classes'")
+    prior = _parse(ClassPrior, {**d, "name": name} if isinstance(d, dict) else d, where)
+    if not all(v > 0 for v in prior.size):
+        raise SimConfigError(f"{at(where, 'size')}: expected [height, width, length] > 0, got {list(prior.size)}")
+    if not prior.parts:
+        raise SimConfigError(f"{at(where, 'parts')}: at least one part is needed")
+    if not prior.palette:
+        raise SimConfigError(f"{at(where, 'palette')}: at least one colour is needed")
+    for i, p in enumerate(prior.parts):
+        if p.colour != "body" and p.colour not in prior.part_colours:
             raise SimConfigError(f"{where}.parts[{i}].colour: {p.colour!r} is neither 'body' nor a key of "
-                                 f"part_colours {sorted(part_colours)}")
-    unknown = set(d) - {"size", "parts", "palette", "part_colours", "size_jitter"}
-    if unknown:
-        raise SimConfigError(f"{where}: unknown field(s) {sorted(unknown)}")
-    return ClassPrior(name=name, size=tuple(float(v) for v in size), parts=parts, palette=palette,
-                      part_colours=part_colours, size_jitter=float(d.get("size_jitter", 0.05)))
+                                 f"part_colours {sorted(prior.part_colours)}")
+    return prior
+
+
+def _parse_classes(v, where: str) -> dict:
+    if not isinstance(v, dict):
+        raise SimConfigError(f"{where}: expected a non-empty mapping of class name → prior, got {v!r}")
+    return {n: _parse_class(n, c, at(where, n)) for n, c in v.items()}
 
 
 def _read_yaml(path: Path) -> dict:
@@ -266,46 +263,23 @@ def load_environment(name_or_path: Union[str, os.PathLike, EnvironmentConfig]) -
     hit = _ENV_CACHE.get(key)
     if hit is not None and hit[0] == mtime:
         return hit[1]
-    data = _read_yaml(path)
     where = str(path)
-    for key_ in ("classes", "domains"):
-        if key_ not in data:
-            raise SimConfigError(f"{where}: missing top-level field {key_!r}")
-    classes_raw = data["classes"]
-    if not isinstance(classes_raw, dict) or not classes_raw:
-        raise SimConfigError(f"{where}.classes: expected a non-empty mapping of class name → prior")
-    classes = {n: _parse_class(n, c, f"{where}.classes.{n}") for n, c in classes_raw.items()}
-    subject = tuple(data.get("subject_classes") or ())
+    f = _parse(_EnvironmentFile, _read_yaml(path), where, classes=_parse_classes)
+    if not f.classes:
+        raise SimConfigError(f"{at(where, 'classes')}: expected a non-empty mapping of class name → prior")
     try:
-        vocab = Vocabulary(classes=tuple(classes), predicates=tuple(data.get("predicates", PREDICATES)),
-                           subject_classes=subject)
+        vocab = Vocabulary(classes=tuple(f.classes), predicates=f.predicates, subject_classes=f.subject_classes)
     except ValueError as e:
         raise SimConfigError(f"{where}: {e}") from None
-    size = data.get("image_size", [640, 192])
-    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(int(v) >= 16 for v in size)):
-        raise SimConfigError(f"{where}.image_size: expected [width, height] (each >= 16), got {size!r}")
-    zones = tuple(_build(GroundZone, z, f"{where}.ground.zones[{i}]",
-                         x=lambda v, w: _range(v, w), z=lambda v, w: _range(v, w),
-                         dash=lambda v, w: None if v is None else _range(v, w))
-                  for i, z in enumerate((data.get("ground") or {}).get("zones", [])))
-    ground = data.get("ground") or {}
-    unknown_ground = set(ground) - {"zones", "colour", "max_distance"}
-    if unknown_ground:
-        raise SimConfigError(f"{where}.ground: unknown field(s) {sorted(unknown_ground)}")
-    labels = _build(LabelFilter, data.get("labels"), f"{where}.labels")
-    domains = data["domains"]
-    if not isinstance(domains, dict) or not domains:
-        raise SimConfigError(f"{where}.domains: expected a non-empty mapping of domain name → settings")
-    unknown_top = set(data) - {"name", "classes", "subject_classes", "predicates", "image_size", "hfov_deg",
-                               "ground", "sky", "labels", "domains"}
-    if unknown_top:
-        raise SimConfigError(f"{where}: unknown top-level field(s) {sorted(unknown_top)}")
+    if min(f.image_size) < 16:
+        raise SimConfigError(f"{at(where, 'image_size')}: expected [width, height] (each >= 16), "
+                             f"got {list(f.image_size)}")
+    if not f.domains:
+        raise SimConfigError(f"{at(where, 'domains')}: expected a non-empty mapping of domain name → settings")
     env = EnvironmentConfig(
-        name=str(data.get("name", path.stem)), vocab=vocab, classes=classes,
-        image_size=(int(size[0]), int(size[1])), hfov_deg=float(data.get("hfov_deg", 80.0)),
-        ground_colour=str(ground.get("colour", "ground")), zones=zones, sky=bool(data.get("sky", True)),
-        max_ground_distance=float(ground.get("max_distance", 250.0)), labels=labels, domains=domains,
-        source_path=str(path))
+        name=f.name or path.stem, vocab=vocab, classes=f.classes, image_size=f.image_size, hfov_deg=f.hfov_deg,
+        ground_colour=f.ground.colour, zones=f.ground.zones, sky=f.sky, max_ground_distance=f.ground.max_distance,
+        labels=f.labels, domains=f.domains, source_path=str(path))
     _ENV_CACHE[key] = (mtime, env)
     return env
 
@@ -390,7 +364,7 @@ class CameraContent:
 @dataclass(frozen=True)
 class ContentConfig:
     camera: CameraContent
-    classes: dict  # class name -> ClassContent
+    classes: dict[str, ClassContent]  # class name -> ClassContent, in vocabulary order
     max_objects: int = 12
     min_separation: float = 0.3  # metres of free ground between object footprints
 
@@ -400,19 +374,16 @@ class ContentConfig:
 
 
 def _gaussian(v, where) -> Gaussian:
-    if isinstance(v, (int, float)):
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
         return Gaussian(float(v), 0.0)
-    g = _build(Gaussian, v, where, mean=lambda x, w: float(x), std=lambda x, w: float(x),
-               min=lambda x, w: float(x), max=lambda x, w: float(x))
+    g = _parse(Gaussian, v, where)
     if g.std < 0 or g.min > g.max:
         raise SimConfigError(f"{where}: need std >= 0 and min <= max, got {g}")
     return g
 
 
 def _lateral(v, where) -> Lateral:
-    lat = _build(Lateral, v, where, modes=lambda x, w: tuple(float(a) for a in x),
-                 weights=lambda x, w: tuple(float(a) for a in x), std=lambda x, w: float(x),
-                 stds=lambda x, w: tuple(float(a) for a in x))
+    lat = _parse(Lateral, v, where)
     if not lat.modes:
         raise SimConfigError(f"{where}.modes: at least one mode is needed")
     if lat.weights and len(lat.weights) != len(lat.modes):
@@ -423,10 +394,8 @@ def _lateral(v, where) -> Lateral:
 
 
 def _sizes(v, where) -> SizeMixture:
-    sm = _build(SizeMixture, v, where,
-                modes=lambda x, w: tuple(tuple(float(a) for a in m) for m in x),
-                weights=lambda x, w: tuple(float(a) for a in x))
-    if not sm.modes or any(len(m) != 3 or min(m) <= 0 for m in sm.modes):
+    sm = _parse(SizeMixture, v, where)
+    if not sm.modes or any(min(m) <= 0 for m in sm.modes):
         raise SimConfigError(f"{where}.modes: expected a list of [height, width, length] > 0, got {v!r}")
     if sm.weights and (len(sm.weights) != len(sm.modes) or min(sm.weights) < 0 or sum(sm.weights) <= 0):
         raise SimConfigError(f"{where}.weights: need {len(sm.modes)} weights >= 0 (not all 0), got "
@@ -435,27 +404,17 @@ def _sizes(v, where) -> SizeMixture:
 
 
 def parse_content(d: dict, env: EnvironmentConfig, where: str) -> ContentConfig:
-    if not isinstance(d, dict):
-        raise SimConfigError(f"{where}: expected a mapping")
-    cam = _build(CameraContent, d.get("camera"), f"{where}.camera", height=_gaussian, pitch=_gaussian)
-    classes_raw = d.get("classes") or {}
-    unknown = set(classes_raw) - set(env.classes)
-    if unknown:
-        raise SimConfigError(f"{where}.classes: unknown class(es) {sorted(unknown)}; known: {list(env.classes)}")
-    classes = {}
-    for name in env.classes:
-        if name not in classes_raw:
-            raise SimConfigError(f"{where}.classes: class {name!r} has no content distribution")
-        classes[name] = _build(ClassContent, classes_raw[name], f"{where}.classes.{name}",
-                               count_mean=lambda x, w: float(x), depth=_gaussian, lateral=_lateral,
-                               scale=_gaussian, yaw=_gaussian, yaw_flip=lambda x, w: float(x),
-                               sizes=_sizes, flip_left_of=lambda x, w: None if x is None else float(x),
-                               max_count=lambda x, w: None if x is None else int(x))
-    unknown_top = set(d) - {"camera", "classes", "max_objects", "min_separation"}
-    if unknown_top:
-        raise SimConfigError(f"{where}: unknown field(s) {sorted(unknown_top)}")
-    return ContentConfig(camera=cam, classes=classes, max_objects=int(d.get("max_objects", 12)),
-                         min_separation=float(d.get("min_separation", 0.3)))
+    classes_raw = d.get("classes") if isinstance(d, dict) else None
+    if isinstance(classes_raw, dict):
+        unknown = set(classes_raw) - set(env.classes)
+        if unknown:
+            raise SimConfigError(f"{where}.classes: unknown class(es) {sorted(unknown)}; "
+                                 f"known: {list(env.classes)}")
+        for name in env.classes:
+            if name not in classes_raw:
+                raise SimConfigError(f"{where}.classes: class {name!r} has no content distribution")
+    content = _parse(ContentConfig, d, where)
+    return replace(content, classes={n: content.classes[n] for n in env.classes})   # vocabulary order
 
 
 # ----------------------------------------------------------------------------------------------
@@ -474,42 +433,42 @@ class AppearanceConfig:
     (per-channel gain), exposure gain and gamma, blur, Gaussian noise and JPEG compression.
     """
 
-    colours: dict = field(default_factory=dict)
-    palettes: dict = field(default_factory=dict)
-    part_colours: dict = field(default_factory=dict)
+    colours: dict[str, RGB] = field(default_factory=dict)
+    palettes: dict[str, tuple[RGB, ...]] = field(default_factory=dict)
+    part_colours: dict[str, dict[str, RGB]] = field(default_factory=dict)
     random_colours: bool = False
     colour_jitter: float = 0.0          # per-image jitter of background colours (RGB units)
     object_colour_jitter: float = 0.0   # per-object jitter (RGB units)
-    sun_azimuth: tuple[float, float] = (-40.0, -40.0)
-    sun_elevation: tuple[float, float] = (50.0, 50.0)
-    ambient: tuple[float, float] = (0.55, 0.55)
-    diffuse: tuple[float, float] = (0.45, 0.45)
-    shadows: tuple[float, float] = (0.0, 0.0)    # darkening strength in [0, 1]
-    fade_distance: tuple[float, float] = (150.0, 150.0)
+    sun_azimuth: Range = (-40.0, -40.0)
+    sun_elevation: Range = (50.0, 50.0)
+    ambient: Range = (0.55, 0.55)
+    diffuse: Range = (0.45, 0.45)
+    shadows: Range = (0.0, 0.0)    # darkening strength in [0, 1]
+    fade_distance: Range = (150.0, 150.0)
     fade_colour: str = "sky_horizon"
-    texture: tuple[float, float] = (0.0, 0.0)
+    texture: Range = (0.0, 0.0)
     texture_scale: float = 6.0
     vignette: float = 0.0
-    colour_cast: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    colour_cast: tuple[float, float, float] = (1.0, 1.0, 1.0)   # per-channel gains [r, g, b]
     cast_jitter: float = 0.0
-    exposure: tuple[float, float] = (1.0, 1.0)
-    gamma: tuple[float, float] = (1.0, 1.0)
-    blur_sigma: tuple[float, float] = (0.0, 0.0)
-    noise_std: tuple[float, float] = (0.0, 0.0)
-    jpeg_quality: Optional[tuple[float, float]] = None
+    exposure: Range = (1.0, 1.0)
+    gamma: Range = (1.0, 1.0)
+    blur_sigma: Range = (0.0, 0.0)
+    noise_std: Range = (0.0, 0.0)
+    jpeg_quality: Optional[Range] = None
     specular: float = 0.0               # highlight strength (metallic look)
     jpeg_probability: float = 1.0       # share of images that get the JPEG round trip (when jpeg_quality)
     # --- street look: every option below is off by default, so only domains that set them change ---
     #: per-class shape overrides: class -> tuple of :class:`ShapeVariant` (first match by size wins)
     class_parts: dict = field(default_factory=dict)
     #: per-class palette weights (aligned with the palette in use): weighted body-colour choice
-    palette_weights: dict = field(default_factory=dict)
+    palette_weights: dict[str, tuple[float, ...]] = field(default_factory=dict)
     ground: Optional["GroundLayout"] = None        # ground colour + zones replacing the environment's
     facades: Optional["FacadeConfig"] = None       # building facades along both sides (background)
-    region_texture: dict = field(default_factory=dict)  # layout colour name / 'facade' / 'sky' -> range
-    class_texture: dict = field(default_factory=dict)   # class -> texture strength range on its pixels
-    hue_shift: tuple[float, float] = (0.0, 0.0)   # degrees, whole image
-    saturation: tuple[float, float] = (1.0, 1.0)  # multiplier, whole image
+    region_texture: dict[str, Range] = field(default_factory=dict)  # layout colour / 'facade' / 'sky' -> range
+    class_texture: dict[str, Range] = field(default_factory=dict)   # class -> texture strength range on its pixels
+    hue_shift: Range = (0.0, 0.0)   # degrees, whole image
+    saturation: Range = (1.0, 1.0)  # multiplier, whole image
     hood: Optional["HoodConfig"] = None           # the ego vehicle's bonnet at the bottom of the image
     #: weighted alternative looks ((weight, AppearanceConfig), ...); each image uses one
     variants: tuple = ()
@@ -553,29 +512,29 @@ class FacadeConfig:
     Every ``[lo, hi]`` is drawn uniformly (per image, side or building).
     """
 
-    left: Optional[tuple[float, float]] = (-12.0, -10.0)
-    right: Optional[tuple[float, float]] = (8.0, 10.0)
+    left: Optional[Range] = (-12.0, -10.0)
+    right: Optional[Range] = (8.0, 10.0)
     probability: float = 1.0
-    start: tuple[float, float] = (0.0, 8.0)
+    start: Range = (0.0, 8.0)
     max_distance: float = 160.0
-    length: tuple[float, float] = (8.0, 30.0)
-    height: tuple[float, float] = (6.0, 24.0)
+    length: Range = (8.0, 30.0)
+    height: Range = (6.0, 24.0)
     setback: float = 0.6
     depth: float = 14.0
     gap: float = 0.15
-    gap_width: tuple[float, float] = (4.0, 14.0)
-    floor_height: tuple[float, float] = (3.0, 3.8)
-    window_spacing: tuple[float, float] = (2.2, 3.4)
-    window_width: tuple[float, float] = (0.4, 0.65)
-    window_height: tuple[float, float] = (0.4, 0.6)
+    gap_width: Range = (4.0, 14.0)
+    floor_height: Range = (3.0, 3.8)
+    window_spacing: Range = (2.2, 3.4)
+    window_width: Range = (0.4, 0.65)
+    window_height: Range = (0.4, 0.6)
     windows: float = 0.9
     shopfront: float = 0.35
-    colours: tuple = ((160, 95, 75), (200, 185, 160), (165, 163, 158), (215, 212, 205), (120, 95, 80))
-    window_colours: tuple = ((55, 65, 75), (80, 95, 110), (40, 45, 50))
+    colours: tuple[RGB, ...] = ((160, 95, 75), (200, 185, 160), (165, 163, 158), (215, 212, 205), (120, 95, 80))
+    window_colours: tuple[RGB, ...] = ((55, 65, 75), (80, 95, 110), (40, 45, 50))
     colour_jitter: float = 12.0
     #: distant blocks / tree lines along the horizon: height range (m); None = no skyline
-    skyline: Optional[tuple[float, float]] = None
-    skyline_distance: tuple[float, float] = (200.0, 400.0)
+    skyline: Optional[Range] = None
+    skyline_distance: Range = (200.0, 400.0)
     #: buildings cast sun shadows onto the street (with the appearance's ``shadows`` strength)
     shadows: bool = True
 
@@ -585,49 +544,28 @@ class HoodConfig:
     """The ego vehicle's bonnet across the bottom of the image (occludes; never labelled)."""
 
     probability: float = 0.0
-    height: tuple[float, float] = (0.05, 0.12)    # fraction of the image height at the centre
-    curve: tuple[float, float] = (0.3, 0.8)       # how much lower the corners are (fraction of height)
-    colours: tuple = ((215, 215, 215), (30, 30, 33), (140, 142, 146), (100, 20, 25), (30, 45, 90))
-
-
-def _gains(v, where) -> tuple[float, float, float]:
-    if not (isinstance(v, (list, tuple)) and len(v) == 3):
-        raise SimConfigError(f"{where}: expected three channel gains [r, g, b], got {v!r}")
-    return tuple(float(a) for a in v)
+    height: Range = (0.05, 0.12)    # fraction of the image height at the centre
+    curve: Range = (0.3, 0.8)       # how much lower the corners are (fraction of height)
+    colours: tuple[RGB, ...] = ((215, 215, 215), (30, 30, 33), (140, 142, 146), (100, 20, 25), (30, 45, 90))
 
 
 def _colours(v, where) -> tuple:
     if not isinstance(v, (list, tuple)) or not v:
         raise SimConfigError(f"{where}: expected a non-empty list of RGB triples, got {v!r}")
-    return tuple(_rgb(c, f"{where}[{i}]") for i, c in enumerate(v))
+    return tuple(_rgb(c, at(where, i)) for i, c in enumerate(v))
 
 
 def _parse_facades(v, where) -> FacadeConfig:
-    rng = lambda x, w: _range(x, w)  # noqa: E731
-    num = lambda x, w: float(x)  # noqa: E731
-    side = lambda x, w: None if x is None else _range(x, w)  # noqa: E731
-    return _build(FacadeConfig, v, where, left=side, right=side, probability=num, start=rng, max_distance=num,
-                  length=rng, height=rng, setback=num, depth=num, gap=num, gap_width=rng, floor_height=rng,
-                  window_spacing=rng, window_width=rng, window_height=rng, windows=num, shopfront=num,
-                  colours=_colours, window_colours=_colours, colour_jitter=num,
-                  skyline=side, skyline_distance=rng, shadows=lambda x, w: _bool(x, w))
+    return _parse(FacadeConfig, v, where, colours=_colours, window_colours=_colours)
 
 
 def _parse_hood(v, where) -> HoodConfig:
-    return _build(HoodConfig, v, where, probability=lambda x, w: float(x), height=lambda x, w: _range(x, w),
-                  curve=lambda x, w: _range(x, w), colours=_colours)
+    return _parse(HoodConfig, v, where, colours=_colours)
 
 
-def _parse_ground(v, where) -> GroundLayout:
-    if not isinstance(v, dict) or "colour" not in v:
-        raise SimConfigError(f"{where}: expected a mapping with 'colour' (and 'zones'), got {v!r}")
-    unknown = set(v) - {"colour", "zones"}
-    if unknown:
-        raise SimConfigError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: ['colour', 'zones']")
-    zones = tuple(_build(GroundZone, z, f"{where}.zones[{i}]", x=lambda a, w: _range(a, w),
-                         z=lambda a, w: _range(a, w), dash=lambda a, w: None if a is None else _range(a, w))
-                  for i, z in enumerate(v.get("zones") or []))
-    return GroundLayout(colour=str(v["colour"]), zones=zones)
+#: The YAML shorthands and per-type checks, applied wherever a field has one of these types.
+_CONVERTERS = {Range: _range, RGB: _rgb, PartSpec: _parse_part, Gaussian: _gaussian, Lateral: _lateral,
+               SizeMixture: _sizes, FacadeConfig: _parse_facades, HoodConfig: _parse_hood}
 
 
 def _parse_class_parts(v, env: EnvironmentConfig, where: str) -> dict:
@@ -655,40 +593,15 @@ def _parse_class_parts(v, env: EnvironmentConfig, where: str) -> dict:
             parts = tuple(_parse_part(p, f"{wv}.parts[{j}]" if all(is_variant) else f"{wv}[{j}]")
                           for j, p in enumerate(parts_raw))
             rest = {k: x for k, x in vd.items() if k != "parts"}
-            variants.append(_build(ShapeVariant, {**rest, "parts": parts}, wv,
-                                   min_height=lambda x, ww: float(x), max_height=lambda x, ww: float(x),
-                                   min_length=lambda x, ww: float(x), max_length=lambda x, ww: float(x)))
+            variants.append(_parse(ShapeVariant, {**rest, "parts": parts}, wv))
         out[cls] = tuple(variants)
     return out
 
 
 def parse_appearance(d: dict, env: EnvironmentConfig, where: str) -> AppearanceConfig:
-    rng_fields = ("sun_azimuth", "sun_elevation", "ambient", "diffuse", "shadows", "fade_distance", "texture",
-                  "exposure", "gamma", "blur_sigma", "noise_std")
-    conv = {k: (lambda v, w: _range(v, w)) for k in rng_fields}
-    conv["colours"] = lambda v, w: {k: _rgb(c, f"{w}.{k}") for k, c in (v or {}).items()}
-    conv["palettes"] = lambda v, w: {k: tuple(_rgb(c, f"{w}.{k}[{i}]") for i, c in enumerate(cs))
-                                     for k, cs in (v or {}).items()}
-    conv["part_colours"] = lambda v, w: {k: {p: _rgb(c, f"{w}.{k}.{p}") for p, c in (pc or {}).items()}
-                                         for k, pc in (v or {}).items()}
-    conv["jpeg_quality"] = lambda v, w: None if v is None else _range(v, w)
-    conv["colour_cast"] = _gains
-    for k in ("colour_jitter", "object_colour_jitter", "texture_scale", "vignette", "cast_jitter", "specular",
-              "jpeg_probability"):
-        conv[k] = lambda v, w: float(v)
-    # street-look options
-    conv["class_parts"] = lambda v, w: _parse_class_parts(v or {}, env, w)
-    conv["palette_weights"] = lambda v, w: {k: tuple(float(a) for a in ws) for k, ws in (v or {}).items()}
-    conv["ground"] = lambda v, w: None if v is None else _parse_ground(v, w)
-    conv["facades"] = lambda v, w: None if v is None else _parse_facades(v, w)
-    conv["hood"] = lambda v, w: None if v is None else _parse_hood(v, w)
-    conv["region_texture"] = lambda v, w: {k: _range(x, f"{w}.{k}") for k, x in (v or {}).items()}
-    conv["class_texture"] = lambda v, w: {k: _range(x, f"{w}.{k}") for k, x in (v or {}).items()}
-    conv["hue_shift"] = lambda v, w: _range(v, w)
-    conv["saturation"] = lambda v, w: _range(v, w)
     if isinstance(d, dict) and "variants" in d:
         return _parse_variants(d, env, where)
-    app = _build(AppearanceConfig, d, where, **conv)
+    app = _parse(AppearanceConfig, d, where, class_parts=lambda v, w: _parse_class_parts(v, env, w))
     for k in list(app.palettes) + list(app.part_colours):
         if k not in env.classes:
             raise SimConfigError(f"{where}: palette/part colours for unknown class {k!r}")

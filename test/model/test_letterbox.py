@@ -211,7 +211,7 @@ def test_checkpoints_store_the_preprocessing_and_old_ones_read_as_stretch(letter
 
 def test_model_config_rejects_bad_preprocessing():
     from sim2sg_core.train.config import ConfigError, config_from_dict
-    with pytest.raises(ConfigError, match="resize_mode must be"):
+    with pytest.raises(ConfigError, match=r"model\.resize_mode: expected one of 'stretch', 'letterbox', got 'fit'"):
         config_from_dict({"model": {"resize_mode": "fit"}})
     with pytest.raises(ConfigError, match="crop_bottom must be"):
         config_from_dict({"model": {"crop_bottom": 1.5}})

@@ -86,7 +86,7 @@ def test_config_files(tmp_path):
     assert cfg.model.input_width == 480 and cfg.train.env == "drive"
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  input_widht: 320\n")
-    with pytest.raises(ConfigError, match=rf"{bad} \[model\]: unknown key\(s\) \['input_widht'\]"):
+    with pytest.raises(ConfigError, match=rf"{bad}: model: unknown field\(s\) \['input_widht'\]"):
         load_config(bad)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "none.yaml")
