@@ -146,7 +146,7 @@ def cmd_eval(args) -> int:
     if vocab.classes != pred.vocab.classes or vocab.predicates != pred.vocab.predicates:
         raise SystemExit(f"error: data {args.data} has classes {list(vocab.classes)} but checkpoint {args.ckpt} "
                          f"was trained on {list(pred.vocab.classes)}")
-    res = evaluate(pred, dataset, num_images=args.images, batch_size=args.batch_size)
+    res = evaluate(pred, dataset, num_images=args.images, batch_size=args.batch_size, difficulty=args.difficulty)
     res["data"], res["checkpoint"] = args.data, args.ckpt
     print(format_table(res))
     out = Path(args.out) if args.out else Path(args.ckpt).with_name(
@@ -227,8 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-seed", dest="eval_seed", type=int, default=12345, help="seed of the held-out images")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", parents=[common], help="per-class AP@0.5, mAP, Recall@20/50 and PredCls",
-                       description="Evaluate a checkpoint. Prints a per-class table and writes JSON.")
+    p = sub.add_parser("eval", parents=[common],
+                       help="per-class AP@0.5, mAP, and PredCls/SGCls/SGDet R@K, ngR@K, mR@K",
+                       description="Evaluate a checkpoint. Prints a per-class table (per KITTI difficulty when "
+                                   "the labels carry truncation/occlusion) and the Scene-Graph-Benchmark modes, "
+                                   "and writes JSON.")
     p.add_argument("--ckpt", required=True, help="checkpoint file (model.pt)")
     p.add_argument("--data", required=True, help="ENV:DOMAIN (e.g. drive:target) or a KITTI-format folder")
     p.add_argument("--images", type=positive_int, default=500,
@@ -236,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=12345, help="simulator seed (keep it different from training)")
     p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=8)
     p.add_argument("--out", default="", help="JSON output (default: next to the checkpoint)")
+    p.add_argument("--difficulty", choices=("easy", "moderate", "hard"), default=None,
+                   help="KITTI difficulty for every number (objects outside it are ignored); default: all objects")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", parents=[common], help="scene graphs for image files (JSON + PNG drawings)",

@@ -135,8 +135,33 @@ class Relationship:
 
 
 @dataclass
+class IgnoreRegion:
+    """A labelled image region that holds no evaluated object (KITTI ``DontCare``, a type the class
+    map ignores such as ``Truck``/``Misc``, an object the simulator's label filter drops as too small
+    or too occluded). Evaluation only: a detection inside one (that matches no real object) is
+    neither a true nor a false positive. It is not an object: training, relationships, statistics
+    and the ROS messages never see it. Applies to detections of every class."""
+
+    box: tuple[float, float, float, float]
+    #: Where it came from: the KITTI type (``DontCare``, ``Truck``, ...) or ``label_filter``.
+    kind: str = "DontCare"
+
+    def to_dict(self) -> dict:
+        return {"box": [float(v) for v in self.box], "kind": self.kind}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "IgnoreRegion":
+        return cls(box=tuple(float(v) for v in d["box"]), kind=str(d.get("kind", "DontCare")))
+
+
+@dataclass
 class SceneGraph:
-    """Objects and relationships of one image; what the model outputs and the labels hold."""
+    """Objects and relationships of one image; what the model outputs and the labels hold.
+
+    ``ignore_regions`` (labels only; empty for predictions and for files written before it
+    existed) are evaluation-only regions, kept apart from ``objects`` so that no other consumer
+    can mistake them for objects.
+    """
 
     objects: list[SceneObject] = field(default_factory=list)
     relationships: list[Relationship] = field(default_factory=list)
@@ -146,6 +171,8 @@ class SceneGraph:
     model_id: str = ""
     #: Vocabulary the class / predicate ids index (set by the Predictor and the simulator).
     vocab: Optional[Vocabulary] = None
+    #: Regions whose detections evaluation neither rewards nor penalises (see :class:`IgnoreRegion`).
+    ignore_regions: list[IgnoreRegion] = field(default_factory=list)
 
     def validate(self) -> "SceneGraph":
         """Raise SceneGraphError if an index is out of range or a box is malformed; return self."""
@@ -162,6 +189,13 @@ class SceneGraph:
                         f"relationship {k} {role} index {idx} is out of range for {n} objects")
             if r.subject == r.object:
                 raise SceneGraphError(f"relationship {k} relates object {r.subject} to itself")
+        for i, g in enumerate(self.ignore_regions):
+            if not isinstance(g, IgnoreRegion):
+                raise SceneGraphError(f"ignore region {i} is a {type(g).__name__}, not an IgnoreRegion")
+            if len(g.box) != 4 or not all(math.isfinite(v) for v in g.box):
+                raise SceneGraphError(f"ignore region {i} has a malformed box {g.box!r}")
+            if g.box[2] < g.box[0] or g.box[3] < g.box[1]:
+                raise SceneGraphError(f"ignore region {i} box {g.box!r} has x_max < x_min or y_max < y_min")
         return self
 
     def triplets(self) -> list[tuple[str, str, str]]:
@@ -175,6 +209,8 @@ class SceneGraph:
              "relationships": [r.to_dict() for r in self.relationships]}
         if self.vocab is not None:
             d["vocab"] = self.vocab.to_dict()
+        if self.ignore_regions:   # absent = none (older files and predictions look as before)
+            d["ignore_regions"] = [g.to_dict() for g in self.ignore_regions]
         return d
 
     @classmethod
@@ -183,7 +219,8 @@ class SceneGraph:
                    relationships=[Relationship.from_dict(r) for r in d.get("relationships", [])],
                    image_width=int(d.get("image_width", 0)), image_height=int(d.get("image_height", 0)),
                    model_id=d.get("model_id", ""),
-                   vocab=Vocabulary.from_dict(d["vocab"]) if d.get("vocab") else None).validate()
+                   vocab=Vocabulary.from_dict(d["vocab"]) if d.get("vocab") else None,
+                   ignore_regions=[IgnoreRegion.from_dict(g) for g in d.get("ignore_regions") or []]).validate()
 
 
 def keep_objects(graph: "SceneGraph", keep: Sequence[int]) -> "SceneGraph":

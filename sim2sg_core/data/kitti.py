@@ -9,7 +9,10 @@ written from the occluded fraction (<0.1 → 0, <0.5 → 1, else 2) and read bac
 (3 = unknown → 0.0). Boxes are written as float pixel edges.
 
 Reading maps types through a class map (``config/class_maps/kitti.yaml``): ``map`` type → class,
-``ignore`` types skipped (DontCare, Misc, …); any other type is an error naming file and line.
+``ignore`` types (DontCare, Misc, Truck, …; ``DontCare`` always, as the format defines it) become
+the graph's ``ignore_regions`` (evaluation neither rewards nor penalises detections inside them; no
+other consumer sees them); any other type is an error naming file and line. Writing puts a graph's
+ignore regions out as ``DontCare`` lines.
 Relationships come from the shared rule on the label locations, so any KITTI-format folder is a
 scene-graph dataset.
 """
@@ -28,7 +31,7 @@ import numpy as np
 import yaml
 
 from sim2sg_core.paths import config_path
-from sim2sg_core.scene_graph import SceneGraph, SceneObject, Vocabulary, derive_relationships
+from sim2sg_core.scene_graph import IgnoreRegion, SceneGraph, SceneObject, Vocabulary, derive_relationships
 from sim2sg_core.utils.io import atomic_save, atomic_write_text
 
 PathLike = Union[str, os.PathLike]
@@ -86,6 +89,12 @@ def label_line(obj: SceneObject, type_name: str) -> str:
             f"{_wrap(obj.yaw):.2f}")
 
 
+def dont_care_line(region: IgnoreRegion) -> str:
+    """An ignore region as KITTI writes unlabelled regions (every 3-D field at its 'unknown' value)."""
+    x1, y1, x2, y2 = region.box
+    return f"DontCare -1 -1 -10 {x1:.2f} {y1:.2f} {x2:.2f} {y2:.2f} -1 -1 -1 -1000 -1000 -1000 -10"
+
+
 def calib_text(camera) -> str:
     P = camera.P
     K0 = np.hstack([camera.K, np.zeros((3, 1))])
@@ -132,6 +141,7 @@ def write_kitti(out_dir: PathLike, samples: Iterable, camera=None, *, class_map:
                 f.write(data.tobytes())
         atomic_save(out / "image_2" / f"{stem}.png", _w)
         lines = [label_line(o, reverse.get(o.class_name, o.class_name.capitalize())) for o in graph.objects]
+        lines += [dont_care_line(g) for g in getattr(graph, "ignore_regions", ())]
         atomic_write_text(out / "label_2" / f"{stem}.txt", "\n".join(lines) + ("\n" if lines else ""))
         atomic_write_text(out / "calib" / f"{stem}.txt", calib_text(cam))
         n += 1
@@ -192,11 +202,11 @@ def image_size(path: PathLike) -> tuple[int, int]:
     return int(img.shape[1]), int(img.shape[0])
 
 
-def parse_label_file(path: PathLike, cmap: dict, vocab: Vocabulary, size: Optional[tuple[int, int]] = None,
-                     box_tolerance: float = 1.0) -> list[SceneObject]:
-    """One label file → objects (ignored types skipped); errors name the file and line."""
+def parse_labels(path: PathLike, cmap: dict, vocab: Vocabulary, size: Optional[tuple[int, int]] = None,
+                 box_tolerance: float = 1.0) -> tuple[list[SceneObject], list[IgnoreRegion]]:
+    """One label file → (objects, ignore regions of the ignored types); errors name the file and line."""
     path = Path(path)
-    objs = []
+    objs, ignore = [], []
     with open(path, "r", encoding="utf-8") as f:
         for ln, line in enumerate(f, start=1):
             parts = line.split()
@@ -205,13 +215,12 @@ def parse_label_file(path: PathLike, cmap: dict, vocab: Vocabulary, size: Option
             if len(parts) not in (15, 16):
                 raise KittiFormatError(f"{path}:{ln}: expected 15 (or 16 with score) fields, got {len(parts)}")
             t = parts[0]
-            if t in cmap["ignore"]:
-                continue
-            cls = cmap["map"].get(t)
-            if cls is None:
+            ignored = t in cmap["ignore"] or (t == "DontCare" and t not in cmap["map"])
+            cls = None if ignored else cmap["map"].get(t)
+            if not ignored and cls is None:
                 raise KittiFormatError(f"{path}:{ln}: unknown object type {t!r}; the class map maps "
                                        f"{sorted(cmap['map'])} and ignores {sorted(cmap['ignore'])}")
-            if cls not in vocab.classes:
+            if cls is not None and cls not in vocab.classes:
                 raise KittiFormatError(f"{path}:{ln}: type {t!r} maps to {cls!r}, which is not a class of the "
                                        f"vocabulary {list(vocab.classes)}")
             try:
@@ -229,11 +238,20 @@ def parse_label_file(path: PathLike, cmap: dict, vocab: Vocabulary, size: Option
                 if x1 < -box_tolerance or y1 < -box_tolerance or x2 > W + box_tolerance or y2 > H + box_tolerance:
                     raise KittiFormatError(f"{path}:{ln}: box ({x1}, {y1}, {x2}, {y2}) lies outside the {W}x{H} "
                                            f"image (wrong image for this label file?)")
+            if ignored:
+                ignore.append(IgnoreRegion(box=(x1, y1, x2, y2), kind=t))
+                continue
             objs.append(SceneObject(class_name=cls, class_id=vocab.class_id(cls), box=(x1, y1, x2, y2),
                                     score=float(score), position=(x, y, z), size=(h, w, length),
                                     truncation=float(min(max(trunc, 0.0), 1.0)),
                                     occlusion=OCCLUSION_FROM_LEVEL.get(int(round(occ)), 0.0), yaw=ry))
-    return objs
+    return objs, ignore
+
+
+def parse_label_file(path: PathLike, cmap: dict, vocab: Vocabulary, size: Optional[tuple[int, int]] = None,
+                     box_tolerance: float = 1.0) -> list[SceneObject]:
+    """One label file → objects (ignored types left out; :func:`parse_labels` returns them too)."""
+    return parse_labels(path, cmap, vocab, size, box_tolerance)[0]
 
 
 def has_no_3d(obj: SceneObject) -> bool:
@@ -299,15 +317,16 @@ def read_kitti(root: PathLike, class_map: Union[None, PathLike, dict] = None, vo
             if expected_size is not None and tuple(size) != tuple(expected_size):
                 raise KittiFormatError(f"{img}: image is {size[0]}x{size[1]}, expected "
                                        f"{expected_size[0]}x{expected_size[1]}")
-        objs = parse_label_file(lf, cmap, vocab, size if check_image_size else None)
+        objs, ignore = parse_labels(lf, cmap, vocab, size if check_image_size else None)
         if camera_height_m is not None and any(has_no_3d(o) for o in objs):
             objs = ground_positions_from_boxes(objs, camera_from_calib(calib, size[0], size[1], camera_height_m))
         g = SceneGraph(objects=objs, relationships=derive_relationships(objs, vocab),
-                       image_width=size[0] if size else 0, image_height=size[1] if size else 0)
+                       image_width=size[0] if size else 0, image_height=size[1] if size else 0,
+                       ignore_regions=ignore)
         items.append((img, g.validate()))
     return items
 
 
-__all__ = ["KittiFormatError", "calib_text", "camera_from_calib", "default_class_map_path",
+__all__ = ["KittiFormatError", "calib_text", "camera_from_calib", "default_class_map_path", "dont_care_line",
            "ground_positions_from_boxes", "has_no_3d", "image_size", "label_line", "load_class_map",
-           "parse_label_file", "read_calib", "read_kitti", "write_kitti"]
+           "parse_label_file", "parse_labels", "read_calib", "read_kitti", "write_kitti"]

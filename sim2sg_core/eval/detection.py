@@ -7,35 +7,54 @@ AP is the mean of the precision envelope sampled at 101 recall points. So result
 ``torchmetrics.detection.MeanAveragePrecision(iou_thresholds=[0.5], class_metrics=True)``
 (tested). A second duplicate detection of an already matched object is a false positive.
 Classes without any ground truth get AP = NaN and are left out of the mean.
+
+Ignoring (see :mod:`sim2sg_core.eval.ignore`): a detection that matches no real object but a
+ground-truth object outside the chosen ``difficulty`` (one detection per such object), or lies in
+one of the labels' ``ignore_regions`` (intersection ≥ 0.5 of its area), or is lower than the
+difficulty's minimum height, is dropped from the ranking: neither TP nor FP. Objects outside the
+difficulty are not counted as ground truth. Without ignore regions and difficulty, nothing changes.
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
 from torchvision.ops import box_iou
 
+from sim2sg_core.eval.ignore import IOA_THRESHOLD, detection_in_ignore, get_difficulty, in_difficulty
 from sim2sg_core.scene_graph import SceneGraph
 
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 
 
 def as_arrays(item: Union[SceneGraph, dict]) -> dict:
-    """SceneGraph or dict(boxes, labels[, scores]) → numpy ``boxes`` (N,4), ``labels`` (N,), ``scores`` (N,)."""
+    """SceneGraph or dict(boxes, labels[, scores, truncation, occlusion, ignore_boxes]) → numpy ``boxes``
+    (N,4), ``labels`` (N,), ``scores`` (N,), ``truncation`` (N,), ``occlusion`` (N,), ``ignore`` (M,4)."""
     if isinstance(item, SceneGraph):
         boxes = np.array([o.box for o in item.objects], dtype=np.float64).reshape(-1, 4)
         labels = np.array([o.class_id for o in item.objects], dtype=np.int64)
         scores = np.array([o.score for o in item.objects], dtype=np.float64)
+        trunc = np.array([o.truncation for o in item.objects], dtype=np.float64)
+        occ = np.array([o.occlusion for o in item.objects], dtype=np.float64)
+        ignore = np.array([g.box for g in item.ignore_regions], dtype=np.float64).reshape(-1, 4)
     else:
         def np_(v, dt):
             v = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
             return v.astype(dt)
         boxes = np_(item["boxes"], np.float64).reshape(-1, 4)
         labels = np_(item["labels"], np.int64).reshape(-1)
-        scores = np_(item["scores"], np.float64).reshape(-1) if "scores" in item else np.ones(len(labels))
-    return {"boxes": boxes, "labels": labels, "scores": scores}
+        n = len(labels)
+        scores = np_(item["scores"], np.float64).reshape(-1) if "scores" in item else np.ones(n)
+        trunc = np_(item["truncation"], np.float64).reshape(-1) if "truncation" in item else np.zeros(n)
+        occ = np_(item["occlusion"], np.float64).reshape(-1) if "occlusion" in item else np.zeros(n)
+        ignore = np_(item.get("ignore_boxes", np.zeros((0, 4))), np.float64).reshape(-1, 4)
+        for name, arr in (("boxes", boxes), ("scores", scores), ("truncation", trunc), ("occlusion", occ)):
+            if len(arr) != n:
+                raise ValueError(f"{len(arr)} {name} for {n} labels")
+    return {"boxes": boxes, "labels": labels, "scores": scores, "truncation": trunc, "occlusion": occ,
+            "ignore": ignore}
 
 
 def _interpolated_ap(tp: np.ndarray, scores: np.ndarray, num_gt: int) -> float:
@@ -54,38 +73,60 @@ def _interpolated_ap(tp: np.ndarray, scores: np.ndarray, num_gt: int) -> float:
     return float(q.mean())
 
 
-def _greedy_match(iou: np.ndarray, threshold: float) -> np.ndarray:
-    """COCO matching for detections already sorted by score: tp flag per detection."""
+def _greedy_match(iou: np.ndarray, threshold: float, iou_ignored: Optional[np.ndarray] = None,
+                  may_ignore: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+    """COCO matching for detections already sorted by score: (tp flag, ignored flag) per detection.
+
+    A detection takes the unmatched real object of highest IoU ≥ threshold; failing that, the
+    unmatched ignored object (``iou_ignored``) of highest IoU (→ ignored); failing that it is ignored
+    where ``may_ignore`` says so (ignore region, too small), else a false positive."""
     n_det, n_gt = iou.shape
-    taken = np.zeros(n_gt, dtype=bool)
-    tp = np.zeros(n_det)
+    iou_ignored = np.zeros((n_det, 0)) if iou_ignored is None else iou_ignored
+    taken, taken_ign = np.zeros(n_gt, dtype=bool), np.zeros(iou_ignored.shape[1], dtype=bool)
+    tp, ignored = np.zeros(n_det), np.zeros(n_det, dtype=bool)
     for d in range(n_det):
         cand = np.where(~taken & (iou[d] >= threshold))[0]
         if len(cand):
             g = cand[len(cand) - 1 - int(np.argmax(iou[d, cand][::-1]))]  # COCO keeps the last of equal IoUs
             taken[g] = True
             tp[d] = 1
-    return tp
+            continue
+        cand = np.where(~taken_ign & (iou_ignored[d] >= threshold))[0]
+        if len(cand):
+            taken_ign[cand[len(cand) - 1 - int(np.argmax(iou_ignored[d, cand][::-1]))]] = True
+            ignored[d] = True
+        elif may_ignore is not None and may_ignore[d]:
+            ignored[d] = True
+    return tp, ignored
 
 
 def average_precision(predictions: Sequence, ground_truths: Sequence, num_classes: int,
-                      iou_threshold: float = 0.5, max_dets: int = 100) -> dict:
+                      iou_threshold: float = 0.5, max_dets: int = 100, difficulty=None,
+                      ioa_threshold: float = IOA_THRESHOLD) -> dict:
     """Per-class AP and mAP. ``predictions``/``ground_truths``: per image SceneGraph or dict of arrays.
 
-    Returns ``{"ap": [per class AP or nan], "num_gt": [...], "num_det": [...], "map": float}``.
+    ``difficulty``: None (every labelled object) or ``"easy"|"moderate"|"hard"`` (KITTI).
+    Returns ``{"ap": [per class AP or nan], "num_gt": [...], "num_det": [...], "num_ignored": [...],
+    "map": float, ...}``; ``num_gt`` counts the objects inside the difficulty, ``num_det`` every
+    detection ranked (at most ``max_dets`` per image and class), ``num_ignored`` those ignored.
     """
     if len(predictions) != len(ground_truths):
         raise ValueError(f"{len(predictions)} predictions for {len(ground_truths)} ground-truth images")
+    diff = get_difficulty(difficulty)
     tps = [[] for _ in range(num_classes)]
     scs = [[] for _ in range(num_classes)]
     num_gt = np.zeros(num_classes, dtype=np.int64)
+    num_det = np.zeros(num_classes, dtype=np.int64)
+    num_ign = np.zeros(num_classes, dtype=np.int64)
     for pred, gt in zip(predictions, ground_truths):
         p, g = as_arrays(pred), as_arrays(gt)
+        inside = in_difficulty(g["boxes"], g["truncation"], g["occlusion"], diff)
         for c in np.union1d(np.unique(p["labels"]), np.unique(g["labels"])):
             c = int(c)
             if not 0 <= c < num_classes:
                 raise ValueError(f"class id {c} is outside the {num_classes} classes")
-            gb = g["boxes"][g["labels"] == c]
+            of_c = g["labels"] == c
+            gb, gb_ign = g["boxes"][of_c & inside], g["boxes"][of_c & ~inside]
             pm = p["labels"] == c
             pb, ps = p["boxes"][pm], p["scores"][pm]
             order = np.argsort(-ps, kind="mergesort")[:max_dets]
@@ -93,23 +134,23 @@ def average_precision(predictions: Sequence, ground_truths: Sequence, num_classe
             num_gt[c] += len(gb)
             if len(pb) == 0:
                 continue
-            if len(gb):
-                iou = box_iou(torch.from_numpy(pb), torch.from_numpy(gb)).numpy()
-                tp = _greedy_match(iou, iou_threshold)
-            else:
-                tp = np.zeros(len(pb))
-            tps[c].append(tp)
-            scs[c].append(ps)
-    ap, num_det = [], []
+            iou = box_iou(torch.from_numpy(pb), torch.from_numpy(gb)).numpy()
+            iou_ign = box_iou(torch.from_numpy(pb), torch.from_numpy(gb_ign)).numpy()
+            may_ignore = detection_in_ignore(pb, g["ignore"], diff, ioa_threshold)
+            tp, ignored = _greedy_match(iou, iou_threshold, iou_ign, may_ignore)
+            num_det[c] += len(pb)
+            num_ign[c] += int(ignored.sum())
+            tps[c].append(tp[~ignored])
+            scs[c].append(ps[~ignored])
+    ap = []
     for c in range(num_classes):
         tp = np.concatenate(tps[c]) if tps[c] else np.zeros(0)
         sc = np.concatenate(scs[c]) if scs[c] else np.zeros(0)
         ap.append(_interpolated_ap(tp, sc, int(num_gt[c])))
-        num_det.append(int(len(sc)))
     valid = [a for a in ap if not math.isnan(a)]
-    return {"ap": ap, "num_gt": num_gt.tolist(), "num_det": num_det,
+    return {"ap": ap, "num_gt": num_gt.tolist(), "num_det": num_det.tolist(), "num_ignored": num_ign.tolist(),
             "map": float(np.mean(valid)) if valid else math.nan, "iou_threshold": iou_threshold,
-            "interpolation": "COCO 101-point"}
+            "interpolation": "COCO 101-point", "difficulty": diff.name if diff else None}
 
 
 # ---- slow reference (pure Python, written for obviousness; tests compare it with the above) ----
@@ -122,19 +163,50 @@ def _iou_py(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _ioa_py(a, region) -> float:
+    iw = max(0.0, min(a[2], region[2]) - max(a[0], region[0]))
+    ih = max(0.0, min(a[3], region[3]) - max(a[1], region[1]))
+    area = (a[2] - a[0]) * (a[3] - a[1])
+    return iw * ih / area if area > 0 else 0.0
+
+
+#: KITTI difficulty levels written out again (min height, max occlusion level, max truncation).
+_REF_DIFFICULTY = {"easy": (40, 0, 0.15), "moderate": (25, 1, 0.30), "hard": (25, 2, 0.50)}
+
+
+def reference_in_difficulty(obj_box, truncation, occlusion, difficulty) -> bool:
+    if difficulty is None:
+        return True
+    min_h, max_level, max_trunc = _REF_DIFFICULTY[difficulty]
+    level = 0 if occlusion < 0.1 else (1 if occlusion < 0.5 else 2)
+    return obj_box[3] - obj_box[1] >= min_h and level <= max_level and truncation <= max_trunc + 1e-9
+
+
+def reference_detection_ignorable(box, ignore_boxes, difficulty, ioa_threshold=0.5) -> bool:
+    if any(_ioa_py(box, r) >= ioa_threshold for r in ignore_boxes):
+        return True
+    return difficulty is not None and box[3] - box[1] < _REF_DIFFICULTY[difficulty][0]
+
+
 def reference_average_precision(predictions: Sequence, ground_truths: Sequence, num_classes: int,
-                                iou_threshold: float = 0.5, max_dets: int = 100) -> list:
+                                iou_threshold: float = 0.5, max_dets: int = 100, difficulty=None,
+                                ioa_threshold: float = 0.5) -> list:
     aps = []
     for c in range(num_classes):
         records, total_gt = [], 0
         for _img, (pred, gt) in enumerate(zip(predictions, ground_truths)):
             p, g = as_arrays(pred), as_arrays(gt)
-            gts = [list(b) for b, label in zip(g["boxes"], g["labels"]) if label == c]
+            gts, ign_gts = [], []
+            for b, label, t, o in zip(g["boxes"], g["labels"], g["truncation"], g["occlusion"]):
+                if label == c:
+                    (gts if reference_in_difficulty(b, t, o, difficulty) else ign_gts).append(list(b))
+            regions = [list(r) for r in g["ignore"]]
             dets = sorted([(float(s), list(b))
                            for b, s, label in zip(p["boxes"], p["scores"], p["labels"]) if label == c],
                           key=lambda d: -d[0])[:max_dets]
             total_gt += len(gts)
             used = [False] * len(gts)
+            used_ign = [False] * len(ign_gts)
             for s, b in dets:
                 best, best_iou = -1, iou_threshold
                 for j, gb in enumerate(gts):
@@ -145,7 +217,18 @@ def reference_average_precision(predictions: Sequence, ground_truths: Sequence, 
                         best, best_iou = j, v
                 if best >= 0:
                     used[best] = True
-                records.append((s, 1 if best >= 0 else 0))
+                    records.append((s, 1))
+                    continue
+                best, best_iou = -1, iou_threshold
+                for j, gb in enumerate(ign_gts):
+                    if not used_ign[j] and _iou_py(b, gb) >= best_iou:
+                        best, best_iou = j, _iou_py(b, gb)
+                if best >= 0:
+                    used_ign[best] = True      # on an object outside the difficulty: ignored
+                    continue
+                if reference_detection_ignorable(b, regions, difficulty, ioa_threshold):
+                    continue                   # in an ignore region / too small: ignored
+                records.append((s, 0))
         if total_gt == 0:
             aps.append(math.nan)
             continue

@@ -122,8 +122,12 @@ class Predictor:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return nullcontext()
 
-    def predict(self, images: Sequence[np.ndarray]) -> list[SceneGraph]:
-        """One SceneGraph per image (boxes in that image's pixels), in input order."""
+    def predict(self, images: Sequence[np.ndarray], all_predicates: bool = False) -> list[SceneGraph]:
+        """One SceneGraph per image (boxes in that image's pixels), in input order.
+
+        ``all_predicates``: one relationship per predicate of each scored pair (score = P(predicate |
+        pair) · both object scores), not only the arg-max: what Recall@K without graph constraint
+        ranks (evaluation)."""
         score_t, rel_t, max_obj = self.score_threshold, self.relation_threshold, self.max_objects
         images = list(images)
         graphs: list[SceneGraph] = []
@@ -137,14 +141,21 @@ class Predictor:
                 with torch.inference_mode(), self._autocast():
                     results = self.model.predict(x, score_threshold=score_t, relation_threshold=rel_t,
                                                  max_objects=max_obj)
-                graphs.extend(self._to_graph(r, im) for r, im in zip(results, chunk))
+                graphs.extend(self._to_graph(r, im, all_predicates) for r, im in zip(results, chunk))
         return graphs
 
-    def _to_graph(self, r: dict, image: np.ndarray) -> SceneGraph:
+    def _to_graph(self, r: dict, image: np.ndarray, all_predicates: bool = False) -> SceneGraph:
         h, w = image.shape[:2]
         scores, labels = r["scores"].float().cpu().numpy(), r["labels"].cpu().numpy()
         pairs = r["rel_pairs"].cpu().numpy().reshape(-1, 2)
         preds, rscores = r["rel_predicates"].cpu().numpy(), r["rel_scores"].float().cpu().numpy()
+        if all_predicates and len(pairs):   # every predicate of every pair, in pair order then predicate order
+            probs = r["rel_probs"].float().cpu().numpy().reshape(len(pairs), -1)
+            pair_score = scores[pairs[:, 0]] * scores[pairs[:, 1]]
+            n_pred = probs.shape[1]
+            rscores = (probs * pair_score[:, None]).reshape(-1)
+            preds = np.tile(np.arange(n_pred), len(pairs))
+            pairs = np.repeat(pairs, n_pred, axis=0)
         if self.resize_mode == "stretch" and not self.crop_bottom:
             boxes = scale_boxes(r["boxes"].float().cpu().numpy(), self.input_size, (w, h))
         else:

@@ -265,7 +265,10 @@ def hflip_sample(rgb: np.ndarray, graph: SceneGraph, predicates: Sequence[str]) 
         name = swap.get(r.predicate, r.predicate)
         pid = predicates.index(name) if name in predicates else r.predicate_id
         rels.append(dataclasses.replace(r, predicate=name, predicate_id=pid))
-    return np.ascontiguousarray(rgb[:, ::-1]), dataclasses.replace(graph, objects=objs, relationships=rels)
+    ignore = [dataclasses.replace(g, box=(w - g.box[2], g.box[1], w - g.box[0], g.box[3]))
+              for g in graph.ignore_regions]
+    return np.ascontiguousarray(rgb[:, ::-1]), dataclasses.replace(graph, objects=objs, relationships=rels,
+                                                                    ignore_regions=ignore)
 
 
 class Collator:

@@ -9,7 +9,8 @@ instance-id map, so a label's 2-D box is *exactly* the extent of the object's vi
 
 An object is labelled only when it passes the environment's :class:`LabelFilter` (visible box at
 least ``min_box_height`` × ``min_box_width`` pixels, ``min_visible_pixels`` visible pixels and
-occlusion at most ``max_occlusion``); others are still drawn (they occlude) but carry no label.
+occlusion at most ``max_occlusion``); others are still drawn (they occlude) but carry no label: their
+visible box becomes one of the graph's ``ignore_regions`` (evaluation only).
 Occlusion = 1 − visible pixels / pixels the object would cover alone (inside the image);
 truncation = 1 − area of the projected 3-D extent inside the image / its whole area.
 
@@ -37,7 +38,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from sim2sg_core.scene_graph import SceneGraph, SceneObject, derive_relationships
+from sim2sg_core.scene_graph import IgnoreRegion, SceneGraph, SceneObject, derive_relationships
 from sim2sg_core.sim.domains import DECALS, AppearanceConfig, ClassPrior, EnvironmentConfig, GroundLayout
 from sim2sg_core.sim.scene import Camera, SceneDescription
 
@@ -1051,6 +1052,7 @@ class Renderer:
         vocab = self.env.vocab
         objects: list[SceneObject] = []
         label_index: list[int] = []
+        ignore: list[IgnoreRegion] = []
         visible_px: dict[int, int] = {}
         occl: dict[int, float] = {}
         for k, o in enumerate(scene.objects):
@@ -1090,6 +1092,7 @@ class Renderer:
             bw, bh = box[2] - box[0], box[3] - box[1]
             if (bh < filt.min_box_height or bw < filt.min_box_width or count < filt.min_visible_pixels
                     or occlusion > filt.max_occlusion):
+                ignore.append(IgnoreRegion(box=box, kind="label_filter"))   # visible, unlabelled: not an FP
                 continue
             objects.append(SceneObject(class_name=o.class_name, class_id=vocab.class_id(o.class_name), box=box,
                                        score=1.0, position=tuple(float(v) for v in o.position),
@@ -1097,7 +1100,7 @@ class Renderer:
                                        occlusion=float(occlusion), yaw=float(o.yaw)))
             label_index.append(k)
         graph = SceneGraph(objects=objects, relationships=derive_relationships(objects, vocab),
-                           image_width=W, image_height=H)
+                           image_width=W, image_height=H, ignore_regions=ignore)
         return graph, label_index, visible_px, occl
 
     # -- street background: facades, hood, texture ------------------------------------------------
