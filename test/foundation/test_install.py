@@ -31,6 +31,21 @@ def test_install_space_alone_provides_messages_nodes_and_core(tmp_path):
     assert Path(cfg).resolve() == (INSTALL / "share" / "sim2sg_ros" / "config").resolve()
 
 
+def _core_version():
+    import sim2sg_core
+    return sim2sg_core.__version__
+
+
+@pytest.mark.skipif(not INSTALL.is_dir(), reason="no colcon install space: run `make setup` first")
+def test_install_space_metadata_carries_the_one_version():
+    """colcon/ament stamp the Python packages with package.xml's version: it must be sim2sg_core's."""
+    site = INSTALL / "lib" / PYVER / "site-packages"
+    pyver = f"py{sys.version_info.major}.{sys.version_info.minor}"
+    for pkg in ("sim2sg_core", "sim2sg_ros"):
+        assert (site / f"{pkg}-{_core_version()}-{pyver}.egg-info").exists(), \
+            sorted(p.name for p in site.glob("*.egg-info"))
+
+
 @pytest.mark.skipif(not INSTALL.is_dir(), reason="no colcon install space: run `make setup` first")
 def test_install_space_layout_for_ros2_run_and_launch():
     assert (INSTALL / "share" / "ament_index" / "resource_index" / "packages" / "sim2sg_ros").exists()
@@ -50,6 +65,7 @@ def test_pip_wheel_carries_the_library_and_its_config(tmp_path):
                           "-w", str(tmp_path), str(REPO)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     wheel = next(tmp_path.glob("sim2sg-*.whl"))
+    assert wheel.name.startswith(f"sim2sg-{_core_version()}-"), f"{wheel.name}: not sim2sg_core.__version__"
     names = zipfile.ZipFile(wheel).namelist()
     assert "sim2sg_core/scene_graph.py" in names and "sim2sg_ros/conversions.py" in names
     assert any(n.endswith("data/share/sim2sg_ros/config/sim/drive.yaml") for n in names), \
