@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import enum
+import numbers
 import os
 import re
 import types
@@ -193,12 +194,12 @@ def _convert(value: Any, tp, where: str, converters: Mapping, error: type) -> An
         if isinstance(value, bool):
             return value
         raise _Mismatch(where, "true or false", value)
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
+    if tp is int:      # numbers.Integral: numpy integers too (re-fitted content in a resume state)
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return int(value)
         raise _Mismatch(where, "int", value)
     if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
             return float(value)
         if isinstance(value, str) and _FLOAT_EXPONENT.match(value.strip()):
             return float(value)

@@ -626,8 +626,8 @@ def _check_street_options(app: AppearanceConfig, env: EnvironmentConfig, where: 
         for i, v in enumerate(variants):
             for j, p in enumerate(v.parts):
                 if p.colour != "body" and p.colour not in known:
-                    at = f"{where}.class_parts.{cls}[{i}].parts[{j}]" if form else f"{where}.class_parts.{cls}[{j}]"
-                    raise SimConfigError(f"{at}.colour: {p.colour!r} is neither 'body' nor a part colour of "
+                    loc = f"{where}.class_parts.{cls}[{i}].parts[{j}]" if form else f"{where}.class_parts.{cls}[{j}]"
+                    raise SimConfigError(f"{loc}.colour: {p.colour!r} is neither 'body' nor a part colour of "
                                          f"{cls!r} (class part_colours or appearance part_colours.{cls}: "
                                          f"{sorted(known)})")
     for cls, ws in app.palette_weights.items():

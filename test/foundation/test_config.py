@@ -8,14 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Union
 
+import numpy as np
 import pytest
 import yaml
 
 from sim2sg_core.adapt.config import (AdaptConfigError, adapt_config_from_dict, config_to_dict, load_adapt_config,
                                       load_bench_profile)
 from sim2sg_core.config import ConfigError, at, config_dir, convert, deep_merge, from_dict, load_yaml_mapping
-from sim2sg_core.sim.domains import (SimConfigError, available_environments, domain_names, load_domain,
-                                     load_environment)
+from sim2sg_core.sim.domains import (SimConfigError, available_environments, content_to_dict, domain_names,
+                                     load_domain, load_environment, parse_content)
 from sim2sg_core.train.config import config_from_dict, load_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,6 +71,8 @@ def test_values_are_converted_to_the_annotated_types():
     assert from_dict(Outer, {"name": "b", "freeze": 3}).freeze == 3
     # PyYAML reads 1e-3 (no dot) as a string; where a float is expected it is the number
     assert from_dict(Inner, yaml.safe_load("rate: 1e-3")).rate == 0.001
+    i = from_dict(Inner, {"rounds": np.int64(3), "rate": np.float32(0.5)})   # numpy numbers are numbers
+    assert (i.rounds, i.rate) == (3, 0.5) and type(i.rounds) is int and type(i.rate) is float
 
 
 @pytest.mark.parametrize("data, message", [
@@ -273,6 +276,8 @@ def test_every_shipped_environment_and_domain_loads(env):
         d = load_domain(env, name)
         assert d.name == name and list(d.content.classes) == list(e.classes)
         assert all(isinstance(v, tuple) and len(v) == 3 for v in d.appearance.colours.values())
+        # adaptation's resume state stores content_to_dict(content) and parses it back
+        assert parse_content(content_to_dict(d.content), e, "resume state") == d.content
 
 
 @pytest.mark.parametrize("path", sorted(p.name for p in (CONFIG / "adapt").glob("*.yaml")))
