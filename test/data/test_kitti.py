@@ -58,6 +58,12 @@ def test_simulator_export_reads_back_as_the_same_scene_graphs(tmp_path, sim_samp
             assert (a.occlusion > 0) == (b.occlusion >= 0.1)
         assert g.triplets() == s.graph.triplets()
         assert (g.image_width, g.image_height) == (640, 192)
+        # the simulator's label-filter regions come back as DontCare ignore regions
+        assert [r.kind for r in s.graph.ignore_regions] == ["label_filter"] * len(s.graph.ignore_regions)
+        assert [r.kind for r in g.ignore_regions] == ["DontCare"] * len(s.graph.ignore_regions)
+        for a, b in zip(g.ignore_regions, s.graph.ignore_regions):
+            np.testing.assert_allclose(a.box, b.box, atol=0.006)
+    assert sum(len(s.graph.ignore_regions) for s in samples) > 0   # the drive scenes have some
     # P2 projects each label's bottom centre onto the bottom edge of its box (KITTI semantics)
     calib = read_calib(tmp_path / "calib" / "000000.txt")
     for o in samples[0].graph.objects:
@@ -82,8 +88,10 @@ def _kitti_dir(tmp_path, label=LABEL_KITTI, size=(1242, 375), calib=CALIB_KITTI)
 def test_real_kitti_style_labels_become_scene_graphs(tmp_path):
     items = read_kitti(_kitti_dir(tmp_path))
     (_, g), = items
-    # Cyclist and DontCare are ignored by the class map (documented skip)
+    # Cyclist and DontCare are ignored by the class map: not objects, but the graph's ignore regions
     assert [o.class_name for o in g.objects] == ["car", "car", "pedestrian"]
+    assert [(r.kind, r.box) for r in g.ignore_regions] == [("Cyclist", (387.63, 181.54, 423.81, 203.12)),
+                                                          ("DontCare", (503.89, 169.71, 590.61, 190.13))]
     assert g.objects[0].occlusion == 0.0 and g.objects[1].occlusion == pytest.approx(0.3)
     assert g.objects[0].truncation == pytest.approx(0.88)
     trip = {(r.subject, r.object): r.predicate for r in g.relationships}
@@ -132,6 +140,11 @@ def test_custom_class_map_and_vocab(tmp_path, sim_samples):
                        clevr.vocab)
     assert [len(g.objects) for _, g in items] == [len(s.graph.objects) for s in samples]
     assert [len(g.relationships) for _, g in items] == [len(s.graph.relationships) for s in samples]
+    # DontCare needs no entry in a class map: the format defines it
+    lf = sorted((tmp_path / "label_2").glob("*.txt"))[0]
+    lf.write_text(lf.read_text() + "DontCare -1 -1 -10 1.00 2.00 30.00 40.00 -1 -1 -1 -1000 -1000 -1000 -10\n")
+    g0 = read_kitti(tmp_path, {"map": {"Cube": "cube", "Sphere": "sphere", "Cylinder": "cylinder"}}, clevr.vocab)[0][1]
+    assert g0.ignore_regions[-1].box == (1.0, 2.0, 30.0, 40.0) and len(g0.objects) == len(samples[0].graph.objects)
 
 
 def test_two_d_only_labels_get_ground_positions_through_the_calibration(tmp_path):

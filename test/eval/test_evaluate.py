@@ -70,3 +70,43 @@ def test_sim_domain_and_kitti_folder_give_the_same_metrics(tmp_path):
                  "--device", "cpu"]) == 0
     assert json.loads((tmp_path / "e.json").read_text())["num_images"] == 3
     assert main(["eval", "--ckpt", str(ck), "--data", "no_such_thing", "--device", "cpu"]) == 2
+
+
+def test_all_predicates_predictions_hold_the_arg_max_ones_and_given_box_modes_keep_the_labels():
+    from sim2sg_core.eval.evaluate import given_box_predictions
+    from sim2sg_core.model.preprocess import hflip_sample
+    from sim2sg_core.scene_graph import IgnoreRegion
+    ds, vocab = open_dataset("clevr:source", 2, 7)    # every class may be a subject
+    torch.manual_seed(1)
+    cfg = tiny_config()
+    pred = Predictor(SGModel.from_config(cfg, vocab), vocab, (160, 64), cfg.model.mean, cfg.model.std, device="cpu",
+                     score_threshold=0.0)
+    images = [ds[i][0] for i in range(2)]
+    graphs = [ds[i][1] for i in range(2)]
+    for one, every in zip(pred.predict(images), pred.predict(images, all_predicates=True)):
+        assert [o.box for o in one.objects] == [o.box for o in every.objects]
+        assert len(every.relationships) == len(vocab.predicates) * len(one.relationships) > 0
+        best = {}
+        for r in every.relationships:
+            if (r.subject, r.object) not in best or r.score > best[(r.subject, r.object)].score:
+                best[(r.subject, r.object)] = r
+        for r in one.relationships:
+            b = best[(r.subject, r.object)]
+            assert b.predicate_id == r.predicate_id and b.score == pytest.approx(r.score, rel=1e-5)
+    given = given_box_predictions(pred, images, graphs)
+    for mode in ("PredCls", "SGCls"):
+        for p, g in zip(given[mode], graphs):
+            assert [o.box for o in p.objects] == [o.box for o in g.objects]   # the labels' boxes, in order
+            n = len(g.objects)
+            subj = sum(vocab.is_subject(o.class_name) for o in p.objects)
+            assert len(p.relationships) == len(vocab.predicates) * subj * (n - 1)
+    assert [[o.class_id for o in p.objects] for p in given["PredCls"]] == \
+        [[o.class_id for o in g.objects] for g in graphs]
+    assert given["class_total"] == sum(len(g.objects) for g in graphs)
+    assert len(given["accuracy_true"]) == sum(len(g.relationships) for g in graphs)
+    # ignore regions mirror with the image (training augmentation keeps labels consistent)
+    g = graphs[0]
+    g.ignore_regions = [IgnoreRegion((10.0, 5.0, 30.0, 20.0))]
+    _, flipped = hflip_sample(images[0], g, vocab.predicates)
+    w = images[0].shape[1]
+    assert flipped.ignore_regions[0].box == (w - 30.0, 5.0, w - 10.0, 20.0)
