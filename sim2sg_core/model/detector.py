@@ -32,7 +32,9 @@ class CenterNetHead(nn.Module):
         self.size = branch(2)
         self.offset = branch(2)
         # Start with a low object prior so the focal loss does not explode on step 0.
-        nn.init.constant_(self.heatmap[-1].bias, -math.log((1 - prior) / prior))
+        last = self.heatmap[-1]
+        assert isinstance(last, nn.Conv2d) and last.bias is not None
+        nn.init.constant_(last.bias, -math.log((1 - prior) / prior))
 
     def forward(self, z: torch.Tensor) -> dict:
         return {"heatmap": self.heatmap(z), "size": self.size(z), "offset": self.offset(z)}
@@ -99,8 +101,9 @@ def detection_losses(outputs: dict, dense: Sequence[dict]) -> dict:
             sl = sl + F.l1_loss(size_p[i][:, d["index"]].t(), d["size"], reduction="sum")
             ol = ol + F.l1_loss(off_p[i][:, d["index"]].t(), d["offset"], reduction="sum")
             n += d["index"].numel()
-    n = mean_over_ranks(float(n), size_p).clamp(min=1.0)   # the joint batch's count under torchrun
-    return {"heatmap": focal_loss(outputs["heatmap"], heat_t), "size": sl / (2 * n), "offset": ol / (2 * n)}
+    count = mean_over_ranks(float(n), size_p).clamp(min=1.0)   # the joint batch's count under torchrun
+    return {"heatmap": focal_loss(outputs["heatmap"], heat_t), "size": sl / (2 * count),
+            "offset": ol / (2 * count)}
 
 
 @torch.no_grad()

@@ -132,14 +132,16 @@ def _plain_same_convs(net: nn.Module) -> None:
     """
     for parent in list(net.modules()):
         for name, child in list(parent.named_children()):
-            if (type(child).__name__ == "Conv2dDynamicSamePadding" and tuple(child.stride) == (1, 1)
+            # (the package's class subclasses nn.Conv2d; the isinstance check types its attributes)
+            if (isinstance(child, nn.Conv2d) and type(child).__name__ == "Conv2dDynamicSamePadding"
+                    and tuple(child.stride) == (1, 1)
                     and all(k % 2 == 1 for k in child.kernel_size) and tuple(child.dilation) == (1, 1)):
-                conv = nn.Conv2d(child.in_channels, child.out_channels, child.kernel_size, 1,
-                                 tuple(k // 2 for k in child.kernel_size), groups=child.groups,
-                                 bias=child.bias is not None)
+                kh, kw = child.kernel_size
+                conv = nn.Conv2d(child.in_channels, child.out_channels, (kh, kw), 1, (kh // 2, kw // 2),
+                                 groups=child.groups, bias=child.bias is not None)
                 with torch.no_grad():
                     conv.weight.copy_(child.weight)
-                    if child.bias is not None:
+                    if child.bias is not None and conv.bias is not None:
                         conv.bias.copy_(child.bias)
                 setattr(parent, name, conv)
 
@@ -212,8 +214,10 @@ class EfficientNetLite0Encoder(nn.Module):
                  weights_path: str = ""):
         super().__init__()
         net = build_efficientnet_lite0(pretrained=pretrained, weights_path=weights_path)
-        stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())
-        self.units = nn.ModuleList([stem] + [nn.Sequential(*net._blocks[a:b]) for a, b in LITE0_STAGE_BLOCKS])
+        stem = nn.Sequential(net.get_submodule("_conv_stem"), net.get_submodule("_bn0"), nn.ReLU6())
+        blocks = net.get_submodule("_blocks")
+        assert isinstance(blocks, nn.ModuleList), type(blocks)
+        self.units = nn.ModuleList([stem] + [nn.Sequential(*blocks[a:b]) for a, b in LITE0_STAGE_BLOCKS])
         self.laterals = nn.ModuleList([conv_bn_relu(LITE0_UNIT_CHANNELS[i], feature_channels, kernel=1)
                                        for i in LITE0_TAPS])
         self.smooth = separable(feature_channels, feature_channels)
@@ -263,9 +267,13 @@ def _read_weights(weights_path: str) -> dict:
 ENCODERS = ("small", "efficientnet_lite0", "resnet18", "mobilenet_v3_small")
 
 
+#: What build_encoder returns: each has ``output_stride`` (4) and ``out_channels`` (Z's channels).
+Encoder = Union[SmallEncoder, TorchvisionEncoder, EfficientNetLite0Encoder]
+
+
 def build_encoder(name: str = "small", channels: Sequence[int] = (16, 32, 64, 96, 128),
                   feature_channels: int = 64, weights_path: str = "", pretrained: bool = True,
-                  freeze: Union[int, str] = 0) -> nn.Module:
+                  freeze: Union[int, str] = 0) -> Encoder:
     """Build φ by name; ``weights_path`` (a local state-dict file) is loaded if given.
 
     ``pretrained`` and ``freeze`` apply to encoders with bundled ImageNet weights (efficientnet_lite0);

@@ -8,6 +8,8 @@ predictor shares the training model and does not.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
@@ -17,9 +19,12 @@ _NAMED_PAIRS = (("_conv_stem", "_bn0"), ("_expand_conv", "_bn0"), ("_depthwise_c
                 ("_project_conv", "_bn2"), ("_conv_head", "_bn1"))
 
 
-def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
-    return (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats
-            and bn.running_mean is not None and conv.out_channels == bn.num_features)
+def _foldable(conv: object, bn: object) -> Optional[tuple[nn.Conv2d, nn.BatchNorm2d]]:
+    """The pair, typed, when ``bn`` can be folded into ``conv``; else None."""
+    if (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats
+            and bn.running_mean is not None and conv.out_channels == bn.num_features):
+        return conv, bn
+    return None
 
 
 def fold_batchnorm(model: nn.Module) -> int:
@@ -35,15 +40,15 @@ def fold_batchnorm(model: nn.Module) -> int:
         if isinstance(module, nn.Sequential):
             keys = list(module._modules)
             for a, b in zip(keys, keys[1:]):
-                conv, bn = module._modules[a], module._modules[b]
-                if _foldable(conv, bn):
-                    module._modules[a] = fuse_conv_bn_eval(conv, bn)
+                pair = _foldable(module._modules[a], module._modules[b])
+                if pair is not None:
+                    module._modules[a] = fuse_conv_bn_eval(*pair)
                     module._modules[b] = nn.Identity()
                     folded += 1
         for conv_name, bn_name in _NAMED_PAIRS:
-            conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
-            if conv is not None and bn is not None and _foldable(conv, bn):
-                setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))
+            pair = _foldable(getattr(module, conv_name, None), getattr(module, bn_name, None))
+            if pair is not None:
+                setattr(module, conv_name, fuse_conv_bn_eval(*pair))
                 setattr(module, bn_name, nn.Identity())
                 folded += 1
     return folded

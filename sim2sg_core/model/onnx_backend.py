@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from sim2sg_core.model.inference import fold_batchnorm
+from sim2sg_core.model.relations import GEOMETRY_DIM
 from sim2sg_core.model.sg_model import SGModel, postprocess
 from sim2sg_core.scene_graph import Vocabulary
 from sim2sg_core.utils.io import atomic_write_bytes
@@ -76,8 +77,9 @@ def _sha256(path: Path) -> str:
 
 def _export(module: nn.Module, args: tuple, path: Path, input_names, output_names, dynamic_axes) -> None:
     buf = io.BytesIO()
-    torch.onnx.export(module, args, buf, input_names=input_names, output_names=output_names,
-                      dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False)
+    # (the TorchScript exporter, dynamo=False, writes to a file object too; torch annotates `f` as a path only)
+    torch.onnx.export(module, args, buf, input_names=input_names,  # type: ignore[arg-type]
+                      output_names=output_names, dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False)
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -101,7 +103,7 @@ def export_onnx(checkpoint: Union[str, Path], out: Union[str, Path]) -> list[Pat
         z = model.encode(x)
     rel = relations_path(out)
     n = 3   # example pair count; the pair axis is dynamic
-    _export(_RelationGraph(model), (z, torch.zeros(3 * n, 5), torch.zeros(n, model.relations.geometry[0].in_features),
+    _export(_RelationGraph(model), (z, torch.zeros(3 * n, 5), torch.zeros(n, GEOMETRY_DIM),
                                     torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.long)), rel,
             ["features", "rois", "geometry", "subj_labels", "obj_labels"], ["logits"],
             {"features": {0: "batch"}, "rois": {0: "rois"}, "geometry": {0: "pairs"}, "subj_labels": {0: "pairs"},

@@ -52,7 +52,8 @@ class Predictor:
         self.model = model.to(self.device).eval()
         self.optimized = bool(optimize) and isinstance(model, SGModel)   # an ONNX graph comes folded already
         self.backend = "torch" if isinstance(model, SGModel) else "onnxruntime"
-        if self.optimized:   # the model is ours alone: fold BatchNorm, channels-last (see model/inference.py)
+        # the model is ours alone: fold BatchNorm, channels-last (see model/inference.py)
+        if self.optimized and isinstance(self.model, SGModel):
             optimize_for_inference(self.model)
         self.vocab, self.model_id = vocab, model_id
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -167,7 +168,7 @@ class Predictor:
                 ok = keep[pairs[:, 0]] & keep[pairs[:, 1]] if len(pairs) else np.zeros(0, bool)
                 pairs, preds, rscores = remap[pairs[ok]].reshape(-1, 2), preds[ok], rscores[ok]
         objects = [SceneObject(class_name=self.vocab.classes[int(c)], class_id=int(c),
-                               box=tuple(float(v) for v in b), score=float(s))
+                               box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])), score=float(s))
                    for b, s, c in zip(boxes, scores, labels)]
         rels = [Relationship(subject=int(p[0]), object=int(p[1]), predicate=self.vocab.predicates[int(k)],
                              predicate_id=int(k), score=float(s))

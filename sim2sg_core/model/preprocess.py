@@ -165,7 +165,7 @@ class ResizeSpec:
 
 
 def resize_spec(input_size: Size, resize_mode: str = "stretch", crop_bottom: float = 0.0) -> ResizeSpec:
-    return ResizeSpec(tuple(input_size), resize_mode, crop_bottom)
+    return ResizeSpec(input_size, resize_mode, crop_bottom)  # (__post_init__ makes it a tuple of ints)
 
 
 def check_image(rgb: np.ndarray, where: str = "image") -> np.ndarray:
@@ -238,7 +238,7 @@ def graph_to_target(graph: SceneGraph, input_size: Size, source_size: Optional[S
     if resize_mode == "stretch" and not crop_bottom:
         boxes = scale_boxes(boxes, src, input_size).astype(np.float32)
     else:
-        mapped, keep = ResizeSpec(tuple(input_size), resize_mode, crop_bottom).label_boxes(boxes, src)
+        mapped, keep = ResizeSpec(input_size, resize_mode, crop_bottom).label_boxes(boxes, src)
         boxes = mapped.astype(np.float32)
         if not keep.all():
             remap = -np.ones(len(keep), np.int64)
@@ -282,7 +282,7 @@ class Collator:
                  predicates: Sequence[str] = (), resize_mode: str = "stretch", crop_bottom: float = 0.0):
         self.input_size, self.mean, self.std = tuple(input_size), tuple(mean), tuple(std)
         self.hflip, self.predicates = hflip, tuple(predicates)
-        ResizeSpec(self.input_size, resize_mode, crop_bottom)  # validates
+        ResizeSpec(input_size, resize_mode, crop_bottom)  # validates
         self.resize_mode, self.crop_bottom = resize_mode, float(crop_bottom)
 
     def __call__(self, items):

@@ -32,6 +32,8 @@ LOSS_NAMES = ("heatmap", "size", "offset", "relation")
 class SGModel(nn.Module):
     """Scene-graph network. Boxes inside the model are xyxy in *input* pixels."""
 
+    subject_mask: torch.Tensor  # (num_classes,) bool buffer: classes that may be a relationship's subject
+
     def __init__(self, num_classes: int, num_predicates: int, subject_mask: Optional[Sequence[bool]] = None,
                  input_size: tuple[int, int] = (480, 144), encoder: str = "small",
                  encoder_channels: Sequence[int] = (16, 32, 64, 96, 128), feature_channels: int = 64,
@@ -127,7 +129,7 @@ class SGModel(nn.Module):
         if not labelled:
             return {}
         dev = outputs["heatmap"].device
-        tg = [{k: v.to(dev) for k, v in targets[i].items()} for i in labelled]
+        tg = [{k: v.to(dev) for k, v in t.items()} for t in targets if t is not None]  # the `labelled` ones
         _, c, h, w = outputs["heatmap"].shape
         dense = [dense_targets(t["boxes"], t["labels"], c, h, w, self.stride) for t in tg]
         sel = torch.tensor(labelled, device=dev)
