@@ -367,6 +367,13 @@ def summarise(runs: list[dict], envs, methods, k: int = 20) -> list[dict]:
                 row[f"AP50/{c}"] = _mean_std([r["metrics"]["per_class"][c]["ap50"] for r in rs])
             row["mAP50"] = _mean_std([r["metrics"]["map50"] for r in rs])
             row[f"R@{k}"] = _mean_std([r["metrics"][f"recall@{k}"] for r in rs])
+            # Scene-Graph-Benchmark modes (results.json only; runs stored before them have none)
+            if all("scene_graph" in r["metrics"] for r in rs):
+                for mode in rs[0]["metrics"]["scene_graph"]:
+                    for key in (f"R@{k}", f"mR@{k}", f"ngR@{k}"):
+                        vals = [r["metrics"]["scene_graph"][mode].get(key) for r in rs]
+                        if all(v is not None for v in vals):
+                            row[f"{mode} {key}"] = _mean_std(vals)
             row["wall_s"] = _mean_std([r["wall_seconds"] for r in rs])
             rows.append(row)
     return rows

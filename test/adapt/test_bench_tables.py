@@ -60,3 +60,18 @@ def test_profile_overrides_merge_and_typos_are_refused():
     assert p.budget_steps == p.source_steps + 8 * 60
     with pytest.raises(AdaptConfigError, match="roundz"):
         load_bench_profile("full", _parse_sets(["adapt.roundz=8"]))
+
+
+def test_rows_carry_the_scene_graph_benchmark_modes_when_the_runs_have_them():
+    from sim2sg_core.adapt.bench import summarise
+    def sgb(v):
+        return {mode: {"R@20": v, "mR@20": v / 2, "ngR@20": v + 0.1} for mode in ("PredCls", "SGCls", "SGDet")}
+    new = [_run("drive", s, "oracle", "Oracle", 0.5, 0.4) for s in (0, 1)]
+    for r, v in zip(new, (0.4, 0.6)):
+        r["metrics"]["scene_graph"] = sgb(v)
+    row, = summarise(new, ["drive"], ["oracle"])
+    assert row["PredCls R@20"] == pytest.approx((0.5, np.std([0.4, 0.6], ddof=1)))
+    assert row["SGDet mR@20"][0] == pytest.approx(0.25) and row["SGCls ngR@20"][0] == pytest.approx(0.6)
+    # runs stored before the modes existed: the rows are as before
+    old, = summarise([_run("drive", 0, "oracle", "Oracle", 0.5, 0.4)], ["drive"], ["oracle"])
+    assert not any(" R@" in k or " mR@" in k for k in old)
