@@ -63,7 +63,7 @@ def at(where: str, key: Union[str, int]) -> str:
 # --------------------------------------------------------------------------------------------------
 # YAML, merge, locator
 
-def load_yaml_mapping(path: PathLike, *, what: str = "config file", error: type = ConfigError,
+def load_yaml_mapping(path: PathLike, *, what: str = "config file", error: type[Exception] = ConfigError,
                       mapping_hint: str = "the top level must be a mapping") -> dict:
     """Read a YAML file whose top level is a mapping; any problem raises ``error`` naming the file.
 
@@ -148,7 +148,7 @@ def _type_name(tp) -> str:
         return "a mapping"
     if tp is tuple or tp is list:
         return "a list"
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return f"a mapping ({tp.__name__})"
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return " or ".join(repr(m.value) for m in tp)
@@ -162,7 +162,7 @@ def _converter_for(tp, converters: Mapping) -> Optional[Converter]:
         return None
 
 
-def _convert(value: Any, tp, where: str, converters: Mapping, error: type) -> Any:
+def _convert(value: Any, tp, where: str, converters: Mapping, error: type[Exception]) -> Any:
     """``value`` as type ``tp`` (see the module docstring); raises _Mismatch or ``error``."""
     conv = _converter_for(tp, converters)
     if conv is not None:
@@ -215,7 +215,7 @@ def _convert(value: Any, tp, where: str, converters: Mapping, error: type) -> An
             return tp(value)
         except ValueError:
             raise _Mismatch(where, "one of " + ", ".join(repr(m.value) for m in tp), value) from None
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         return from_dict(tp, value, where, converters=converters, error=error)
@@ -250,7 +250,7 @@ def _convert(value: Any, tp, where: str, converters: Mapping, error: type) -> An
     return value   # an annotation this module does not interpret: unchecked
 
 
-def _call(conv: Converter, value: Any, where: str, error: type) -> Any:
+def _call(conv: Converter, value: Any, where: str, error: type[Exception]) -> Any:
     try:
         return conv(value, where)
     except (ConfigError, error, _Mismatch):
@@ -259,7 +259,7 @@ def _call(conv: Converter, value: Any, where: str, error: type) -> Any:
         raise error(f"{where}: {e}") from None
 
 
-def convert(value: Any, tp, where: str, *, converters: Optional[Mapping] = None, error: type = ConfigError):
+def convert(value: Any, tp, where: str, *, converters: Optional[Mapping] = None, error: type[Exception] = ConfigError):
     """One value checked / converted against type ``tp`` (same rules as a dataclass field in
     :func:`from_dict`); a mismatch raises ``error`` naming ``where``."""
     try:
@@ -269,7 +269,7 @@ def convert(value: Any, tp, where: str, *, converters: Optional[Mapping] = None,
 
 
 def from_dict(cls, data: Optional[Mapping], where: str = "config", *, converters: Optional[Mapping] = None,
-              error: type = ConfigError):
+              error: type[Exception] = ConfigError):
     """Build dataclass ``cls`` from the mapping ``data``, checking every value against its field's type.
 
     ``where`` names the source and, after ``": "``, the key path of ``data`` in it (``"cfg.yaml"``,

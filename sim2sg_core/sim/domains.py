@@ -56,7 +56,8 @@ def _rgb(value, where: str) -> RGB:
     if not (isinstance(value, (list, tuple)) and len(value) == 3
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
         raise SimConfigError(f"{where}: expected an RGB triple like [120, 130, 140], got {value!r}")
-    return tuple(int(max(0, min(255, round(v)))) for v in value)
+    r, g, b = (int(max(0, min(255, round(v)))) for v in value)
+    return r, g, b
 
 
 def _range(value, where: str) -> Range:
