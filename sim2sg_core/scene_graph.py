@@ -151,7 +151,10 @@ class IgnoreRegion:
 
     @classmethod
     def from_dict(cls, d: dict) -> "IgnoreRegion":
-        return cls(box=tuple(float(v) for v in d["box"]), kind=str(d.get("kind", "DontCare")))
+        if len(d["box"]) != 4:
+            raise SceneGraphError(f"ignore region box {d['box']!r} does not have 4 numbers")
+        x1, y1, x2, y2 = (float(v) for v in d["box"])
+        return cls(box=(x1, y1, x2, y2), kind=str(d.get("kind", "DontCare")))
 
 
 @dataclass

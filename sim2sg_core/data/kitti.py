@@ -238,7 +238,7 @@ def parse_labels(path: PathLike, cmap: dict, vocab: Vocabulary, size: Optional[t
                 if x1 < -box_tolerance or y1 < -box_tolerance or x2 > W + box_tolerance or y2 > H + box_tolerance:
                     raise KittiFormatError(f"{path}:{ln}: box ({x1}, {y1}, {x2}, {y2}) lies outside the {W}x{H} "
                                            f"image (wrong image for this label file?)")
-            if ignored:
+            if cls is None:   # an ignored type
                 ignore.append(IgnoreRegion(box=(x1, y1, x2, y2), kind=t))
                 continue
             objs.append(SceneObject(class_name=cls, class_id=vocab.class_id(cls), box=(x1, y1, x2, y2),

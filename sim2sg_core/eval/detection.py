@@ -113,8 +113,8 @@ def average_precision(predictions: Sequence, ground_truths: Sequence, num_classe
     if len(predictions) != len(ground_truths):
         raise ValueError(f"{len(predictions)} predictions for {len(ground_truths)} ground-truth images")
     diff = get_difficulty(difficulty)
-    tps = [[] for _ in range(num_classes)]
-    scs = [[] for _ in range(num_classes)]
+    tps: list[list[np.ndarray]] = [[] for _ in range(num_classes)]
+    scs: list[list[np.ndarray]] = [[] for _ in range(num_classes)]
     num_gt = np.zeros(num_classes, dtype=np.int64)
     num_det = np.zeros(num_classes, dtype=np.int64)
     num_ign = np.zeros(num_classes, dtype=np.int64)
@@ -196,7 +196,8 @@ def reference_average_precision(predictions: Sequence, ground_truths: Sequence, 
         records, total_gt = [], 0
         for _img, (pred, gt) in enumerate(zip(predictions, ground_truths)):
             p, g = as_arrays(pred), as_arrays(gt)
-            gts, ign_gts = [], []
+            gts: list[list] = []
+            ign_gts: list[list] = []
             for b, label, t, o in zip(g["boxes"], g["labels"], g["truncation"], g["occlusion"]):
                 if label == c:
                     (gts if reference_in_difficulty(b, t, o, difficulty) else ign_gts).append(list(b))

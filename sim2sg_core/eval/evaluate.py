@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ RECALL_KS = (20, 50)
 
 def _raw_outputs(predictor: Predictor, x: torch.Tensor):
     """Heatmap + features of a batch and the pair-scoring function, for either backend."""
-    model = predictor.model
+    model: Any = predictor.model
     if hasattr(model, "encode"):   # SGModel
         with torch.inference_mode(), predictor._autocast():
             out = model(x)
@@ -61,7 +61,7 @@ def _input_boxes(spec: ResizeSpec, graph: SceneGraph, source_size) -> tuple[np.n
 
 def _with_all_predicates(objects: list, pairs: np.ndarray, probs: np.ndarray, obj_scores: np.ndarray,
                          predicates: Sequence[str]) -> list:
-    rels = []
+    rels: list[Relationship] = []
     for (s, o), pr in zip(pairs.tolist(), probs):
         w = obj_scores[s] * obj_scores[o]
         rels.extend(Relationship(s, o, predicates[k], k, float(pr[k] * w)) for k in range(len(pr)))
@@ -99,7 +99,7 @@ def given_box_predictions(predictor: Predictor, images, graphs) -> dict:
         cls_scores = heat[i][:, cy.to(heat.device), cx.to(heat.device)].cpu()   # (C, N)
         sg_score, sg_lab = cls_scores.max(0) if len(idx) else (torch.zeros(0), torch.zeros(0, dtype=torch.long))
         views.append((idx, b, gt_lab, sg_lab, sg_score))
-    result = {"accuracy_pred": [], "accuracy_true": [], "class_right": 0, "class_total": 0}
+    result: dict[str, Any] = {"accuracy_pred": [], "accuracy_true": [], "class_right": 0, "class_total": 0}
     for (idx, _b, gt_lab, sg_lab, _s) in views:
         result["class_right"] += int((gt_lab == sg_lab).sum())
         result["class_total"] += len(idx)
@@ -119,13 +119,13 @@ def given_box_predictions(predictor: Predictor, images, graphs) -> dict:
         for (idx, _b, _gt, sg_lab, sg_score), g, p in zip(views, graphs, pairs):
             probs = probs_all[k:k + len(p)]
             k += len(p)
-            p = p.numpy().reshape(-1, 2)
+            pn = p.numpy().reshape(-1, 2)
             if mode == "PredCls":
                 objs = [SceneObject(o.class_name, o.class_id, o.box, 1.0) for o in (g.objects[j] for j in idx)]
                 obj_scores = np.ones(len(idx))
                 # predicate accuracy on the ground-truth pairs still in view (a pair the subject rule
                 # excludes counts as wrong: predicted id -1)
-                row = {(int(s), int(o)): r for r, (s, o) in enumerate(p.tolist())}
+                row = {(int(s), int(o)): r for r, (s, o) in enumerate(pn.tolist())}
                 local = {int(j): n for n, j in enumerate(idx)}
                 for r in g.relationships:
                     if r.subject in local and r.object in local:
@@ -137,7 +137,7 @@ def given_box_predictions(predictor: Predictor, images, graphs) -> dict:
                         for j, c, s in zip(idx, sg_lab.tolist(), sg_score.tolist())]
                 obj_scores = sg_score.numpy().astype(np.float64)
             graphs_out.append(SceneGraph(objects=objs, relationships=_with_all_predicates(
-                objs, p, probs, obj_scores, vocab.predicates), image_width=g.image_width,
+                objs, pn, probs, obj_scores, vocab.predicates), image_width=g.image_width,
                 image_height=g.image_height, model_id=predictor.model_id))
         result[mode] = graphs_out
     return result
@@ -179,7 +179,7 @@ def evaluate(predictor: Predictor, dataset, num_images: Optional[int] = None, ba
     saved = (predictor.score_threshold, predictor.relation_threshold, predictor.max_objects)
     predictor.score_threshold, predictor.relation_threshold, predictor.max_objects = score_threshold, 0.0, max_objects
     preds, gts, pc_pred, pc_true = [], [], [], []
-    given = {"PredCls": [], "SGCls": []}
+    given: dict[str, list[SceneGraph]] = {"PredCls": [], "SGCls": []}
     cls_right = cls_total = 0
     t_model = 0.0
     try:

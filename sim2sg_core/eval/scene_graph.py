@@ -82,8 +82,8 @@ def scene_graph_recall(predictions: Sequence[SceneGraph], ground_truths: Sequenc
     if any(k <= 0 for k in ks):
         raise ValueError(f"K must be positive, got {ks}")
     diff = get_difficulty(difficulty)
-    per_k = {k: [] for k in ks}
-    per_pred = {k: {} for k in ks}
+    per_k: dict[int, list[float]] = {k: [] for k in ks}
+    per_pred: dict[int, dict[int, list[float]]] = {k: {} for k in ks}
     for pred, gt in zip(predictions, ground_truths):
         g = as_arrays(gt)
         inside = in_difficulty(g["boxes"], g["truncation"], g["occlusion"], diff)
@@ -150,7 +150,7 @@ def reference_triplet_recall(predictions, ground_truths, ks=(20, 50), iou_thresh
         for pred, gt in zip(predictions, ground_truths):
             if not gt.relationships:
                 continue
-            per_pair = {}
+            per_pair: dict = {}
             for r in pred.relationships:
                 if (r.subject, r.object) not in per_pair or r.score > per_pair[(r.subject, r.object)].score:
                     per_pair[(r.subject, r.object)] = r
@@ -172,9 +172,10 @@ def reference_triplet_recall(predictions, ground_truths, ks=(20, 50), iou_thresh
 def reference_scene_graph_recall(predictions, ground_truths, ks=(20, 50), iou_threshold=0.5, graph_constraint=True,
                                  difficulty=None, ioa_threshold=0.5) -> dict:
     """Slow pure-Python R@K and mR@K (see the module docstring), for the tests."""
-    out = {}
+    out: dict = {}
     for k in ks:
-        recalls, by_predicate = [], {}
+        recalls: list[float] = []
+        by_predicate: dict[int, list[float]] = {}
         for pred, gt in zip(predictions, ground_truths):
             inside = [reference_in_difficulty(o.box, o.truncation, o.occlusion, difficulty) for o in gt.objects]
             gt_rels = [g for g in gt.relationships if inside[g.subject] and inside[g.object]]
@@ -190,7 +191,7 @@ def reference_scene_graph_recall(predictions, ground_truths, ks=(20, 50), iou_th
                 return on_other or reference_detection_ignorable(p.box, regions, difficulty, ioa_threshold)
 
             if graph_constraint:
-                per_pair = {}
+                per_pair: dict = {}
                 for r in pred.relationships:
                     if (r.subject, r.object) not in per_pair or r.score > per_pair[(r.subject, r.object)].score:
                         per_pair[(r.subject, r.object)] = r
@@ -199,7 +200,7 @@ def reference_scene_graph_recall(predictions, ground_truths, ks=(20, 50), iou_th
                 cands = list(pred.relationships)
             cands = [r for r in cands if not ignored(pred.objects[r.subject]) and not ignored(pred.objects[r.object])]
             top = sorted(cands, key=lambda r: -r.score)[:k]
-            hits_of = {}
+            hits_of: dict[int, list[int]] = {}
             for g in gt_rels:
                 gs, go = gt.objects[g.subject], gt.objects[g.object]
                 hit = 0
