@@ -62,7 +62,7 @@ def draw_graph_diagram(graph: SceneGraph, size: tuple[int, int] = (640, 480),
     dpi = 100
     fig = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
     canvas = FigureCanvasAgg(fig)
-    ax = fig.add_axes([0, 0, 1, 1])
+    ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(-1.4, 1.4)
     ax.set_ylim(-1.25, 1.25)
     ax.axis("off")

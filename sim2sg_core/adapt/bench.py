@@ -291,6 +291,7 @@ def _run_env_seed(profile, out_dir, env, seed, methods, tdom, size, progress, re
             cfg.env, cfg.seed, cfg.progress_bar = env, seed, progress
             cfg.source_domain = _domain_name(profile, method.pretrain_domain)
             if real is not None:
+                assert camera is not None and real_target is not None   # set up above for a real target
                 target = real_target
                 cfg.camera_info = real.camera_info
                 cfg.camera_height, cfg.camera_pitch = camera.height_m, camera.pitch
@@ -343,7 +344,8 @@ def _mean_std(values: list) -> tuple[float, float]:
     return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
 
 
-def _fmt(mean: float, std: float, n: int) -> str:
+def _fmt(mean_std: tuple[float, float], n: int) -> str:
+    mean, std = mean_std
     if math.isnan(mean):
         return "n/a"
     return f"{mean:.3f} ± {std:.3f}" if n > 1 else f"{mean:.3f}"
@@ -410,8 +412,8 @@ def _write_outputs(profile, out_dir: Path, runs, envs, methods, seeds, tdom) -> 
                "| Method | " + " | ".join(head) + f" | mAP@0.5 | Recall@{k} | wall (s) |",
                "|---|" + "---|" * (len(classes) + 3)]
         for r in er:
-            cells = [_fmt(*r[f"AP50/{c}"], r["seeds"]) for c in classes]
-            cells += [_fmt(*r["mAP50"], r["seeds"]), _fmt(*r[f"R@{k}"], r["seeds"])]
+            cells = [_fmt(r[f"AP50/{c}"], r["seeds"]) for c in classes]
+            cells += [_fmt(r["mAP50"], r["seeds"]), _fmt(r[f"R@{k}"], r["seeds"])]
             wm, ws = r["wall_s"]
             cells.append(f"{wm:.0f}" + (f" ± {ws:.0f}" if r["seeds"] > 1 else ""))
             md.append(f"| {r['label']} | " + " | ".join(cells) + " |")

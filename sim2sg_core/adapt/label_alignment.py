@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
 from sim2sg_core.scene_graph import SceneGraph
+
+if TYPE_CHECKING:
+    from sim2sg_core.sim.domains import ContentConfig
 
 
 @dataclass
@@ -29,7 +32,7 @@ class AnalysisResult:
     #: One reconstructed scene per target image with at least one confident object.
     scenes: list = field(default_factory=list)
     #: Re-fitted content distributions (``ContentConfig``), or the source ones when not re-fitted.
-    content: object = None
+    content: Optional[ContentConfig] = None
     #: Confident predicted objects per class name (what the statistics were built from).
     class_counts: dict = field(default_factory=dict)
     #: Number of target images analysed and confident objects kept.

@@ -460,7 +460,8 @@ class Sim2SGAdapter:
         dets = self.model.decode({k: out[k].detach() for k in ("heatmap", "size", "offset")} |
                                  {"image_size": out["image_size"]}, score_threshold=0.3)
         rels = self.model.infer_relations(out["features"], dets, out["image_size"])
-        src, tgt = [], []
+        src: list[torch.Tensor] = []
+        tgt: list[torch.Tensor] = []
         for i, (d, r) in enumerate(zip(dets, rels)):
             if not len(r["pairs"]):
                 continue

@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from sim2sg_core.sim.scene import Camera
 
 PathLike = Union[str, os.PathLike]
 #: The one image-folder reader's file types (everything OpenCV's imread reads here).
@@ -35,7 +38,7 @@ class TargetSource(ABC):
     #: the source knows it (a bag's CameraInfo, a ``camera_info.yaml`` beside an image folder);
     #: None = unknown. Only its intrinsics are calibration: its height/pitch are placeholders
     #: unless ``camera_pose`` is set too.
-    camera = None
+    camera: Optional[Camera] = None
 
     @abstractmethod
     def iter_images(self) -> Iterator[np.ndarray]:
@@ -92,7 +95,7 @@ class SimTargetSource(TargetSource):
     def __init__(self, *, env: str, domain: str = "target", seed: int = 1000, count: int = 200,
                  image_size: Optional[Sequence[int]] = None, start_index: int = 0):
         self.env, self.domain, self.seed, self.count = env, domain, int(seed), int(count)
-        self.image_size = tuple(image_size) if image_size else None
+        self.image_size = (int(image_size[0]), int(image_size[1])) if image_size else None
         self.start_index = int(start_index)
         self.description = f"sim:{env}/{domain}/seed{seed}[{start_index}:{start_index + count}]"
         from sim2sg_core.sim import load_domain, load_environment

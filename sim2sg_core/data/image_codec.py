@@ -7,12 +7,13 @@ to 8 bits by ``value / 257`` (full 16-bit range → full 8-bit range, exact inve
 """
 from __future__ import annotations
 
+import array
 from typing import Union
 
 import cv2
 import numpy as np
 
-BufferLike = Union[bytes, bytearray, memoryview, np.ndarray, "array.array"]  # noqa: F821
+BufferLike = Union[bytes, bytearray, memoryview, np.ndarray, array.array]
 
 
 class ImageDecodeError(ValueError):

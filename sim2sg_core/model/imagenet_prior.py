@@ -10,7 +10,7 @@ final features, a class-activation map). No real-domain label is involved.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
@@ -126,7 +126,8 @@ class VehicleScorer:
         h = max(32, int(round(img.shape[0] * width / img.shape[1] / 32)) * 32)
         x = cv2.resize(img, (int(width), h), interpolation=cv2.INTER_AREA)
         t = (torch.from_numpy(x).to(self.device).permute(2, 0, 1)[None].float() - self._mean) / self._std
-        net = self.net
+        # the package's EfficientNet is untyped: its stem, blocks and head are reached by attribute name
+        net: Any = self.net
         with torch.inference_mode():
             f = net._swish(net._bn0(net._conv_stem(t)))
             for block in net._blocks:

@@ -66,12 +66,14 @@ class Simulator:
         if camera is None:
             if camera_pose_from_camera:
                 raise ValueError("camera_pose_from_camera=True needs a camera")
-            self.image_size = tuple(int(v) for v in (image_size or self.env.image_size))
+            w, h = image_size or self.env.image_size
+            self.image_size: tuple[int, int] = (int(w), int(h))
             self.camera = base_camera(self.env, self.image_size)
         else:
             if not isinstance(camera, Camera):
                 raise TypeError(f"camera must be a sim2sg_core.sim.Camera, got {type(camera).__name__}")
-            self.image_size = tuple(int(v) for v in (image_size or (camera.width, camera.height)))
+            w, h = image_size or (camera.width, camera.height)
+            self.image_size = (int(w), int(h))
             self.camera = camera.scaled(*self.image_size)
             if camera_pose_from_camera:
                 self.domain = replace(self.domain,

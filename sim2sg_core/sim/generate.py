@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 from sim2sg_core.sim.domains import ContentConfig, EnvironmentConfig, Gaussian
-from sim2sg_core.sim.scene import Camera, ObjectSpec, SceneDescription
+from sim2sg_core.sim.scene import Camera, ObjectSpec, SceneDescription, vec3
 
 MAX_TRIES = 12
 
@@ -75,8 +75,8 @@ class SceneGenerator:
         camera = self.sample_camera(rng)
         names = list(self.env.classes)
         counts = [int(rng.poisson(max(self.content.classes[n].count_mean, 0.0))) for n in names]
-        counts = [c if self.content.classes[n].max_count is None else min(c, self.content.classes[n].max_count)
-                  for n, c in zip(names, counts)]
+        caps = [self.content.classes[n].max_count for n in names]
+        counts = [c if cap is None else min(c, cap) for c, cap in zip(counts, caps)]
         order = [n for n, c in zip(names, counts) for _ in range(c)]
         rng.shuffle(order)
         order = order[: self.content.max_objects]
@@ -116,7 +116,7 @@ class SceneGenerator:
                 si = min(int(np.searchsorted(size_cum, rng.random(), side="right")), len(size_cum) - 1)
                 base = cc.sizes.modes[si]
             jitter = 1.0 + prior.size_jitter * rng.standard_normal(3)
-            size = tuple(float(s * scale * max(j, 0.5)) for s, j in zip(base, jitter))
+            size = vec3(s * scale * max(j, 0.5) for s, j in zip(base, jitter))
             yaw = sample_gaussian(rng, cc.yaw)
             if cc.yaw_flip > 0 and rng.random() < cc.yaw_flip:
                 yaw += math.pi

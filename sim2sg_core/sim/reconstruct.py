@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
 import numpy as np
 
 from sim2sg_core.scene_graph import SceneGraph
 from sim2sg_core.sim.domains import ContentConfig, EnvironmentConfig, Gaussian, Lateral, load_environment
 from sim2sg_core.sim.render import RASTER_PAD, projected_extent
-from sim2sg_core.sim.scene import Camera, ObjectSpec, SceneDescription
+from sim2sg_core.sim.scene import Camera, ObjectSpec, SceneDescription, vec3
 
 SCALE_LIMITS = (0.4, 2.5)
 ASPECT_LIMITS = (0.6, 1.6)   # horizontal / vertical scale of a lifted object
@@ -67,7 +67,7 @@ def lift_box(box, class_name: str, camera: Camera, env: EnvironmentConfig, yaw: 
         return None
     scale, hscale = 1.0, 1.0  # vertical and horizontal size multipliers
     obj = ObjectSpec(class_name=class_name, position=(float(g[0]), camera.height_m, float(g[2])),
-                     size=tuple(prior.size), yaw=float(yaw))
+                     size=vec3(prior.size), yaw=float(yaw))
     # push the centre back by half the footprint's depth along the viewing ray
     r = np.array([g[0], g[2]]) / (math.hypot(g[0], g[2]) + 1e-9)
     a = np.array([math.cos(yaw), -math.sin(yaw)])
@@ -162,8 +162,8 @@ class PseudoStatistics:
         return {c: float(np.mean(v)) if v else 0.0 for c, v in self.counts.items()}
 
     def summary(self) -> dict:
-        out = {"n_images": self.n_images, "camera_height": self.camera_height, "camera_pitch": self.camera_pitch,
-               "classes": {}}
+        out: dict[str, Any] = {"n_images": self.n_images, "camera_height": self.camera_height,
+                               "camera_pitch": self.camera_pitch, "classes": {}}
         for c in self.counts:
             pos = np.asarray(self.positions[c]).reshape(-1, 2)
             sc = np.asarray(self.scales[c])

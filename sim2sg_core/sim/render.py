@@ -40,7 +40,7 @@ import numpy as np
 
 from sim2sg_core.scene_graph import IgnoreRegion, SceneGraph, SceneObject, derive_relationships
 from sim2sg_core.sim.domains import DECALS, AppearanceConfig, ClassPrior, EnvironmentConfig, GroundLayout
-from sim2sg_core.sim.scene import Camera, SceneDescription
+from sim2sg_core.sim.scene import Camera, SceneDescription, vec3
 
 SHIFT = 4                  # sub-pixel bits for OpenCV fills
 SCALE = float(1 << SHIFT)
@@ -160,8 +160,8 @@ def _build_template(prior: ClassPrior) -> _Template:
         if p.dz != 0.0 and not one_sided:
             v = v + np.array([0.0, 0.0, p.dz])
         start = count
-        for f in fl:
-            faces.append(np.asarray(f) + start)
+        for face in fl:
+            faces.append(np.asarray(face) + start)
             face_part.append(pi)
             fixed.append(one_sided)
             draw.append(("face", len(faces) - 1))
@@ -441,7 +441,7 @@ class Renderer:
         lateral range maps to one column interval per row. ``ground`` (a domain's own layout)
         replaces the environment's zones.
         """
-        key = (cam.width, cam.height, round(cam.fx, 6), round(cam.fy, 6), round(cam.cx, 6), round(cam.cy, 6),
+        key: tuple = (cam.width, cam.height, round(cam.fx, 6), round(cam.fy, 6), round(cam.cx, 6), round(cam.cy, 6),
                round(cam.height_m, 4), round(cam.pitch, 5))
         if ground is not None:
             key = key + (ground,)
@@ -549,11 +549,11 @@ class Renderer:
         if not quads:
             return
         pc = cam.to_camera(np.concatenate(quads).reshape(-1, 3)).reshape(-1, 4, 3)
-        ok = (pc[..., 2] >= NEAR).all(axis=1)
+        ok = np.asarray((pc[..., 2] >= NEAR).all(axis=1))
         pix = _fixed(np.where(ok[:, None, None], _uv(pc, cam), 0.0))
-        owner = np.asarray(owner)
+        owners = np.asarray(owner)
         for i in range(len(zones)):
-            sel = owner == i
+            sel = owners == i
             polys = list(pix[sel & ok])
             for j in np.flatnonzero(sel & ~ok).tolist():
                 quad = _clip_near(pc[j])
@@ -611,8 +611,7 @@ class Renderer:
             if kind == "tex":
                 coarse = rng.standard_normal((2 * H, 2 * W)).astype(np.float32)
                 blob = cv2.GaussianBlur(coarse, (0, 0), scale)
-                fine = rng.standard_normal((2 * H, 2 * W)).astype(np.float32)
-                fine = cv2.GaussianBlur(fine, (0, 0), 0.8)
+                fine = cv2.GaussianBlur(rng.standard_normal((2 * H, 2 * W)).astype(np.float32), (0, 0), 0.8)
                 t = blob / (blob.std() + 1e-6) + 0.5 * fine / (fine.std() + 1e-6)
                 bank = (t / t.std()).astype(np.float32)
             else:
@@ -723,8 +722,10 @@ class Renderer:
 
         tmpls = [e[2] for e in picked]
         plan = self._plan_facades(cam, appearance, srng) if appearance.facades is not None else None
-        shadow_mask, shaded = None, frozenset()
-        if look.shadows > 0 and plan is not None and plan["sides"] and appearance.facades.shadows:
+        shadow_mask: Optional[np.ndarray] = None
+        shaded: frozenset[int] = frozenset()
+        if look.shadows > 0 and plan is not None and plan["sides"] and appearance.facades is not None \
+                and appearance.facades.shadows:
             # buildings' shadows on the street; objects standing in them get no direct sunlight
             shadow_mask = np.zeros((H, W), np.uint8)
             self._facade_shadows(shadow_mask, cam, look, plan)
@@ -735,6 +736,7 @@ class Renderer:
         textured = bool(appearance.region_texture or appearance.class_texture)
         strength = self._ground_strength(cam, appearance, srng) if textured else None
         if plan is not None:
+            assert srng is not None   # facades make a street look, which has its own generator
             fs = appearance.region_texture.get("facade")
             self._draw_facades(img, cam, look, appearance, plan,
                                strength=strength if fs is not None else None,
@@ -753,9 +755,9 @@ class Renderer:
         hood = appearance.hood is not None and self._draw_hood(img, ids, appearance.hood, look, srng)
 
         # objects that nothing drawn later can overlap keep every pixel they drew (occlusion 0)
-        clear = set() if hood else _unoverlapped(order, extents)
+        clear = frozenset() if hood else frozenset(_unoverlapped(order, extents))
         graph, label_index, visible, occl = self._labels(scene, ids, ops_per_obj, extents, clear)
-        tex = self._class_strength(strength, ids, objs, appearance, srng) if textured else None
+        tex = self._class_strength(strength, ids, objs, appearance, srng) if strength is not None else None
         img = self._sensor(img, look, appearance, rng, tex)
         return RenderResult(image=img, instance_map=ids, graph=graph, label_index=label_index,
                             visible_pixels=visible, occlusion=occl)
@@ -1095,8 +1097,7 @@ class Renderer:
                 ignore.append(IgnoreRegion(box=box, kind="label_filter"))   # visible, unlabelled: not an FP
                 continue
             objects.append(SceneObject(class_name=o.class_name, class_id=vocab.class_id(o.class_name), box=box,
-                                       score=1.0, position=tuple(float(v) for v in o.position),
-                                       size=tuple(float(v) for v in o.size), truncation=truncation,
+                                       score=1.0, position=vec3(o.position), size=vec3(o.size), truncation=truncation,
                                        occlusion=float(occlusion), yaw=float(o.yaw)))
             label_index.append(k)
         graph = SceneGraph(objects=objects, relationships=derive_relationships(objects, vocab),
@@ -1110,8 +1111,9 @@ class Renderer:
         ``(z0, z1, x, height, colour, glass, windows?, shopfront?, floor h, window spacing, window
         w, window h, colour jitter)`` from near to far."""
         fc = app.facades
+        assert fc is not None, "_plan_facades is called for appearances with facades only"
         gy = cam.height_m
-        plan = {"skyline": [], "sides": []}
+        plan: dict[str, list] = {"skyline": [], "sides": []}
         if fc.skyline is not None:  # distant blocks and tree lines along the horizon: two stepped outlines
             for layer, d in enumerate(sorted((_u(srng, fc.skyline_distance) for _ in range(2)), reverse=True)):
                 n = 24
@@ -1133,7 +1135,7 @@ class Renderer:
                 continue
             x_side = _u(srng, xr)
             z = _u(srng, fc.start)
-            blds = []
+            blds: list[tuple] = []
             while z < fc.max_distance:
                 # one batch of draws per building: gap?, windows?, shopfront?, colour, glass; sizes; jitter
                 flags = srng.random(5)
@@ -1182,6 +1184,7 @@ class Renderer:
         Facade walls are also filled into ``strength`` (texture strength map) with ``facade_strength``.
         """
         fc = app.facades
+        assert fc is not None, "_draw_facades is called for appearances with facades only"
         gy = cam.height_m  # the ground plane (level frame, y down)
         fade_col = np.asarray(look.fade_colour, float)
         lam_sky = look.ambient + 0.5 * look.diffuse
@@ -1281,7 +1284,7 @@ class Renderer:
         if not groups:
             return
         pc = cam.to_camera(np.concatenate([g[0] for g in groups]).reshape(-1, 3)).reshape(-1, 4, 3)
-        ok = (pc[..., 2] >= NEAR).all(axis=1)
+        ok = np.asarray((pc[..., 2] >= NEAR).all(axis=1))
         pts = _fixed(np.where(ok[:, None, None], _uv(pc, cam), 0.0))
         all_ok = bool(ok.all())
         i = 0
@@ -1363,12 +1366,14 @@ class Renderer:
         if tex is not None:  # street looks: per-pixel strength, OpenCV arithmetic (saturating, one pass)
             crop = self._bank("tex", W, H, app.texture_scale)
             oy, ox = int(rng.integers(0, H)), int(rng.integers(0, W))
-            strength = cv2.add(tex, float(look.texture)) if look.texture > 0 else tex
-            gain = cv2.add(cv2.multiply(strength, crop[oy:oy + H, ox:ox + W]), 1.0)
+            # (OpenCV takes a scalar as the second operand; its type stubs list arrays only)
+            strength = cv2.add(tex, float(look.texture)) if look.texture > 0 else tex  # type: ignore[call-overload]
+            gain = cv2.add(cv2.multiply(strength, crop[oy:oy + H, ox:ox + W]), 1.0)  # type: ignore[call-overload]
             if app.vignette > 0:
                 gain = cv2.multiply(gain, self._vignette(W, H, app.vignette))
             if look.gamma == 1 and (look.cast == 1).all() and look.exposure != 1:
-                gain = cv2.multiply(gain, float(look.exposure))  # a plain exposure gain: folded in here
+                # a plain exposure gain, folded in here (a scalar operand: see above)
+                gain = cv2.multiply(gain, float(look.exposure))  # type: ignore[call-overload]
                 exposure_done = True
             g8 = cv2.convertScaleAbs(gain, alpha=128.0)  # gain in 1/128 steps (max ~2): 8-bit multiply
             img = cv2.multiply(img, cv2.merge([g8, g8, g8]), scale=1.0 / 128.0)
@@ -1402,7 +1407,10 @@ class Renderer:
         if look.jpeg is not None:
             ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
                                    [cv2.IMWRITE_JPEG_QUALITY, int(np.clip(look.jpeg, 1, 100))])
-            img = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+            if not ok or decoded is None:
+                raise RuntimeError("the sensor's JPEG round trip failed (OpenCV imencode/imdecode)")
+            img = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
         return np.ascontiguousarray(img)
 
     def _vignette(self, W: int, H: int, strength: float) -> np.ndarray:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
+from typing import Iterable
+
 import numpy as np
 
 
@@ -126,6 +128,12 @@ class Camera:
         return cls(**{k: d[k] for k in ("fx", "fy", "cx", "cy", "width", "height", "height_m", "pitch")})
 
 
+def vec3(values: Iterable[float]) -> tuple[float, float, float]:
+    """Exactly three numbers (a position or a (height, width, length) size) as a float 3-tuple."""
+    a, b, c = (float(v) for v in values)
+    return a, b, c
+
+
 @dataclass
 class ObjectSpec:
     """One object of a scene: class, level-frame bottom-centre position, size (h, w, l), yaw.
@@ -147,8 +155,8 @@ class ObjectSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ObjectSpec":
-        return cls(class_name=d["class_name"], position=tuple(float(v) for v in d["position"]),
-                   size=tuple(float(v) for v in d["size"]), yaw=float(d.get("yaw", 0.0)),
+        return cls(class_name=d["class_name"], position=vec3(d["position"]),
+                   size=vec3(d["size"]), yaw=float(d.get("yaw", 0.0)),
                    colour_index=int(d.get("colour_index", 0)))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import os
 import zipfile
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -73,7 +74,7 @@ def save_checkpoint(path: Union[str, Path], model: SGModel, config: ExperimentCo
     return atomic_save(path, _write)
 
 
-def load_checkpoint(path: Union[str, Path], expect_vocab: Optional[Vocabulary] = None,
+def load_checkpoint(path: Union[str, os.PathLike], expect_vocab: Optional[Vocabulary] = None,
                     map_location: Any = "cpu") -> dict:
     """Read and verify a checkpoint; returns its dict with ``vocab`` as Vocabulary, ``config`` as ExperimentConfig."""
     path = Path(path)

@@ -23,7 +23,7 @@ import math
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence, TypeVar, cast
 
 import torch
 from torch import nn
@@ -122,13 +122,17 @@ def batchnorm_mode(mode: str, dist: DistContext, device: torch.device) -> str:
     return mode
 
 
-def apply_batchnorm_mode(model: nn.Module, mode: str, dist: DistContext,
-                         device: torch.device) -> tuple[nn.Module, str]:
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def apply_batchnorm_mode(model: ModuleT, mode: str, dist: DistContext,
+                         device: torch.device) -> tuple[ModuleT, str]:
     """(model, resolved mode): the model with SyncBatchNorm layers when the mode resolves to ``sync``.
     ``frozen`` is applied per step (:func:`freeze_batchnorm` after ``.train()``)."""
     mode = batchnorm_mode(mode, dist, device)
     if mode == "sync":
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        # converted in place: a root that is not itself a BatchNorm layer comes back as the same object
+        model = cast(ModuleT, nn.SyncBatchNorm.convert_sync_batchnorm(model))
     return model, mode
 
 
@@ -186,7 +190,7 @@ class Trainer:
         g.manual_seed(self.cfg.seed)
         nw = int(self.cfg.num_workers)
         batch = int(batch_size or self.cfg.batch_size)
-        sampler = None
+        sampler: Optional[DistributedSampler] = None
         if self.dist.launched:   # each rank its own disjoint share; the configured batch is the global one
             batch = self.dist.per_rank(batch)
             sampler = DistributedSampler(dataset, num_replicas=self.dist.world_size, rank=self.dist.rank,

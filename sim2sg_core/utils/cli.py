@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable
+from typing import Callable, Optional
 
 
-def run_reporting_user_errors(command: Callable[[], object], user_errors: tuple) -> int:
+def run_reporting_user_errors(command: Callable[[], Optional[int]], user_errors: tuple) -> int:
     """Run ``command``; a user error (one of ``user_errors``, or ``SystemExit("message")`` from a check in
     the command) becomes ``error: <message>`` on stderr and status 2. Other exceptions are bugs and keep
     their traceback; ``SystemExit(int)`` (argparse, ``--help``) passes through."""
