@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
+from typing import Literal, Optional, Union
 
 from sim2sg_core.config import ConfigError, at, config_dir, deep_merge, from_dict, load_yaml_mapping
 
@@ -51,6 +51,10 @@ class LabelAlignmentConfig:
     #: Fraction of each labelled batch still taken from the original source domain (anchors labels
     #: while pseudo-statistics are still noisy).
     source_fraction: float = 0.25
+    #: The target camera's mounting pose used to lift pseudo-labels and render aligned scenes:
+    #: "configured" (calibration: camera_height/pitch, the target source's report, else the source
+    #: mean) or "estimated" from the confident pseudo-labels every round (:mod:`sim2sg_core.adapt.pose`).
+    camera_pose: Literal["configured", "estimated"] = "configured"
 
 
 @dataclass
@@ -74,6 +78,8 @@ class AppearanceAlignmentConfig(AdversarialConfig):
     spectrum_beta: float = 0.0
     #: Share of labelled images that get a target look.
     spectrum_probability: float = 0.0
+    #: The GRL + discriminator on Z (false = the spectrum transfer alone, an ablation).
+    discriminator: bool = True
 
 
 @dataclass
@@ -122,6 +128,10 @@ class AdaptConfig:
     batch_size: int = 8
     #: Unlabelled target images per adversarial step (0 = batch_size).
     target_batch_size: int = 0
+    #: Target frames join every batch after warm-up even without any adversarial term (forward only,
+    #: no loss): BatchNorm's batch and running statistics then see the target, as they do in every
+    #: adversarial row. Alone it is the "target BatchNorm statistics" ablation (AdaBN-like).
+    target_batchnorm: bool = False
     lr: float = 5e-4
     weight_decay: float = 1e-4
     #: Gamma of the GRL schedule 2/(1+exp(-gamma p))-1, p = progress of the adversarial phase.
@@ -156,7 +166,12 @@ class AdaptConfig:
         return self.rounds * self.steps_per_round
 
     def adversarial_enabled(self) -> bool:
-        return self.prediction_alignment.enabled or self.appearance_alignment.enabled
+        a = self.appearance_alignment
+        return self.prediction_alignment.enabled or (a.enabled and a.discriminator)
+
+    def target_frames_in_batches(self) -> bool:
+        """Whether unlabelled target frames pass forward with the labelled batch after warm-up."""
+        return self.adversarial_enabled() or self.target_batchnorm
 
     def validate(self, where: str = "adaptation config") -> "AdaptConfig":
         def bad(msg: str):

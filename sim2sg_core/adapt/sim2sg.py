@@ -39,6 +39,7 @@ from sim2sg_core.adapt.discriminators import (SOURCE_LABEL, TARGET_LABEL, ConvDi
 from sim2sg_core.adapt.evidence import evidence_filter_from_config
 from sim2sg_core.adapt.grl import grad_reverse, grl_lambda
 from sim2sg_core.adapt.label_alignment import LabelAligner
+from sim2sg_core.adapt.pose import estimate_camera_pose
 from sim2sg_core.adapt.targets import ArrayTargetSource, BagTargetSource, TargetSource
 from sim2sg_core.scene_graph import SceneGraph, keep_objects
 from sim2sg_core.sim.domains import content_to_dict, parse_content
@@ -198,7 +199,8 @@ class Sim2SGAdapter:
         c_z = self.model.encoder.out_channels
         a, p = config.appearance_alignment, config.prediction_alignment
         self.disc_z = ConvDiscriminator(in_channels=c_z, hidden_channels=a.hidden_channels,
-                                        num_layers=a.num_layers).to(self.device) if a.enabled else None
+                                        num_layers=a.num_layers).to(self.device) if a.enabled and a.discriminator \
+            else None
         self.disc_heat = ConvDiscriminator(in_channels=self.model.num_classes, hidden_channels=p.hidden_channels,
                                            num_layers=p.num_layers).to(self.device) if p.enabled else None
         self.disc_rel = VectorDiscriminator(in_features=self.model.num_predicates + 2,
@@ -245,17 +247,22 @@ class Sim2SGAdapter:
     def target_camera(self, reported_pose: Optional[tuple]):
         """The target camera: intrinsics from the calibrated camera (scaled to
         :meth:`aligned_image_size`) else the simulator's; pose from the config's camera_height/pitch >
-        the target source's reported pose > the calibrated camera's own pose > the source mean pose."""
-        if reported_pose is not None:
-            height, pitch = reported_pose
-        elif self._calibrated_pose is not None:
-            height, pitch = self._calibrated_pose
+        the target source's reported pose > the calibrated camera's own pose > the source mean pose; with
+        ``label_alignment.camera_pose: estimated`` the source mean pose, replaced every round by the pose
+        estimated from the pseudo-labels."""
+        if self.cfg.label_alignment.camera_pose == "estimated":
+            height, pitch = self.sim.content.camera.mean_pose   # a start only: re-estimated every round
         else:
-            height, pitch = self.sim.content.camera.mean_pose
-        if self.cfg.camera_height is not None:
-            height = self.cfg.camera_height
-        if self.cfg.camera_pitch is not None:
-            pitch = self.cfg.camera_pitch
+            if reported_pose is not None:
+                height, pitch = reported_pose
+            elif self._calibrated_pose is not None:
+                height, pitch = self._calibrated_pose
+            else:
+                height, pitch = self.sim.content.camera.mean_pose
+            if self.cfg.camera_height is not None:
+                height = self.cfg.camera_height
+            if self.cfg.camera_pitch is not None:
+                pitch = self.cfg.camera_pitch
         base = self.sim.camera if self.calibrated_camera is None else \
             self.calibrated_camera.scaled(*self.aligned_image_size())
         return base.with_pose(float(height), float(pitch))
@@ -320,6 +327,8 @@ class Sim2SGAdapter:
         if evidence is not None:
             info["evidence"] = evidence
         if cfg.label_alignment.enabled:
+            if cfg.label_alignment.camera_pose == "estimated":
+                info["estimated_pose"] = self._estimate_pose(preds, round_index)
             analysis = self.aligner.analyse(preds)
             rng = np.random.default_rng([cfg.seed, round_index, 1])
             scenes = self.aligner.synthesis_scenes(analysis, cfg.label_alignment.samples_per_round,
@@ -337,6 +346,17 @@ class Sim2SGAdapter:
             info.setdefault("pseudo_objects", info["self_training_objects"])
         info["analysis_seconds"] = round(time.perf_counter() - t0, 2)
         return info
+
+    def _estimate_pose(self, preds: list, round_index: int) -> Optional[dict]:
+        """Move the label aligner's camera to the pose the pseudo-labels imply (kept when too few)."""
+        est = estimate_camera_pose(preds, self.aligner.camera, self.sim.env,
+                                   score_threshold=self.cfg.label_alignment.score_threshold,
+                                   seed=self.cfg.seed * 1000 + round_index)
+        if est is None:
+            return None
+        self.aligner.camera = self.aligner.camera.with_pose(est.height_m, est.pitch)
+        return {"height_m": round(est.height_m, 3), "pitch": round(est.pitch, 4), "objects": est.objects,
+                "rms_log_scale": round(est.rms_log_scale, 3)}
 
     def _render_aligned(self) -> None:
         """Render this rank's share of the round's label-aligned scenes (every scene in one process)."""
@@ -395,9 +415,10 @@ class Sim2SGAdapter:
         sizes = [(im.shape[1], im.shape[0]) for im in images]
         targets = self.model.build_targets(graphs, source_sizes=sizes)
         lam = self.grl_strength(self.step)
-        adversarial = cfg.adversarial_enabled() and self.step >= self.adversarial_start_step()
+        after_warmup = self.step >= self.adversarial_start_step()
+        adversarial = cfg.adversarial_enabled() and after_warmup
         t_imgs: list = []
-        if adversarial:
+        if cfg.target_frames_in_batches() and after_warmup:
             t_idx = rng.integers(0, len(self.local_targets), size=self.target_batch_size)
             t_imgs = [self.local_targets[i] for i in t_idx]
         x = self._to_tensor(images + t_imgs)
@@ -486,6 +507,7 @@ class Sim2SGAdapter:
                                (("z", self.disc_z), ("heat", self.disc_heat), ("rel", self.disc_rel)) if d is not None},
             "disc_optimizers": {k: o.state_dict() for k, o in self.disc_opts.items()},
             "content": content_to_dict(self.aligner.content),
+            "camera_pose": [self.aligner.camera.height_m, self.aligner.camera.pitch],
         }
 
     def load_state(self, st: dict) -> None:
@@ -501,6 +523,8 @@ class Sim2SGAdapter:
                 o.load_state_dict(st["disc_optimizers"][k])
         if st.get("content"):
             self.aligner.content = parse_content(st["content"], self.aligner.env, "adaptation resume state")
+        if st.get("camera_pose"):
+            self.aligner.camera = self.aligner.camera.with_pose(*(float(v) for v in st["camera_pose"]))
         if self.round_scenes:
             self._render_aligned()
         if self.round_pseudo:
