@@ -17,6 +17,7 @@ difficulty are not counted as ground truth. Without ignore regions and difficult
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -57,14 +58,16 @@ def as_arrays(item: Union[SceneGraph, dict]) -> dict:
             "ignore": ignore}
 
 
-def _interpolated_ap(tp: np.ndarray, scores: np.ndarray, num_gt: int) -> float:
+def _interpolated_ap(tp: np.ndarray, scores: np.ndarray, num_gt: int, presorted: bool = False) -> float:
     if num_gt == 0:
         return math.nan
     if len(scores) == 0:
         return 0.0
-    order = np.argsort(-scores, kind="mergesort")
-    tps = np.cumsum(tp[order])
-    fps = np.cumsum(1 - tp[order])
+    if not presorted:
+        order = np.argsort(-scores, kind="mergesort")
+        tp = tp[order]
+    tps = np.cumsum(tp)
+    fps = np.cumsum(1 - tp)
     recall = tps / num_gt
     precision = tps / np.maximum(tps + fps, np.spacing(1))
     precision = np.maximum.accumulate(precision[::-1])[::-1]  # monotone envelope
@@ -100,25 +103,77 @@ def _greedy_match(iou: np.ndarray, threshold: float, iou_ignored: Optional[np.nd
     return tp, ignored
 
 
-def average_precision(predictions: Sequence, ground_truths: Sequence, num_classes: int,
-                      iou_threshold: float = 0.5, max_dets: int = 100, difficulty=None,
-                      ioa_threshold: float = IOA_THRESHOLD) -> dict:
-    """Per-class AP and mAP. ``predictions``/``ground_truths``: per image SceneGraph or dict of arrays.
+@dataclass
+class DetectionMatches:
+    """Every ranked detection's match, once: what AP needs, and what a bootstrap re-weights.
 
-    ``difficulty``: None (every labelled object) or ``"easy"|"moderate"|"hard"`` (KITTI).
-    Returns ``{"ap": [per class AP or nan], "num_gt": [...], "num_det": [...], "num_ignored": [...],
-    "map": float, ...}``; ``num_gt`` counts the objects inside the difficulty, ``num_det`` every
-    detection ranked (at most ``max_dets`` per image and class), ``num_ignored`` those ignored.
+    Per class ``c``: ``image[c]``, ``score[c]``, ``tp[c]`` for the detections that are not ignored,
+    sorted by descending score (ties in image order, as COCO's concatenation); ``num_gt`` is
+    (images, classes). Matching is per image, so re-sampling images only changes how often each
+    image's detections and objects count: :meth:`ap` with ``weights`` (per-image multiplicities)
+    equals AP on the list with images repeated that often (exactly when no two scores tie).
     """
+
+    image: list
+    score: list
+    tp: list
+    num_gt: np.ndarray
+    num_det: np.ndarray
+    num_ignored: np.ndarray
+
+    @property
+    def num_images(self) -> int:
+        return int(self.num_gt.shape[0])
+
+    def ap(self, weights: Optional[np.ndarray] = None) -> list:
+        """Per-class AP (NaN for a class without ground truth) under per-image ``weights`` (None = 1)."""
+        out = []
+        for c in range(self.num_gt.shape[1]):
+            if weights is None:
+                out.append(_interpolated_ap(self.tp[c], self.score[c], int(self.num_gt[:, c].sum()), presorted=True))
+                continue
+            w = np.asarray(weights, dtype=np.int64)
+            reps = w[self.image[c]]
+            out.append(_interpolated_ap(np.repeat(self.tp[c], reps), np.repeat(self.score[c], reps),
+                                        int((w * self.num_gt[:, c]).sum()), presorted=True))
+        return out
+
+    def to_arrays(self) -> dict:
+        """Flat numpy arrays (for ``np.savez``); :meth:`from_arrays` reads them back."""
+        n_cls = self.num_gt.shape[1]
+        cls = np.concatenate([np.full(len(self.tp[c]), c, np.int64) for c in range(n_cls)]) if n_cls else \
+            np.zeros(0, np.int64)
+        return {"det_class": cls, "det_image": np.concatenate(self.image) if n_cls else np.zeros(0, np.int64),
+                "det_score": np.concatenate(self.score) if n_cls else np.zeros(0),
+                "det_tp": np.concatenate(self.tp) if n_cls else np.zeros(0),
+                "num_gt": self.num_gt, "num_det": self.num_det, "num_ignored": self.num_ignored}
+
+    @classmethod
+    def from_arrays(cls, a) -> "DetectionMatches":
+        n_cls = int(np.asarray(a["num_gt"]).shape[1])
+        c = np.asarray(a["det_class"])
+        pick = [c == k for k in range(n_cls)]
+        image, score, tp = (np.asarray(a[k]) for k in ("det_image", "det_score", "det_tp"))
+        return cls(image=[image[m] for m in pick], score=[score[m] for m in pick], tp=[tp[m] for m in pick],
+                   num_gt=np.asarray(a["num_gt"]),
+                   num_det=np.asarray(a["num_det"]), num_ignored=np.asarray(a["num_ignored"]))
+
+
+def match_detections(predictions: Sequence, ground_truths: Sequence, num_classes: int,
+                     iou_threshold: float = 0.5, max_dets: int = 100, difficulty=None,
+                     ioa_threshold: float = IOA_THRESHOLD) -> DetectionMatches:
+    """COCO matching of every image's detections (see the module docstring); arguments as
+    :func:`average_precision`."""
     if len(predictions) != len(ground_truths):
         raise ValueError(f"{len(predictions)} predictions for {len(ground_truths)} ground-truth images")
     diff = get_difficulty(difficulty)
-    tps: list[list[np.ndarray]] = [[] for _ in range(num_classes)]
-    scs: list[list[np.ndarray]] = [[] for _ in range(num_classes)]
-    num_gt = np.zeros(num_classes, dtype=np.int64)
+    imgs: list[list] = [[] for _ in range(num_classes)]
+    tps: list[list] = [[] for _ in range(num_classes)]
+    scs: list[list] = [[] for _ in range(num_classes)]
+    num_gt = np.zeros((len(predictions), num_classes), dtype=np.int64)
     num_det = np.zeros(num_classes, dtype=np.int64)
     num_ign = np.zeros(num_classes, dtype=np.int64)
-    for pred, gt in zip(predictions, ground_truths):
+    for i, (pred, gt) in enumerate(zip(predictions, ground_truths)):
         p, g = as_arrays(pred), as_arrays(gt)
         inside = in_difficulty(g["boxes"], g["truncation"], g["occlusion"], diff)
         for c in np.union1d(np.unique(p["labels"]), np.unique(g["labels"])):
@@ -131,7 +186,7 @@ def average_precision(predictions: Sequence, ground_truths: Sequence, num_classe
             pb, ps = p["boxes"][pm], p["scores"][pm]
             order = np.argsort(-ps, kind="mergesort")[:max_dets]
             pb, ps = pb[order], ps[order]
-            num_gt[c] += len(gb)
+            num_gt[i, c] += len(gb)
             if len(pb) == 0:
                 continue
             iou = box_iou(torch.from_numpy(pb), torch.from_numpy(gb)).numpy()
@@ -142,15 +197,40 @@ def average_precision(predictions: Sequence, ground_truths: Sequence, num_classe
             num_ign[c] += int(ignored.sum())
             tps[c].append(tp[~ignored])
             scs[c].append(ps[~ignored])
-    ap = []
+            imgs[c].append(np.full(int((~ignored).sum()), i, np.int64))
+    image, score, tp_out = [], [], []
     for c in range(num_classes):
-        tp = np.concatenate(tps[c]) if tps[c] else np.zeros(0)
         sc = np.concatenate(scs[c]) if scs[c] else np.zeros(0)
-        ap.append(_interpolated_ap(tp, sc, int(num_gt[c])))
-    valid = [a for a in ap if not math.isnan(a)]
-    return {"ap": ap, "num_gt": num_gt.tolist(), "num_det": num_det.tolist(), "num_ignored": num_ign.tolist(),
-            "map": float(np.mean(valid)) if valid else math.nan, "iou_threshold": iou_threshold,
+        order = np.argsort(-sc, kind="mergesort")
+        score.append(sc[order])
+        tp_out.append((np.concatenate(tps[c]) if tps[c] else np.zeros(0))[order])
+        image.append((np.concatenate(imgs[c]) if imgs[c] else np.zeros(0, np.int64))[order])
+    return DetectionMatches(image=image, score=score, tp=tp_out, num_gt=num_gt, num_det=num_det, num_ignored=num_ign)
+
+
+def average_precision(predictions: Sequence, ground_truths: Sequence, num_classes: int,
+                      iou_threshold: float = 0.5, max_dets: int = 100, difficulty=None,
+                      ioa_threshold: float = IOA_THRESHOLD) -> dict:
+    """Per-class AP and mAP. ``predictions``/``ground_truths``: per image SceneGraph or dict of arrays.
+
+    ``difficulty``: None (every labelled object) or ``"easy"|"moderate"|"hard"`` (KITTI).
+    Returns ``{"ap": [per class AP or nan], "num_gt": [...], "num_det": [...], "num_ignored": [...],
+    "map": float, ...}``; ``num_gt`` counts the objects inside the difficulty, ``num_det`` every
+    detection ranked (at most ``max_dets`` per image and class), ``num_ignored`` those ignored.
+    """
+    m = match_detections(predictions, ground_truths, num_classes, iou_threshold, max_dets, difficulty,
+                         ioa_threshold)
+    ap = m.ap()
+    diff = get_difficulty(difficulty)
+    return {"ap": ap, "num_gt": m.num_gt.sum(0).tolist(), "num_det": m.num_det.tolist(),
+            "num_ignored": m.num_ignored.tolist(), "map": mean_ap(ap), "iou_threshold": iou_threshold,
             "interpolation": "COCO 101-point", "difficulty": diff.name if diff else None}
+
+
+def mean_ap(ap: Sequence[float]) -> float:
+    """Mean over the classes that have ground truth (NaN when none has)."""
+    valid = [a for a in ap if not math.isnan(a)]
+    return float(np.mean(valid)) if valid else math.nan
 
 
 # ---- slow reference (pure Python, written for obviousness; tests compare it with the above) ----

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sim2sg_core.eval.detection import average_precision
+from sim2sg_core.eval.detection import average_precision, match_detections, mean_ap
 from sim2sg_core.eval.ignore import DIFFICULTIES, get_difficulty, labels_carry_difficulty_fields
 from sim2sg_core.eval.scene_graph import predicate_accuracy, scene_graph_recall
 from sim2sg_core.model.predictor import Predictor
@@ -166,8 +166,12 @@ def scene_graph_metrics(predictions: Sequence[SceneGraph], ground_truths: Sequen
 
 def evaluate(predictor: Predictor, dataset, num_images: Optional[int] = None, batch_size: int = 8,
              progress: bool = True, score_threshold: float = 0.05, max_objects: int = 100,
-             difficulty: Optional[str] = None, difficulty_breakdown: Optional[bool] = None) -> dict:
+             difficulty: Optional[str] = None, difficulty_breakdown: Optional[bool] = None,
+             keep_records: bool = False) -> dict:
     """Metrics of ``predictor`` on ``dataset`` (items ``(rgb, SceneGraph)``), as a JSON-able dict.
+
+    ``keep_records``: also return ``results["records"]``, the per-image ingredients a paired bootstrap
+    re-weights (numpy arrays, not JSON: :class:`DetectionMatches` arrays and SGDet recall per image).
 
     ``difficulty``: KITTI level applied to every number (None = every labelled object).
     ``difficulty_breakdown``: also AP / SGDet recall per KITTI level (None = when the labels carry
@@ -200,7 +204,10 @@ def evaluate(predictor: Predictor, dataset, num_images: Optional[int] = None, ba
     finally:
         predictor.score_threshold, predictor.relation_threshold, predictor.max_objects = saved
     vocab = predictor.vocab
-    det = average_precision(preds, gts, len(vocab.classes), difficulty=diff)
+    matches = match_detections(preds, gts, len(vocab.classes), difficulty=diff)
+    ap = matches.ap()
+    det = {"ap": ap, "map": mean_ap(ap), "num_gt": matches.num_gt.sum(0).tolist(),
+           "num_det": matches.num_det.tolist(), "num_ignored": matches.num_ignored.tolist()}
     modes = {"PredCls": given["PredCls"], "SGCls": given["SGCls"], "SGDet": preds}
     sg = {m: scene_graph_metrics(p, gts, vocab.predicates, difficulty=diff) for m, p in modes.items()}
     sg["PredCls"]["accuracy"] = predicate_accuracy(pc_pred, pc_true)
@@ -210,7 +217,7 @@ def evaluate(predictor: Predictor, dataset, num_images: Optional[int] = None, ba
         "per_class": {c: {"ap50": det["ap"][i], "num_gt": det["num_gt"][i], "num_det": det["num_det"][i],
                           "num_ignored": det["num_ignored"][i]}
                       for i, c in enumerate(vocab.classes)},
-        "map50": det["map"], "ap_interpolation": det["interpolation"],
+        "map50": det["map"], "ap_interpolation": "COCO 101-point",
         "num_ignore_regions": sum(len(g.ignore_regions) for g in gts),
         "scene_graph": sg,
         # the SGDet graph-constrained recall under its older names (benchmark tables read these)
@@ -219,6 +226,10 @@ def evaluate(predictor: Predictor, dataset, num_images: Optional[int] = None, ba
         "predcls_accuracy": sg["PredCls"]["accuracy"], "num_relationships": len(pc_true),
         "seconds_per_image": t_model / max(n, 1),
     }
+    if keep_records:
+        rec = scene_graph_recall(preds, gts, RECALL_KS, difficulty=diff)
+        results["records"] = {**matches.to_arrays(),
+                              **{f"recall@{k}": np.asarray(rec[f"per_image@{k}"], dtype=np.float64) for k in RECALL_KS}}
     if difficulty_breakdown is None:
         difficulty_breakdown = labels_carry_difficulty_fields(gts)
     if difficulty_breakdown:

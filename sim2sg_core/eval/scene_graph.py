@@ -73,7 +73,8 @@ def scene_graph_recall(predictions: Sequence[SceneGraph], ground_truths: Sequenc
                        difficulty=None, ioa_threshold: float = IOA_THRESHOLD) -> dict:
     """Recall@K and mean recall@K over predicates, with or without graph constraint.
 
-    Returns ``{"R@K": float, "mR@K": float, "per_predicate@K": {predicate id: recall}, "num_images": int}``
+    Returns ``{"R@K": float, "mR@K": float, "per_predicate@K": {predicate id: recall},
+    "per_image@K": [recall per image, NaN without ground-truth relationships], "num_images": int}``
     (K from ``ks``); keys do not carry the ``ng`` prefix, the caller names the mode.
     """
     if len(predictions) != len(ground_truths):
@@ -83,8 +84,9 @@ def scene_graph_recall(predictions: Sequence[SceneGraph], ground_truths: Sequenc
         raise ValueError(f"K must be positive, got {ks}")
     diff = get_difficulty(difficulty)
     per_k: dict[int, list[float]] = {k: [] for k in ks}
+    per_image: dict[int, list[float]] = {k: [math.nan] * len(predictions) for k in ks}
     per_pred: dict[int, dict[int, list[float]]] = {k: {} for k in ks}
-    for pred, gt in zip(predictions, ground_truths):
+    for i, (pred, gt) in enumerate(zip(predictions, ground_truths)):
         g = as_arrays(gt)
         inside = in_difficulty(g["boxes"], g["truncation"], g["occlusion"], diff)
         rels = [r for r in gt.relationships if inside[r.subject] and inside[r.object]]
@@ -110,6 +112,7 @@ def scene_graph_recall(predictions: Sequence[SceneGraph], ground_truths: Sequenc
             else:
                 hit = np.zeros(len(rels), dtype=bool)
             per_k[k].append(float(hit.mean()))
+            per_image[k][i] = float(hit.mean())
             for pid in np.unique(g_pred):
                 per_pred[k].setdefault(int(pid), []).append(float(hit[g_pred == pid].mean()))
     out: dict = {}
@@ -118,6 +121,7 @@ def scene_graph_recall(predictions: Sequence[SceneGraph], ground_truths: Sequenc
         pp = {pid: float(np.mean(v)) for pid, v in sorted(per_pred[k].items())}
         out[f"mR@{k}"] = float(np.mean(list(pp.values()))) if pp else math.nan
         out[f"per_predicate@{k}"] = pp
+        out[f"per_image@{k}"] = per_image[k]
     out["num_images"] = len(per_k[ks[0]]) if ks else 0
     return out
 

@@ -1,0 +1,80 @@
+"""Paired bootstrap confidence intervals for a method's gain over a baseline (benchmark tables).
+
+Two sources of noise are re-sampled together, both paired:
+- training seeds: each draw picks seeds with replacement; a seed brings both methods' runs (same data,
+  same shared pre-training);
+- evaluation images: inside each picked seed, images are drawn with replacement, and both methods
+  are scored on the same draw.
+A metric is recomputed from per-image ingredients (``evaluate(..., keep_records=True)``): detection
+matches for mAP (:class:`~sim2sg_core.eval.detection.DetectionMatches`, re-weighted, not re-matched)
+and per-image recall for Recall@K. The interval is the percentile interval of the mean difference.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+from sim2sg_core.eval.detection import DetectionMatches, mean_ap
+
+
+class RunRecords:
+    """One run's per-image ingredients, converted once (see ``evaluate(..., keep_records=True)``)."""
+
+    def __init__(self, records: Mapping):
+        self.matches = DetectionMatches.from_arrays(records)
+        self.recall = {k[len("recall@"):]: np.asarray(v, dtype=np.float64) for k, v in records.items()
+                       if k.startswith("recall@")}
+
+    @property
+    def num_images(self) -> int:
+        return self.matches.num_images
+
+    def value(self, metric: str, weights: Optional[np.ndarray] = None) -> float:
+        """``metric`` ("mAP" or "R@K") under per-image ``weights`` (None = each image once)."""
+        if metric == "mAP":
+            return mean_ap(self.matches.ap(weights))
+        if metric.startswith("R@") and metric[2:] in self.recall:
+            r = self.recall[metric[2:]]
+            w = np.ones(len(r)) if weights is None else np.asarray(weights, dtype=np.float64)
+            ok = ~np.isnan(r) & (w > 0)
+            return float((r[ok] * w[ok]).sum() / w[ok].sum()) if ok.any() else math.nan
+        raise ValueError(f"unknown metric {metric!r}: use 'mAP' or one of {['R@' + k for k in self.recall]}")
+
+
+def paired_bootstrap(method: Sequence[Mapping], baseline: Sequence[Mapping], metric: str, *, n_boot: int = 1000,
+                     confidence: float = 0.95, seed: int = 0) -> dict:
+    """Mean over seeds of ``metric(method) - metric(baseline)`` and its paired-bootstrap interval.
+
+    ``method[i]`` and ``baseline[i]`` are the records of the same training seed on the same evaluation
+    images. Returns ``{"diff", "low", "high", "seeds", "n_boot", "confidence"}``.
+    """
+    if len(method) != len(baseline) or not method:
+        raise ValueError(f"paired bootstrap needs the same seeds for both methods, got {len(method)} and "
+                         f"{len(baseline)} runs")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    runs_m, runs_b = [RunRecords(r) for r in method], [RunRecords(r) for r in baseline]
+    sizes = [r.num_images for r in runs_m]
+    if sizes != [r.num_images for r in runs_b]:
+        raise ValueError("paired runs must be scored on the same evaluation images")
+    diff = float(np.mean([m.value(metric) - b.value(metric) for m, b in zip(runs_m, runs_b)]))
+    rng = np.random.default_rng(seed)
+    n_seeds = len(method)
+    draws = np.empty(int(n_boot))
+    for t in range(int(n_boot)):
+        picked = rng.integers(0, n_seeds, n_seeds)
+        d = []
+        for s in picked:
+            w = rng.multinomial(sizes[s], np.full(sizes[s], 1.0 / sizes[s]))
+            d.append(runs_m[s].value(metric, w) - runs_b[s].value(metric, w))
+        draws[t] = np.nanmean(d) if not np.all(np.isnan(d)) else math.nan
+    draws = draws[~np.isnan(draws)]
+    alpha = (1.0 - confidence) / 2
+    low, high = (float(np.quantile(draws, alpha)), float(np.quantile(draws, 1 - alpha))) if len(draws) else \
+        (math.nan, math.nan)
+    return {"diff": diff, "low": low, "high": high, "seeds": n_seeds, "n_boot": int(n_boot), "confidence": confidence}
+
+
+__all__ = ["RunRecords", "paired_bootstrap"]
