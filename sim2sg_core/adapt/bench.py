@@ -26,12 +26,25 @@ import torch
 
 from sim2sg_core.adapt.baselines import get_method, configure
 from sim2sg_core.adapt.config import BenchProfile, config_to_dict
-from sim2sg_core.utils.io import atomic_write_bytes, atomic_write_text
+from sim2sg_core.utils.io import atomic_save, atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-#: Seeds of the data splits, offset per bench seed (disjoint simulator streams).
-TRAIN_SEED, TARGET_SEED, EVAL_SEED = 100, 200, 300
+#: Simulator seeds of the data splits, offset by ``SEED_STRIDE`` per bench seed (disjoint simulator
+#: streams): labelled training images, unlabelled target images, and two labelled evaluation splits:
+#: ``val`` (the quick profile; settings may be chosen on it) and ``test`` (the full profile's report).
+TRAIN_SEED, TARGET_SEED = 100, 200
+EVAL_SEEDS = {"val": 300, "test": 400}
+SEED_STRIDE = 1000
+
+
+def split_seeds(bench_seed: int) -> dict[str, int]:
+    """The simulator seed of every data split of one bench seed (``train``, ``target``, ``val``, ``test``)."""
+    if not 0 <= int(bench_seed) < 10**6:
+        raise ValueError(f"bench seed must be in [0, 1e6), got {bench_seed}")
+    off = SEED_STRIDE * int(bench_seed)
+    return {"train": TRAIN_SEED + off, "target": TARGET_SEED + off,
+            **{name: s + off for name, s in EVAL_SEEDS.items()}}
 
 
 @dataclass
@@ -137,11 +150,12 @@ def _vocab(env: str):
     return load_environment(env).vocab
 
 
-def evaluate_checkpoint(path: Path, dataset, progress: bool) -> dict:
+def evaluate_checkpoint(path: Path, dataset, progress: bool, keep_records: bool = False) -> dict:
+    """``evaluate`` of a checkpoint; ``keep_records`` adds the per-image bootstrap ingredients."""
     from sim2sg_core.eval.evaluate import evaluate
     from sim2sg_core.model.predictor import Predictor
     pred = Predictor.from_checkpoint(path, device="auto")
-    return evaluate(pred, dataset, progress=progress)
+    return evaluate(pred, dataset, progress=progress, keep_records=keep_records)
 
 
 def run_bench(profile: BenchProfile, out_dir, *, envs: Optional[Sequence[str]] = None,
@@ -153,13 +167,16 @@ def run_bench(profile: BenchProfile, out_dir, *, envs: Optional[Sequence[str]] =
 
     ``jobs`` > 1 runs that many (environment, seed) pairs at once in separate processes. With
     ``real``, the target is a real camera (unlabelled frames + calibration) and the metrics come
-    from its labelled KITTI-layout folder.
+    from its labelled KITTI-layout folder. ``target_domain`` replaces the profile's target domains
+    by one; with several, the tables hold one section per target, and the checkpoints of all but a
+    single target go to ``checkpoints/<target>/``. Training that never sees the target (source and
+    randomized pre-training, domain randomisation) is shared by the targets.
     """
     out_dir = Path(out_dir)
     envs = list(envs or profile.envs)
     methods = list(methods or profile.methods)
     seeds = list(seeds if seeds is not None else profile.seeds)
-    tdom = target_domain or profile.target_domain
+    tdoms = [target_domain] if target_domain else list(profile.target_domains)
     for m in methods:
         if real is not None and get_method(m).train_domain == "target":
             raise ValueError(f"method {m!r} needs labelled target training images; a real target has none")
@@ -168,14 +185,16 @@ def run_bench(profile: BenchProfile, out_dir, *, envs: Optional[Sequence[str]] =
         if len(envs) != 1:
             raise ValueError(f"a real target belongs to one environment's vocabulary, got {envs}")
         real.camera_info = real.resolve_camera_info()
-        tdom = real.name
+        tdoms = [real.name]
+    if not tdoms or len(set(tdoms)) != len(tdoms):
+        raise ValueError(f"target domains must be distinct and at least one, got {tdoms}")
     runs: list[dict] = []
     pairs = [(env, seed) for env in envs for seed in seeds]
     if jobs <= 1 or len(pairs) <= 1:
         for env, seed in pairs:
-            runs += _run_env_seed(profile, out_dir, env, seed, methods, tdom, profile.image_size_for(env), progress,
+            runs += _run_env_seed(profile, out_dir, env, seed, methods, tdoms, profile.image_size_for(env), progress,
                                   real)
-            _write_outputs(profile, out_dir, runs, envs, methods, seeds, tdom)   # partial tables as we go
+            _write_outputs(profile, out_dir, runs, envs, methods, seeds, tdoms)   # partial tables as we go
     else:
         # One process per (env, seed), each with profile.num_threads torch threads: on a CPU the
         # rows scale with processes far better than with threads. Runs are independent folders.
@@ -183,12 +202,12 @@ def run_bench(profile: BenchProfile, out_dir, *, envs: Optional[Sequence[str]] =
         import multiprocessing as mp
         with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
                                     initializer=_worker_init, initargs=(logging.getLogger().level,)) as pool:
-            futs = [pool.submit(_run_env_seed, profile, out_dir, env, seed, methods, tdom,
+            futs = [pool.submit(_run_env_seed, profile, out_dir, env, seed, methods, tdoms,
                                 profile.image_size_for(env), False, real) for env, seed in pairs]
             for f in cf.as_completed(futs):
                 runs += f.result()
-                _write_outputs(profile, out_dir, _ordered(runs, envs, seeds), envs, methods, seeds, tdom)
-    return _write_outputs(profile, out_dir, _ordered(runs, envs, seeds), envs, methods, seeds, tdom)
+                _write_outputs(profile, out_dir, _ordered(runs, envs, seeds), envs, methods, seeds, tdoms)
+    return _write_outputs(profile, out_dir, _ordered(runs, envs, seeds), envs, methods, seeds, tdoms)
 
 
 def _worker_init(level: int) -> None:
@@ -196,7 +215,7 @@ def _worker_init(level: int) -> None:
 
 
 def _ordered(runs: list[dict], envs, seeds) -> list[dict]:
-    """Runs in (env, seed) order whatever order the worker processes finished in."""
+    """Runs in (env, seed) order whatever order the worker processes finished in (targets keep theirs)."""
     return sorted(runs, key=lambda r: (list(envs).index(r["env"]), list(seeds).index(r["seed"])))
 
 
@@ -226,15 +245,11 @@ def _real_setup(profile, env: str, real: RealData, size):
     return camera, target, evalset
 
 
-def _run_env_seed(profile, out_dir, env, seed, methods, tdom, size, progress, real=None) -> list[dict]:
-    from sim2sg_core.adapt.sim2sg import run_adaptation
-    from sim2sg_core.adapt.targets import SimTargetSource
+def _run_env_seed(profile, out_dir, env, seed, methods, tdoms, size, progress, real=None) -> list[dict]:
+    """Every method on every target domain for one (environment, bench seed)."""
     if profile.num_threads > 0:
         torch.set_num_threads(profile.num_threads)     # also in a fresh worker process
-    base = out_dir / "runs" / env / f"{tdom}" / f"seed{seed}"
-    base.mkdir(parents=True, exist_ok=True)
-    s_off = 1000 * seed
-    results = []
+    seeds = split_seeds(seed)
     cache: dict = {}
     camera = real_target = real_eval = None
     if real is not None:
@@ -246,77 +261,103 @@ def _run_env_seed(profile, out_dir, env, seed, methods, tdom, size, progress, re
         key = (domain, kind)
         if key not in cache:
             n = profile.train_images if kind == "train" else profile.eval_images
-            sd = (TRAIN_SEED if kind == "train" else EVAL_SEED) + s_off
-            log.info("rendering %s %s/%s (%d images)", kind, env, domain, n)
+            sd = seeds["train"] if kind == "train" else seeds[profile.eval_split]
+            log.info("rendering %s %s/%s (%d images, %s split)", kind, env, domain, n,
+                     "train" if kind == "train" else profile.eval_split)
             cache[key] = render_split(env, domain, sd, n, size, camera=camera)
         return cache[key]
 
-    def pretrained_checkpoint(symbolic: str):
-        # shared by every target domain of this env/seed (it never sees the target)
-        domain = _domain_name(profile, symbolic)
-        tag = "source" if symbolic == "source" else symbolic
+    def shared_dir(tag: str, kind: str) -> Path:
+        # training that never sees the target: shared by every target domain of this env/seed
         if real is not None:        # rendered through the real camera: not shared with simulator targets
             tag = f"{tag}_{real.name}"
+        return out_dir / "runs" / env / f"seed{seed}_{tag}_{kind}"
+
+    def pretrained_checkpoint(symbolic: str):
+        domain = _domain_name(profile, symbolic)
+        tag = "source" if symbolic == "source" else symbolic
         return train_supervised(profile, env, domain, lambda: dataset(domain, "train"), profile.source_steps,
-                                seed, out_dir / "runs" / env / f"seed{seed}_{tag}_pretrain", size, progress)
+                                seed, shared_dir(tag, "pretrain"), size, progress)
 
-    def source_checkpoint():
-        return pretrained_checkpoint("source")
-
-    for name in methods:
-        method = get_method(name)
-        res_file = base / f"{name}.json"
-        if res_file.exists():
-            results.append(json.loads(res_file.read_text()))
-            continue
-        log.info("bench %s/%s seed %d: %s", env, tdom, seed, name)
-        t0, c0 = time.perf_counter(), time.process_time()
-        pretrain_s = 0.0
-        domain = tdom if method.train_domain == "target" else _domain_name(profile, method.train_domain)
-
-        def train_data(domain=domain):  # rendered only if train_supervised needs it
-            return dataset(domain, "train")
-
-        if method.kind == "supervised":
-            ckpt, train_s = train_supervised(profile, env, domain, train_data, profile.budget_steps,
-                                             seed, base / name, size, progress)
-        elif method.kind == "finetune":
-            src_ckpt, pretrain_s = source_checkpoint()
-            ckpt, train_s = train_supervised(profile, env, domain, train_data, profile.adapt.total_steps,
-                                             seed, base / name, size, progress, init_checkpoint=src_ckpt,
-                                             lr=profile.adapt.lr)
-        else:
-            src_ckpt, pretrain_s = pretrained_checkpoint(method.pretrain_domain)
-            cfg = configure(profile.adapt, method)
-            cfg.env, cfg.seed, cfg.progress_bar = env, seed, progress
-            cfg.source_domain = _domain_name(profile, method.pretrain_domain)
-            if real is not None:
-                assert camera is not None and real_target is not None   # set up above for a real target
-                target = real_target
-                cfg.camera_info = real.camera_info
-                cfg.camera_height, cfg.camera_pitch = camera.height_m, camera.pitch
-                cfg.max_target_images = profile.target_images
-            else:
-                target = SimTargetSource(env=env, domain=tdom, seed=TARGET_SEED + s_off, count=profile.target_images,
-                                         image_size=size)
-            ckpt = base / name / "model.pt"
-            t1 = time.perf_counter()
-            run_adaptation(src_ckpt, target, ckpt, cfg, progress_callback=_log_progress(f"{env}/{tdom}/{name}"))
-            train_s = time.perf_counter() - t1
-        metrics = evaluate_checkpoint(ckpt, dataset(tdom, "eval"), progress)
-        kept = out_dir / "checkpoints" / f"{name}_seed{seed}.pt"
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(kept, Path(ckpt).read_bytes())
-        rec = {"env": env, "target_domain": tdom, "seed": seed, "method": name, "label": method.label,
-               "kind": method.kind, "budget_steps": profile.budget_steps,
-               "train_seconds": round(train_s, 1), "pretrain_seconds": round(pretrain_s, 1),
-               "wall_seconds": round(train_s + pretrain_s, 1),
-               "row_seconds": round(time.perf_counter() - t0, 1),
-               # CPU time of this row in this process (all threads): comparable across machine load
-               "row_cpu_seconds": round(time.process_time() - c0, 1), "checkpoint": str(kept), "metrics": metrics}
-        atomic_write_text(res_file, json.dumps(rec, indent=1, default=_json_default))
-        results.append(rec)
+    results = []
+    for tdom in tdoms:
+        base = out_dir / "runs" / env / f"{tdom}" / f"seed{seed}"
+        base.mkdir(parents=True, exist_ok=True)
+        kept_dir = out_dir / "checkpoints" / (tdom if len(tdoms) > 1 else "")
+        for name in methods:
+            res_file = base / f"{name}.json"
+            if res_file.exists():
+                results.append(json.loads(res_file.read_text()))
+                continue
+            rec = _run_method(profile, env, seed, tdom, name, base, kept_dir, size, progress, dataset,
+                              shared_dir, pretrained_checkpoint, real, camera, real_target, seeds)
+            atomic_write_text(res_file, json.dumps(rec, indent=1, default=_json_default))
+            results.append(rec)
     return results
+
+
+def _run_method(profile, env, seed, tdom, name, base: Path, kept_dir: Path, size, progress, dataset, shared_dir,
+                pretrained_checkpoint, real, camera, real_target, seeds) -> dict:
+    """Train / adapt one method, evaluate it, keep its checkpoint and per-image records; its run record."""
+    from sim2sg_core.adapt.sim2sg import run_adaptation
+    from sim2sg_core.adapt.targets import SimTargetSource
+    method = get_method(name)
+    log.info("bench %s/%s seed %d: %s", env, tdom, seed, name)
+    t0, c0 = time.perf_counter(), time.process_time()
+    pretrain_s = 0.0
+    domain = tdom if method.train_domain == "target" else _domain_name(profile, method.train_domain)
+
+    def train_data(domain=domain):  # rendered only if train_supervised needs it
+        return dataset(domain, "train")
+
+    if method.kind == "supervised":
+        out = base / name if method.train_domain == "target" else shared_dir(f"{name}_{domain}", "train")
+        ckpt, train_s = train_supervised(profile, env, domain, train_data, profile.budget_steps, seed, out, size,
+                                         progress)
+    elif method.kind == "finetune":
+        src_ckpt, pretrain_s = pretrained_checkpoint("source")
+        ckpt, train_s = train_supervised(profile, env, domain, train_data, profile.adapt.total_steps,
+                                         seed, base / name, size, progress, init_checkpoint=src_ckpt,
+                                         lr=profile.adapt.lr)
+    else:
+        src_ckpt, pretrain_s = pretrained_checkpoint(method.pretrain_domain)
+        cfg = configure(profile.adapt, method)
+        cfg.env, cfg.seed, cfg.progress_bar = env, seed, progress
+        cfg.source_domain = _domain_name(profile, method.pretrain_domain)
+        if real is not None:
+            assert camera is not None and real_target is not None   # set up above for a real target
+            target = real_target
+            cfg.camera_info = real.camera_info
+            cfg.camera_height, cfg.camera_pitch = camera.height_m, camera.pitch
+            cfg.max_target_images = profile.target_images
+        else:
+            target = SimTargetSource(env=env, domain=tdom, seed=seeds["target"], count=profile.target_images,
+                                     image_size=size)
+        ckpt = base / name / "model.pt"
+        t1 = time.perf_counter()
+        run_adaptation(src_ckpt, target, ckpt, cfg, progress_callback=_log_progress(f"{env}/{tdom}/{name}"))
+        train_s = time.perf_counter() - t1
+    metrics = evaluate_checkpoint(ckpt, dataset(tdom, "eval"), progress, keep_records=True)
+    records = metrics.pop("records")
+    records_file = base / f"{name}.records.npz"
+    atomic_save(records_file, lambda tmp: _save_npz(tmp, records))
+    kept = kept_dir / f"{name}_seed{seed}.pt"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(kept, Path(ckpt).read_bytes())
+    return {"env": env, "target_domain": tdom, "seed": seed, "method": name, "label": method.label,
+            "kind": method.kind, "budget_steps": profile.budget_steps,
+            "eval_split": "real" if real is not None else profile.eval_split,
+            "train_seconds": round(train_s, 1), "pretrain_seconds": round(pretrain_s, 1),
+            "wall_seconds": round(train_s + pretrain_s, 1),
+            "row_seconds": round(time.perf_counter() - t0, 1),
+            # CPU time of this row in this process (all threads): comparable across machine load
+            "row_cpu_seconds": round(time.process_time() - c0, 1), "checkpoint": str(kept),
+            "records": str(records_file), "metrics": metrics}
+
+
+def _save_npz(path: str, arrays: dict) -> None:
+    with open(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
 
 
 def _log_progress(tag: str):
@@ -352,7 +393,8 @@ def _fmt(mean_std: tuple[float, float], n: int) -> str:
 
 
 def summarise(runs: list[dict], envs, methods, k: int = 20) -> list[dict]:
-    """One row per (env, method): mean/std over seeds of per-class AP, mAP, R@K and wall time."""
+    """One row per (env, method): mean/std over seeds of per-class AP, mAP, R@K and wall time
+    (``runs`` of one target domain)."""
     rows = []
     for env in envs:
         for m in methods:
@@ -363,7 +405,7 @@ def summarise(runs: list[dict], envs, methods, k: int = 20) -> list[dict]:
             # classes absent from the evaluation labels have no AP (and are not in the mAP)
             classes = [c for c in per_class if per_class[c].get("num_gt", 1) > 0]
             row = {"env": env, "method": m, "label": rs[0]["label"], "seeds": len(rs), "classes": classes,
-                   "absent": [c for c in per_class if c not in classes],
+                   "seed_list": [r["seed"] for r in rs], "absent": [c for c in per_class if c not in classes],
                    "num_gt": {c: per_class[c].get("num_gt") for c in classes}}
             for c in classes:
                 row[f"AP50/{c}"] = _mean_std([r["metrics"]["per_class"][c]["ap50"] for r in rs])
@@ -377,23 +419,58 @@ def summarise(runs: list[dict], envs, methods, k: int = 20) -> list[dict]:
                         if all(v is not None for v in vals):
                             row[f"{mode} {key}"] = _mean_std(vals)
             row["wall_s"] = _mean_std([r["wall_seconds"] for r in rs])
+            row["steps"] = rs[0].get("budget_steps")
             rows.append(row)
     return rows
 
 
-def _write_outputs(profile, out_dir: Path, runs, envs, methods, seeds, tdom) -> dict:
+def gain_intervals(runs: list[dict], env: str, method: str, k: int, n_boot: int,
+                   baseline: str = "source_only") -> Optional[dict]:
+    """Paired-bootstrap 95 % intervals of ``method`` − ``baseline`` (mAP and Recall@K) over the seeds both
+    have, re-sampling seeds and evaluation images (:func:`sim2sg_core.eval.bootstrap.paired_bootstrap`);
+    None when either lacks per-image records (runs stored before them)."""
+    from sim2sg_core.eval.bootstrap import paired_bootstrap
+    mine = {r["seed"]: r for r in runs if r["env"] == env and r["method"] == method}
+    base = {r["seed"]: r for r in runs if r["env"] == env and r["method"] == baseline}
+    seeds = sorted(set(mine) & set(base))
+    if not seeds or method == baseline:
+        return None
+    recs = []
+    for s in seeds:
+        paths = [Path(mine[s].get("records", "")), Path(base[s].get("records", ""))]
+        if not all(p.is_file() for p in paths):
+            return None
+        recs.append(tuple(dict(np.load(p)) for p in paths))
+    return {key: paired_bootstrap([m for m, _ in recs], [b for _, b in recs], metric, n_boot=n_boot)
+            for key, metric in (("mAP50", "mAP"), (f"R@{k}", f"R@{k}"))}
+
+
+def _fmt_ci(ci: Optional[dict]) -> str:
+    if not ci or math.isnan(ci["diff"]):
+        return "n/a"
+    return f"{ci['diff']:+.3f} [{ci['low']:+.3f}, {ci['high']:+.3f}]"
+
+
+def _write_outputs(profile, out_dir: Path, runs, envs, methods, seeds, tdoms) -> dict:
     k = int(getattr(profile, "recall_k", 20))
-    rows = summarise(runs, envs, methods, k)
-    real = tdom.startswith("real_")
+    real = any(t.startswith("real_") for t in tdoms)
     n_eval = runs[0]["metrics"].get("num_images", profile.eval_images) if runs else profile.eval_images
-    md = [f"# Sim2SG benchmark — profile `{profile.name}`, target domain `{tdom}`", "",
-          f"Seeds: {list(seeds)} (mean ± sample std over seeds). Budget per method: {profile.budget_steps} "
-          f"steps (source pre-training {profile.source_steps} + adaptation {profile.adapt.total_steps}). "
+    split = "the real camera's labelled frames" if real else \
+        f"`{profile.eval_split}` (simulator seed {EVAL_SEEDS[profile.eval_split]} + {SEED_STRIDE} × bench seed; " + \
+        ("settings may be chosen on it)" if profile.eval_split == "val" else "never used to choose settings)")
+    md = [f"# Sim2SG benchmark — profile `{profile.name}`, target domain(s) {', '.join(f'`{t}`' for t in tdoms)}",
+          "",
+          f"Evaluation split: {split}. Seeds: {list(seeds)} (mean ± sample std over seeds). Budget per method: "
+          f"{profile.budget_steps} steps (source pre-training {profile.source_steps} + adaptation "
+          f"{profile.adapt.total_steps}; domain randomisation trains {profile.budget_steps} steps from scratch, "
+          f"the oracle fine-tunes the source model for {profile.adapt.total_steps}), each with its own schedule. "
           f"Images {profile.image_size or f'{profile.image_scale}x env default'}; "
           f"{profile.train_images} labelled training images, "
           f"{profile.target_images} unlabelled target images, {n_eval} labelled target "
-          f"evaluation images. AP@0.5 (COCO 101-point), Recall@{k} (graph constraint). Wall time = "
-          "training (incl. shared source pre-training for adaptation rows) on this machine.", ""]
+          f"evaluation images. AP@0.5 (COCO 101-point), Recall@{k} (SGDet, graph constraint). "
+          "Δ vs source only: mean over seeds with a 95 % paired-bootstrap interval (seeds and evaluation images "
+          f"re-sampled together, {profile.bootstrap_samples} draws). Wall time = training (incl. shared source "
+          "pre-training for adaptation rows) on this machine.", ""]
     if real:
         md += [f"Real target: labelled source domain `{profile.source_domain}`, randomized domain "
                f"`{profile.randomized_domain}`, rendered through the real camera's calibration. "
@@ -402,35 +479,55 @@ def _write_outputs(profile, out_dir: Path, runs, envs, methods, seeds, tdom) -> 
     csv_buf = io.StringIO()
     writer = csv.writer(csv_buf)
     writer.writerow(["env", "target_domain", "method", "label", "seeds", "metric", "mean", "std"])
-    for env in envs:
-        er = [r for r in rows if r["env"] == env]
-        if not er:
-            continue
-        classes = er[0]["classes"]
-        head = [f"AP@0.5 {c}" + (f" ({er[0]['num_gt'][c]} GT)" if real else "") for c in classes]
-        md += [f"## {env}", "",
-               "| Method | " + " | ".join(head) + f" | mAP@0.5 | Recall@{k} | wall (s) |",
-               "|---|" + "---|" * (len(classes) + 3)]
-        for r in er:
-            cells = [_fmt(r[f"AP50/{c}"], r["seeds"]) for c in classes]
-            cells += [_fmt(r["mAP50"], r["seeds"]), _fmt(r[f"R@{k}"], r["seeds"])]
-            wm, ws = r["wall_s"]
-            cells.append(f"{wm:.0f}" + (f" ± {ws:.0f}" if r["seeds"] > 1 else ""))
-            md.append(f"| {r['label']} | " + " | ".join(cells) + " |")
-            for key in [f"AP50/{c}" for c in classes] + ["mAP50", f"R@{k}", "wall_s"]:
-                writer.writerow([env, tdom, r["method"], r["label"], r["seeds"], key, *r[key]])
-        if er[0]["absent"]:
-            md += ["", f"Classes with no labels in the evaluation set ({', '.join(er[0]['absent'])}) are left out "
-                   "of the table and of the mAP."]
-        md += ["", _gap_summary(er, k), ""]
+    all_rows: list[dict] = []
+    for tdom in tdoms:
+        truns = [r for r in runs if r.get("target_domain", tdom) == tdom]
+        rows = summarise(truns, envs, methods, k)
+        for r in rows:
+            r["target_domain"] = tdom
+        all_rows += rows
+        for env in envs:
+            er = [r for r in rows if r["env"] == env]
+            if not er:
+                continue
+            for r in er:
+                r["gain"] = gain_intervals(truns, env, r["method"], k, profile.bootstrap_samples)
+            classes = er[0]["classes"]
+            head = [f"AP@0.5 {c}" + (f" ({er[0]['num_gt'][c]} GT)" if real else "") for c in classes]
+            md += [f"## {env} → `{tdom}`" if len(tdoms) > 1 else f"## {env}", "",
+                   "| Method | " + " | ".join(head) + f" | mAP@0.5 | Recall@{k} | Δ mAP vs source only [95 % CI] "
+                   f"| Δ Recall@{k} [95 % CI] | steps | wall (s) |",
+                   "|---|" + "---|" * (len(classes) + 6)]
+            for r in er:
+                cells = [_fmt(r[f"AP50/{c}"], r["seeds"]) for c in classes]
+                cells += [_fmt(r["mAP50"], r["seeds"]), _fmt(r[f"R@{k}"], r["seeds"])]
+                gain = r["gain"] or {}
+                cells += [_fmt_ci(gain.get("mAP50")), _fmt_ci(gain.get(f"R@{k}")), str(r["steps"] or "")]
+                wm, ws = r["wall_s"]
+                cells.append(f"{wm:.0f}" + (f" ± {ws:.0f}" if r["seeds"] > 1 else ""))
+                md.append(f"| {r['label']} | " + " | ".join(cells) + " |")
+                for key in [f"AP50/{c}" for c in classes] + ["mAP50", f"R@{k}", "wall_s"]:
+                    writer.writerow([env, tdom, r["method"], r["label"], r["seeds"], key, *r[key]])
+                for key, ci in gain.items():
+                    writer.writerow([env, tdom, r["method"], r["label"], r["seeds"],
+                                     f"gain_{key}_vs_source_only", ci["diff"], "", ci["low"], ci["high"]])
+            if er[0]["absent"]:
+                md += ["", f"Classes with no labels in the evaluation set ({', '.join(er[0]['absent'])}) are left "
+                       "out of the table and of the mAP."]
+            md += ["", _gap_summary(er, k), ""]
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "table.md", "\n".join(md) + "\n")
     atomic_write_text(out_dir / "table.csv", csv_buf.getvalue())
     atomic_write_text(out_dir / "results.json", json.dumps(
-        {"profile": config_to_dict(profile), "target_domain": tdom, "runs": runs}, indent=1, default=_json_default))
-    if rows:
-        _bar_chart(out_dir / "chart.png", rows, envs, k)
-    return {"rows": rows, "runs": runs, "table": "\n".join(md)}
+        {"profile": config_to_dict(profile), "target_domains": list(tdoms), "runs": runs,
+         "gains_vs_source_only": [{"env": r["env"], "target_domain": r["target_domain"], "method": r["method"],
+                                   **(r.get("gain") or {})} for r in all_rows if r.get("gain")]},
+        indent=1, default=_json_default))
+    for tdom in tdoms:
+        rows = [r for r in all_rows if r["target_domain"] == tdom]
+        if rows:
+            _bar_chart(out_dir / ("chart.png" if len(tdoms) == 1 else f"chart_{tdom}.png"), rows, envs, k)
+    return {"rows": all_rows, "runs": runs, "table": "\n".join(md)}
 
 
 def _gap_summary(rows: list[dict], k: int) -> str:

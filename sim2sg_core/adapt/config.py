@@ -227,7 +227,13 @@ class BenchProfile:
     seeds: list[int] = field(default_factory=lambda: [0])
     #: Rows of the table (see :data:`sim2sg_core.adapt.baselines.METHODS`).
     methods: list[str] = field(default_factory=lambda: ["source_only", "sim2sg_full", "oracle"])
-    target_domain: str = "target"
+    #: Simulator target domains, each reported in its own table section (a real target replaces them).
+    target_domains: list[str] = field(default_factory=lambda: ["target"])
+    #: Labelled evaluation split of simulator targets: "val" (choosing settings is allowed on it) or
+    #: "test" (reports only; never used to choose a setting). Disjoint simulator seeds (bench.split_seeds).
+    eval_split: Literal["val", "test"] = "val"
+    #: Draws of the paired bootstrap behind each "Δ vs source only" interval.
+    bootstrap_samples: int = 1000
     #: The simulator domains that "source" and "randomized" mean for this profile's methods (a
     #: real-camera profile uses photo-like domains; the simulator benchmarks the plain ones).
     source_domain: str = "source"
@@ -304,6 +310,10 @@ def _bench_profile(data: dict, base_adapt: dict, where: str) -> BenchProfile:
     adapt_data = deep_merge(base_adapt, data.pop("adapt", None) or {}, replace_keys=WHOLE_SECTIONS)
     prof = from_dict(BenchProfile, data, where, error=AdaptConfigError)
     prof.adapt = adapt_config_from_dict(adapt_data, at(where, "adapt"))
+    if prof.bootstrap_samples < 10:
+        raise AdaptConfigError(f"{at(where, 'bootstrap_samples')}: must be >= 10, got {prof.bootstrap_samples}")
+    if not prof.target_domains:
+        raise AdaptConfigError(f"{at(where, 'target_domains')}: needs at least one target domain")
     return prof
 
 

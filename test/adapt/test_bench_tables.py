@@ -6,7 +6,7 @@ import io
 import numpy as np
 import pytest
 
-from sim2sg_core.adapt.bench import _ordered, _write_outputs
+from sim2sg_core.adapt.bench import EVAL_SEEDS, _ordered, _write_outputs, split_seeds
 from sim2sg_core.adapt.config import load_bench_profile
 
 CLASSES = ("car", "pedestrian")
@@ -33,7 +33,7 @@ def runs():
 def test_tables_report_mean_std_gap_and_ablation_steps(tmp_path, runs):
     prof = load_bench_profile("full")
     methods = ["source_only", "sim2sg_label", "sim2sg_label_pred", "sim2sg_full", "oracle"]
-    res = _write_outputs(prof, tmp_path, runs, ["drive"], methods, [0, 1], "target")
+    res = _write_outputs(prof, tmp_path, runs, ["drive"], methods, [0, 1], ["target"])
     md = (tmp_path / "table.md").read_text()
     # source only: mAP 0.4 and 0.2 -> 0.300 ± 0.141 (sample std)
     assert f"| Source only | 0.300 ± {np.std([0.4, 0.2], ddof=1):.3f}" in md
@@ -75,3 +75,66 @@ def test_rows_carry_the_scene_graph_benchmark_modes_when_the_runs_have_them():
     # runs stored before the modes existed: the rows are as before
     old, = summarise([_run("drive", 0, "oracle", "Oracle", 0.5, 0.4)], ["drive"], ["oracle"])
     assert not any(" R@" in k or " mR@" in k for k in old)
+
+
+def test_split_seeds_are_disjoint_and_profiles_use_their_split():
+    seen: dict = {}
+    for bench_seed in range(200):
+        for kind, sd in split_seeds(bench_seed).items():
+            assert sd not in seen, f"bench seed {bench_seed} {kind} reuses {seen.get(sd)}"
+            seen[sd] = (bench_seed, kind)
+    assert set(split_seeds(0)) == {"train", "target", "val", "test"} and set(EVAL_SEEDS) == {"val", "test"}
+    assert load_bench_profile("quick").eval_split == "val" and load_bench_profile("full").eval_split == "test"
+    assert load_bench_profile("full").target_domains == ["target", "target3"]
+    with pytest.raises(ValueError):
+        split_seeds(-1)
+
+
+def _records(tmp_path, name, seed, quality):
+    """Per-image records of a detector that finds a ``quality`` share of 40 images' single car exactly."""
+    from sim2sg_core.adapt.bench import _save_npz
+    from sim2sg_core.eval.detection import match_detections
+    from sim2sg_core.eval.scene_graph import scene_graph_recall
+    from sim2sg_core.scene_graph import SceneGraph, SceneObject
+    rng = np.random.default_rng(seed)
+    gts = [SceneGraph(objects=[SceneObject("car", 0, (10.0, 10.0, 50.0, 40.0))]) for _ in range(40)]
+    hit = rng.random(40) < quality
+    preds = [SceneGraph(objects=[SceneObject("car", 0, (10.0, 10.0, 50.0, 40.0) if h else (200.0, 10, 240, 40),
+                                             float(rng.uniform(0.1, 1)))]) for h in hit]
+    rec = match_detections(preds, gts, 2).to_arrays()
+    rec["recall@20"] = np.asarray(scene_graph_recall(preds, gts, (20,))["per_image@20"])
+    path = tmp_path / f"{name}_{seed}_{quality}.npz"
+    _save_npz(str(path), rec)
+    return str(path)
+
+
+def test_two_targets_get_their_own_sections_and_bootstrap_intervals(tmp_path):
+    prof = load_bench_profile("full")
+    prof.bootstrap_samples = 200
+    runs = []
+    for tdom, gain in (("target", 0.5), ("target3", 0.0)):
+        for seed in (0, 1, 2):
+            for method, label, q in (("source_only", "Source only", 0.3), ("sim2sg_full", "Full", 0.3 + gain)):
+                r = _run("drive", seed, method, label, q, q / 2)
+                r["target_domain"], r["budget_steps"] = tdom, 540
+                r["records"] = _records(tmp_path, f"{tdom}_{method}", seed, q) if gain or method == "source_only" \
+                    else _records(tmp_path, f"{tdom}_source_only", seed, 0.3)     # identical to source only
+                runs.append(r)
+    res = _write_outputs(prof, tmp_path, runs, ["drive"], ["source_only", "sim2sg_full"], [0, 1, 2],
+                         ["target", "target3"])
+    md = (tmp_path / "table.md").read_text()
+    assert "## drive → `target`" in md and "## drive → `target3`" in md and "Evaluation split: `test`" in md
+    rows = {(r["target_domain"], r["method"]): r for r in res["rows"]}
+    big = rows[("target", "sim2sg_full")]["gain"]["mAP50"]
+    assert big["diff"] > 0.3 and 0 < big["low"] <= big["diff"] <= big["high"]
+    same = rows[("target3", "sim2sg_full")]["gain"]["mAP50"]
+    assert same["diff"] == 0.0 and same["low"] == 0.0 and same["high"] == 0.0
+    assert rows[("target", "source_only")]["gain"] is None        # no interval against itself
+    assert (tmp_path / "chart_target.png").exists() and (tmp_path / "chart_target3.png").exists()
+    csv_rows = list(csv.DictReader(io.StringIO((tmp_path / "table.csv").read_text())))
+    assert any(r["metric"] == "gain_mAP50_vs_source_only" and r["target_domain"] == "target3" for r in csv_rows)
+    # runs stored before per-image records existed: no interval, the table says n/a
+    for r in runs:
+        r.pop("records")
+    _write_outputs(prof, tmp_path, runs, ["drive"], ["source_only", "sim2sg_full"], [0, 1, 2], ["target"])
+    assert "| n/a | n/a |" in (tmp_path / "table.md").read_text()
