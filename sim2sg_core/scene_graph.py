@@ -20,6 +20,11 @@ class SceneGraphError(ValueError):
     """A scene graph that breaks its own invariants (index out of range, bad box, ...)."""
 
 
+def _box4(values) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = (float(v) for v in values)
+    return x0, y0, x1, y1
+
+
 @dataclass(frozen=True)
 class Vocabulary:
     """Class and predicate names of one environment, plus which classes may be a subject.
@@ -107,7 +112,7 @@ class SceneObject:
     @classmethod
     def from_dict(cls, d: dict) -> "SceneObject":
         return cls(class_name=d["class_name"], class_id=int(d["class_id"]),
-                   box=tuple(float(v) for v in d["box"]), score=float(d.get("score", 1.0)),
+                   box=_box4(d["box"]), score=float(d.get("score", 1.0)),
                    position=tuple(d["position"]) if d.get("position") is not None else None,
                    size=tuple(d["size"]) if d.get("size") is not None else None,
                    truncation=float(d.get("truncation", 0.0)), occlusion=float(d.get("occlusion", 0.0)),

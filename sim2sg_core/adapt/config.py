@@ -269,7 +269,7 @@ class BenchProfile:
             return int(self.image_size[0]), int(self.image_size[1])
         from sim2sg_core.sim import load_environment
         w, h = load_environment(env).image_size
-        return tuple(max(32, int(round(v * self.image_scale / 16)) * 16) for v in (w, h))
+        return max(32, int(round(w * self.image_scale / 16)) * 16), max(32, int(round(h * self.image_scale / 16)) * 16)
 
     @property
     def budget_steps(self) -> int:

@@ -268,7 +268,7 @@ def ground_positions_from_boxes(objects: list[SceneObject], camera) -> list[Scen
         if has_no_3d(o):
             x0, _, x1, y1 = o.box
             p = camera.backproject_to_ground(0.5 * (x0 + x1), y1)
-            pos = tuple(float(v) for v in p) if np.isfinite(p).all() else None
+            pos = (float(p[0]), float(p[1]), float(p[2])) if np.isfinite(p).all() else None
             o = dataclasses.replace(o, position=pos, size=None)
         out.append(o)
     return out
@@ -319,6 +319,7 @@ def read_kitti(root: PathLike, class_map: Union[None, PathLike, dict] = None, vo
                                        f"{expected_size[0]}x{expected_size[1]}")
         objs, ignore = parse_labels(lf, cmap, vocab, size if check_image_size else None)
         if camera_height_m is not None and any(has_no_3d(o) for o in objs):
+            assert calib is not None and size is not None     # both read above whenever camera_height_m is set
             objs = ground_positions_from_boxes(objs, camera_from_calib(calib, size[0], size[1], camera_height_m))
         g = SceneGraph(objects=objs, relationships=derive_relationships(objs, vocab),
                        image_width=size[0] if size else 0, image_height=size[1] if size else 0,

@@ -16,7 +16,7 @@ import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 
 from sim2sg_core.config import ConfigError, at, convert, deep_merge, from_dict, load_yaml_mapping
@@ -720,7 +720,7 @@ def content_to_dict(content: ContentConfig) -> dict:
     def g(x: Gaussian) -> dict:
         return {"mean": x.mean, "std": x.std, "min": x.min, "max": x.max}
     def cls(c: ClassContent) -> dict:
-        d = {"count_mean": c.count_mean, "depth": g(c.depth),
+        d: dict[str, Any] = {"count_mean": c.count_mean, "depth": g(c.depth),
              "lateral": {"modes": list(c.lateral.modes), "weights": list(c.lateral.weights), "std": c.lateral.std},
              "scale": g(c.scale), "yaw": g(c.yaw), "yaw_flip": c.yaw_flip}
         if c.lateral.stds:
