@@ -349,6 +349,18 @@ def test_backend_onnxruntime_serves_a_pt_checkpoint(node_procs, ros_client, tiny
     assert col.last_diag()["backend"] == "onnxruntime"
 
 
+def test_half_precision_on_a_cpu_warns_once_and_serves_float32(node_procs, ros_client, tiny_checkpoint, tmp_path):
+    """half_precision:=true is CUDA autocast; on a CPU the node says so and serves the same graphs in float32."""
+    ckpt, model_id = tiny_checkpoint("a.pt", seed=0)
+    col = Collector(ros_client)
+    cam = node_procs("sim_camera_node", _camera_params(tmp_path / "stamps.txt", rate=6.0, cache_frames=3))
+    per = node_procs("perception_node", _perception_params(ckpt, half_precision=True))
+    assert ros_client.spin_until(lambda: len(col.graphs) >= 2, 120, watch=[cam, per]), per.log()[-3000:]
+    assert all(g.model_id == model_id for g in col.graphs)
+    assert per.log().count("half_precision is only used on CUDA") == 1
+    assert all(math.isfinite(o.score) and 0.0 <= o.score <= 1.0 for g in col.graphs for o in g.objects)
+
+
 def test_two_cameras_run_side_by_side_in_two_namespaces(node_procs, ros_client, tiny_checkpoint, tmp_path):
     """Relative topic names: a camera + perception pair under /cam_front and another under /cam_rear publish
     /cam_front/scene_graph and /cam_rear/scene_graph, each from its own camera, and nothing on /scene_graph."""
