@@ -69,6 +69,11 @@ PERCEPTION_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("qos_depth", 1, "History depth of the image subscription", range=(1, 100), read_only=True),
     ParamSpec("use_camera_info", True, "Subscribe to camera_info and fill the objects' ground positions",
               read_only=True),
+    ParamSpec("camera_pose_from_tf", True, "Read the camera's height and pitch from tf (base_frame -> the "
+              "camera_info frame_id) where tf2_ros is available; the two parameters below are the fallback",
+              read_only=True),
+    ParamSpec("base_frame", "base_footprint", "Ground-level robot frame for the tf lookup (REP 105)",
+              read_only=True),
     ParamSpec("camera_height", 1.65, "Camera height above the flat ground in metres (for ground positions)",
               range=(0.05, 20.0)),
     ParamSpec("camera_pitch", 0.0, "Camera pitch, radians, positive looking down (for ground positions)",

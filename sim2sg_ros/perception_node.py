@@ -38,6 +38,7 @@ from sim2sg_core.data.calibration import CalibrationError, camera_from_matrix
 from sim2sg_ros import conversions
 from sim2sg_ros.node_runtime import run_node
 from sim2sg_ros.params import PERCEPTION_NODE, PERCEPTION_PARAMS, declare, spec_map, validate
+from sim2sg_ros.tf_pose import TfCameraPose, tf2_available
 from sim2sg_ros.topics import (DEBUG_IMAGE_TOPIC, DIAGNOSTICS_TOPIC, IMAGE_TOPIC, SCENE_GRAPH_TOPIC, camera_info_topic,
                                image_qos, scene_graph_qos)
 
@@ -110,10 +111,13 @@ class PerceptionNode(LifecycleNode):
         self._running = False
         self._worker: Optional[threading.Thread] = None
         self._camera_info = None
+        self._tf_pose = None            # TfCameraPose where tf2_ros imports and camera_pose_from_tf is set
+        self.camera_pose_source = "parameters"
         self._viz = None
         self.last_reject = ""
         self._image_sub = self._info_sub = None
         self._graph_pub = self._debug_pub = self._reload_srv = self._poll_timer = None
+        self._tf_pose = None
 
         image_topic = self.resolve_topic_name(IMAGE_TOPIC)
         self.input_topic = image_topic + "/compressed" if self.params["compressed"] else image_topic
@@ -147,6 +151,12 @@ class PerceptionNode(LifecycleNode):
         else:
             self.last_error = "no checkpoint configured (parameter 'checkpoint' is empty)"
             self.get_logger().error(self.last_error + "; set it (ros2 param set) to load a model")
+        if self.params["camera_pose_from_tf"] and self.params["use_camera_info"]:
+            ok, reason = tf2_available()
+            if ok:
+                self._tf_pose = TfCameraPose(self, self.params["base_frame"])
+            else:
+                self.get_logger().info(reason)
         self._running = True
         self._worker = threading.Thread(target=self._inference_loop, name="sim2sg-inference", daemon=True)
         self._worker.start()
@@ -409,9 +419,14 @@ class PerceptionNode(LifecycleNode):
         if info is None:
             return None
         w, h = (info.width, info.height) if info.width and info.height else (width, height)
+        height_m, pitch = float(self.params["camera_height"]), float(self.params["camera_pitch"])
+        pose = self._tf_pose.lookup(info.header.frame_id) if self._tf_pose is not None and info.header.frame_id \
+            else None
+        if pose is not None and pose[0] > 0:
+            height_m, pitch = pose
+        self.camera_pose_source = "tf" if pose is not None and pose[0] > 0 else "parameters"
         try:
-            cam = camera_from_matrix(info.k, w, h, height_m=float(self.params["camera_height"]),
-                                     pitch=float(self.params["camera_pitch"]), where="camera_info")
+            cam = camera_from_matrix(info.k, w, h, height_m=height_m, pitch=pitch, where="camera_info")
         except CalibrationError as exc:       # e.g. an uncalibrated camera's all-zero K
             self.get_logger().warn(f"no ground positions: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
             return None
@@ -459,7 +474,7 @@ class PerceptionNode(LifecycleNode):
             "backend": predictor.backend if predictor is not None else "",
             "checkpoint": self._model_path, "model_loads": str(self.reloads),
             "model_load_failures": str(self.reload_failures), "last_error": self.last_error,
-            "input_topic": self.input_topic,
+            "input_topic": self.input_topic, "camera_pose_source": self.camera_pose_source,
             "state": "active" if self._image_sub is not None else ("inactive" if self._running else "unconfigured"),
         }
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
