@@ -85,7 +85,7 @@ def train_step_times(args, pred) -> dict:
     import dataclasses
     import tempfile
 
-    from sim2sg_core.data.datasets import SimDataset
+    from sim2sg_core.sim.dataset import SimDataset
     from sim2sg_core.model import SGModel
     from sim2sg_core.train.config import load_config
     from sim2sg_core.train.trainer import Trainer

@@ -197,7 +197,7 @@ def stage_perceive(args, env, adapted: Path) -> dict:
 def stage_evaluate(args, ckpt: Path) -> dict:
     """MODEL's evaluation (AP@0.5, Recall@50) on held-out labelled target images; cached per model."""
     import torch
-    from sim2sg_core.data.datasets import SimDataset
+    from sim2sg_core.sim.dataset import SimDataset
     from sim2sg_core.eval.evaluate import evaluate
     from sim2sg_core.model.predictor import Predictor
     from sim2sg_core.train.checkpoint import load_checkpoint

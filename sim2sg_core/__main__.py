@@ -10,8 +10,25 @@ import json
 import sys
 from pathlib import Path
 
+import cv2
+import torch
+
 from sim2sg_core.adapt import cli as adapt_cli
+from sim2sg_core.adapt.bench import DEFAULT_REAL_CAMERA_HEIGHT
+from sim2sg_core.adapt.sim2sg import AdaptationError
+from sim2sg_core.data.bags import BagError
+from sim2sg_core.data.calibration import CalibrationError, add_camera_arguments, load_camera
+from sim2sg_core.eval.evaluate import evaluate, format_table
+from sim2sg_core.model import Predictor, SGModel
+from sim2sg_core.model.config import ExperimentConfig, load_config
+from sim2sg_core.model.encoder import PretrainedWeightsError
+from sim2sg_core.model.onnx_backend import OnnxModelError, export_onnx
+from sim2sg_core.paths import config_path
+from sim2sg_core.train.trainer import Trainer, TrainingDivergedError, open_dataset
 from sim2sg_core.utils.cli import fraction, non_negative_float, positive_int, run_reporting_user_errors
+from sim2sg_core.utils.distributed import DistributedSetupError, init_from_env, shutdown
+from sim2sg_core.utils.io import atomic_write_bytes, atomic_write_text
+from sim2sg_core.viz import draw_graph_diagram, draw_scene_graph
 
 EPILOG = """examples:
   # train on simulated driving scenes (source domain) for 15 minutes of CPU time
@@ -26,22 +43,12 @@ EPILOG = """examples:
 
 def _default_config_path() -> str:
     try:
-        from sim2sg_core.paths import config_path
         return str(config_path("model", "default.yaml"))
-    except (ImportError, FileNotFoundError):
+    except FileNotFoundError:
         return ""
 
 
 def cmd_train(args) -> int:
-    import torch
-
-    from sim2sg_core.eval.evaluate import evaluate, format_table
-    from sim2sg_core.model import Predictor, SGModel
-    from sim2sg_core.train.config import ExperimentConfig, load_config
-    from sim2sg_core.train.trainer import Trainer, open_dataset
-    from sim2sg_core.utils.distributed import init_from_env, shutdown
-    from sim2sg_core.utils.io import atomic_write_text
-
     cfg_path = args.config or _default_config_path()
     cfg = load_config(cfg_path) if cfg_path else ExperimentConfig()
     t = cfg.train
@@ -107,8 +114,6 @@ def _train_camera(args):
         return None
     if args.kitti:
         raise SystemExit("error: --camera-info renders simulator images; it cannot apply to --kitti training data")
-    from sim2sg_core.adapt.bench import DEFAULT_REAL_CAMERA_HEIGHT
-    from sim2sg_core.data.calibration import CalibrationError, load_camera
     size = None
     if args.camera_size:
         try:
@@ -125,20 +130,12 @@ def _train_camera(args):
 
 
 def cmd_export(args) -> int:
-    from sim2sg_core.model.onnx_backend import export_onnx
     main_graph, relations = export_onnx(args.ckpt, args.out)
     print(f"wrote {main_graph} and {relations}")
     return 0
 
 
 def cmd_eval(args) -> int:
-    import torch
-
-    from sim2sg_core.eval.evaluate import evaluate, format_table
-    from sim2sg_core.model import Predictor
-    from sim2sg_core.train.trainer import open_dataset
-    from sim2sg_core.utils.io import atomic_write_text
-
     if args.threads:
         torch.set_num_threads(args.threads)
     pred = Predictor.from_checkpoint(args.ckpt, device=args.device)
@@ -157,12 +154,6 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    import cv2
-
-    from sim2sg_core.model import Predictor
-    from sim2sg_core.utils.io import atomic_write_bytes, atomic_write_text
-    from sim2sg_core.viz import draw_graph_diagram, draw_scene_graph
-
     pred = Predictor.from_checkpoint(args.ckpt, device=args.device, score_threshold=args.score_threshold,
                                      relation_threshold=args.relation_threshold, max_objects=args.max_objects)
     images = []
@@ -216,7 +207,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-images", dest="train_images", type=int, default=None,
                    help="number of distinct simulated training images")
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if OUT/last.pt exists")
-    from sim2sg_core.data.calibration import add_camera_arguments
     add_camera_arguments(p, f"render the simulator images through this camera ({REAL_CAMERA_RENDER_WIDTH} px wide "
                             "at its aspect)", "with --camera-info: the mean of the renders' camera pose; default the "
                             "domain's")
@@ -275,12 +265,6 @@ def _user_errors() -> tuple:
     """Exceptions that mean bad input (a file, a flag, a config value, a bag topic...): each carries one
     sentence naming what is wrong, so the CLI prints it as one ``error:`` line and exits 2. Everything else
     is a bug and keeps its traceback."""
-    from sim2sg_core.adapt.sim2sg import AdaptationError
-    from sim2sg_core.data.bags import BagError
-    from sim2sg_core.model.encoder import PretrainedWeightsError
-    from sim2sg_core.model.onnx_backend import OnnxModelError
-    from sim2sg_core.train.trainer import TrainingDivergedError
-    from sim2sg_core.utils.distributed import DistributedSetupError
     # ValueError covers CheckpointError, ConfigError, AdaptConfigError, SimConfigError, CalibrationError,
     # KittiFormatError, ImageDecodeError, TargetSourceError, SceneGraphError
     return (ValueError, OSError, BagError, AdaptationError, OnnxModelError, PretrainedWeightsError,

@@ -33,6 +33,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
+import yaml
+
 from sim2sg_core.paths import config_dir, config_path
 
 __all__ = ["ConfigError", "at", "config_dir", "config_path", "convert", "deep_merge", "from_dict",
@@ -70,8 +72,6 @@ def load_yaml_mapping(path: PathLike, *, what: str = "config file", error: type[
     One place for the checks every config reader needs: missing file, invalid YAML, wrong top level.
     An empty file reads as ``{}``.
     """
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise error(f"{what} {path} does not exist")

@@ -10,8 +10,11 @@ import os
 import sys
 from functools import lru_cache
 from pathlib import Path
+from typing import Optional
 
 PACKAGE_SHARE = Path("share") / "sim2sg_ros"
+#: Marker files of the packages an ament prefix holds (REP 149 resource index).
+AMENT_PACKAGES_INDEX = os.path.join("share", "ament_index", "resource_index", "packages")
 
 
 def _candidates() -> list[Path]:
@@ -26,14 +29,20 @@ def _candidates() -> list[Path]:
         if len(here.parents) > up:
             cands.append(here.parents[up] / PACKAGE_SHARE / "config")
     cands.append(Path(sys.prefix) / PACKAGE_SHARE / "config")
-    try:  # a ROS install where the package is registered in the ament index
-        from ament_index_python.packages import get_package_share_directory
-        cands.append(Path(get_package_share_directory("sim2sg_ros")) / "config")
-    # ImportError: not a ROS environment; PackageNotFoundError (a LookupError): not installed there;
-    # OSError: AMENT_PREFIX_PATH unset. The other candidates remain.
-    except (ImportError, LookupError, OSError):
-        pass
+    share = ament_share_dir("sim2sg_ros")   # a ROS install where the package is registered in the ament index
+    if share is not None:
+        cands.append(share / "config")
     return cands
+
+
+def ament_share_dir(package: str) -> Optional[Path]:
+    """``<prefix>/share/<package>`` for the first ``$AMENT_PREFIX_PATH`` prefix whose ament index
+    registers ``package`` (what ament_index_python's ``get_package_share_directory`` finds, read here
+    directly so the core imports nothing from ROS); None when unset or not registered."""
+    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+        if prefix and os.path.isfile(os.path.join(prefix, AMENT_PACKAGES_INDEX, package)):
+            return Path(prefix) / "share" / package
+    return None
 
 
 @lru_cache(maxsize=None)

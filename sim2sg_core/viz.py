@@ -54,10 +54,10 @@ def draw_scene_graph(rgb: np.ndarray, graph: SceneGraph, max_relationships: int 
 def draw_graph_diagram(graph: SceneGraph, size: tuple[int, int] = (640, 480),
                        max_relationships: int = 40) -> np.ndarray:
     """The graph itself: objects as coloured nodes on a circle, relationships as labelled arrows (matplotlib)."""
-    import matplotlib
+    import matplotlib  # deferred: heavy, and only this drawing needs it (the ROS node imports viz)
     matplotlib.use("Agg", force=False)
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # deferred: after matplotlib.use("Agg")
+    from matplotlib.figure import Figure  # deferred: as above
 
     dpi = 100
     fig = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)

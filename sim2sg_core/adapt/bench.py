@@ -11,11 +11,13 @@ the benchmark is re-run, so an interrupted benchmark resumes.
 """
 from __future__ import annotations
 
+import concurrent.futures as cf
 import csv
 import io
 import json
 import logging
 import math
+import multiprocessing as mp
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,18 @@ import torch
 
 from sim2sg_core.adapt.baselines import get_method, configure
 from sim2sg_core.adapt.config import BenchProfile, config_to_dict
+from sim2sg_core.adapt.sim2sg import run_adaptation
+from sim2sg_core.adapt.targets import SimTargetSource, target_source_from_spec
+from sim2sg_core.data.calibration import load_camera
+from sim2sg_core.data.datasets import KittiDataset
+from sim2sg_core.eval.bootstrap import paired_bootstrap
+from sim2sg_core.eval.evaluate import evaluate
+from sim2sg_core.model.checkpoint import load_checkpoint
+from sim2sg_core.model.config import config_from_dict
+from sim2sg_core.model.predictor import Predictor
+from sim2sg_core.model.sg_model import SGModel
+from sim2sg_core.sim import Simulator, load_environment
+from sim2sg_core.train.trainer import Trainer
 from sim2sg_core.utils.io import atomic_save, atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -92,7 +106,6 @@ class PoolDataset(torch.utils.data.Dataset):
 
 def render_split(env: str, domain: str, seed: int, count: int, image_size, camera=None) -> PoolDataset:
     """``count`` labelled images of a simulator domain, rendered through ``camera`` if given."""
-    from sim2sg_core.sim import Simulator
     kw = {"camera": camera} if camera is not None else {}
     sim = Simulator(env=env, domain=domain, seed=seed, image_size=tuple(image_size) if image_size else None, **kw)
     images, graphs = [], []
@@ -105,7 +118,6 @@ def render_split(env: str, domain: str, seed: int, count: int, image_size, camer
 
 def _experiment_config(profile: BenchProfile, env: str, domain: str, steps: int, seed: int, image_size,
                        lr: Optional[float] = None):
-    from sim2sg_core.train.config import config_from_dict
     model = dict(profile.model)
     if image_size and "input_width" not in model:    # else the model resizes the rendered images itself
         model.update(input_width=int(image_size[0]), input_height=int(image_size[1]))
@@ -120,8 +132,6 @@ def train_supervised(profile: BenchProfile, env: str, domain: str, dataset, step
                      lr: Optional[float] = None) -> tuple[Path, float]:
     """Train on a labelled dataset with the project's Trainer — from scratch, or fine-tuning
     ``init_checkpoint`` — and return (checkpoint, seconds)."""
-    from sim2sg_core.model.sg_model import SGModel
-    from sim2sg_core.train.trainer import Trainer
     final = out_dir / "model.pt"
     meta = out_dir / "train_seconds.txt"
     if final.exists() and meta.exists():
@@ -133,7 +143,6 @@ def train_supervised(profile: BenchProfile, env: str, domain: str, dataset, step
     vocab = _vocab(env)
     model = SGModel.from_config(cfg, vocab)
     if init_checkpoint is not None:
-        from sim2sg_core.train.checkpoint import load_checkpoint
         model.load_state_dict(load_checkpoint(init_checkpoint, expect_vocab=vocab)["state_dict"])
     trainer = Trainer(model, cfg, vocab, out_dir, device=profile.adapt.device, progress=progress)
     t0 = time.perf_counter()
@@ -146,14 +155,11 @@ def train_supervised(profile: BenchProfile, env: str, domain: str, dataset, step
 
 
 def _vocab(env: str):
-    from sim2sg_core.sim import load_environment
     return load_environment(env).vocab
 
 
 def evaluate_checkpoint(path: Path, dataset, progress: bool, keep_records: bool = False) -> dict:
     """``evaluate`` of a checkpoint; ``keep_records`` adds the per-image bootstrap ingredients."""
-    from sim2sg_core.eval.evaluate import evaluate
-    from sim2sg_core.model.predictor import Predictor
     pred = Predictor.from_checkpoint(path, device="auto")
     return evaluate(pred, dataset, progress=progress, keep_records=keep_records)
 
@@ -198,8 +204,6 @@ def run_bench(profile: BenchProfile, out_dir, *, envs: Optional[Sequence[str]] =
     else:
         # One process per (env, seed), each with profile.num_threads torch threads: on a CPU the
         # rows scale with processes far better than with threads. Runs are independent folders.
-        import concurrent.futures as cf
-        import multiprocessing as mp
         with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
                                     initializer=_worker_init, initargs=(logging.getLogger().level,)) as pool:
             futs = [pool.submit(_run_env_seed, profile, out_dir, env, seed, methods, tdoms,
@@ -230,15 +234,12 @@ DEFAULT_REAL_CAMERA_HEIGHT = 1.5
 
 def _real_camera(profile, real: RealData, size):
     """The real camera (calibration + the profile's mount pose) at the render size."""
-    from sim2sg_core.data.calibration import load_camera
     height = profile.camera_height if profile.camera_height is not None else DEFAULT_REAL_CAMERA_HEIGHT
     return load_camera(real.camera_info, height_m=height, pitch=profile.camera_pitch, image_size=tuple(size))
 
 
 def _real_setup(profile, env: str, real: RealData, size):
     """(camera at the render size, target source, evaluation dataset) of a real target."""
-    from sim2sg_core.adapt.targets import target_source_from_spec
-    from sim2sg_core.data.datasets import KittiDataset
     camera = _real_camera(profile, real, size)
     target = target_source_from_spec(real.target, topic=real.topic, env=env)
     evalset = KittiDataset(real.eval_data, vocab=_vocab(env), camera_height_m=camera.height_m)
@@ -299,8 +300,6 @@ def _run_env_seed(profile, out_dir, env, seed, methods, tdoms, size, progress, r
 def _run_method(profile, env, seed, tdom, name, base: Path, kept_dir: Path, size, progress, dataset, shared_dir,
                 pretrained_checkpoint, real, camera, real_target, seeds) -> dict:
     """Train / adapt one method, evaluate it, keep its checkpoint and per-image records; its run record."""
-    from sim2sg_core.adapt.sim2sg import run_adaptation
-    from sim2sg_core.adapt.targets import SimTargetSource
     method = get_method(name)
     log.info("bench %s/%s seed %d: %s", env, tdom, seed, name)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -429,7 +428,6 @@ def gain_intervals(runs: list[dict], env: str, method: str, k: int, n_boot: int,
     """Paired-bootstrap 95 % intervals of ``method`` − ``baseline`` (mAP and Recall@K) over the seeds both
     have, re-sampling seeds and evaluation images (:func:`sim2sg_core.eval.bootstrap.paired_bootstrap`);
     None when either lacks per-image records (runs stored before them)."""
-    from sim2sg_core.eval.bootstrap import paired_bootstrap
     mine = {r["seed"]: r for r in runs if r["env"] == env and r["method"] == method}
     base = {r["seed"]: r for r in runs if r["env"] == env and r["method"] == baseline}
     seeds = sorted(set(mine) & set(base))
@@ -557,9 +555,9 @@ def _gap_summary(rows: list[dict], k: int) -> str:
 
 
 def _bar_chart(path: Path, rows, envs, k: int) -> None:
-    import matplotlib
+    import matplotlib  # deferred: plotting only for the chart (and the Agg backend must be chosen first)
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: after matplotlib.use("Agg")
     envs = [e for e in envs if any(r["env"] == e for r in rows)]
     fig, axes = plt.subplots(1, len(envs), figsize=(6 * len(envs), 4.5), squeeze=False)
     for ax, env in zip(axes[0], envs):

@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from typing import Optional, Sequence
 
 import yaml
 
+from sim2sg_core.adapt.bench import RealData, run_bench
+from sim2sg_core.adapt.config import load_adapt_config, load_bench_profile
+from sim2sg_core.adapt.sim2sg import run_adaptation
+from sim2sg_core.adapt.targets import target_source_from_spec
 from sim2sg_core.data.calibration import add_camera_arguments
+from sim2sg_core.model.checkpoint import load_checkpoint
+from sim2sg_core.utils.distributed import init_from_env, shutdown
 
 
 def _parse_sets(items: Sequence[str]) -> dict:
@@ -75,11 +82,6 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_adapt(args) -> int:
-    from sim2sg_core.adapt.config import load_adapt_config
-    from sim2sg_core.adapt.sim2sg import run_adaptation
-    from sim2sg_core.adapt.targets import target_source_from_spec
-    from sim2sg_core.train.checkpoint import load_checkpoint
-    from sim2sg_core.utils.distributed import init_from_env, shutdown
     overrides = _parse_sets(args.set)
     for key, value in (("camera_info", getattr(args, "camera_info", None)),
                        ("camera_height", getattr(args, "camera_height", None)),
@@ -106,9 +108,6 @@ def cmd_adapt(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    import logging
-    from sim2sg_core.adapt.bench import run_bench
-    from sim2sg_core.adapt.config import load_bench_profile
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     prof = load_bench_profile(args.profile, _parse_sets(args.set))
     if args.set:        # the tables say what was changed
@@ -122,7 +121,6 @@ def cmd_bench(args) -> int:
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     real = None
     if args.target or args.eval_data:
-        from sim2sg_core.adapt.bench import RealData
         if not (args.target and args.eval_data):
             raise SystemExit("error: bench: a real target needs both --target (unlabelled frames: image folder "
                              "or bag) and --eval-data (a labelled KITTI-layout folder)")

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Literal, Optional, Union
 
 from sim2sg_core.config import ConfigError, at, config_dir, deep_merge, from_dict, load_yaml_mapping
+from sim2sg_core.data.calibration import CalibrationError, calibration_kind
+from sim2sg_core.sim import load_environment
 
 #: A ``model:`` section in an override or bench profile replaces the base's whole (a model, not a patch).
 WHOLE_SECTIONS = ("model",)
@@ -208,7 +210,6 @@ class AdaptConfig:
         if self.evidence.input_size < 32:
             bad(f"evidence.input_size must be >= 32 px, got {self.evidence.input_size}")
         if self.camera_info:
-            from sim2sg_core.data.calibration import CalibrationError, calibration_kind
             try:
                 calibration_kind(self.camera_info)
             except CalibrationError as e:
@@ -267,7 +268,6 @@ class BenchProfile:
     def image_size_for(self, env: str) -> tuple[int, int]:
         if self.image_size:
             return int(self.image_size[0]), int(self.image_size[1])
-        from sim2sg_core.sim import load_environment
         w, h = load_environment(env).image_size
         return max(32, int(round(w * self.image_scale / 16)) * 16), max(32, int(round(h * self.image_scale / 16)) * 16)
 

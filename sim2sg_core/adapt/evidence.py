@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from sim2sg_core.model.imagenet_prior import VehicleScorer
 from sim2sg_core.scene_graph import SceneGraph, keep_objects
 
 
@@ -29,7 +30,6 @@ class EvidenceFilter:
         self.classes = tuple(classes)
         self.min_score, self.context, self.score_threshold = float(min_score), float(context), float(score_threshold)
         if scorer is None:
-            from sim2sg_core.model.imagenet_prior import VehicleScorer
             scorer = VehicleScorer(device=device, input_size=input_size)
         self.scorer = scorer
 

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from sim2sg_core.scene_graph import SceneGraph
-
-if TYPE_CHECKING:
-    from sim2sg_core.sim.domains import ContentConfig
+from sim2sg_core.sim import Simulator
+from sim2sg_core.sim.domains import ContentConfig
+from sim2sg_core.sim.generate import SceneGenerator
+from sim2sg_core.sim.reconstruct import PseudoStatistics, reconstruct_scene, refit_content, visibility_ratios
 
 
 @dataclass
@@ -93,8 +94,6 @@ class LabelAligner:
         """Labelled / generated objects per class in the source domain: turns the *visible* counts
         the pseudo-statistics see into the generator's Poisson means."""
         if self._visibility is None:
-            from sim2sg_core.sim.reconstruct import visibility_ratios
-            from sim2sg_core.sim import Simulator
             probe = Simulator(env=self.env, domain=self.sim.domain, seed=self.sim.seed + 99991,
                               image_size=self.sim.image_size)
             self._visibility = visibility_ratios(probe, n=64)
@@ -103,7 +102,6 @@ class LabelAligner:
     # -- analysis --------------------------------------------------------------------------------
     def analyse(self, predictions: Sequence[SceneGraph]) -> AnalysisResult:
         """Pseudo-statistics of confident predictions → reconstructed scenes + re-fitted content."""
-        from sim2sg_core.sim.reconstruct import PseudoStatistics, reconstruct_scene, refit_content
         w, h = self.camera.width, self.camera.height
         graphs = [rescale_graph(g, w, h) for g in predictions]
         scenes = []
@@ -130,7 +128,6 @@ class LabelAligner:
     def synthesis_scenes(self, analysis: AnalysisResult, count: int, generated_fraction: float,
                          rng: np.random.Generator) -> list:
         """``count`` scene descriptions: reconstructions (cycled) + draws from the re-fitted generator."""
-        from sim2sg_core.sim.generate import SceneGenerator
         n_gen = int(round(count * generated_fraction)) if analysis.content is not None else 0
         if not analysis.scenes:
             n_gen = count          # nothing confident to reconstruct: the generator is all we have

@@ -22,10 +22,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from sim2sg_core.geometry import Camera
 from sim2sg_core.scene_graph import SceneGraph
 from sim2sg_core.sim.domains import load_environment
-from sim2sg_core.sim.reconstruct import SCALE_LIMITS, _default_yaws, lift_box
-from sim2sg_core.sim.scene import Camera
+from sim2sg_core.sim.reconstruct import SCALE_LIMITS, default_yaws, lift_box
 
 #: Search window around the starting pose: height factor range and pitch half-width (rad).
 HEIGHT_FACTORS = (0.5, 2.0)
@@ -93,7 +93,7 @@ def estimate_camera_pose(graphs: Sequence[SceneGraph], camera: Camera, env, *, s
     simulator environment (class sizes); ``yaws``: typical yaw per class (default: the source's).
     """
     env = load_environment(env)
-    yaws = yaws if yaws is not None else _default_yaws(env)
+    yaws = yaws if yaws is not None else default_yaws(env)
     names = set(classes) if classes is not None else set(env.classes)
     boxes = _usable_boxes(graphs, camera, names, score_threshold, max_objects, seed)
     if len(boxes) < max(1, int(min_objects)):

@@ -31,9 +31,10 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from sim2sg_core.adapt.appearance import stylise_batch
-from sim2sg_core.adapt.config import AdaptConfig, config_to_dict
+from sim2sg_core.adapt.config import AdaptConfig, config_to_dict, load_adapt_config
 from sim2sg_core.adapt.discriminators import (SOURCE_LABEL, TARGET_LABEL, ConvDiscriminator,
                                               VectorDiscriminator, domain_accuracy, domain_bce)
 from sim2sg_core.adapt.evidence import evidence_filter_from_config
@@ -41,8 +42,14 @@ from sim2sg_core.adapt.grl import grad_reverse, grl_lambda
 from sim2sg_core.adapt.label_alignment import LabelAligner
 from sim2sg_core.adapt.pose import estimate_camera_pose
 from sim2sg_core.adapt.targets import ArrayTargetSource, BagTargetSource, TargetSource
+from sim2sg_core.data.calibration import calibration_kind, load_camera
+from sim2sg_core.model.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from sim2sg_core.model.predictor import Predictor
+from sim2sg_core.model.preprocess import ResizeSpec, hflip_sample, images_to_tensor
 from sim2sg_core.scene_graph import SceneGraph, keep_objects
+from sim2sg_core.sim import Simulator
 from sim2sg_core.sim.domains import content_to_dict, parse_content
+from sim2sg_core.sim.scene import SceneDescription
 from sim2sg_core.train.trainer import apply_batchnorm_mode, freeze_batchnorm
 from sim2sg_core.utils.device import resolve_device
 from sim2sg_core.utils.distributed import DistContext, all_gather_objects, barrier, data_parallel, from_main
@@ -95,7 +102,6 @@ def pseudo_label_graphs(graphs: Sequence[SceneGraph], score_threshold: float) ->
 # ------------------------------------------------------------------------------------ helpers
 
 def _hflip_batch(images, graphs, predicates, rng):
-    from sim2sg_core.model.preprocess import hflip_sample
     out_i, out_g = [], []
     for im, g in zip(images, graphs):
         if rng.random() < 0.5:
@@ -146,7 +152,6 @@ class Sim2SGAdapter:
         renders with ``batch_size / world_size`` images, predicts on its share and gathers every rank's
         predictions before label alignment analyses them (identically on every rank), renders its share
         of the aligned scenes, and steps through DistributedDataParallel (model and discriminators)."""
-        from sim2sg_core.sim import Simulator
         self.cfg = config
         self.dist = dist or DistContext()
         self.device = resolve_device(config.device if device == "auto" else device)
@@ -223,7 +228,6 @@ class Sim2SGAdapter:
         with the source mean pose; a KITTI P2 keeps its own pitch) > the target source's camera
         (intrinsics only: its pose counts only as the source's reported pose)."""
         if self.cfg.camera_info:
-            from sim2sg_core.data.calibration import calibration_kind, load_camera
             h0, p0 = self.sim.content.camera.mean_pose
             first = self.target_images[0]
             cam = load_camera(self.cfg.camera_info, height_m=h0,
@@ -239,7 +243,6 @@ class Sim2SGAdapter:
         cal = self.calibrated_camera
         if cal is None:
             return self.input_size
-        from sim2sg_core.model.preprocess import ResizeSpec
         g = ResizeSpec(self.input_size, self.resize_mode, self.crop_bottom).geometry((cal.width, cal.height))
         cw, ch = g.content_size
         return int(cw), max(int(round(ch * cal.height / g.kept_height)), 1)
@@ -286,7 +289,6 @@ class Sim2SGAdapter:
     # -- analysis / synthesis ------------------------------------------------------------------------
     def predict_target(self) -> list[SceneGraph]:
         """Predictions on this rank's share of the target frames (all of them in one process)."""
-        from sim2sg_core.model.predictor import Predictor
         thr = min(self.cfg.label_alignment.score_threshold, self.cfg.self_training.score_threshold, 0.3)
         pred = Predictor(self.model, self.vocab, self.input_size, self.mean, self.std, device=str(self.device),
                          resize_mode=self.resize_mode, crop_bottom=self.crop_bottom,
@@ -360,7 +362,6 @@ class Sim2SGAdapter:
 
     def _render_aligned(self) -> None:
         """Render this rank's share of the round's label-aligned scenes (every scene in one process)."""
-        from sim2sg_core.sim.scene import SceneDescription
         scenes = [SceneDescription.from_dict(d) for d in self.dist.shard(self.round_scenes)]
         images, graphs = self.aligner.render(scenes)
         self.aligned_pool = LabelledPool(images, graphs, name="label-aligned")
@@ -396,7 +397,6 @@ class Sim2SGAdapter:
         return _hflip_batch(imgs, graphs, self.vocab.predicates, rng)
 
     def _to_tensor(self, images) -> torch.Tensor:
-        from sim2sg_core.model.preprocess import images_to_tensor
         return images_to_tensor(images, self.input_size, self.mean, self.std, self.resize_mode,
                                 self.crop_bottom).to(self.device)
 
@@ -563,8 +563,6 @@ def run_adaptation(init_checkpoint: PathLike, target_source: Union[TargetSource,
       every rank loads the same frames and resume state, rank 0 alone writes files (and reports
       progress), and all ranks return once the output exists.
     """
-    from sim2sg_core.adapt.config import load_adapt_config
-    from sim2sg_core.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
     cfg = config if config is not None else load_adapt_config()
     cfg.validate()
     if cfg.num_threads > 0:
@@ -612,7 +610,6 @@ def run_adaptation(init_checkpoint: PathLike, target_source: Union[TargetSource,
     total = cfg.total_steps
     bar = None
     if cfg.progress_bar and dist.is_main:
-        from tqdm import tqdm
         bar = tqdm(total=total, initial=adapter.step, desc="sim2sg adapt", unit="step", dynamic_ncols=True)
     round_losses: dict = {}
     try:

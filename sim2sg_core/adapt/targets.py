@@ -7,15 +7,19 @@ the label graph inside the generator; the KITTI source only ever lists ``image_2
 """
 from __future__ import annotations
 
+import logging
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence, Union
+from typing import Iterable, Iterator, Optional, Sequence, Union
 
+import cv2
 import numpy as np
 
-if TYPE_CHECKING:
-    from sim2sg_core.sim.scene import Camera
+from sim2sg_core.data.bags import camera_info_topic, read_bag_images, read_camera_info
+from sim2sg_core.data.calibration import CalibrationError, camera_from_camera_info, camera_from_camera_info_yaml
+from sim2sg_core.geometry import Camera
+from sim2sg_core.sim import Simulator, load_domain, load_environment
 
 PathLike = Union[str, os.PathLike]
 #: The one image-folder reader's file types (everything OpenCV's imread reads here).
@@ -34,7 +38,7 @@ class TargetSource(ABC):
     #: (height m, pitch rad) of the camera that took the images when the source knows it
     #: (calibration, not labels); None = unknown.
     camera_pose: Optional[tuple] = None
-    #: The calibrated camera (a :class:`sim2sg_core.sim.Camera`, intrinsics at its image size) when
+    #: The calibrated camera (a :class:`sim2sg_core.geometry.Camera`, intrinsics at its image size) when
     #: the source knows it (a bag's CameraInfo, a ``camera_info.yaml`` beside an image folder);
     #: None = unknown. Only its intrinsics are calibration: its height/pitch are placeholders
     #: unless ``camera_pose`` is set too.
@@ -98,11 +102,9 @@ class SimTargetSource(TargetSource):
         self.image_size = (int(image_size[0]), int(image_size[1])) if image_size else None
         self.start_index = int(start_index)
         self.description = f"sim:{env}/{domain}/seed{seed}[{start_index}:{start_index + count}]"
-        from sim2sg_core.sim import load_domain, load_environment
         self.camera_pose = load_domain(load_environment(env), domain).content.camera.mean_pose  # calibration
 
     def iter_images(self) -> Iterator[np.ndarray]:
-        from sim2sg_core.sim import Simulator
         sim = Simulator(env=self.env, domain=self.domain, seed=self.seed, image_size=self.image_size)
         for i in range(self.start_index, self.start_index + self.count):
             yield sim.sample(i).image   # only the pixels leave this function
@@ -144,12 +146,10 @@ class ImageFolderSource(TargetSource):
         self.camera_info_path = find_camera_info(self.image_dir) or find_camera_info(folder)
         self.camera = None
         if self.camera_info_path is not None:
-            from sim2sg_core.data.calibration import camera_from_camera_info_yaml
             self.camera = camera_from_camera_info_yaml(self.camera_info_path, height_m=PLACEHOLDER_POSE[0],
                                                        pitch=PLACEHOLDER_POSE[1])
 
     def iter_images(self) -> Iterator[np.ndarray]:
-        import cv2
         for p in self.files:
             bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
             if bgr is None:
@@ -186,22 +186,17 @@ class BagTargetSource(TargetSource):
         """The first CameraInfo on the image topic's ``camera_info`` topic as a Camera, or None
         (read on first use; its pose is a placeholder)."""
         if self._camera is None:
-            from sim2sg_core.data.bags import camera_info_topic, read_camera_info
-            from sim2sg_core.data.calibration import camera_from_camera_info
             info = read_camera_info(self.paths, camera_info_topic(self.topic))
-            from sim2sg_core.data.calibration import CalibrationError
             cam = None
             if info is not None:
                 try:
                     cam = camera_from_camera_info(info, height_m=PLACEHOLDER_POSE[0], pitch=PLACEHOLDER_POSE[1])
                 except CalibrationError as e:   # e.g. an uncalibrated driver's all-zero K
-                    import logging
                     logging.getLogger(__name__).warning("ignoring the CameraInfo in %s: %s", self.description, e)
             self._camera = (cam,)
         return self._camera[0]
 
     def iter_images(self) -> Iterator[np.ndarray]:
-        from sim2sg_core.data.bags import read_bag_images
         for _stamp, rgb in read_bag_images(self.paths, self.topic):
             yield rgb
 

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional, Union
 
 import numpy as np
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.rosbag2.errors import WriterError
+from rosbags.typesys import Stores, get_typestore
 
 from sim2sg_core.data.image_codec import (ImageDecodeError, check_rgb, compressed_format_string, decode_compressed,
                                           decode_raw, encode_compressed, encode_raw)
@@ -42,7 +45,6 @@ def typestore():
     """The ROS 2 Jazzy message definitions bundled with rosbags (cached)."""
     global _TYPESTORE
     if _TYPESTORE is None:
-        from rosbags.typesys import Stores, get_typestore
         _TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
     return _TYPESTORE
 
@@ -97,12 +99,9 @@ def write_image_bag(path: PathLike, frames: Iterable, *, topic: str = "/camera/i
                     start_ns: Optional[int] = None, overwrite: bool = False, progress=None) -> Path:
     """Write ``frames`` (RGB uint8 arrays, ``(stamp_ns, rgb)`` pairs or simulator Samples) as a bag.
 
-    Returns the bag directory. ``camera`` (a :class:`sim2sg_core.sim.Camera`) fills CameraInfo;
+    Returns the bag directory. ``camera`` (a :class:`sim2sg_core.geometry.Camera`) fills CameraInfo;
     without it a 90° field of view is assumed. ``start_ns`` defaults to the current time.
     """
-    from rosbags.rosbag2 import StoragePlugin, Writer
-    from rosbags.rosbag2.errors import WriterError
-
     path = Path(path)
     plugins = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
     if storage not in plugins:
@@ -180,7 +179,6 @@ def _as_paths(paths) -> list[Path]:
 
 
 def _open(path: Path):
-    from rosbags.rosbag2 import Reader
     if not path.exists():
         raise BagError(f"bag {path} does not exist")
     try:

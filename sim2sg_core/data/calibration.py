@@ -1,4 +1,4 @@
-"""Camera calibration → :class:`sim2sg_core.sim.scene.Camera`: the one place that reads intrinsics.
+"""Camera calibration → :class:`sim2sg_core.geometry.Camera`: the one place that reads intrinsics.
 
 Sources:
 
@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
+import yaml
 
-from sim2sg_core.sim.scene import Camera
+from sim2sg_core.data.kitti import KittiFormatError, camera_from_calib, read_calib
+from sim2sg_core.geometry import Camera
 
 PathLike = Union[str, os.PathLike]
 
@@ -84,7 +86,6 @@ def _field(data: dict, key: str, where: str):
 
 def camera_from_camera_info_yaml(path: PathLike, *, height_m: float, pitch: float = 0.0) -> Camera:
     """A ROS camera_calibration YAML (``image_width``, ``image_height``, ``camera_matrix.data``) → Camera."""
-    import yaml
     path = Path(path)
     if not path.is_file():
         raise CalibrationError(f"camera info file {path} does not exist")
@@ -122,7 +123,6 @@ def camera_from_kitti_calib(path: PathLike, width: int, height: int, *, height_m
     ``pitch`` None = the pitch encoded in P2's rotation (0 for a rectified K[I|t]); a number
     overrides it.
     """
-    from sim2sg_core.data.kitti import KittiFormatError, camera_from_calib, read_calib
     try:
         calib = read_calib(path)
     except KittiFormatError as e:

@@ -235,7 +235,8 @@ def mean_ap(ap: Sequence[float]) -> float:
 
 # ---- slow reference (pure Python, written for obviousness; tests compare it with the above) ----
 
-def _iou_py(a, b) -> float:
+def reference_iou(a, b) -> float:
+    """IoU of two ``(x_min, y_min, x_max, y_max)`` boxes in plain Python (the slow references' IoU)."""
     iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = iw * ih
@@ -293,7 +294,7 @@ def reference_average_precision(predictions: Sequence, ground_truths: Sequence, 
                 for j, gb in enumerate(gts):
                     if used[j]:
                         continue
-                    v = _iou_py(b, gb)
+                    v = reference_iou(b, gb)
                     if v >= best_iou:
                         best, best_iou = j, v
                 if best >= 0:
@@ -302,8 +303,8 @@ def reference_average_precision(predictions: Sequence, ground_truths: Sequence, 
                     continue
                 best, best_iou = -1, iou_threshold
                 for j, gb in enumerate(ign_gts):
-                    if not used_ign[j] and _iou_py(b, gb) >= best_iou:
-                        best, best_iou = j, _iou_py(b, gb)
+                    if not used_ign[j] and reference_iou(b, gb) >= best_iou:
+                        best, best_iou = j, reference_iou(b, gb)
                 if best >= 0:
                     used_ign[best] = True      # on an object outside the difficulty: ignored
                     continue

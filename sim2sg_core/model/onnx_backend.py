@@ -27,6 +27,7 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
+from sim2sg_core.model.checkpoint import load_checkpoint, model_from_checkpoint
 from sim2sg_core.model.inference import fold_batchnorm
 from sim2sg_core.model.relations import GEOMETRY_DIM
 from sim2sg_core.model.sg_model import SGModel, postprocess
@@ -86,10 +87,9 @@ def _export(module: nn.Module, args: tuple, path: Path, input_names, output_name
 def export_onnx(checkpoint: Union[str, Path], out: Union[str, Path]) -> list[Path]:
     """Export a checkpoint to ``out`` and its relation graph beside it; returns both paths."""
     try:
-        import onnx
+        import onnx  # deferred: optional package (pip install sim2sg[onnx])
     except ImportError:
         raise OnnxModelError(f"ONNX export needs the package 'onnx': {ORT_PIP}") from None
-    from sim2sg_core.train.checkpoint import load_checkpoint, model_from_checkpoint
     ck = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ck).eval()
     fold_batchnorm(model)
@@ -132,7 +132,7 @@ def export_onnx(checkpoint: Union[str, Path], out: Union[str, Path]) -> list[Pat
 
 
 def _session(path: Path, device: str, threads: int):
-    import onnxruntime as ort
+    import onnxruntime as ort  # deferred: optional package (pip install sim2sg[onnx])
     opts = ort.SessionOptions()
     if threads > 0:
         opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
@@ -154,7 +154,7 @@ def read_onnx_metadata(path: Union[str, Path]) -> dict:
     if not path.is_file():
         raise OnnxModelError(f"ONNX model {path} does not exist")
     try:
-        import onnxruntime  # noqa: F401 - the clear message below beats an ImportError deep inside
+        import onnxruntime  # noqa: F401 - deferred, optional; the clear message below beats an ImportError deep inside
     except ImportError:
         raise OnnxModelError(f"the onnxruntime backend needs the package 'onnxruntime': {ORT_PIP}") from None
     sess = _session(path, "cpu", 1)

@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import tempfile
 import threading
-from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
+from sim2sg_core.model.checkpoint import load_checkpoint, model_from_checkpoint
 from sim2sg_core.model.inference import optimize_for_inference
+from sim2sg_core.model.onnx_backend import OnnxModelError, OnnxSGModel, export_onnx
 from sim2sg_core.model.preprocess import ResizeSpec, images_to_tensor, scale_boxes
 from sim2sg_core.model.sg_model import SGModel
 from sim2sg_core.scene_graph import Relationship, SceneGraph, SceneObject, Vocabulary
-from sim2sg_core.utils.device import resolve_device
-
-if TYPE_CHECKING:
-    from sim2sg_core.model.onnx_backend import OnnxSGModel
+from sim2sg_core.utils.device import autocast_context, resolve_device
 
 #: Inference backends: ``auto`` = by the model file's suffix.
 BACKENDS = ("auto", "torch", "onnxruntime")
@@ -88,11 +86,9 @@ class Predictor:
         if is_onnx:
             return cls.from_onnx(path, device=device, expect_vocab=expect_vocab, threads=threads, **kwargs)
         if backend == "onnxruntime":
-            from sim2sg_core.model.onnx_backend import export_onnx
             with tempfile.TemporaryDirectory(prefix="sim2sg-onnx-") as tmp:
                 main, _ = export_onnx(path, Path(tmp) / "model.onnx")
                 return cls.from_onnx(main, device=device, expect_vocab=expect_vocab, threads=threads, **kwargs)
-        from sim2sg_core.train.checkpoint import load_checkpoint, model_from_checkpoint
         ck = load_checkpoint(path, expect_vocab=expect_vocab)
         kwargs.setdefault("resize_mode", ck.get("resize_mode", "stretch"))
         kwargs.setdefault("crop_bottom", ck.get("crop_bottom", 0.0))
@@ -106,7 +102,6 @@ class Predictor:
         """A Predictor over an exported model (``python -m sim2sg_core export``) run by ONNX Runtime
         (CUDA when its provider is present and ``device`` allows, else CPU); same outputs as the
         checkpoint it came from. :meth:`from_checkpoint` comes here for ``.onnx`` paths."""
-        from sim2sg_core.model.onnx_backend import OnnxModelError, OnnxSGModel
         model = OnnxSGModel(path, device="cpu" if device == "cpu" else "auto", threads=threads)
         if expect_vocab is not None and model.vocab != expect_vocab:
             raise OnnxModelError(f"ONNX model {path} was exported for classes {list(model.vocab.classes)}, "
@@ -118,10 +113,10 @@ class Predictor:
         return cls(model, model.vocab, tuple(m["input_size"]), m["mean"], m["std"], device="cpu",
                    model_id=m["model_id"], **kwargs)
 
-    def _autocast(self):
-        if self.amp and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return nullcontext()
+    def autocast(self):
+        """The mixed-precision context this predictor runs its model under (bfloat16 autocast on CUDA
+        when ``amp``, else a no-op): :func:`sim2sg_core.utils.device.autocast_context`."""
+        return autocast_context(self.device, self.amp)
 
     def predict(self, images: Sequence[np.ndarray], all_predicates: bool = False) -> list[SceneGraph]:
         """One SceneGraph per image (boxes in that image's pixels), in input order.
@@ -139,7 +134,7 @@ class Predictor:
                                      self.crop_bottom).to(self.device)
                 if self.optimized:
                     x = x.contiguous(memory_format=torch.channels_last)
-                with torch.inference_mode(), self._autocast():
+                with torch.inference_mode(), self.autocast():
                     results = self.model.predict(x, score_threshold=score_t, relation_threshold=rel_t,
                                                  max_objects=max_obj)
                 graphs.extend(self._to_graph(r, im, all_predicates) for r, im in zip(results, chunk))

@@ -18,7 +18,7 @@ from torchvision.ops import box_iou
 
 from sim2sg_core.model.detector import CenterNetHead, decode_detections, dense_targets, detection_losses
 from sim2sg_core.model.encoder import build_encoder
-from sim2sg_core.model.preprocess import graph_to_target
+from sim2sg_core.model.preprocess import ResizeSpec, graph_to_target
 from sim2sg_core.model.relations import RelationHead, candidate_pairs, pack_pairs
 from sim2sg_core.scene_graph import SceneGraph, Vocabulary
 from sim2sg_core.utils.distributed import mean_over_ranks
@@ -44,7 +44,6 @@ class SGModel(nn.Module):
                  relation_on_detections: bool = True, max_pairs_per_image: int = 128,
                  max_relation_objects: int = 24, resize_mode: str = "stretch", crop_bottom: float = 0.0):
         super().__init__()
-        from sim2sg_core.model.preprocess import ResizeSpec
         #: How source images become the input (preprocessing, not weights): see preprocess.ResizeSpec.
         spec = ResizeSpec((int(input_size[0]), int(input_size[1])), resize_mode, crop_bottom)
         self.resize_mode, self.crop_bottom = spec.mode, spec.crop_bottom

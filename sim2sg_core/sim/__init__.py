@@ -11,13 +11,14 @@ from typing import Optional, Union
 
 import numpy as np
 
+from sim2sg_core.geometry import Camera
 from sim2sg_core.scene_graph import SceneGraph
 from sim2sg_core.sim.domains import (AppearanceConfig, ContentConfig, DomainConfig, EnvironmentConfig,
                                      SimConfigError, available_environments, domain_names, load_domain,
                                      load_environment)
 from sim2sg_core.sim.generate import SceneGenerator, base_camera
 from sim2sg_core.sim.render import Renderer, RenderResult
-from sim2sg_core.sim.scene import Camera, ObjectSpec, SceneDescription
+from sim2sg_core.sim.scene import ObjectSpec, SceneDescription
 
 
 @dataclass

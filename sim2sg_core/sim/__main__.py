@@ -19,8 +19,14 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
+from sim2sg_core.data.bags import write_image_bag
+from sim2sg_core.data.calibration import add_camera_arguments, load_camera
+from sim2sg_core.data.kitti import write_kitti
+from sim2sg_core.sim import Simulator
 from sim2sg_core.sim.domains import SimConfigError, available_environments
+from sim2sg_core.sim.preview import draw_graph, grid
 from sim2sg_core.utils.cli import run_reporting_user_errors
+from sim2sg_core.utils.io import atomic_save
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -40,7 +46,6 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=_size, default=None, metavar="WxH",
                    help="override the environment's image size, e.g. 640x192 (with --camera-info: the "
                         "camera is scaled to it; default the camera's size)")
-    from sim2sg_core.data.calibration import add_camera_arguments
     add_camera_arguments(p, "render through a calibrated camera (a KITTI calib file sized by --image-size)",
                          "with --camera-info: the mean of the domain's camera pose")
 
@@ -76,14 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _simulator(args):
     """The Simulator the common arguments describe (calibrated camera included)."""
-    from sim2sg_core.sim import Simulator
     info = getattr(args, "camera_info", None)
     height, pitch = getattr(args, "camera_height", None), getattr(args, "camera_pitch", None)
     if not info:
         if height is not None or pitch is not None:
             raise SystemExit("--camera-height/--camera-pitch need --camera-info")
         return Simulator(args.env, args.domain, seed=args.seed, image_size=args.image_size)
-    from sim2sg_core.data.calibration import load_camera
     plain = Simulator(args.env, args.domain, seed=args.seed)
     mean_h, mean_p = plain.content.camera.mean_pose
     camera = load_camera(info, height_m=mean_h if height is None else height, pitch=pitch,
@@ -103,10 +106,8 @@ def _render(args) -> int:
                disable=args.quiet)
     samples = (sim.sample(i) for i in range(args.start, args.start + args.n))
     if args.format == "kitti":
-        from sim2sg_core.data.kitti import write_kitti
         n = write_kitti(args.out, samples, start_index=args.start, progress=bar)
     else:
-        from sim2sg_core.data.bags import write_image_bag
         counted = []
 
         def _count(it):
@@ -124,8 +125,6 @@ def _render(args) -> int:
 
 
 def _preview(args) -> int:
-    from sim2sg_core.sim.preview import draw_graph, grid
-    from sim2sg_core.utils.io import atomic_save
     sim = _simulator(args)
     tiles = []
     for i in range(args.start, args.start + args.n):

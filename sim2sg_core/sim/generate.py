@@ -13,8 +13,9 @@ from typing import Optional
 
 import numpy as np
 
+from sim2sg_core.geometry import Camera
 from sim2sg_core.sim.domains import ContentConfig, EnvironmentConfig, Gaussian
-from sim2sg_core.sim.scene import Camera, ObjectSpec, SceneDescription, vec3
+from sim2sg_core.sim.scene import ObjectSpec, SceneDescription, vec3
 
 MAX_TRIES = 12
 

@@ -22,10 +22,11 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
+from sim2sg_core.geometry import Camera
 from sim2sg_core.scene_graph import SceneGraph
-from sim2sg_core.sim.domains import ContentConfig, EnvironmentConfig, Gaussian, Lateral, load_environment
+from sim2sg_core.sim.domains import ContentConfig, EnvironmentConfig, Gaussian, Lateral, load_domain, load_environment
 from sim2sg_core.sim.render import RASTER_PAD, projected_extent
-from sim2sg_core.sim.scene import Camera, ObjectSpec, SceneDescription, vec3
+from sim2sg_core.sim.scene import ObjectSpec, SceneDescription, vec3
 
 SCALE_LIMITS = (0.4, 2.5)
 ASPECT_LIMITS = (0.6, 1.6)   # horizontal / vertical scale of a lifted object
@@ -35,14 +36,13 @@ FIT_STEPS = 6
 _YAW_CACHE: dict = {}
 
 
-def _default_yaws(env: EnvironmentConfig) -> dict[str, float]:
+def default_yaws(env: EnvironmentConfig) -> dict[str, float]:
     """Typical yaw per class from the environment's ``source`` content (0 when unavailable)."""
     key = (env.name, env.source_path, id(env))
     hit = _YAW_CACHE.get(key)
     if hit is not None and hit[0] is env:
         return hit[1]
     try:
-        from sim2sg_core.sim.domains import load_domain
         content = load_domain(env, "source").content
         yaws = {n: c.yaw.mean for n, c in content.classes.items()}
     except Exception:  # noqa: BLE001 - environments without a source domain
@@ -111,7 +111,7 @@ def reconstruct_scene(graph: SceneGraph, camera: Camera, env, score_threshold: f
     the environment's source-domain yaw means. Objects that cannot be lifted are skipped.
     """
     env = load_environment(env)
-    yaws = yaws if yaws is not None else _default_yaws(env)
+    yaws = yaws if yaws is not None else default_yaws(env)
     objs = []
     for i, o in enumerate(graph.objects):
         if o.score < score_threshold or o.class_name not in env.classes:
@@ -143,7 +143,7 @@ class PseudoStatistics:
     def collect(cls, graphs: Iterable[SceneGraph], camera: Camera, env, score_threshold: float = 0.5,
                 yaws: Optional[dict[str, float]] = None) -> "PseudoStatistics":
         env = load_environment(env)
-        yaws = yaws if yaws is not None else _default_yaws(env)
+        yaws = yaws if yaws is not None else default_yaws(env)
         st = cls(counts={c: [] for c in env.classes}, positions={c: [] for c in env.classes},
                  scales={c: [] for c in env.classes}, camera_height=camera.height_m, camera_pitch=camera.pitch)
         for g in graphs:
@@ -257,5 +257,5 @@ def visibility_ratios(simulator, n: int = 100, start: int = 0) -> dict[str, floa
     return {c: (lab[c] / gen[c]) if gen[c] else 1.0 for c in gen}
 
 
-__all__ = ["PseudoStatistics", "lift_box", "reconstruct_scene", "refit_content", "visibility_ratios"]
+__all__ = ["PseudoStatistics", "default_yaws", "lift_box", "reconstruct_scene", "refit_content", "visibility_ratios"]
 

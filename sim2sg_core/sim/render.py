@@ -38,9 +38,10 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from sim2sg_core.geometry import Camera
 from sim2sg_core.scene_graph import IgnoreRegion, SceneGraph, SceneObject, derive_relationships
 from sim2sg_core.sim.domains import DECALS, AppearanceConfig, ClassPrior, EnvironmentConfig, GroundLayout
-from sim2sg_core.sim.scene import Camera, SceneDescription, vec3
+from sim2sg_core.sim.scene import SceneDescription, vec3
 
 SHIFT = 4                  # sub-pixel bits for OpenCV fills
 SCALE = float(1 << SHIFT)

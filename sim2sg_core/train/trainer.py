@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence, TypeVar, cast
 
@@ -29,13 +28,17 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data.distributed import DistributedSampler
+from tqdm import tqdm
 
+from sim2sg_core.data.datasets import KittiDataset
+from sim2sg_core.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from sim2sg_core.model.config import ExperimentConfig
 from sim2sg_core.model.preprocess import Collator
 from sim2sg_core.model.sg_model import SGModel
 from sim2sg_core.scene_graph import Vocabulary
-from sim2sg_core.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from sim2sg_core.train.config import ExperimentConfig
-from sim2sg_core.utils.device import resolve_device
+from sim2sg_core.sim.dataset import SimDataset
+from sim2sg_core.sim.domains import load_environment
+from sim2sg_core.utils.device import autocast_context, resolve_device
 from sim2sg_core.utils.distributed import DistContext, barrier, data_parallel, from_main
 
 LossHook = Callable[["Trainer", dict, dict], dict]
@@ -84,22 +87,19 @@ class WarmupCosine:
 def open_dataset(data: str, length: int, seed: int, vocab: Optional[Vocabulary] = None, env_for_kitti: str = "drive",
                  camera=None, camera_pose_from_camera: bool = False):
     """``ENV:DOMAIN`` → simulator dataset (``length`` images of ``seed``; rendered through ``camera``, a
-    :class:`~sim2sg_core.sim.scene.Camera`, if given, at its image size); an existing folder → its
+    :class:`~sim2sg_core.geometry.Camera`, if given, at its image size); an existing folder → its
     KITTI-format labels (the first ``length``, relationships by the shared rule), named as in ``vocab``.
 
     Returns ``(dataset, vocab)``; a dataset yields ``(rgb uint8 HxWx3, SceneGraph)``.
     """
     path = Path(data)
     if path.is_dir():
-        from sim2sg_core.data.datasets import KittiDataset
         if vocab is None:  # training from a folder: the environment's vocabulary (drive by default)
-            from sim2sg_core.sim.domains import load_environment
             vocab = load_environment(env_for_kitti).vocab
         return KittiDataset(path, vocab=vocab, max_items=length or None), vocab
     if ":" not in data:
         raise ValueError(f"data {data!r} is neither an existing KITTI folder nor ENV:DOMAIN (e.g. drive:source)")
     env, domain = data.split(":", 1)
-    from sim2sg_core.data.datasets import SimDataset
     ds = SimDataset(env, domain, seed, length, image_size=camera.size if camera is not None else None,
                     camera=camera, camera_pose_from_camera=camera_pose_from_camera)
     return ds, ds.vocab
@@ -201,9 +201,7 @@ class Trainer:
                                            drop_last=True, generator=g)
 
     def autocast(self):
-        if self.cfg.amp and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return nullcontext()
+        return autocast_context(self.device, self.cfg.amp)
 
     def compute_losses(self, batch: dict) -> dict:
         """Named scalar losses for one batch: the model's supervised ones plus every hook's (through
@@ -289,7 +287,6 @@ class Trainer:
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, loader: Iterable, steps: Optional[int] = None, minutes: Optional[float] = None) -> dict:
         """Train until ``steps`` total steps or ``minutes`` of (cumulative, resume-aware) time."""
-        from tqdm import tqdm
         steps = self.cfg.steps if steps is None else int(steps)
         minutes = self.cfg.minutes if minutes is None else float(minutes)
         self.scheduler.total_steps, self.scheduler.total_seconds = steps, minutes * 60.0

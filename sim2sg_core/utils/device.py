@@ -1,5 +1,8 @@
-"""Device selection shared by training, adaptation, inference and the nodes."""
+"""Device selection and mixed precision, shared by training, adaptation, inference, evaluation and the nodes."""
 from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import torch
 
@@ -12,3 +15,11 @@ def resolve_device(device: str = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {device!r} was requested but CUDA is not available on this machine")
     return dev
+
+
+def autocast_context(device: torch.device, enabled: bool = True) -> AbstractContextManager[Any]:
+    """bfloat16 autocast on a CUDA ``device`` when ``enabled`` (the one mixed-precision rule of the
+    Trainer and the Predictor); a no-op context on the CPU or when disabled."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from torch.utils.data import DataLoader
 
-from sim2sg_core.data.datasets import KittiDataset, SimDataset, collate_samples
+from sim2sg_core.data.datasets import KittiDataset, collate_samples
 from sim2sg_core.data.kitti import write_kitti
 from sim2sg_core.sim import Simulator
+from sim2sg_core.sim.dataset import SimDataset
 
 
 def test_sim_dataset_matches_the_simulator_and_loads_in_workers():

@@ -6,8 +6,8 @@ import torch
 from toy_data import VOCAB, tiny_config, toy_sample
 
 from sim2sg_core.model import Predictor, SGModel
+from sim2sg_core.model.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
 from sim2sg_core.scene_graph import Vocabulary
-from sim2sg_core.train.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
 
 
 @pytest.fixture
