@@ -10,7 +10,7 @@ help:
 	@echo "make demo   - set up (if needed) and run the end-to-end demo (train, record bag, adapt, perceive)"
 	@echo "make test   - set up (if needed) and run the whole test suite"
 	@echo "make setup  - create .venv with pinned ROS 2 Jazzy wheels + torch and build into install/"
-	@echo "make lint   - ruff check on the code, tests and scripts; mypy on sim2sg_core (pyproject.toml)"
+	@echo "make lint   - ruff check on the code, tests and scripts; mypy on sim2sg_core; lint-imports (layers; pyproject.toml)"
 	@echo "make bench  - run the benchmark scripts (timings; not part of the tests)"
 
 setup:
@@ -25,7 +25,7 @@ test: setup
 	@$(ENV) OMP_NUM_THREADS=1 pytest -n $(JOBS) --dist loadgroup -q --durations=15
 
 lint: setup
-	@$(ENV) ruff check . && mypy
+	@$(ENV) ruff check . && mypy && lint-imports
 
 bench: setup
 	@$(ENV) python scripts/bench_sim.py && python scripts/bench_model.py && python scripts/bench_ros.py
