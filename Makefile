@@ -25,7 +25,7 @@ test: setup
 	@$(ENV) OMP_NUM_THREADS=1 pytest -n $(JOBS) --dist loadgroup -q --durations=15
 
 lint: setup
-	@$(ENV) ruff check . && mypy && lint-imports
+	@$(ENV) ruff check . && ruff format --check . && mypy && lint-imports
 
 bench: setup
 	@$(ENV) python scripts/bench_sim.py && python scripts/bench_model.py && python scripts/bench_ros.py

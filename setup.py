@@ -5,6 +5,7 @@ The metadata (name, version, dependencies, entry point) is in pyproject.toml; th
 config/ and launch/ trees as data files. The ROS 2 build (messages, nodes, launch files) is
 CMakeLists.txt via colcon and does not use this file.
 """
+
 from pathlib import Path
 
 from setuptools import setup

@@ -6,6 +6,7 @@ params_file (default: this package's config/perception.yaml; YAML keys are the n
 checkpoint / device / backend / sim_domain override the YAML only when given. Without ros2 launch the same
 bring-up is `python -m sim2sg_ros.bringup perception ...`.
 """
+
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
@@ -34,32 +35,70 @@ def _nodes(context):
         overrides["backend"] = backend
     actions = []
     if use_sim:
-        actions.append(Node(package="sim2sg_ros", executable="sim_camera_node", name="sim_camera_node",
-                            output="screen", emulate_tty=True, remappings=remappings,
-                            parameters=[params_file] + ([{"domain": sim_domain}] if sim_domain else [])))
-    actions.append(Node(package="sim2sg_ros", executable="perception_node", name="perception_node",
-                        output="screen", emulate_tty=True, remappings=remappings,
-                        parameters=[params_file] + ([overrides] if overrides else [])))
+        actions.append(
+            Node(
+                package="sim2sg_ros",
+                executable="sim_camera_node",
+                name="sim_camera_node",
+                output="screen",
+                emulate_tty=True,
+                remappings=remappings,
+                parameters=[params_file] + ([{"domain": sim_domain}] if sim_domain else []),
+            )
+        )
+    actions.append(
+        Node(
+            package="sim2sg_ros",
+            executable="perception_node",
+            name="perception_node",
+            output="screen",
+            emulate_tty=True,
+            remappings=remappings,
+            parameters=[params_file] + ([overrides] if overrides else []),
+        )
+    )
     return actions
 
 
 def generate_launch_description():
-    return LaunchDescription([
-        DeclareLaunchArgument(
-            "params_file",
-            default_value=PathJoinSubstitution([FindPackageShare("sim2sg_ros"), "config", "perception.yaml"]),
-            description="ROS 2 parameters YAML (keys: perception_node, sim_camera_node)"),
-        DeclareLaunchArgument("image_topic", default_value=IMAGE_TOPIC,
-                              description="Camera image topic (camera_info is taken from its namespace)"),
-        DeclareLaunchArgument("checkpoint", default_value="",
-                              description="Model checkpoint; empty = the params file's"),
-        DeclareLaunchArgument("device", default_value="", choices=["", "auto", "cpu", "cuda"],
-                              description="Inference device; empty = the params file's"),
-        DeclareLaunchArgument("backend", default_value="", choices=["", "auto", "torch", "onnxruntime"],
-                              description="Inference backend; empty = the params file's"),
-        DeclareLaunchArgument("use_sim_camera", default_value="false", choices=["true", "false"],
-                              description="Also start sim_camera_node publishing simulator images"),
-        DeclareLaunchArgument("sim_domain", default_value="",
-                              description="Simulator domain of sim_camera_node; empty = the params file's"),
-        OpaqueFunction(function=_nodes),
-    ])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                "params_file",
+                default_value=PathJoinSubstitution([FindPackageShare("sim2sg_ros"), "config", "perception.yaml"]),
+                description="ROS 2 parameters YAML (keys: perception_node, sim_camera_node)",
+            ),
+            DeclareLaunchArgument(
+                "image_topic",
+                default_value=IMAGE_TOPIC,
+                description="Camera image topic (camera_info is taken from its namespace)",
+            ),
+            DeclareLaunchArgument(
+                "checkpoint", default_value="", description="Model checkpoint; empty = the params file's"
+            ),
+            DeclareLaunchArgument(
+                "device",
+                default_value="",
+                choices=["", "auto", "cpu", "cuda"],
+                description="Inference device; empty = the params file's",
+            ),
+            DeclareLaunchArgument(
+                "backend",
+                default_value="",
+                choices=["", "auto", "torch", "onnxruntime"],
+                description="Inference backend; empty = the params file's",
+            ),
+            DeclareLaunchArgument(
+                "use_sim_camera",
+                default_value="false",
+                choices=["true", "false"],
+                description="Also start sim_camera_node publishing simulator images",
+            ),
+            DeclareLaunchArgument(
+                "sim_domain",
+                default_value="",
+                description="Simulator domain of sim_camera_node; empty = the params file's",
+            ),
+            OpaqueFunction(function=_nodes),
+        ]
+    )

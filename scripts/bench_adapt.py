@@ -8,6 +8,7 @@
 Writes table.md / table.csv (per-class AP@0.5, mAP, Recall@20, wall time; mean ± std over seeds),
 chart.png and results.json; finished rows are cached under OUT/runs, so re-running resumes.
 """
+
 import sys
 from pathlib import Path
 

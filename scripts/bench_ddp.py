@@ -12,6 +12,7 @@ training loops. A row ``plain`` runs without torchrun, one process with all the 
 On a 2-core machine 2 processes x 1 thread compete with 1 process x 2 threads: the speed-up there says
 how well DDP's gradient exchange overlaps; on a GPU node it is the usual one-GPU-per-process scaling.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,11 +29,30 @@ REPO = Path(__file__).resolve().parents[1]
 
 def run(nproc: int, args, tmp: Path) -> dict:
     out = tmp / f"n{nproc}"
-    common = ["-m", "sim2sg_core", "train", "--config", args.config, "--out", str(out), "--steps", str(args.steps),
-              "--batch-size", str(args.batch_size), "--train-images", str(args.train_images), "--eval-images", "0",
-              "--device", args.device, "--num-workers", "0", "--no-resume"]
+    common = [
+        "-m",
+        "sim2sg_core",
+        "train",
+        "--config",
+        args.config,
+        "--out",
+        str(out),
+        "--steps",
+        str(args.steps),
+        "--batch-size",
+        str(args.batch_size),
+        "--train-images",
+        str(args.train_images),
+        "--eval-images",
+        "0",
+        "--device",
+        args.device,
+        "--num-workers",
+        "0",
+        "--no-resume",
+    ]
     env = dict(os.environ)
-    if nproc == 0:     # plain: one process, every thread
+    if nproc == 0:  # plain: one process, every thread
         threads = args.threads_per_proc * max(int(n) for n in args.nproc.split(","))
         cmd = [sys.executable, *common, "--threads", str(threads)]
         env["OMP_NUM_THREADS"] = str(threads)
@@ -44,13 +64,21 @@ def run(nproc: int, args, tmp: Path) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"error: {' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     import torch
+
     ck = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
     seconds = float(ck["scheduler"]["elapsed"])
     images = args.steps * args.batch_size
-    return {"processes": nproc or 1, "torchrun": nproc > 0, "threads_per_process": args.threads_per_proc if nproc
-            else args.threads_per_proc * max(int(n) for n in args.nproc.split(",")),
-            "steps": args.steps, "global_batch": args.batch_size, "train_seconds": round(seconds, 2),
-            "images_per_s": round(images / seconds, 2)}
+    return {
+        "processes": nproc or 1,
+        "torchrun": nproc > 0,
+        "threads_per_process": args.threads_per_proc
+        if nproc
+        else args.threads_per_proc * max(int(n) for n in args.nproc.split(",")),
+        "steps": args.steps,
+        "global_batch": args.batch_size,
+        "train_seconds": round(seconds, 2),
+        "images_per_s": round(images / seconds, 2),
+    }
 
 
 def main(argv=None) -> int:
@@ -74,15 +102,21 @@ def main(argv=None) -> int:
     for r in rows:
         if base is not None:
             r["speedup_vs_1_process"] = round(r["images_per_s"] / base["images_per_s"], 2)
-    result = {"machine": {"cpus": os.cpu_count(), "loadavg": os.getloadavg()}, "config": args.config,
-              "device": args.device, "rows": rows}
+    result = {
+        "machine": {"cpus": os.cpu_count(), "loadavg": os.getloadavg()},
+        "config": args.config,
+        "device": args.device,
+        "rows": rows,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print("| processes | torchrun | threads/process | images/s | speed-up vs 1 process |")
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['processes']} | {'yes' if r['torchrun'] else 'no'} | {r['threads_per_process']} | "
-              f"{r['images_per_s']} | {r.get('speedup_vs_1_process', '')} |")
+        print(
+            f"| {r['processes']} | {'yes' if r['torchrun'] else 'no'} | {r['threads_per_process']} | "
+            f"{r['images_per_s']} | {r.get('speedup_vs_1_process', '')} |"
+        )
     return 0
 
 

@@ -16,6 +16,7 @@ training-to-accuracy. Meant to be re-run by hand on a quiet machine; nothing her
   python scripts/bench_model.py --config config/model/real_camera.yaml --backend both --source-size 1600x900
 Writes a JSON summary (--json, default: bench_model.json next to the checkpoint or in the cwd).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,11 @@ def latency(fn, iters: int, warmup: int = 3) -> dict:
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return {"median_ms": 1000 * statistics.median(times), "min_ms": 1000 * min(times),
-            "p90_ms": 1000 * float(np.percentile(times, 90))}
+    return {
+        "median_ms": 1000 * statistics.median(times),
+        "min_ms": 1000 * min(times),
+        "p90_ms": 1000 * float(np.percentile(times, 90)),
+    }
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -57,6 +61,7 @@ def parse_size(text: str) -> tuple[int, int]:
 def sim_images(env: str, width: int, height: int, n: int, rng) -> list:
     try:
         from sim2sg_core.sim import Simulator
+
         sim = Simulator(env=env, domain="source", seed=7, image_size=(width, height))
         return [sim.sample(i).image for i in range(n)]
     except Exception:  # noqa: BLE001 - simulator unavailable: random images still time the network honestly
@@ -67,6 +72,7 @@ def onnxruntime_times(args, workdir: Path, images: list, rng) -> dict:
     """The same checkpoint exported to ONNX and run by ONNX Runtime (``--threads`` intra-op threads)."""
     from sim2sg_core.model import Predictor
     from sim2sg_core.model.onnx_backend import export_onnx
+
     onnx_path, _ = export_onnx(args.ckpt, workdir / "model.onnx")
     pred = Predictor.from_onnx(onnx_path, device=args.device, threads=args.threads, score_threshold=0.3)
     out = {"predict_b1": latency(lambda: pred.predict(images[:1]), args.iters)}
@@ -89,22 +95,26 @@ def train_step_times(args, pred) -> dict:
     from sim2sg_core.model import SGModel
     from sim2sg_core.train.config import load_config
     from sim2sg_core.train.trainer import Trainer
+
     cfg = load_config(args.config)
     ds = SimDataset(args.env, "source", 7, args.train_batch)
     out = {"batch": args.train_batch, "input_size": [cfg.model.input_width, cfg.model.input_height]}
     for freeze in args.train_step_freeze:
         f = freeze if freeze.lower() == "all" else int(freeze)
-        c = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, encoder_freeze=f),
-                                train=dataclasses.replace(cfg.train, batch_size=args.train_batch, num_workers=0,
-                                                          hflip=False))
+        c = dataclasses.replace(
+            cfg,
+            model=dataclasses.replace(cfg.model, encoder_freeze=f),
+            train=dataclasses.replace(cfg.train, batch_size=args.train_batch, num_workers=0, hflip=False),
+        )
         torch.manual_seed(0)
         model = SGModel.from_config(c, ds.vocab)
         with tempfile.TemporaryDirectory() as d:
             tr = Trainer(model, c, ds.vocab, d, device=args.device, progress=False)
             batch = next(iter(tr.make_loader(ds, shuffle=False)))
             t = latency(lambda tr=tr, batch=batch: tr.train_step(batch), args.train_iters, warmup=1)
-        out[f"freeze_{freeze}"] = dict(t, trainable_params_M=sum(p.numel() for p in model.parameters()
-                                                                 if p.requires_grad) / 1e6)
+        out[f"freeze_{freeze}"] = dict(
+            t, trainable_params_M=sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6
+        )
     return out
 
 
@@ -123,32 +133,78 @@ def main() -> int:
     ap.add_argument("--train-domain", default="source")
     ap.add_argument("--env", default="drive")
     ap.add_argument("--out", default="runs/bench", help="training output folder (with --train-minutes)")
-    ap.add_argument("--input-sizes", nargs="*", default=[], metavar="WxH",
-                    help="also time the batch-1 model forward at these model input sizes")
-    ap.add_argument("--source-size", default="", metavar="WxH",
-                    help="also time Predictor.predict on one source image of this size (resize included)")
-    ap.add_argument("--train-step-freeze", nargs="*", default=[], metavar="FREEZE",
-                    help="time a training step (forward+backward+AdamW) per encoder_freeze value (-1/all, 4, 0...)")
+    ap.add_argument(
+        "--input-sizes",
+        nargs="*",
+        default=[],
+        metavar="WxH",
+        help="also time the batch-1 model forward at these model input sizes",
+    )
+    ap.add_argument(
+        "--source-size",
+        default="",
+        metavar="WxH",
+        help="also time Predictor.predict on one source image of this size (resize included)",
+    )
+    ap.add_argument(
+        "--train-step-freeze",
+        nargs="*",
+        default=[],
+        metavar="FREEZE",
+        help="time a training step (forward+backward+AdamW) per encoder_freeze value (-1/all, 4, 0...)",
+    )
     ap.add_argument("--train-batch", type=int, default=8)
     ap.add_argument("--train-iters", type=int, default=2, help="timed training steps per freeze value")
-    ap.add_argument("--backend", default="torch", choices=("torch", "onnxruntime", "both"),
-                    help="also time the checkpoint exported to ONNX and run by ONNX Runtime")
-    ap.add_argument("--no-optimize", action="store_true",
-                    help="time the model as trained (BatchNorm unfolded, channels-first), not as deployed")
+    ap.add_argument(
+        "--backend",
+        default="torch",
+        choices=("torch", "onnxruntime", "both"),
+        help="also time the checkpoint exported to ONNX and run by ONNX Runtime",
+    )
+    ap.add_argument(
+        "--no-optimize",
+        action="store_true",
+        help="time the model as trained (BatchNorm unfolded, channels-first), not as deployed",
+    )
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    report: dict = {"machine": platform.processor() or platform.machine(), "threads": args.threads,
-                    "torch": torch.__version__, "device": args.device}
+    report: dict = {
+        "machine": platform.processor() or platform.machine(),
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "device": args.device,
+    }
 
     if args.train_minutes > 0:
-        cmd = [sys.executable, "-m", "sim2sg_core", "train", "--env", args.env, "--domain", args.train_domain,
-               "--out", args.out, "--minutes", str(args.train_minutes), "--steps", "100000",
-               "--threads", str(args.threads), "--eval-images", "0", "--no-resume"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "sim2sg_core",
+            "train",
+            "--env",
+            args.env,
+            "--domain",
+            args.train_domain,
+            "--out",
+            args.out,
+            "--minutes",
+            str(args.train_minutes),
+            "--steps",
+            "100000",
+            "--threads",
+            str(args.threads),
+            "--eval-images",
+            "0",
+            "--no-resume",
+        ]
         t0 = time.time()
         subprocess.run(cmd, check=True, cwd=REPO)
-        report["train"] = {"minutes_budget": args.train_minutes, "wall_minutes": (time.time() - t0) / 60,
-                           "domain": f"{args.env}:{args.train_domain}"}
+        report["train"] = {
+            "minutes_budget": args.train_minutes,
+            "wall_minutes": (time.time() - t0) / 60,
+            "domain": f"{args.env}:{args.train_domain}",
+        }
         args.ckpt = str(Path(args.out) / "model.pt")
         if not args.eval:
             args.eval = [f"{args.env}:source", f"{args.env}:target"]
@@ -157,18 +213,29 @@ def main() -> int:
 
     from sim2sg_core.model import Predictor, SGModel
     from sim2sg_core.train.config import load_config
+
     workdir = Path(tempfile.mkdtemp(prefix="bench_model_"))
     if args.ckpt:
         report["checkpoint"] = args.ckpt
-    else:   # an untrained model of --config, saved so that both backends load the same file
+    else:  # an untrained model of --config, saved so that both backends load the same file
         from sim2sg_core.scene_graph import Vocabulary
         from sim2sg_core.train.checkpoint import save_checkpoint
+
         cfg = load_config(args.config)
         vocab = Vocabulary(classes=("car", "pedestrian", "vegetation", "house"), subject_classes=("car",))
         torch.manual_seed(0)
         fresh = SGModel.from_config(cfg, vocab).eval()
-        args.ckpt = str(save_checkpoint(workdir / "model.pt", fresh, cfg, vocab,
-                                        (cfg.model.input_width, cfg.model.input_height), cfg.model.mean, cfg.model.std))
+        args.ckpt = str(
+            save_checkpoint(
+                workdir / "model.pt",
+                fresh,
+                cfg,
+                vocab,
+                (cfg.model.input_width, cfg.model.input_height),
+                cfg.model.mean,
+                cfg.model.std,
+            )
+        )
     pred = Predictor.from_checkpoint(args.ckpt, device=args.device, optimize=not args.no_optimize)
     model = pred.model
     report["input_size"] = list(pred.input_size)
@@ -177,6 +244,7 @@ def main() -> int:
     report["params_M"] = sum(p.numel() for p in model.parameters()) / 1e6
 
     from torch.utils.flop_counter import FlopCounterMode
+
     fmt = torch.channels_last if pred.optimized else torch.contiguous_format
     x1 = torch.randn(1, 3, pred.input_size[1], pred.input_size[0], device=pred.device).contiguous(memory_format=fmt)
     with FlopCounterMode(display=False) as fc, torch.no_grad():
@@ -186,6 +254,7 @@ def main() -> int:
     rng = np.random.default_rng(0)
     try:
         from sim2sg_core.sim import Simulator
+
         sim = Simulator(env=args.env, domain="source", seed=7, image_size=(args.width, args.height))
         images = [sim.sample(i).image for i in range(8)]
     except Exception:  # noqa: BLE001 - simulator unavailable: random images still time the network honestly
@@ -214,6 +283,7 @@ def main() -> int:
     if args.eval:
         from sim2sg_core.eval.evaluate import evaluate, format_table
         from sim2sg_core.train.trainer import open_dataset
+
         report["eval"] = {}
         for data in args.eval:
             ds, _ = open_dataset(data, args.eval_images, 12345, vocab=pred.vocab)
@@ -221,9 +291,13 @@ def main() -> int:
             print(f"\n== {data} ==\n{format_table(res)}")
             report["eval"][data] = res
     given = report.get("checkpoint")
-    out = Path(args.json) if args.json else (Path(given).with_name("bench_model.json") if given
-                                              else Path("bench_model.json"))
+    out = (
+        Path(args.json)
+        if args.json
+        else (Path(given).with_name("bench_model.json") if given else Path("bench_model.json"))
+    )
     from sim2sg_core.utils.io import atomic_write_text
+
     atomic_write_text(out, json.dumps(report, indent=2))
     print(f"wrote {out}")
     return 0

@@ -21,6 +21,7 @@ Reported:
     python scripts/bench_ros.py --minutes 5 --backend onnxruntime   # the same through ONNX Runtime
 Timings depend on the machine's load (the CPU count and `uptime` are printed with the results).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,13 @@ def stats(a) -> dict:
     a = np.asarray(a, dtype=np.float64)
     if a.size == 0:
         return {"n": 0}
-    return {"n": int(a.size), "mean": float(a.mean()), "p50": float(np.percentile(a, 50)),
-            "p95": float(np.percentile(a, 95)), "max": float(a.max())}
+    return {
+        "n": int(a.size),
+        "mean": float(a.mean()),
+        "p50": float(np.percentile(a, 50)),
+        "p95": float(np.percentile(a, 95)),
+        "max": float(a.max()),
+    }
 
 
 def bare_inference(checkpoint: str, size, threads: int, device: str, n: int, backend: str = "auto") -> dict:
@@ -62,6 +68,7 @@ def bare_inference(checkpoint: str, size, threads: int, device: str, n: int, bac
     overhead figure honest.)
     """
     import threading
+
     out = {}
     t = threading.Thread(target=lambda: out.update(_bare_inference(checkpoint, size, threads, device, n, backend)))
     t.start()
@@ -73,6 +80,7 @@ def _bare_inference(checkpoint: str, size, threads: int, device: str, n: int, ba
     import torch
     from sim2sg_core.model.predictor import Predictor
     from sim2sg_core.sim import Simulator
+
     if threads:
         torch.set_num_threads(threads)
     pred = Predictor.from_checkpoint(checkpoint, device=device, backend=backend, threads=threads)
@@ -95,11 +103,19 @@ def ensure_checkpoint(path: str, tmp: Path) -> tuple[str, str]:
     from sim2sg_core.sim import Simulator
     from sim2sg_core.train.checkpoint import save_checkpoint
     from sim2sg_core.train.config import load_config
+
     cfg = load_config(REPO / "config" / "model" / "default.yaml")
     vocab = Simulator(env="drive", domain="source").vocab
     out = tmp / "untrained.pt"
-    save_checkpoint(out, SGModel.from_config(cfg, vocab), cfg, vocab, (cfg.model.input_width, cfg.model.input_height),
-                    cfg.model.mean, cfg.model.std)
+    save_checkpoint(
+        out,
+        SGModel.from_config(cfg, vocab),
+        cfg,
+        vocab,
+        (cfg.model.input_width, cfg.model.input_height),
+        cfg.model.mean,
+        cfg.model.std,
+    )
     return str(out), "untrained (default architecture; no trained checkpoint given)"
 
 
@@ -114,8 +130,12 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
-    ap.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
-                    help="perception_node's inference backend (onnxruntime exports a .pt in memory at load)")
+    ap.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "torch", "onnxruntime"),
+        help="perception_node's inference backend (onnxruntime exports a .pt in memory at load)",
+    )
     ap.add_argument("--bare-frames", type=int, default=60)
     ap.add_argument("--out", default=str(REPO / "runs" / "bench" / "ros.json"))
     args = ap.parse_args(argv)
@@ -131,31 +151,72 @@ def main(argv=None) -> int:
     ckpt, ckpt_kind = ensure_checkpoint(args.checkpoint, tmp)
     print(f"checkpoint: {ckpt} ({ckpt_kind})", flush=True)
     print(f"bare inference on {args.bare_frames} frames ({args.threads} threads)...", flush=True)
-    bare_before = bare_inference(ckpt, (args.width, args.height), args.threads, args.device, args.bare_frames,
-                                 args.backend)
+    bare_before = bare_inference(
+        ckpt, (args.width, args.height), args.threads, args.device, args.bare_frames, args.backend
+    )
     print(f"  mean {bare_before['mean']:.1f} ms, p95 {bare_before['p95']:.1f} ms", flush=True)
 
     env = dict(os.environ)
     env["ROS_DOMAIN_ID"] = env.get("SIM2SG_BENCH_DOMAIN_ID", str(230 - os.getpid() % 8))
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     py = sys.executable
-    cam = subprocess.Popen([py, "-m", "sim2sg_ros.sim_camera_node", "--ros-args", "-p", f"rate:={args.rate}",
-                            "-p", f"width:={args.width}", "-p", f"height:={args.height}", "-p", "cache_frames:=64",
-                            "-p", "domain:=target"], env=env)
-    per = subprocess.Popen([py, "-m", "sim2sg_ros.perception_node", "--ros-args", "-p", f"checkpoint:={ckpt}",
-                            "-p", f"num_threads:={args.threads}", "-p", f"device:={args.device}",
-                            "-p", f"backend:={args.backend}",
-                            "-p", "debug_image:=false"], env=env)
+    cam = subprocess.Popen(
+        [
+            py,
+            "-m",
+            "sim2sg_ros.sim_camera_node",
+            "--ros-args",
+            "-p",
+            f"rate:={args.rate}",
+            "-p",
+            f"width:={args.width}",
+            "-p",
+            f"height:={args.height}",
+            "-p",
+            "cache_frames:=64",
+            "-p",
+            "domain:=target",
+        ],
+        env=env,
+    )
+    per = subprocess.Popen(
+        [
+            py,
+            "-m",
+            "sim2sg_ros.perception_node",
+            "--ros-args",
+            "-p",
+            f"checkpoint:={ckpt}",
+            "-p",
+            f"num_threads:={args.threads}",
+            "-p",
+            f"device:={args.device}",
+            "-p",
+            f"backend:={args.backend}",
+            "-p",
+            "debug_image:=false",
+        ],
+        env=env,
+    )
     rclpy.init(domain_id=int(env["ROS_DOMAIN_ID"]))
     node = rclpy.create_node("bench_ros")
     rx, diags = [], []
-    node.create_subscription(SceneGraph, "/scene_graph",
-                             lambda m: rx.append((time.time_ns(), m.header.stamp.sec * 10**9 + m.header.stamp.nanosec,
-                                                  m.processing_time)),
-                             QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT))
-    node.create_subscription(DiagnosticArray, "/diagnostics",
-                             lambda m: diags.extend((time.time_ns(), {kv.key: kv.value for kv in s.values})
-                                                    for s in m.status if s.name.startswith("perception_node")), 10)
+    node.create_subscription(
+        SceneGraph,
+        "/scene_graph",
+        lambda m: rx.append((time.time_ns(), m.header.stamp.sec * 10**9 + m.header.stamp.nanosec, m.processing_time)),
+        QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT),
+    )
+    node.create_subscription(
+        DiagnosticArray,
+        "/diagnostics",
+        lambda m: diags.extend(
+            (time.time_ns(), {kv.key: kv.value for kv in s.values})
+            for s in m.status
+            if s.name.startswith("perception_node")
+        ),
+        10,
+    )
     mem = []
     try:
         t_wait = time.monotonic()
@@ -163,8 +224,11 @@ def main(argv=None) -> int:
             rclpy.spin_once(node, timeout_sec=0.1)
             if per.poll() is not None or cam.poll() is not None or time.monotonic() - t_wait > 180:
                 raise SystemExit("bench_ros: the nodes did not start (see their output above)")
-        print(f"first SceneGraph after {time.monotonic() - t_wait:.1f} s; warming up {args.warmup:.0f} s, "
-              f"then measuring {window:.0f} s", flush=True)
+        print(
+            f"first SceneGraph after {time.monotonic() - t_wait:.1f} s; warming up {args.warmup:.0f} s, "
+            f"then measuring {window:.0f} s",
+            flush=True,
+        )
         t_start = time.monotonic() + args.warmup
         t_end = t_start + window
         next_mem = t_start
@@ -187,16 +251,18 @@ def main(argv=None) -> int:
         rclpy.try_shutdown()
 
     # again after the run: on a shared machine the load changes; the faster of the two is the model's cost
-    bare_after = bare_inference(ckpt, (args.width, args.height), args.threads, args.device, args.bare_frames,
-                                 args.backend)
+    bare_after = bare_inference(
+        ckpt, (args.width, args.height), args.threads, args.device, args.bare_frames, args.backend
+    )
     bare = min(bare_before, bare_after, key=lambda b: b["mean"])
     print(f"bare inference after the run: mean {bare_after['mean']:.1f} ms", flush=True)
     win = [(r, s, pt) for r, s, pt in rx if r >= start_ns]
     e2e = [(r - s) / 1e6 for r, s, _ in win]
     in_node = [pt * 1e3 for _, _, pt in win]
     rate = (len(win) - 1) / ((win[-1][0] - win[0][0]) / 1e9) if len(win) > 1 else 0.0
-    node_inf = [float(d["inference_mean_ms"]) for t, d in diags
-                if t >= start_ns and d.get("inference_mean_ms") != "nan"]
+    node_inf = [
+        float(d["inference_mean_ms"]) for t, d in diags if t >= start_ns and d.get("inference_mean_ms") != "nan"
+    ]
     last = diags[-1][1] if diags else {}
     e2e_s = stats(e2e)
     node_inf_mean = float(np.mean(node_inf)) if node_inf else float("nan")
@@ -205,37 +271,58 @@ def main(argv=None) -> int:
     slope = float(np.polyfit(mem_t / 60.0, mem_v, 1)[0]) if len(mem) > 2 else float("nan")
     result = {
         "machine": {"cpus": os.cpu_count(), "loadavg": os.getloadavg()},
-        "checkpoint": ckpt, "checkpoint_kind": ckpt_kind, "image_size": [args.width, args.height],
-        "camera_rate_hz": args.rate, "threads": args.threads, "backend": args.backend, "window_s": window,
+        "checkpoint": ckpt,
+        "checkpoint_kind": ckpt_kind,
+        "image_size": [args.width, args.height],
+        "camera_rate_hz": args.rate,
+        "threads": args.threads,
+        "backend": args.backend,
+        "window_s": window,
         "end_to_end": {"rate_hz": rate, "latency_ms": e2e_s, "in_node_ms": stats(in_node)},
-        "bare_inference_ms": bare, "bare_inference_before_ms": bare_before, "bare_inference_after_ms": bare_after,
-        "ros_overhead_ms": {"mean_vs_bare": e2e_s.get("mean", float("nan")) - bare["mean"],
-                            "p50_vs_bare": e2e_s.get("p50", float("nan")) - bare["p50"],
-                            "mean_vs_node_inference": e2e_s.get("mean", float("nan")) - node_inf_mean,
-                            "node_inference_mean_ms": node_inf_mean},
-        "node_counters": {k: last.get(k) for k in ("frames_received", "frames_published", "frames_dropped",
-                                                   "frames_rejected")},
-        "memory_mb": {"start": float(mem_v[0]) if len(mem_v) else None,
-                      "end": float(mem_v[-1]) if len(mem_v) else None,
-                      "max": float(mem_v.max()) if len(mem_v) else None, "slope_mb_per_min": slope,
-                      "samples": len(mem)},
+        "bare_inference_ms": bare,
+        "bare_inference_before_ms": bare_before,
+        "bare_inference_after_ms": bare_after,
+        "ros_overhead_ms": {
+            "mean_vs_bare": e2e_s.get("mean", float("nan")) - bare["mean"],
+            "p50_vs_bare": e2e_s.get("p50", float("nan")) - bare["p50"],
+            "mean_vs_node_inference": e2e_s.get("mean", float("nan")) - node_inf_mean,
+            "node_inference_mean_ms": node_inf_mean,
+        },
+        "node_counters": {
+            k: last.get(k) for k in ("frames_received", "frames_published", "frames_dropped", "frames_rejected")
+        },
+        "memory_mb": {
+            "start": float(mem_v[0]) if len(mem_v) else None,
+            "end": float(mem_v[-1]) if len(mem_v) else None,
+            "max": float(mem_v.max()) if len(mem_v) else None,
+            "slope_mb_per_min": slope,
+            "samples": len(mem),
+        },
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     e = result["end_to_end"]
     print("\n=========== sim2sg_ros pipeline benchmark ===========")
-    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {args.width}x{args.height} "
-          f"rgb8 at {args.rate:.0f} Hz; {args.threads} torch threads; {ckpt_kind}")
-    print(f"end to end (published → received): {e['rate_hz']:.1f} Hz sustained; latency mean "
-          f"{e2e_s.get('mean', float('nan')):.1f} ms, p50 {e2e_s.get('p50', float('nan')):.1f}, "
-          f"p95 {e2e_s.get('p95', float('nan')):.1f}, max {e2e_s.get('max', float('nan')):.1f} ({e2e_s['n']} graphs)")
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {args.width}x{args.height} "
+        f"rgb8 at {args.rate:.0f} Hz; {args.threads} torch threads; {ckpt_kind}"
+    )
+    print(
+        f"end to end (published → received): {e['rate_hz']:.1f} Hz sustained; latency mean "
+        f"{e2e_s.get('mean', float('nan')):.1f} ms, p50 {e2e_s.get('p50', float('nan')):.1f}, "
+        f"p95 {e2e_s.get('p95', float('nan')):.1f}, max {e2e_s.get('max', float('nan')):.1f} ({e2e_s['n']} graphs)"
+    )
     print(f"bare model inference: mean {bare['mean']:.1f} ms, p50 {bare['p50']:.1f}, p95 {bare['p95']:.1f}")
     o = result["ros_overhead_ms"]
-    print(f"ROS overhead: {o['mean_vs_bare']:.1f} ms (mean e2e − mean bare), {o['p50_vs_bare']:.1f} ms (p50), "
-          f"{o['mean_vs_node_inference']:.1f} ms (mean e2e − node's own inference {node_inf_mean:.1f} ms)")
+    print(
+        f"ROS overhead: {o['mean_vs_bare']:.1f} ms (mean e2e − mean bare), {o['p50_vs_bare']:.1f} ms (p50), "
+        f"{o['mean_vs_node_inference']:.1f} ms (mean e2e − node's own inference {node_inf_mean:.1f} ms)"
+    )
     m = result["memory_mb"]
-    print(f"perception_node RSS: start {m['start']:.1f} MB, end {m['end']:.1f} MB, max {m['max']:.1f} MB, "
-          f"slope {m['slope_mb_per_min']:+.2f} MB/min over {window / 60:.1f} min")
+    print(
+        f"perception_node RSS: start {m['start']:.1f} MB, end {m['end']:.1f} MB, max {m['max']:.1f} MB, "
+        f"slope {m['slope_mb_per_min']:+.2f} MB/min over {window / 60:.1f} min"
+    )
     print(f"node counters: {result['node_counters']}")
     print(f"wrote {args.out}")
     return 0

@@ -14,6 +14,7 @@
 Every stage is cached under --out (keyed by the settings that produce it); a re-run only repeats the
 ROS run and the summary. Budget knobs: --train-minutes, --adapt-rounds, --adapt-steps, --frames, ...
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))   # also runnable without scripts/env.sh (core only)
+sys.path.insert(0, str(REPO))  # also runnable without scripts/env.sh (core only)
 
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
@@ -58,6 +59,7 @@ def run(cmd: list, env: dict, what: str) -> None:
 
 # ------------------------------------------------------------------------------------ stages
 
+
 def stage_train(args, env) -> Path:
     if args.source_checkpoint:
         ckpt = Path(args.source_checkpoint).resolve()
@@ -73,9 +75,34 @@ def stage_train(args, env) -> Path:
         log(f"1/5 source model: cached {ckpt}")
     else:
         log(f"1/5 training on {args.env}/source for at most {args.train_minutes} min ({args.train_steps} steps)")
-        run([sys.executable, "-m", "sim2sg_core", "train", "--env", args.env, "--domain", "source", "--out", out,
-             "--minutes", args.train_minutes, "--steps", args.train_steps, "--seed", args.seed,
-             "--threads", args.threads, "--device", args.device, "--eval-images", 0], env, "training")
+        run(
+            [
+                sys.executable,
+                "-m",
+                "sim2sg_core",
+                "train",
+                "--env",
+                args.env,
+                "--domain",
+                "source",
+                "--out",
+                out,
+                "--minutes",
+                args.train_minutes,
+                "--steps",
+                args.train_steps,
+                "--seed",
+                args.seed,
+                "--threads",
+                args.threads,
+                "--device",
+                args.device,
+                "--eval-images",
+                0,
+            ],
+            env,
+            "training",
+        )
     link(ckpt, args.out / "source.pt")
     return ckpt
 
@@ -83,27 +110,45 @@ def stage_train(args, env) -> Path:
 def stage_bag(args) -> Path:
     from sim2sg_core.data.bags import write_image_bag
     from sim2sg_core.sim import Simulator
+
     bag = args.out / "bags" / f"{args.env}_target_{key_of(args.env, args.bag_frames, args.bag_seed, 'mcap')}"
     if bag.exists() and not args.force:
         log(f"2/5 target camera bag: cached {bag}")
         return bag
     log(f"2/5 recording {args.bag_frames} {args.env}/target frames into {bag} (MCAP)")
     sim = Simulator(env=args.env, domain="target", seed=args.bag_seed)
-    write_image_bag(bag, (sim.sample(i) for i in range(args.bag_frames)), topic="/camera/image_raw",
-                    storage="mcap", camera=sim.camera, rate_hz=10.0, overwrite=True)
+    write_image_bag(
+        bag,
+        (sim.sample(i) for i in range(args.bag_frames)),
+        topic="/camera/image_raw",
+        storage="mcap",
+        camera=sim.camera,
+        rate_hz=10.0,
+        overwrite=True,
+    )
     return bag
 
 
 def stage_adapt(args, env, source_ckpt: Path, bag: Path) -> Path:
     from sim2sg_core.train.checkpoint import load_checkpoint
+
     base = yaml.safe_load((REPO / "config" / "adapt" / "default.yaml").read_text())
     adapt = base.get("adapt", base)
-    adapt.update(env=args.env, rounds=args.adapt_rounds, warmup_rounds=min(1, args.adapt_rounds - 1),
-                 steps_per_round=args.adapt_steps, max_target_images=args.bag_frames, num_threads=args.threads,
-                 device=args.device, progress_bar=False, source_pool_size=args.adapt_samples)
+    adapt.update(
+        env=args.env,
+        rounds=args.adapt_rounds,
+        warmup_rounds=min(1, args.adapt_rounds - 1),
+        steps_per_round=args.adapt_steps,
+        max_target_images=args.bag_frames,
+        num_threads=args.threads,
+        device=args.device,
+        progress_bar=False,
+        source_pool_size=args.adapt_samples,
+    )
     adapt["label_alignment"]["samples_per_round"] = args.adapt_samples
     # The recording rig's mount (a user knows theirs): label alignment lifts and renders through it.
     from sim2sg_core.sim import load_domain, load_environment
+
     rig = load_domain(load_environment(args.env), "target").content.camera
     adapt.update(camera_height=float(rig.height.mean), camera_pitch=float(rig.pitch.mean))
     src_hash = load_checkpoint(source_ckpt)["content_hash"]
@@ -117,10 +162,25 @@ def stage_adapt(args, env, source_ckpt: Path, bag: Path) -> Path:
         params["adaptation_node"]["ros__parameters"].update(adapt_config=str(adapt_yaml.resolve()))
         pfile = args.out / "adaptation_demo.yaml"
         pfile.write_text(yaml.safe_dump(params))
-        log(f"3/5 adapting with adaptation_node: {args.adapt_rounds} rounds x {args.adapt_steps} steps "
-            f"on {bag.name}")
-        run([sys.executable, "-m", "sim2sg_ros.bringup", "adaptation", "--params", pfile, "--bag", bag,
-             "--init-checkpoint", source_ckpt, "--output", out], env, "adaptation")
+        log(f"3/5 adapting with adaptation_node: {args.adapt_rounds} rounds x {args.adapt_steps} steps on {bag.name}")
+        run(
+            [
+                sys.executable,
+                "-m",
+                "sim2sg_ros.bringup",
+                "adaptation",
+                "--params",
+                pfile,
+                "--bag",
+                bag,
+                "--init-checkpoint",
+                source_ckpt,
+                "--output",
+                out,
+            ],
+            env,
+            "adaptation",
+        )
     link(out, args.out / "adapted.pt")
     return out
 
@@ -137,9 +197,14 @@ def stage_perceive(args, env, adapted: Path) -> dict:
     stamp_log.write_text("")
     params = yaml.safe_load((REPO / "config" / "perception.yaml").read_text())
     params["perception_node"]["ros__parameters"].update(num_threads=args.threads, device=args.device)
-    params["sim_camera_node"]["ros__parameters"].update(env=args.env, domain="target", seed=args.camera_seed,
-                                                        rate=args.rate, cache_frames=args.camera_frames,
-                                                        stamp_log=str(stamp_log.resolve()))
+    params["sim_camera_node"]["ros__parameters"].update(
+        env=args.env,
+        domain="target",
+        seed=args.camera_seed,
+        rate=args.rate,
+        cache_frames=args.camera_frames,
+        stamp_log=str(stamp_log.resolve()),
+    )
     pfile = args.out / "perception_demo.yaml"
     pfile.write_text(yaml.safe_dump(params))
 
@@ -150,12 +215,29 @@ def stage_perceive(args, env, adapted: Path) -> dict:
     def on_graph(m):
         if len(got) < args.frames:
             got.append((m, time.time_ns()))
-    node.create_subscription(SceneGraph, "/scene_graph", on_graph,
-                             QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT))
-    node.create_subscription(DiagnosticArray, "/diagnostics",
-                             lambda m: diags.extend(s for s in m.status if s.name.startswith("perception_node")), 10)
-    cmd = [sys.executable, "-m", "sim2sg_ros.bringup", "perception", "--params", str(pfile), "--checkpoint",
-           str(adapted), "--use-sim-camera", "--sim-domain", "target"]
+
+    node.create_subscription(
+        SceneGraph, "/scene_graph", on_graph, QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
+    )
+    node.create_subscription(
+        DiagnosticArray,
+        "/diagnostics",
+        lambda m: diags.extend(s for s in m.status if s.name.startswith("perception_node")),
+        10,
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "sim2sg_ros.bringup",
+        "perception",
+        "--params",
+        str(pfile),
+        "--checkpoint",
+        str(adapted),
+        "--use-sim-camera",
+        "--sim-domain",
+        "target",
+    ]
     log(f"4/5 bring-up: {' '.join(cmd[1:])}")
     proc = subprocess.Popen(cmd, env=env)
     t0 = time.monotonic()
@@ -190,8 +272,13 @@ def stage_perceive(args, env, adapted: Path) -> dict:
     diag = {kv.key: kv.value for kv in diags[-1].values} if diags else {}
     cam = params["sim_camera_node"]["ros__parameters"]
     span = (got[-1][1] - got[0][1]) / 1e9 if len(got) > 1 else float("nan")
-    return {"messages": got, "stamps": stamps, "span_s": span, "diagnostics": diag,
-            "image_size": (int(cam["width"]), int(cam["height"]))}
+    return {
+        "messages": got,
+        "stamps": stamps,
+        "span_s": span,
+        "diagnostics": diag,
+        "image_size": (int(cam["width"]), int(cam["height"])),
+    }
 
 
 def stage_evaluate(args, ckpt: Path) -> dict:
@@ -201,6 +288,7 @@ def stage_evaluate(args, ckpt: Path) -> dict:
     from sim2sg_core.eval.evaluate import evaluate
     from sim2sg_core.model.predictor import Predictor
     from sim2sg_core.train.checkpoint import load_checkpoint
+
     if args.threads:
         torch.set_num_threads(args.threads)
     h = load_checkpoint(ckpt)["content_hash"][:12]
@@ -211,6 +299,7 @@ def stage_evaluate(args, ckpt: Path) -> dict:
     res = evaluate(pred, SimDataset(args.env, "target", args.eval_seed, args.eval_images), progress=False)
     cache.parent.mkdir(parents=True, exist_ok=True)
     from sim2sg_core.utils.io import atomic_write_text
+
     atomic_write_text(cache, json.dumps(res, indent=2))
     return res
 
@@ -238,12 +327,13 @@ def summarise(args, run_info: dict, evals: dict) -> dict:
     idx = [stamps.get(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec) for m, _ in msgs]
     paired = [(g, i) for g, i in zip(graphs, idx) if i is not None]
     labels = {i: sim.sample(i) for i in sorted({i for _, i in paired})}
-    online_det = average_precision([g for g, _ in paired], [labels[i].graph for _, i in paired],
-                                   len(graphs[0].vocab.classes))
+    online_det = average_precision(
+        [g for g, _ in paired], [labels[i].graph for _, i in paired], len(graphs[0].vocab.classes)
+    )
     online_rec = triplet_recall([g for g, _ in paired], [labels[i].graph for _, i in paired], ks=(50,))
 
     # annotated grid (4 x 2) and one scene-graph drawing
-    first_of = {}                                   # one tile per distinct camera frame
+    first_of = {}  # one tile per distinct camera frame
     for g, i in paired:
         first_of.setdefault(i, g)
     distinct = sorted(first_of)
@@ -251,7 +341,7 @@ def summarise(args, run_info: dict, evals: dict) -> dict:
     tiles = [draw_scene_graph(labels[i].image, first_of[i]) for i in pick]
     while len(tiles) % 2:
         tiles.append(np.zeros_like(tiles[0]))
-    grid = np.vstack([np.hstack(tiles[r:r + 2]) for r in range(0, len(tiles), 2)])
+    grid = np.vstack([np.hstack(tiles[r : r + 2]) for r in range(0, len(tiles), 2)])
     best = max(paired, key=lambda p: len(p[0].relationships))[0]
     outputs = {}
     for name, img in (("annotated_grid.png", grid), ("scene_graph.png", draw_graph_diagram(best))):
@@ -261,17 +351,30 @@ def summarise(args, run_info: dict, evals: dict) -> dict:
 
     diag = run_info["diagnostics"]
     summary = {
-        "frames_received": len(msgs), "receive_rate_hz": (len(msgs) - 1) / run_info["span_s"],
+        "frames_received": len(msgs),
+        "receive_rate_hz": (len(msgs) - 1) / run_info["span_s"],
         "camera_rate_hz": args.rate,
-        "objects_per_frame": float(n_obj.mean()), "relationships_per_frame": float(n_rel.mean()),
+        "objects_per_frame": float(n_obj.mean()),
+        "relationships_per_frame": float(n_rel.mean()),
         "latency_end_to_end_ms": {"mean": float(e2e.mean()), "p95": float(np.percentile(e2e, 95))},
         "latency_in_node_ms": {"mean": float(proc_ms.mean()), "p95": float(np.percentile(proc_ms, 95))},
-        "node_frames_dropped": diag.get("frames_dropped"), "node_frames_rejected": diag.get("frames_rejected"),
+        "node_frames_dropped": diag.get("frames_dropped"),
+        "node_frames_rejected": diag.get("frames_rejected"),
         "model_id": msgs[-1][0].model_id,
-        "target_eval": {name: {"map50": r["map50"], "recall@50": r["recall@50"], "images": r["num_images"],
-                               "model_id": r["model_id"]} for name, r in evals.items()},
-        "online_ros_graphs_vs_labels": {"frames": len(paired), "map50_at_node_threshold": online_det["map"],
-                                        "recall@50": online_rec["R@50"]},
+        "target_eval": {
+            name: {
+                "map50": r["map50"],
+                "recall@50": r["recall@50"],
+                "images": r["num_images"],
+                "model_id": r["model_id"],
+            }
+            for name, r in evals.items()
+        },
+        "online_ros_graphs_vs_labels": {
+            "frames": len(paired),
+            "map50_at_node_threshold": online_det["map"],
+            "recall@50": online_rec["R@50"],
+        },
         "outputs": outputs,
     }
     atomic_write_text(args.out / "summary.json", json.dumps(summary, indent=2))
@@ -281,27 +384,37 @@ def summarise(args, run_info: dict, evals: dict) -> dict:
 def print_summary(s: dict) -> None:
     def f(v):
         return "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.3f}"
+
     print("\n================ sim2sg_ros demo summary ================")
-    print(f"scene graphs received      {s['frames_received']}  ({s['receive_rate_hz']:.1f} Hz; camera "
-          f"{s['camera_rate_hz']:.0f} Hz; node dropped {s['node_frames_dropped']}, rejected "
-          f"{s['node_frames_rejected']})")
+    print(
+        f"scene graphs received      {s['frames_received']}  ({s['receive_rate_hz']:.1f} Hz; camera "
+        f"{s['camera_rate_hz']:.0f} Hz; node dropped {s['node_frames_dropped']}, rejected "
+        f"{s['node_frames_rejected']})"
+    )
     print(f"objects / relationships    {s['objects_per_frame']:.2f} / {s['relationships_per_frame']:.2f} per frame")
     e, n = s["latency_end_to_end_ms"], s["latency_in_node_ms"]
-    print(f"latency image->graph       mean {e['mean']:.1f} ms, p95 {e['p95']:.1f} ms  "
-          f"(inside the node: mean {n['mean']:.1f}, p95 {n['p95']:.1f})")
+    print(
+        f"latency image->graph       mean {e['mean']:.1f} ms, p95 {e['p95']:.1f} ms  "
+        f"(inside the node: mean {n['mean']:.1f}, p95 {n['p95']:.1f})"
+    )
     print(f"model on the robot         {s['model_id']}")
     print("target domain (simulator labels, held-out images):")
     print(f"  {'model':<14} {'mAP@0.5':>8} {'R@50':>8}")
     for name, r in s["target_eval"].items():
         print(f"  {name:<14} {f(r['map50']):>8} {f(r['recall@50']):>8}   ({r['images']} images, {r['model_id']})")
     o = s["online_ros_graphs_vs_labels"]
-    print(f"  graphs over ROS vs labels of the same frames: mAP@0.5 {f(o['map50_at_node_threshold'])} "
-          f"(node threshold), R@50 {f(o['recall@50'])} ({o['frames']} frames)")
-    print("outputs: " + ", ".join(s["outputs"].values()) + f", {Path(s['outputs']['scene_graph.png']).parent}"
-          "/summary.json")
+    print(
+        f"  graphs over ROS vs labels of the same frames: mAP@0.5 {f(o['map50_at_node_threshold'])} "
+        f"(node threshold), R@50 {f(o['recall@50'])} ({o['frames']} frames)"
+    )
+    print(
+        "outputs: " + ", ".join(s["outputs"].values()) + f", {Path(s['outputs']['scene_graph.png']).parent}"
+        "/summary.json"
+    )
 
 
 # ------------------------------------------------------------------------------ real camera frames
+
 
 def real_demo(args) -> int:
     """``--real DIR``: source model rendered through the real camera → Sim2SG on the real frames →
@@ -316,6 +429,7 @@ def real_demo(args) -> int:
     from sim2sg_core.utils.io import atomic_write_bytes
     from sim2sg_core.viz import draw_scene_graph
     import torch
+
     torch.set_num_threads(args.threads)
     prof = load_bench_profile(args.real_profile)
     real = RealData(target=str(args.real), eval_data=str(args.real_eval or ""), camera_info=args.camera_info or "")
@@ -324,10 +438,17 @@ def real_demo(args) -> int:
     camera = _real_camera(prof, real, size)
     out = args.out / f"real_{key_of(Path(real.target).resolve(), real.camera_info, args.real_profile, args.seed)}"
     log(f"1/4 source model: {prof.source_domain} scenes rendered through {real.camera_info} at {size[0]}x{size[1]}")
-    src, _ = train_supervised(prof, args.env, prof.source_domain,
-                              lambda: render_split(args.env, prof.source_domain, 100 + args.seed, prof.train_images,
-                                                   size, camera=camera),
-                              prof.source_steps, args.seed, out / "source", size, progress=True)
+    src, _ = train_supervised(
+        prof,
+        args.env,
+        prof.source_domain,
+        lambda: render_split(args.env, prof.source_domain, 100 + args.seed, prof.train_images, size, camera=camera),
+        prof.source_steps,
+        args.seed,
+        out / "source",
+        size,
+        progress=True,
+    )
     adapted = out / "adapted.pt"
     target = target_source_from_spec(real.target, env=args.env)
     if adapted.exists() and not args.force:
@@ -349,8 +470,16 @@ def real_demo(args) -> int:
         for im, g in zip(frames, pred.predict(frames)):
             tile = draw_scene_graph(im, g, max_relationships=8)
             tile = cv2.resize(tile, (640, int(round(640 * im.shape[0] / im.shape[1]))), interpolation=cv2.INTER_AREA)
-            cv2.putText(tile, f"{title}: {len(g.objects)} objects, {len(g.relationships)} relationships", (8, 24),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
+            cv2.putText(
+                tile,
+                f"{title}: {len(g.objects)} objects, {len(g.relationships)} relationships",
+                (8, 24),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.6,
+                (255, 255, 255),
+                2,
+                cv2.LINE_AA,
+            )
             tiles.append(tile)
         cols.append(np.vstack(tiles))
     grid = np.hstack(cols)
@@ -361,10 +490,13 @@ def real_demo(args) -> int:
         from sim2sg_core.data.datasets import KittiDataset
         from sim2sg_core.eval.evaluate import evaluate, format_table
         from sim2sg_core.sim import load_environment
+
         ds = KittiDataset(args.real_eval, vocab=load_environment(args.env).vocab, camera_height_m=camera.height_m)
         for ckpt, title in ((src, "source only"), (adapted, "Sim2SG adapted")):
-            print(f"--- {title} on {args.real_eval}\n" + format_table(evaluate(Predictor.from_checkpoint(ckpt), ds,
-                                                                                 progress=False)))
+            print(
+                f"--- {title} on {args.real_eval}\n"
+                + format_table(evaluate(Predictor.from_checkpoint(ckpt), ds, progress=False))
+            )
     return 0
 
 
@@ -372,6 +504,7 @@ def _grid_frames(args, real, target) -> list:
     """A few frames spread over the recording (labelled evaluation frames if given: their labels are not used)."""
     if args.real_eval:
         from sim2sg_core.adapt.targets import target_source_from_spec
+
         images = target_source_from_spec(str(Path(args.real_eval) / "image_2"), env=args.env).load()
     else:
         images = target.load()
@@ -385,8 +518,11 @@ def main(argv=None) -> int:
     ap.add_argument("--env", default="drive")
     ap.add_argument("--train-minutes", type=float, default=10.0, help="training budget (wall clock)")
     ap.add_argument("--train-steps", type=int, default=4000, help="training step cap")
-    ap.add_argument("--source-checkpoint", default="", help="use this source-trained checkpoint instead of "
-                    "training one (e.g. runs/drive_source/model.pt)")
+    ap.add_argument(
+        "--source-checkpoint",
+        default="",
+        help="use this source-trained checkpoint instead of training one (e.g. runs/drive_source/model.pt)",
+    )
     ap.add_argument("--adapt-rounds", type=int, default=2, help="Sim2SG analysis/synthesis rounds")
     ap.add_argument("--adapt-steps", type=int, default=40, help="adaptation steps per round")
     ap.add_argument("--adapt-samples", type=int, default=64, help="label-aligned images rendered per round")
@@ -403,13 +539,24 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-seed", type=int, default=12345)
     ap.add_argument("--perceive-timeout", type=float, default=180.0)
     ap.add_argument("--force", action="store_true", help="ignore every cache")
-    ap.add_argument("--real", type=Path, default=None,
-                    help="adapt to real camera frames instead (a folder of images or a rosbag2 bag) and write "
-                         "real_grid.png: annotated frames, source-only model beside the adapted one")
-    ap.add_argument("--camera-info", default="", help="with --real: camera_info YAML or KITTI calib (default: a "
-                    "camera_info.yaml beside the frames)")
-    ap.add_argument("--real-eval", type=Path, default=None,
-                    help="with --real: a labelled KITTI-layout folder to report AP on (and to draw from)")
+    ap.add_argument(
+        "--real",
+        type=Path,
+        default=None,
+        help="adapt to real camera frames instead (a folder of images or a rosbag2 bag) and write "
+        "real_grid.png: annotated frames, source-only model beside the adapted one",
+    )
+    ap.add_argument(
+        "--camera-info",
+        default="",
+        help="with --real: camera_info YAML or KITTI calib (default: a camera_info.yaml beside the frames)",
+    )
+    ap.add_argument(
+        "--real-eval",
+        type=Path,
+        default=None,
+        help="with --real: a labelled KITTI-layout folder to report AP on (and to draw from)",
+    )
     ap.add_argument("--real-profile", default="real", help="with --real: bench profile with model and budget")
     ap.add_argument("--real-frames", type=int, default=4, help="with --real: frames in the grid")
     ap.add_argument("--real-score", type=float, default=0.3, help="with --real: score threshold of the drawings")
@@ -447,6 +594,7 @@ def main(argv=None) -> int:
     summary["stage_seconds"] = {k: round(v, 1) for k, v in timings.items()}
     summary["total_seconds"] = round(time.monotonic() - t_start, 1)
     from sim2sg_core.utils.io import atomic_write_text
+
     atomic_write_text(args.out / "summary.json", json.dumps(summary, indent=2))
     print_summary(summary)
     print(f"stage times (s): {summary['stage_seconds']}; total {summary['total_seconds']:.0f} s")

@@ -13,6 +13,7 @@ fixed before measuring, by looking at unlabelled frames only.
       --data ../shared/real/nuscenes_front/dev --camera-height 1.5 \
       --json docs/results/bench_real/imagenet_prior/sim2sg_dr_seed0.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,9 +53,16 @@ def rescored(graph: SceneGraph, vmap: np.ndarray, car: int) -> SceneGraph:
 
 def map_regions(graph: SceneGraph, vmap: np.ndarray, car: int) -> SceneGraph:
     n, lab, stats, _ = cv2.connectedComponentsWithStats((vmap > REGION_THRESHOLD).astype(np.uint8))
-    objs = [SceneObject(class_name="car", class_id=car, box=(float(x), float(y), float(x + w), float(y + h)),
-                        score=float(vmap[lab == k].mean()))
-            for k, (x, y, w, h, area) in enumerate(stats) if k > 0 and area >= MIN_REGION_AREA]
+    objs = [
+        SceneObject(
+            class_name="car",
+            class_id=car,
+            box=(float(x), float(y), float(x + w), float(y + h)),
+            score=float(vmap[lab == k].mean()),
+        )
+        for k, (x, y, w, h, area) in enumerate(stats)
+        if k > 0 and area >= MIN_REGION_AREA
+    ]
     return dataclasses.replace(graph, objects=objs, relationships=[])
 
 
@@ -82,9 +90,18 @@ def main() -> None:
         rows["model x vehicle map"].append(rescored(graph, vmap, car))
         rows["vehicle-map regions alone"].append(map_regions(graph, vmap, car))
         gts.append(gt)
-    out = {"ckpt": args.ckpt, "data": args.data, "num_images": len(data),
-           "settings": {"map_width": MAP_WIDTH, "map_pool": MAP_POOL, "region_threshold": REGION_THRESHOLD,
-                        "min_region_area": MIN_REGION_AREA}, "car_ap": {}}
+    out = {
+        "ckpt": args.ckpt,
+        "data": args.data,
+        "num_images": len(data),
+        "settings": {
+            "map_width": MAP_WIDTH,
+            "map_pool": MAP_POOL,
+            "region_threshold": REGION_THRESHOLD,
+            "min_region_area": MIN_REGION_AREA,
+        },
+        "car_ap": {},
+    }
     for name, preds in rows.items():
         out["car_ap"][name] = {}
         for iou in (0.5, 0.3, 0.1):

@@ -4,6 +4,7 @@ They contain paths like /opt/python/cp311-cp311/include/python3.11 and .../site-
 CMake's generate step fails on those non-existent paths. Rewrite them to this interpreter's include dir and the
 venv's site-packages, once, after install. Usage: python fix_wheel_cmake.py VENV
 """
+
 import re
 import sys
 import sysconfig

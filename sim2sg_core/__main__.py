@@ -3,6 +3,7 @@
 Run ``python -m sim2sg_core --help`` (and ``python -m sim2sg_core COMMAND --help``).
 The ``adapt`` and ``bench`` commands come from ``sim2sg_core.adapt.cli`` when it is installed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,13 +67,14 @@ def cmd_train(args) -> int:
     data = t.kitti_dir or f"{t.env}:{t.domain}"
     camera = _train_camera(args)
     own_pose = _own_pose(args, camera)
-    dataset, vocab = open_dataset(data, t.train_images, t.data_seed, env_for_kitti=t.env, camera=camera,
-                                  camera_pose_from_camera=own_pose)
-    dist, device = init_from_env(args.device)   # torchrun: join the process group (gloo / nccl)
+    dataset, vocab = open_dataset(
+        data, t.train_images, t.data_seed, env_for_kitti=t.env, camera=camera, camera_pose_from_camera=own_pose
+    )
+    dist, device = init_from_env(args.device)  # torchrun: join the process group (gloo / nccl)
     try:
-        torch.manual_seed(t.seed)               # the same initial weights on every rank
+        torch.manual_seed(t.seed)  # the same initial weights on every rank
         model = SGModel.from_config(cfg, vocab)
-        torch.manual_seed(t.seed + 1000 * dist.rank)   # each rank its own augmentation draws
+        torch.manual_seed(t.seed + 1000 * dist.rank)  # each rank its own augmentation draws
         out = Path(args.out)
         trainer = Trainer(model, cfg, vocab, out, device=str(device), dist=dist)
         say = print if dist.is_main else (lambda *_a, **_k: None)
@@ -86,8 +88,9 @@ def cmd_train(args) -> int:
     finally:
         shutdown()
     if args.eval_images > 0 and not t.kitti_dir and dist.is_main:
-        eval_ds, _ = open_dataset(f"{t.env}:{t.domain}", args.eval_images, args.eval_seed, camera=camera,
-                                  camera_pose_from_camera=own_pose)
+        eval_ds, _ = open_dataset(
+            f"{t.env}:{t.domain}", args.eval_images, args.eval_seed, camera=camera, camera_pose_from_camera=own_pose
+        )
         pred = Predictor.from_checkpoint(summary["checkpoint"], device=args.device)
         res = evaluate(pred, eval_ds, progress=True)
         res["data"] = f"{t.env}:{t.domain}"
@@ -141,21 +144,31 @@ def cmd_eval(args) -> int:
     pred = Predictor.from_checkpoint(args.ckpt, device=args.device)
     dataset, vocab = open_dataset(args.data, args.images, args.seed, vocab=pred.vocab)
     if vocab.classes != pred.vocab.classes or vocab.predicates != pred.vocab.predicates:
-        raise SystemExit(f"error: data {args.data} has classes {list(vocab.classes)} but checkpoint {args.ckpt} "
-                         f"was trained on {list(pred.vocab.classes)}")
+        raise SystemExit(
+            f"error: data {args.data} has classes {list(vocab.classes)} but checkpoint {args.ckpt} "
+            f"was trained on {list(pred.vocab.classes)}"
+        )
     res = evaluate(pred, dataset, num_images=args.images, batch_size=args.batch_size, difficulty=args.difficulty)
     res["data"], res["checkpoint"] = args.data, args.ckpt
     print(format_table(res))
-    out = Path(args.out) if args.out else Path(args.ckpt).with_name(
-        "eval_" + args.data.replace(":", "_").replace("/", "_").strip("_") + ".json")
+    out = (
+        Path(args.out)
+        if args.out
+        else Path(args.ckpt).with_name("eval_" + args.data.replace(":", "_").replace("/", "_").strip("_") + ".json")
+    )
     atomic_write_text(out, json.dumps(res, indent=2))
     print(f"wrote {out}")
     return 0
 
 
 def cmd_predict(args) -> int:
-    pred = Predictor.from_checkpoint(args.ckpt, device=args.device, score_threshold=args.score_threshold,
-                                     relation_threshold=args.relation_threshold, max_objects=args.max_objects)
+    pred = Predictor.from_checkpoint(
+        args.ckpt,
+        device=args.device,
+        score_threshold=args.score_threshold,
+        relation_threshold=args.relation_threshold,
+        max_objects=args.max_objects,
+    )
     images = []
     for p in args.images:
         bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
@@ -170,8 +183,10 @@ def cmd_predict(args) -> int:
         for suffix, img in renders:
             ok, buf = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
             atomic_write_bytes(f"{stem}{suffix}", buf.tobytes())
-        print(f"{p}: {len(graph.objects)} objects, {len(graph.relationships)} relationships -> {stem}.json, "
-              f"{stem}_annotated.png, {stem}_graph.png")
+        print(
+            f"{p}: {len(graph.objects)} objects, {len(graph.relationships)} relationships -> {stem}.json, "
+            f"{stem}_annotated.png, {stem}_graph.png"
+        )
     return 0
 
 
@@ -179,8 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sim2sg_core",
         description="Sim2SG scene graphs: train a model on simulated scenes, evaluate it, and predict scene "
-                    "graphs (objects + spatial relationships such as 'car left of person') for images.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "graphs (objects + spatial relationships such as 'car left of person') for images.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -188,76 +205,119 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--device", default="auto", help="'auto' (CUDA if available, else CPU), 'cpu' or 'cuda[:N]'")
     common.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
 
-    p = sub.add_parser("train", parents=[common], help="train a model on a simulator domain or KITTI folder",
-                       description="Train the scene-graph model. Images are simulated on the fly (no files "
-                                   "needed). Training resumes from OUT/last.pt if it exists; the final model is "
-                                   "OUT/model.pt.")
+    p = sub.add_parser(
+        "train",
+        parents=[common],
+        help="train a model on a simulator domain or KITTI folder",
+        description="Train the scene-graph model. Images are simulated on the fly (no files "
+        "needed). Training resumes from OUT/last.pt if it exists; the final model is "
+        "OUT/model.pt.",
+    )
     p.add_argument("--env", default=None, help="simulator environment (default from the config: drive)")
     p.add_argument("--domain", default=None, help="simulator domain: source, randomized, target, ...")
     p.add_argument("--kitti", default="", help="train on this KITTI-format folder instead of the simulator")
     p.add_argument("--out", required=True, help="output folder, e.g. runs/drive_source")
     p.add_argument("--config", default="", help="model/training YAML (default: config/model/default.yaml)")
     p.add_argument("--steps", type=positive_int, default=None, help="number of optimiser steps")
-    p.add_argument("--minutes", type=non_negative_float, default=None,
-                   help="wall-clock budget; stops at steps or minutes")
+    p.add_argument(
+        "--minutes", type=non_negative_float, default=None, help="wall-clock budget; stops at steps or minutes"
+    )
     p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=None)
     p.add_argument("--lr", type=non_negative_float, default=None, help="peak learning rate (AdamW)")
     p.add_argument("--seed", type=int, default=None, help="seed of weights init and data order")
     p.add_argument("--num-workers", dest="num_workers", type=int, default=None, help="background data workers")
-    p.add_argument("--train-images", dest="train_images", type=int, default=None,
-                   help="number of distinct simulated training images")
+    p.add_argument(
+        "--train-images",
+        dest="train_images",
+        type=int,
+        default=None,
+        help="number of distinct simulated training images",
+    )
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if OUT/last.pt exists")
-    add_camera_arguments(p, f"render the simulator images through this camera ({REAL_CAMERA_RENDER_WIDTH} px wide "
-                            "at its aspect)", "with --camera-info: the mean of the renders' camera pose; default the "
-                            "domain's")
-    p.add_argument("--camera-size", dest="camera_size", default="", metavar="WxH",
-                   help="with a KITTI calib file: the size of the images it belongs to, e.g. 1600x900")
-    p.add_argument("--eval-images", dest="eval_images", type=int, default=200,
-                   help="evaluate on this many held-out images afterwards (0 = skip)")
+    add_camera_arguments(
+        p,
+        f"render the simulator images through this camera ({REAL_CAMERA_RENDER_WIDTH} px wide at its aspect)",
+        "with --camera-info: the mean of the renders' camera pose; default the domain's",
+    )
+    p.add_argument(
+        "--camera-size",
+        dest="camera_size",
+        default="",
+        metavar="WxH",
+        help="with a KITTI calib file: the size of the images it belongs to, e.g. 1600x900",
+    )
+    p.add_argument(
+        "--eval-images",
+        dest="eval_images",
+        type=int,
+        default=200,
+        help="evaluate on this many held-out images afterwards (0 = skip)",
+    )
     p.add_argument("--eval-seed", dest="eval_seed", type=int, default=12345, help="seed of the held-out images")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", parents=[common],
-                       help="per-class AP@0.5, mAP, and PredCls/SGCls/SGDet R@K, ngR@K, mR@K",
-                       description="Evaluate a checkpoint. Prints a per-class table (per KITTI difficulty when "
-                                   "the labels carry truncation/occlusion) and the Scene-Graph-Benchmark modes, "
-                                   "and writes JSON.")
+    p = sub.add_parser(
+        "eval",
+        parents=[common],
+        help="per-class AP@0.5, mAP, and PredCls/SGCls/SGDet R@K, ngR@K, mR@K",
+        description="Evaluate a checkpoint. Prints a per-class table (per KITTI difficulty when "
+        "the labels carry truncation/occlusion) and the Scene-Graph-Benchmark modes, "
+        "and writes JSON.",
+    )
     p.add_argument("--ckpt", required=True, help="checkpoint file (model.pt)")
     p.add_argument("--data", required=True, help="ENV:DOMAIN (e.g. drive:target) or a KITTI-format folder")
-    p.add_argument("--images", type=positive_int, default=500,
-                   help="number of images (simulated, or the first N of a folder)")
+    p.add_argument(
+        "--images", type=positive_int, default=500, help="number of images (simulated, or the first N of a folder)"
+    )
     p.add_argument("--seed", type=int, default=12345, help="simulator seed (keep it different from training)")
     p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=8)
     p.add_argument("--out", default="", help="JSON output (default: next to the checkpoint)")
-    p.add_argument("--difficulty", choices=("easy", "moderate", "hard"), default=None,
-                   help="KITTI difficulty for every number (objects outside it are ignored); default: all objects")
+    p.add_argument(
+        "--difficulty",
+        choices=("easy", "moderate", "hard"),
+        default=None,
+        help="KITTI difficulty for every number (objects outside it are ignored); default: all objects",
+    )
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("predict", parents=[common], help="scene graphs for image files (JSON + PNG drawings)",
-                       description="For each IMAGE write OUT/<name>.json (the scene graph), "
-                                   "OUT/<name>_annotated.png (boxes, labels, relationship arrows) and "
-                                   "OUT/<name>_graph.png (the graph as a diagram).")
+    p = sub.add_parser(
+        "predict",
+        parents=[common],
+        help="scene graphs for image files (JSON + PNG drawings)",
+        description="For each IMAGE write OUT/<name>.json (the scene graph), "
+        "OUT/<name>_annotated.png (boxes, labels, relationship arrows) and "
+        "OUT/<name>_graph.png (the graph as a diagram).",
+    )
     p.add_argument("--ckpt", required=True, help="checkpoint file (model.pt)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
     p.add_argument("--out", default="predictions", help="output folder (default: predictions/)")
-    p.add_argument("--score-threshold", dest="score_threshold", type=fraction, default=0.3,
-                   help="minimum object confidence")
-    p.add_argument("--relation-threshold", dest="relation_threshold", type=fraction, default=0.1,
-                   help="minimum relationship confidence (predicate prob x both object scores)")
+    p.add_argument(
+        "--score-threshold", dest="score_threshold", type=fraction, default=0.3, help="minimum object confidence"
+    )
+    p.add_argument(
+        "--relation-threshold",
+        dest="relation_threshold",
+        type=fraction,
+        default=0.1,
+        help="minimum relationship confidence (predicate prob x both object scores)",
+    )
     p.add_argument("--max-objects", dest="max_objects", type=positive_int, default=50)
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("export", help="export a checkpoint for deployment (ONNX, for the onnxruntime backend)",
-                       description="Write OUT (encoder + detection heads, dynamic batch, with the vocabulary, "
-                                   "input size and normalisation as metadata) and OUT's .relations.onnx beside it. "
-                                   "Any place a checkpoint is accepted (predict, eval, the perception node's "
-                                   "checkpoint parameter) then takes the .onnx file and runs it with ONNX Runtime.")
+    p = sub.add_parser(
+        "export",
+        help="export a checkpoint for deployment (ONNX, for the onnxruntime backend)",
+        description="Write OUT (encoder + detection heads, dynamic batch, with the vocabulary, "
+        "input size and normalisation as metadata) and OUT's .relations.onnx beside it. "
+        "Any place a checkpoint is accepted (predict, eval, the perception node's "
+        "checkpoint parameter) then takes the .onnx file and runs it with ONNX Runtime.",
+    )
     p.add_argument("--ckpt", required=True, help="checkpoint file (model.pt)")
     p.add_argument("--format", default="onnx", choices=("onnx",), help="export format (onnx)")
     p.add_argument("--out", required=True, help="output file, e.g. model.onnx")
     p.set_defaults(func=cmd_export)
 
-    adapt_cli.register(sub)   # the adaptation commands live with the adaptation code
+    adapt_cli.register(sub)  # the adaptation commands live with the adaptation code
     return parser
 
 
@@ -267,8 +327,16 @@ def _user_errors() -> tuple:
     is a bug and keeps its traceback."""
     # ValueError covers CheckpointError, ConfigError, AdaptConfigError, SimConfigError, CalibrationError,
     # KittiFormatError, ImageDecodeError, TargetSourceError, SceneGraphError
-    return (ValueError, OSError, BagError, AdaptationError, OnnxModelError, PretrainedWeightsError,
-            TrainingDivergedError, DistributedSetupError)
+    return (
+        ValueError,
+        OSError,
+        BagError,
+        AdaptationError,
+        OnnxModelError,
+        PretrainedWeightsError,
+        TrainingDivergedError,
+        DistributedSetupError,
+    )
 
 
 def main(argv=None) -> int:

@@ -19,6 +19,7 @@ YAML reader), :func:`deep_merge` (domain inheritance, ``--set`` overrides, bench
 :func:`config_dir` / :func:`config_path` (the config locator, ``$SIM2SG_CONFIG_DIR``; defined in
 :mod:`sim2sg_core.paths`, re-exported here).
 """
+
 from __future__ import annotations
 
 import copy
@@ -37,8 +38,7 @@ import yaml
 
 from sim2sg_core.paths import config_dir, config_path
 
-__all__ = ["ConfigError", "at", "config_dir", "config_path", "convert", "deep_merge", "from_dict",
-           "load_yaml_mapping"]
+__all__ = ["ConfigError", "at", "config_dir", "config_path", "convert", "deep_merge", "from_dict", "load_yaml_mapping"]
 
 PathLike = Union[str, os.PathLike]
 #: ``converter(value, where) -> value`` for one field (by name) or every field of one type.
@@ -65,8 +65,14 @@ def at(where: str, key: Union[str, int]) -> str:
 # --------------------------------------------------------------------------------------------------
 # YAML, merge, locator
 
-def load_yaml_mapping(path: PathLike, *, what: str = "config file", error: type[Exception] = ConfigError,
-                      mapping_hint: str = "the top level must be a mapping") -> dict:
+
+def load_yaml_mapping(
+    path: PathLike,
+    *,
+    what: str = "config file",
+    error: type[Exception] = ConfigError,
+    mapping_hint: str = "the top level must be a mapping",
+) -> dict:
     """Read a YAML file whose top level is a mapping; any problem raises ``error`` naming the file.
 
     One place for the checks every config reader needs: missing file, invalid YAML, wrong top level.
@@ -158,7 +164,7 @@ def _type_name(tp) -> str:
 def _converter_for(tp, converters: Mapping) -> Optional[Converter]:
     try:
         return converters.get(tp)
-    except TypeError:     # an unhashable annotation
+    except TypeError:  # an unhashable annotation
         return None
 
 
@@ -194,7 +200,7 @@ def _convert(value: Any, tp, where: str, converters: Mapping, error: type[Except
         if isinstance(value, bool):
             return value
         raise _Mismatch(where, "true or false", value)
-    if tp is int:      # numbers.Integral: numpy integers too (re-fitted content in a resume state)
+    if tp is int:  # numbers.Integral: numpy integers too (re-fitted content in a resume state)
         if isinstance(value, numbers.Integral) and not isinstance(value, bool):
             return int(value)
         raise _Mismatch(where, "int", value)
@@ -241,13 +247,15 @@ def _convert(value: Any, tp, where: str, converters: Mapping, error: type[Except
         if not args:
             return value
         kt, vt = args
-        return {_convert(k, kt, where, converters, error): _convert(v, vt, at(where, str(k)), converters, error)
-                for k, v in value.items()}
+        return {
+            _convert(k, kt, where, converters, error): _convert(v, vt, at(where, str(k)), converters, error)
+            for k, v in value.items()
+        }
     if isinstance(tp, type):
         if isinstance(value, tp):
             return value
         raise _Mismatch(where, _type_name(tp), value)
-    return value   # an annotation this module does not interpret: unchecked
+    return value  # an annotation this module does not interpret: unchecked
 
 
 def _call(conv: Converter, value: Any, where: str, error: type[Exception]) -> Any:
@@ -268,8 +276,14 @@ def convert(value: Any, tp, where: str, *, converters: Optional[Mapping] = None,
         raise error(e.message()) from None
 
 
-def from_dict(cls, data: Optional[Mapping], where: str = "config", *, converters: Optional[Mapping] = None,
-              error: type[Exception] = ConfigError):
+def from_dict(
+    cls,
+    data: Optional[Mapping],
+    where: str = "config",
+    *,
+    converters: Optional[Mapping] = None,
+    error: type[Exception] = ConfigError,
+):
     """Build dataclass ``cls`` from the mapping ``data``, checking every value against its field's type.
 
     ``where`` names the source and, after ``": "``, the key path of ``data`` in it (``"cfg.yaml"``,
@@ -292,12 +306,15 @@ def from_dict(cls, data: Optional[Mapping], where: str = "config", *, converters
     unknown = [k for k in data if k not in flds]
     if unknown:
         raise error(f"{where}: unknown field(s) {sorted(map(str, unknown))}; known: {sorted(flds)}")
-    missing = [n for n, f in flds.items() if n not in data and f.default is dataclasses.MISSING
-               and f.default_factory is dataclasses.MISSING]
+    missing = [
+        n
+        for n, f in flds.items()
+        if n not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     if missing:
         raise error(f"{where}: missing required field(s) {missing}")
     hints = _hints(cls)
-    by_type = {k: v for k, v in converters.items() if not isinstance(k, str)}   # these apply at every depth
+    by_type = {k: v for k, v in converters.items() if not isinstance(k, str)}  # these apply at every depth
     kwargs = {}
     for name, value in data.items():
         w = at(where, name)
@@ -315,7 +332,7 @@ def from_dict(cls, data: Optional[Mapping], where: str = "config", *, converters
             raise error(e.message()) from None
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as e:       # a __post_init__ check
+    except (TypeError, ValueError) as e:  # a __post_init__ check
         if isinstance(e, ConfigError) or isinstance(e, error):
             raise
         raise error(f"{where}: {e}") from None

@@ -9,6 +9,7 @@ pixel ``i`` spanning ``[i, i+1)``.
 KITTI ``P2``) become and what label alignment lifts boxes with. ``sim2sg_core.sim.Camera`` and
 ``sim2sg_core.sim.scene.Camera`` are the same class (re-exported there).
 """
+
 from __future__ import annotations
 
 import math
@@ -31,12 +32,19 @@ class Camera:
     pitch: float = 0.0
 
     @classmethod
-    def from_fov(cls, width: int, height: int, hfov_deg: float, height_m: float = 1.65,
-                 pitch: float = 0.0) -> "Camera":
+    def from_fov(cls, width: int, height: int, hfov_deg: float, height_m: float = 1.65, pitch: float = 0.0) -> "Camera":
         """Square pixels, principal point at the image centre; fx from the horizontal field of view."""
         f = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
-        return cls(fx=f, fy=f, cx=width / 2.0, cy=height / 2.0, width=int(width), height=int(height),
-                   height_m=float(height_m), pitch=float(pitch))
+        return cls(
+            fx=f,
+            fy=f,
+            cx=width / 2.0,
+            cy=height / 2.0,
+            width=int(width),
+            height=int(height),
+            height_m=float(height_m),
+            pitch=float(pitch),
+        )
 
     def with_pose(self, height_m: float, pitch: float) -> "Camera":
         return replace(self, height_m=float(height_m), pitch=float(pitch))
@@ -52,8 +60,9 @@ class Camera:
         if (width, height) == (self.width, self.height):
             return self
         sx, sy = width / self.width, height / self.height
-        return replace(self, fx=self.fx * sx, fy=self.fy * sy, cx=self.cx * sx, cy=self.cy * sy,
-                       width=width, height=height)
+        return replace(
+            self, fx=self.fx * sx, fy=self.fy * sy, cx=self.cx * sx, cy=self.cy * sy, width=width, height=height
+        )
 
     @property
     def hfov_deg(self) -> float:

@@ -4,6 +4,7 @@ Search order: ``$SIM2SG_CONFIG_DIR``; the source tree (``<repo>/config`` next to
 ``<prefix>/share/sim2sg_ros/config`` for the prefix this package is installed in (colcon install
 space or pip's ``sys.prefix``); the ament index.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,7 +30,7 @@ def _candidates() -> list[Path]:
         if len(here.parents) > up:
             cands.append(here.parents[up] / PACKAGE_SHARE / "config")
     cands.append(Path(sys.prefix) / PACKAGE_SHARE / "config")
-    share = ament_share_dir("sim2sg_ros")   # a ROS install where the package is registered in the ament index
+    share = ament_share_dir("sim2sg_ros")  # a ROS install where the package is registered in the ament index
     if share is not None:
         cands.append(share / "config")
     return cands
@@ -53,8 +54,10 @@ def config_dir() -> Path:
         if (c / "sim").is_dir():
             return c
     raise FileNotFoundError(
-        "cannot find the sim2sg config directory (looked in: " + ", ".join(str(c) for c in cands)
-        + "); set SIM2SG_CONFIG_DIR to the package's config/ folder")
+        "cannot find the sim2sg config directory (looked in: "
+        + ", ".join(str(c) for c in cands)
+        + "); set SIM2SG_CONFIG_DIR to the package's config/ folder"
+    )
 
 
 def config_path(*parts: str) -> Path:

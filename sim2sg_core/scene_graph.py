@@ -4,6 +4,7 @@ Boxes are float ``(x_min, y_min, x_max, y_max)`` in source-image pixels. Ground 
 the camera frame (x right, y down, z forward, metres). The relationship rule lives here because
 the simulator, the KITTI import and the evaluation must all agree on it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -70,13 +71,19 @@ class Vocabulary:
         return tuple(self.is_subject(c) for c in self.classes)
 
     def to_dict(self) -> dict:
-        return {"classes": list(self.classes), "predicates": list(self.predicates),
-                "subject_classes": list(self.subject_classes)}
+        return {
+            "classes": list(self.classes),
+            "predicates": list(self.predicates),
+            "subject_classes": list(self.subject_classes),
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "Vocabulary":
-        return cls(classes=tuple(d["classes"]), predicates=tuple(d.get("predicates", PREDICATES)),
-                   subject_classes=tuple(d.get("subject_classes", ())))
+        return cls(
+            classes=tuple(d["classes"]),
+            predicates=tuple(d.get("predicates", PREDICATES)),
+            subject_classes=tuple(d.get("subject_classes", ())),
+        )
 
 
 @dataclass
@@ -97,8 +104,12 @@ class SceneObject:
     yaw: float = 0.0
 
     def to_dict(self) -> dict:
-        d = {"class_name": self.class_name, "class_id": int(self.class_id),
-             "box": [float(v) for v in self.box], "score": float(self.score)}
+        d = {
+            "class_name": self.class_name,
+            "class_id": int(self.class_id),
+            "box": [float(v) for v in self.box],
+            "score": float(self.score),
+        }
         if self.position is not None:
             d["position"] = [float(v) for v in self.position]
         if self.size is not None:
@@ -111,12 +122,17 @@ class SceneObject:
 
     @classmethod
     def from_dict(cls, d: dict) -> "SceneObject":
-        return cls(class_name=d["class_name"], class_id=int(d["class_id"]),
-                   box=_box4(d["box"]), score=float(d.get("score", 1.0)),
-                   position=tuple(d["position"]) if d.get("position") is not None else None,
-                   size=tuple(d["size"]) if d.get("size") is not None else None,
-                   truncation=float(d.get("truncation", 0.0)), occlusion=float(d.get("occlusion", 0.0)),
-                   yaw=float(d.get("yaw", 0.0)))
+        return cls(
+            class_name=d["class_name"],
+            class_id=int(d["class_id"]),
+            box=_box4(d["box"]),
+            score=float(d.get("score", 1.0)),
+            position=tuple(d["position"]) if d.get("position") is not None else None,
+            size=tuple(d["size"]) if d.get("size") is not None else None,
+            truncation=float(d.get("truncation", 0.0)),
+            occlusion=float(d.get("occlusion", 0.0)),
+            yaw=float(d.get("yaw", 0.0)),
+        )
 
 
 @dataclass
@@ -130,13 +146,23 @@ class Relationship:
     score: float = 1.0
 
     def to_dict(self) -> dict:
-        return {"subject": int(self.subject), "object": int(self.object), "predicate": self.predicate,
-                "predicate_id": int(self.predicate_id), "score": float(self.score)}
+        return {
+            "subject": int(self.subject),
+            "object": int(self.object),
+            "predicate": self.predicate,
+            "predicate_id": int(self.predicate_id),
+            "score": float(self.score),
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "Relationship":
-        return cls(subject=int(d["subject"]), object=int(d["object"]), predicate=d["predicate"],
-                   predicate_id=int(d["predicate_id"]), score=float(d.get("score", 1.0)))
+        return cls(
+            subject=int(d["subject"]),
+            object=int(d["object"]),
+            predicate=d["predicate"],
+            predicate_id=int(d["predicate_id"]),
+            score=float(d.get("score", 1.0)),
+        )
 
 
 @dataclass
@@ -193,8 +219,7 @@ class SceneGraph:
         for k, r in enumerate(self.relationships):
             for role, idx in (("subject", r.subject), ("object", r.object)):
                 if not 0 <= idx < n:
-                    raise SceneGraphError(
-                        f"relationship {k} {role} index {idx} is out of range for {n} objects")
+                    raise SceneGraphError(f"relationship {k} {role} index {idx} is out of range for {n} objects")
             if r.subject == r.object:
                 raise SceneGraphError(f"relationship {k} relates object {r.subject} to itself")
         for i, g in enumerate(self.ignore_regions):
@@ -208,35 +233,47 @@ class SceneGraph:
 
     def triplets(self) -> list[tuple[str, str, str]]:
         """(subject class, predicate, object class) per relationship, for quick inspection."""
-        return [(self.objects[r.subject].class_name, r.predicate, self.objects[r.object].class_name)
-                for r in self.relationships]
+        return [
+            (self.objects[r.subject].class_name, r.predicate, self.objects[r.object].class_name)
+            for r in self.relationships
+        ]
 
     def to_dict(self) -> dict:
-        d = {"image_width": int(self.image_width), "image_height": int(self.image_height),
-             "model_id": self.model_id, "objects": [o.to_dict() for o in self.objects],
-             "relationships": [r.to_dict() for r in self.relationships]}
+        d = {
+            "image_width": int(self.image_width),
+            "image_height": int(self.image_height),
+            "model_id": self.model_id,
+            "objects": [o.to_dict() for o in self.objects],
+            "relationships": [r.to_dict() for r in self.relationships],
+        }
         if self.vocab is not None:
             d["vocab"] = self.vocab.to_dict()
-        if self.ignore_regions:   # absent = none (older files and predictions look as before)
+        if self.ignore_regions:  # absent = none (older files and predictions look as before)
             d["ignore_regions"] = [g.to_dict() for g in self.ignore_regions]
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "SceneGraph":
-        return cls(objects=[SceneObject.from_dict(o) for o in d.get("objects", [])],
-                   relationships=[Relationship.from_dict(r) for r in d.get("relationships", [])],
-                   image_width=int(d.get("image_width", 0)), image_height=int(d.get("image_height", 0)),
-                   model_id=d.get("model_id", ""),
-                   vocab=Vocabulary.from_dict(d["vocab"]) if d.get("vocab") else None,
-                   ignore_regions=[IgnoreRegion.from_dict(g) for g in d.get("ignore_regions") or []]).validate()
+        return cls(
+            objects=[SceneObject.from_dict(o) for o in d.get("objects", [])],
+            relationships=[Relationship.from_dict(r) for r in d.get("relationships", [])],
+            image_width=int(d.get("image_width", 0)),
+            image_height=int(d.get("image_height", 0)),
+            model_id=d.get("model_id", ""),
+            vocab=Vocabulary.from_dict(d["vocab"]) if d.get("vocab") else None,
+            ignore_regions=[IgnoreRegion.from_dict(g) for g in d.get("ignore_regions") or []],
+        ).validate()
 
 
 def keep_objects(graph: "SceneGraph", keep: Sequence[int]) -> "SceneGraph":
     """``graph`` restricted to the objects ``keep`` (in that order), with the relationships among
     them re-indexed; relationships touching a dropped object are dropped."""
     remap = {old: new for new, old in enumerate(keep)}
-    rels = [dataclasses.replace(r, subject=remap[r.subject], object=remap[r.object])
-            for r in graph.relationships if r.subject in remap and r.object in remap]
+    rels = [
+        dataclasses.replace(r, subject=remap[r.subject], object=remap[r.object])
+        for r in graph.relationships
+        if r.subject in remap and r.object in remap
+    ]
     return dataclasses.replace(graph, objects=[graph.objects[i] for i in keep], relationships=rels)
 
 

@@ -3,6 +3,7 @@
 Shared by the CLI ``predict`` command, the ROS debug image and the demo. Pure functions:
 RGB uint8 in, RGB uint8 out.
 """
+
 from __future__ import annotations
 
 import colorsys
@@ -28,8 +29,9 @@ def _label(img, text, org, colour, scale):
     cv2.putText(img, text, (x + 1, y - 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
 
 
-def draw_scene_graph(rgb: np.ndarray, graph: SceneGraph, max_relationships: int = 30,
-                     show_scores: bool = True) -> np.ndarray:
+def draw_scene_graph(
+    rgb: np.ndarray, graph: SceneGraph, max_relationships: int = 30, show_scores: bool = True
+) -> np.ndarray:
     """Copy of ``rgb`` with boxes, class labels and the top relationships as labelled arrows."""
     img = np.ascontiguousarray(rgb.copy())
     scale = max(0.35, min(img.shape[:2]) / 500.0)
@@ -51,10 +53,12 @@ def draw_scene_graph(rgb: np.ndarray, graph: SceneGraph, max_relationships: int 
     return img
 
 
-def draw_graph_diagram(graph: SceneGraph, size: tuple[int, int] = (640, 480),
-                       max_relationships: int = 40) -> np.ndarray:
+def draw_graph_diagram(
+    graph: SceneGraph, size: tuple[int, int] = (640, 480), max_relationships: int = 40
+) -> np.ndarray:
     """The graph itself: objects as coloured nodes on a circle, relationships as labelled arrows (matplotlib)."""
     import matplotlib  # deferred: heavy, and only this drawing needs it (the ROS node imports viz)
+
     matplotlib.use("Agg", force=False)
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # deferred: after matplotlib.use("Agg")
     from matplotlib.figure import Figure  # deferred: as above
@@ -67,21 +71,45 @@ def draw_graph_diagram(graph: SceneGraph, size: tuple[int, int] = (640, 480),
     ax.set_ylim(-1.25, 1.25)
     ax.axis("off")
     n = len(graph.objects)
-    pos = [(math.cos(2 * math.pi * i / max(n, 1) + math.pi / 2), math.sin(2 * math.pi * i / max(n, 1) + math.pi / 2))
-           for i in range(n)]
+    pos = [
+        (math.cos(2 * math.pi * i / max(n, 1) + math.pi / 2), math.sin(2 * math.pi * i / max(n, 1) + math.pi / 2))
+        for i in range(n)
+    ]
     rels = sorted(graph.relationships, key=lambda r: -r.score)[:max_relationships]
     for r in rels:
         (x0, y0), (x1, y1) = pos[r.subject], pos[r.object]
-        ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
-                    arrowprops=dict(arrowstyle="-|>", color="0.35", lw=1, shrinkA=14, shrinkB=14,
-                                    connectionstyle="arc3,rad=0.12"))
-        ax.text(0.55 * x0 + 0.45 * x1, 0.55 * y0 + 0.45 * y1, r.predicate, fontsize=7, color="0.2",
-                ha="center", va="center", bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8))
+        ax.annotate(
+            "",
+            xy=(x1, y1),
+            xytext=(x0, y0),
+            arrowprops=dict(
+                arrowstyle="-|>", color="0.35", lw=1, shrinkA=14, shrinkB=14, connectionstyle="arc3,rad=0.12"
+            ),
+        )
+        ax.text(
+            0.55 * x0 + 0.45 * x1,
+            0.55 * y0 + 0.45 * y1,
+            r.predicate,
+            fontsize=7,
+            color="0.2",
+            ha="center",
+            va="center",
+            bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8),
+        )
     for i, o in enumerate(graph.objects):
         c = tuple(v / 255 for v in class_colour(o.class_id))
         ax.scatter([pos[i][0]], [pos[i][1]], s=700, color=c, zorder=3)
-        ax.text(pos[i][0], pos[i][1], f"{i}\n{o.class_name}", ha="center", va="center", fontsize=7, zorder=4,
-                color="white", fontweight="bold")
+        ax.text(
+            pos[i][0],
+            pos[i][1],
+            f"{i}\n{o.class_name}",
+            ha="center",
+            va="center",
+            fontsize=7,
+            zorder=4,
+            color="white",
+            fontweight="bold",
+        )
     if n == 0:
         ax.text(0, 0, "(no objects)", ha="center", va="center")
     canvas.draw()

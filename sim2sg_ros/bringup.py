@@ -10,6 +10,7 @@ Each node runs in its own process (``python -m sim2sg_ros.<node> --ros-args --pa
 exactly what launch_ros would start. SIGINT / SIGTERM are forwarded to every node; the bring-up
 exits when a node exits (with that node's status), after stopping the others.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,6 @@ from typing import Optional
 
 from sim2sg_ros.params import ADAPTATION_NODE, PERCEPTION_NODE, SIM_CAMERA_NODE, read_params_yaml
 from sim2sg_ros.topics import IMAGE_TOPIC
-
 
 
 @dataclass
@@ -64,12 +64,19 @@ def _image_remaps(image_topic: str) -> list:
     return [(IMAGE_TOPIC, image_topic)]
 
 
-def perception_commands(params_file: str, *, image_topic: str = IMAGE_TOPIC, checkpoint: str = "",
-                        device: str = "", backend: str = "", use_sim_camera: bool = False,
-                        sim_domain: str = "") -> list[NodeCommand]:
+def perception_commands(
+    params_file: str,
+    *,
+    image_topic: str = IMAGE_TOPIC,
+    checkpoint: str = "",
+    device: str = "",
+    backend: str = "",
+    use_sim_camera: bool = False,
+    sim_domain: str = "",
+) -> list[NodeCommand]:
     """The processes ``perception.launch.py`` starts, for the same arguments."""
     params_file = str(Path(params_file).resolve())
-    read_params_yaml(params_file, PERCEPTION_NODE)   # fail early, naming the file, if it is not a params file
+    read_params_yaml(params_file, PERCEPTION_NODE)  # fail early, naming the file, if it is not a params file
     overrides = {}
     if checkpoint:
         overrides["checkpoint"] = os.path.abspath(checkpoint)
@@ -85,8 +92,9 @@ def perception_commands(params_file: str, *, image_topic: str = IMAGE_TOPIC, che
     return cmds
 
 
-def adaptation_commands(params_file: str, *, bags: list, topic: str = "", init_checkpoint: str = "",
-                        output: str = "") -> list[NodeCommand]:
+def adaptation_commands(
+    params_file: str, *, bags: list, topic: str = "", init_checkpoint: str = "", output: str = ""
+) -> list[NodeCommand]:
     """The process ``adaptation.launch.py`` starts, for the same arguments."""
     params_file = str(Path(params_file).resolve())
     read_params_yaml(params_file, ADAPTATION_NODE)
@@ -180,8 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="what", required=True)
     p = sub.add_parser("perception", help="perception_node (+ optional sim_camera_node)")
     p.add_argument("--params", "--params-file", dest="params", default=_default_params("perception.yaml"))
-    p.add_argument("--image-topic", default=IMAGE_TOPIC,
-                   help=f"camera image topic (default: {IMAGE_TOPIC}, relative to the node's namespace)")
+    p.add_argument(
+        "--image-topic",
+        default=IMAGE_TOPIC,
+        help=f"camera image topic (default: {IMAGE_TOPIC}, relative to the node's namespace)",
+    )
     p.add_argument("--checkpoint", default="", help="override the YAML's checkpoint")
     p.add_argument("--device", default="", choices=("", "auto", "cpu", "cuda"))
     p.add_argument("--backend", default="", choices=("", "auto", "torch", "onnxruntime"))
@@ -201,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _default_params(name: str) -> str:
     try:
         from sim2sg_core.paths import config_path
+
         return str(config_path(name))
     except FileNotFoundError:
         return str(Path("config") / name)
@@ -210,12 +222,19 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.what == "perception":
-            cmds = perception_commands(args.params, image_topic=args.image_topic, checkpoint=args.checkpoint,
-                                       device=args.device, backend=args.backend, use_sim_camera=args.use_sim_camera,
-                                       sim_domain=args.sim_domain)
+            cmds = perception_commands(
+                args.params,
+                image_topic=args.image_topic,
+                checkpoint=args.checkpoint,
+                device=args.device,
+                backend=args.backend,
+                use_sim_camera=args.use_sim_camera,
+                sim_domain=args.sim_domain,
+            )
         else:
-            cmds = adaptation_commands(args.params, bags=args.bag, topic=args.topic,
-                                       init_checkpoint=args.init_checkpoint, output=args.output)
+            cmds = adaptation_commands(
+                args.params, bags=args.bag, topic=args.topic, init_checkpoint=args.init_checkpoint, output=args.output
+            )
     except ValueError as exc:
         print(f"[bringup] error: {exc}", file=sys.stderr)
         return 2

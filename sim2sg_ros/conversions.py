@@ -1,20 +1,35 @@
 """The only place that knows both worlds: core SceneGraph dataclass <-> sim2sg_ros/msg/SceneGraph,
 and ROS images <-> RGB numpy arrays.
 """
+
 from __future__ import annotations
 
 from typing import Optional
 
 from sim2sg_core.data.image_codec import ImageDecodeError
-from sim2sg_core.scene_graph import (PREDICATES, Relationship, SceneGraph, SceneGraphError, SceneObject,
-                                     Vocabulary)
+from sim2sg_core.scene_graph import PREDICATES, Relationship, SceneGraph, SceneGraphError, SceneObject, Vocabulary
 
-__all__ = ["scene_graph_to_msg", "msg_to_scene_graph", "SceneGraphError", "image_msg_to_rgb", "rgb_to_image_msg",
-           "rgb_to_compressed_msg", "cv_bridge_available", "ImageDecodeError", "IMAGE_BACKENDS"]
+__all__ = [
+    "scene_graph_to_msg",
+    "msg_to_scene_graph",
+    "SceneGraphError",
+    "image_msg_to_rgb",
+    "rgb_to_image_msg",
+    "rgb_to_compressed_msg",
+    "cv_bridge_available",
+    "ImageDecodeError",
+    "IMAGE_BACKENDS",
+]
 
 
-def scene_graph_to_msg(graph: SceneGraph, header=None, *, vocab: Optional[Vocabulary] = None,
-                       model_version: str = "", processing_time: float = 0.0):
+def scene_graph_to_msg(
+    graph: SceneGraph,
+    header=None,
+    *,
+    vocab: Optional[Vocabulary] = None,
+    model_version: str = "",
+    processing_time: float = 0.0,
+):
     """Build a ``sim2sg_ros/msg/SceneGraph`` from a core graph.
 
     ``header`` (std_msgs/Header) is copied as is: pass the source image's header so stamp and
@@ -71,24 +86,46 @@ def msg_to_scene_graph(msg) -> SceneGraph:
     """Core graph from a ``sim2sg_ros/msg/SceneGraph``; rejects out-of-range indices with SceneGraphError."""
     vocab = None
     if msg.class_names:
-        vocab = Vocabulary(classes=tuple(msg.class_names),
-                           predicates=tuple(msg.predicate_names) or PREDICATES,
-                           subject_classes=tuple(msg.subject_class_names))
+        vocab = Vocabulary(
+            classes=tuple(msg.class_names),
+            predicates=tuple(msg.predicate_names) or PREDICATES,
+            subject_classes=tuple(msg.subject_class_names),
+        )
     objects = []
     for i, m in enumerate(msg.objects):
         if m.index != i:
-            raise SceneGraphError(f"SceneGraph message object {i} carries index {m.index}; "
-                                  "indices must equal array positions")
+            raise SceneGraphError(
+                f"SceneGraph message object {i} carries index {m.index}; indices must equal array positions"
+            )
         pos = (m.position.x, m.position.y, m.position.z) if m.position_valid else None
-        objects.append(SceneObject(class_name=m.class_name, class_id=int(m.class_id),
-                                   box=(m.x_min, m.y_min, m.x_max, m.y_max), score=float(m.score),
-                                   position=pos))
-    rels = [Relationship(subject=int(r.subject_index), object=int(r.object_index), predicate=r.predicate,
-                         predicate_id=int(r.predicate_id), score=float(r.score)) for r in msg.relationships]
-    graph = SceneGraph(objects=objects, relationships=rels, image_width=int(msg.image_width),
-                       image_height=int(msg.image_height), model_id=msg.model_id, vocab=vocab)
+        objects.append(
+            SceneObject(
+                class_name=m.class_name,
+                class_id=int(m.class_id),
+                box=(m.x_min, m.y_min, m.x_max, m.y_max),
+                score=float(m.score),
+                position=pos,
+            )
+        )
+    rels = [
+        Relationship(
+            subject=int(r.subject_index),
+            object=int(r.object_index),
+            predicate=r.predicate,
+            predicate_id=int(r.predicate_id),
+            score=float(r.score),
+        )
+        for r in msg.relationships
+    ]
+    graph = SceneGraph(
+        objects=objects,
+        relationships=rels,
+        image_width=int(msg.image_width),
+        image_height=int(msg.image_height),
+        model_id=msg.model_id,
+        vocab=vocab,
+    )
     return graph.validate()
-
 
 
 # --------------------------------------------------------------------------------------------------
@@ -107,6 +144,7 @@ _CV_BRIDGE = None  # cached CvBridge instance, False when cv_bridge cannot be im
 
 def _codec():
     from sim2sg_core.data import image_codec
+
     return image_codec
 
 
@@ -115,6 +153,7 @@ def _bridge():
     if _CV_BRIDGE is None:
         try:
             from cv_bridge import CvBridge
+
             _CV_BRIDGE = CvBridge()
         except Exception:  # noqa: BLE001 - ImportError, or a cv_bridge built against another ABI: use NumPy
             _CV_BRIDGE = False
@@ -156,13 +195,15 @@ def image_msg_to_rgb(msg, backend: str = "auto"):
     if compressed:
         return codec.decode_compressed(msg.format, msg.data)
     # msg.data is an array.array('B'): the codec views it without a copy
-    return codec.decode_raw(msg.encoding, int(msg.height), int(msg.width), int(msg.step), msg.data,
-                            bool(msg.is_bigendian))
+    return codec.decode_raw(
+        msg.encoding, int(msg.height), int(msg.width), int(msg.step), msg.data, bool(msg.is_bigendian)
+    )
 
 
 def _bridge_to_rgb(msg, compressed: bool, codec):
     """cv_bridge path: same checks and errors as the NumPy path (cv_bridge's own are less precise)."""
     import numpy as np
+
     bridge = _bridge()
     try:
         if compressed:
@@ -171,12 +212,12 @@ def _bridge_to_rgb(msg, compressed: bool, codec):
             out = bridge.compressed_imgmsg_to_cv2(msg, desired_encoding="rgb8")
         else:
             if msg.height == 0 or msg.width == 0 or len(msg.data) == 0:
-                raise codec.ImageDecodeError(
-                    f"image {msg.width}x{msg.height} ({msg.encoding!r}) has no data")
+                raise codec.ImageDecodeError(f"image {msg.width}x{msg.height} ({msg.encoding!r}) has no data")
             if msg.step * msg.height != len(msg.data):
                 raise codec.ImageDecodeError(
                     f"image {msg.width}x{msg.height} ({msg.encoding!r}): step {msg.step} x height "
-                    f"{msg.height} != data size {len(msg.data)}")
+                    f"{msg.height} != data size {len(msg.data)}"
+                )
             out = bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8")
     except codec.ImageDecodeError:
         raise
@@ -191,10 +232,17 @@ def _bridge_to_rgb(msg, compressed: bool, codec):
 def rgb_to_image_msg(rgb, encoding: str = "rgb8", header=None, backend: str = "auto"):
     """sensor_msgs/Image with ``encoding`` from an RGB uint8 (H, W, 3) array."""
     from sensor_msgs.msg import Image
+
     if _use_bridge(backend):
         import cv2
-        conv = {"rgb8": None, "bgr8": cv2.COLOR_RGB2BGR, "rgba8": cv2.COLOR_RGB2RGBA,
-                "bgra8": cv2.COLOR_RGB2BGRA, "mono8": cv2.COLOR_RGB2GRAY}
+
+        conv = {
+            "rgb8": None,
+            "bgr8": cv2.COLOR_RGB2BGR,
+            "rgba8": cv2.COLOR_RGB2RGBA,
+            "bgra8": cv2.COLOR_RGB2BGRA,
+            "mono8": cv2.COLOR_RGB2GRAY,
+        }
         if encoding in conv:
             img = rgb if conv[encoding] is None else cv2.cvtColor(rgb, conv[encoding])
             msg = _bridge().cv2_to_imgmsg(img, encoding=encoding)
@@ -216,10 +264,11 @@ def rgb_to_image_msg(rgb, encoding: str = "rgb8", header=None, backend: str = "a
 def rgb_to_compressed_msg(rgb, fmt: str = "jpeg", header=None):
     """sensor_msgs/CompressedImage (``jpeg`` or ``png``) from an RGB uint8 array."""
     from sensor_msgs.msg import CompressedImage
+
     msg = CompressedImage()
     if header is not None:
         msg.header = header
     codec = _codec()
-    msg.format = codec.compressed_format_string(fmt)   # image_transport's "rgb8; jpeg compressed bgr8"
+    msg.format = codec.compressed_format_string(fmt)  # image_transport's "rgb8; jpeg compressed bgr8"
     msg.data = codec.encode_compressed(rgb, fmt)
     return msg

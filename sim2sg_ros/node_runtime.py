@@ -4,6 +4,7 @@ A node constructor that finds bad configuration raises ValueError / RuntimeError
 sentence; :func:`run_node` prints it and exits with status 2 instead of a traceback. SIGINT and
 SIGTERM shut the node down cleanly (rclpy's signal handlers), with status 0.
 """
+
 from __future__ import annotations
 
 import sys
@@ -14,8 +15,7 @@ EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 
 
-def run_node(factory: Callable, args: Optional[list] = None, *, num_threads: int = 1,
-             spin: bool = True) -> int:
+def run_node(factory: Callable, args: Optional[list] = None, *, num_threads: int = 1, spin: bool = True) -> int:
     """Init rclpy, build the node with ``factory()``, spin it, shut down; return the exit status.
 
     ``num_threads > 1`` spins a MultiThreadedExecutor (for nodes with blocking service handlers in

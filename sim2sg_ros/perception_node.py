@@ -17,6 +17,7 @@ Design, in the order a frame meets it:
 * ``/diagnostics`` carries input / output rates, latency (receive → publish), and the frame
   counters, once per ``diagnostics_period``.
 """
+
 from __future__ import annotations
 
 import collections
@@ -39,8 +40,15 @@ from sim2sg_ros import conversions
 from sim2sg_ros.node_runtime import run_node
 from sim2sg_ros.params import PERCEPTION_NODE, PERCEPTION_PARAMS, declare, spec_map, validate
 from sim2sg_ros.tf_pose import TfCameraPose, tf2_available
-from sim2sg_ros.topics import (DEBUG_IMAGE_TOPIC, DIAGNOSTICS_TOPIC, IMAGE_TOPIC, SCENE_GRAPH_TOPIC, camera_info_topic,
-                               image_qos, scene_graph_qos)
+from sim2sg_ros.topics import (
+    DEBUG_IMAGE_TOPIC,
+    DIAGNOSTICS_TOPIC,
+    IMAGE_TOPIC,
+    SCENE_GRAPH_TOPIC,
+    camera_info_topic,
+    image_qos,
+    scene_graph_qos,
+)
 
 #: Thresholds that are copied onto the Predictor (and onto every newly loaded one).
 RUNTIME_MODEL_PARAMS = ("score_threshold", "relation_threshold", "max_objects")
@@ -63,8 +71,8 @@ class FrameStats:
         self.lock = threading.Lock()
         self.received = self.processed = self.dropped = self.rejected = self.errors = 0
         self.no_model = 0
-        self.latencies = collections.deque(maxlen=window)   # seconds, receive → publish
-        self.inference = collections.deque(maxlen=window)   # seconds, predictor only
+        self.latencies = collections.deque(maxlen=window)  # seconds, receive → publish
+        self.inference = collections.deque(maxlen=window)  # seconds, predictor only
         self._last = (time.monotonic(), 0, 0)
 
     def rates(self) -> tuple[float, float]:
@@ -96,7 +104,7 @@ class PerceptionNode(LifecycleNode):
         self.stats = FrameStats()
         # Model state: the predictor is replaced as a whole (attribute swap), read once per frame.
         self._predictor = None
-        self._model_lock = threading.Lock()          # serialises loads
+        self._model_lock = threading.Lock()  # serialises loads
         self._model_path = ""
         self._model_signature: Optional[tuple] = None
         self._failed_signature: Optional[tuple] = None
@@ -111,7 +119,7 @@ class PerceptionNode(LifecycleNode):
         self._running = False
         self._worker: Optional[threading.Thread] = None
         self._camera_info = None
-        self._tf_pose = None            # TfCameraPose where tf2_ros imports and camera_pose_from_tf is set
+        self._tf_pose = None  # TfCameraPose where tf2_ros imports and camera_pose_from_tf is set
         self.camera_pose_source = "parameters"
         self._viz = None
         self.last_reject = ""
@@ -127,22 +135,26 @@ class PerceptionNode(LifecycleNode):
         self._version = _package_version()
         if self.params["autostart"]:
             self.trigger_configure()
-            if self._running:            # configured (a missing or bad model still configures: hot reload)
+            if self._running:  # configured (a missing or bad model still configures: hot reload)
                 self.trigger_activate()
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         if self.params["num_threads"] > 0:
             import torch
+
             torch.set_num_threads(int(self.params["num_threads"]))
         from sim2sg_ros.msg import SceneGraph as SceneGraphMsg
+
         self._graph_pub = self.create_lifecycle_publisher(SceneGraphMsg, SCENE_GRAPH_TOPIC, scene_graph_qos())
         self._debug_pub = self.create_lifecycle_publisher(Image, DEBUG_IMAGE_TOPIC, 1)
-        self._reload_srv = self.create_service(Trigger, "~/reload", self._on_reload_service,
-                                               callback_group=self._service_group)
+        self._reload_srv = self.create_service(
+            Trigger, "~/reload", self._on_reload_service, callback_group=self._service_group
+        )
         if self.params["reload_poll_period"] > 0:
-            self._poll_timer = self.create_timer(self.params["reload_poll_period"], self._poll_checkpoint,
-                                                 callback_group=self._service_group)
+            self._poll_timer = self.create_timer(
+                self.params["reload_poll_period"], self._poll_checkpoint, callback_group=self._service_group
+            )
         # First model: loaded synchronously so a good configuration serves the first frame; a bad one
         # is reported and the node waits for a good file (hot reload) instead of failing.
         if self.params["checkpoint"]:
@@ -170,11 +182,11 @@ class PerceptionNode(LifecycleNode):
         if self.params["use_camera_info"]:
             info_topic = camera_info_topic(self.resolve_topic_name(IMAGE_TOPIC))
             # best effort matches reliable and best-effort publishers alike
-            self._info_sub = self.create_subscription(CameraInfo, info_topic, self._on_camera_info,
-                                                      image_qos(False, 1))
+            self._info_sub = self.create_subscription(CameraInfo, info_topic, self._on_camera_info, image_qos(False, 1))
         self.get_logger().info(
             f"listening on {self.input_topic} ({'reliable' if reliable else 'best effort'}, depth {depth}), "
-            f"publishing {self.resolve_topic_name(SCENE_GRAPH_TOPIC)}")
+            f"publishing {self.resolve_topic_name(SCENE_GRAPH_TOPIC)}"
+        )
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -183,7 +195,7 @@ class PerceptionNode(LifecycleNode):
                 self.destroy_subscription(sub)
         self._image_sub = self._info_sub = None
         with self._cv:
-            self._pending = None               # a frame that arrived before deactivation is not processed
+            self._pending = None  # a frame that arrived before deactivation is not processed
         self.get_logger().info(f"inactive: unsubscribed from {self.input_topic}; the model stays loaded")
         return super().on_deactivate(state)
 
@@ -216,6 +228,7 @@ class PerceptionNode(LifecycleNode):
         gc.collect()
         if device is not None and getattr(device, "type", "") == "cuda":
             import torch
+
             torch.cuda.empty_cache()
 
     # ------------------------------------------------------------------ parameters
@@ -260,12 +273,15 @@ class PerceptionNode(LifecycleNode):
                 self.reload_failures += 1
                 self._failed_signature = signature
                 what = exc if str(exc) else type(exc).__name__
-                keep = (f"; keeping model {self._predictor.model_id!r}" if self._predictor is not None
-                        else "; no model loaded, frames are skipped until a good checkpoint appears")
+                keep = (
+                    f"; keeping model {self._predictor.model_id!r}"
+                    if self._predictor is not None
+                    else "; no model loaded, frames are skipped until a good checkpoint appears"
+                )
                 self.last_error = f"cannot load checkpoint {path}: {what}{keep}"
                 return False, self.last_error
             old = self._predictor.model_id if self._predictor is not None else None
-            self._predictor = predictor            # atomic swap: the worker reads it once per frame
+            self._predictor = predictor  # atomic swap: the worker reads it once per frame
             self._model_path = path
             self._model_signature = signature
             self._failed_signature = None
@@ -276,12 +292,16 @@ class PerceptionNode(LifecycleNode):
 
     def _build_predictor(self, path: str):
         from sim2sg_core.model.predictor import Predictor
-        predictor = Predictor.from_checkpoint(path, device=self.params["device"], backend=self.params["backend"],
-                                              threads=int(self.params["num_threads"]))
+
+        predictor = Predictor.from_checkpoint(
+            path, device=self.params["device"], backend=self.params["backend"], threads=int(self.params["num_threads"])
+        )
         w, h = self.params["input_width"], self.params["input_height"]
         if w and h and (int(w), int(h)) != predictor.input_size and predictor.backend == "onnxruntime":
-            raise ValueError(f"input_width/input_height {w}x{h} differ from the ONNX graph's fixed input "
-                             f"{predictor.input_size[0]}x{predictor.input_size[1]}; set them to 0 or use backend torch")
+            raise ValueError(
+                f"input_width/input_height {w}x{h} differ from the ONNX graph's fixed input "
+                f"{predictor.input_size[0]}x{predictor.input_size[1]}; set them to 0 or use backend torch"
+            )
         if w and h:
             predictor.input_size = (int(w), int(h))
         predictor.amp = False
@@ -313,6 +333,7 @@ class PerceptionNode(LifecycleNode):
                 self._log_outcome(ok, message)
             finally:
                 self._loading = False
+
         threading.Thread(target=work, name="sim2sg-reload", daemon=True).start()
 
     def _poll_checkpoint(self) -> None:
@@ -342,7 +363,7 @@ class PerceptionNode(LifecycleNode):
             with self.stats.lock:
                 self.stats.received += 1
                 if self._pending is not None:
-                    self.stats.dropped += 1        # the older frame never reached the model
+                    self.stats.dropped += 1  # the older frame never reached the model
             self._pending = (msg, t)
             self._cv.notify()
 
@@ -362,11 +383,12 @@ class PerceptionNode(LifecycleNode):
                 self._process(msg, t_recv)
             except Exception as exc:  # noqa: BLE001 - never let one frame kill the pipeline
                 if not self.context.ok():
-                    return            # shutting down (SIGINT): the publishers are gone, nothing to report
+                    return  # shutting down (SIGINT): the publishers are gone, nothing to report
                 with self.stats.lock:
                     self.stats.errors += 1
-                self.get_logger().error(f"frame processing failed: {type(exc).__name__}: {exc}",
-                                        throttle_duration_sec=LOG_THROTTLE_S)
+                self.get_logger().error(
+                    f"frame processing failed: {type(exc).__name__}: {exc}", throttle_duration_sec=LOG_THROTTLE_S
+                )
 
     def _process(self, msg, t_recv: float) -> None:
         try:
@@ -375,8 +397,10 @@ class PerceptionNode(LifecycleNode):
             with self.stats.lock:
                 self.stats.rejected += 1
             self.last_reject = str(exc)
-            self.get_logger().warn(f"rejected frame (stamp {msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}): "
-                                   f"{exc}", throttle_duration_sec=LOG_THROTTLE_S)
+            self.get_logger().warn(
+                f"rejected frame (stamp {msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}): {exc}",
+                throttle_duration_sec=LOG_THROTTLE_S,
+            )
             return
         predictor = self._predictor
         if predictor is None:
@@ -387,8 +411,9 @@ class PerceptionNode(LifecycleNode):
         graph = predictor.predict([rgb])[0]
         t_inf = time.monotonic() - t0
         self._fill_positions(graph, rgb.shape[1], rgb.shape[0])
-        out = conversions.scene_graph_to_msg(graph, msg.header, vocab=graph.vocab or getattr(predictor, "vocab", None),
-                                             model_version=self._version)
+        out = conversions.scene_graph_to_msg(
+            graph, msg.header, vocab=graph.vocab or getattr(predictor, "vocab", None), model_version=self._version
+        )
         out.processing_time = float(time.monotonic() - t_recv)
         self._graph_pub.publish(out)
         latency = time.monotonic() - t_recv
@@ -420,14 +445,15 @@ class PerceptionNode(LifecycleNode):
             return None
         w, h = (info.width, info.height) if info.width and info.height else (width, height)
         height_m, pitch = float(self.params["camera_height"]), float(self.params["camera_pitch"])
-        pose = self._tf_pose.lookup(info.header.frame_id) if self._tf_pose is not None and info.header.frame_id \
-            else None
+        pose = (
+            self._tf_pose.lookup(info.header.frame_id) if self._tf_pose is not None and info.header.frame_id else None
+        )
         if pose is not None and pose[0] > 0:
             height_m, pitch = pose
         self.camera_pose_source = "tf" if pose is not None and pose[0] > 0 else "parameters"
         try:
             cam = camera_from_matrix(info.k, w, h, height_m=height_m, pitch=pitch, where="camera_info")
-        except CalibrationError as exc:       # e.g. an uncalibrated camera's all-zero K
+        except CalibrationError as exc:  # e.g. an uncalibrated camera's all-zero K
             self.get_logger().warn(f"no ground positions: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
             return None
         return cam.scaled(width, height)
@@ -436,6 +462,7 @@ class PerceptionNode(LifecycleNode):
         if self._viz is None:
             try:
                 from sim2sg_core.viz import draw_scene_graph
+
                 self._viz = draw_scene_graph
             except ImportError as exc:
                 self._viz = False
@@ -450,11 +477,17 @@ class PerceptionNode(LifecycleNode):
         with self.stats.lock:
             lat = np.array(self.stats.latencies, dtype=np.float64)
             inf = np.array(self.stats.inference, dtype=np.float64)
-            counters = dict(frames_received=self.stats.received, frames_published=self.stats.processed,
-                            frames_dropped=self.stats.dropped, frames_rejected=self.stats.rejected,
-                            frames_without_model=self.stats.no_model, frame_errors=self.stats.errors)
-        status = DiagnosticStatus(name=f"{self.get_fully_qualified_name().lstrip('/')}: scene graph pipeline",
-                                  hardware_id="sim2sg_ros")
+            counters = dict(
+                frames_received=self.stats.received,
+                frames_published=self.stats.processed,
+                frames_dropped=self.stats.dropped,
+                frames_rejected=self.stats.rejected,
+                frames_without_model=self.stats.no_model,
+                frame_errors=self.stats.errors,
+            )
+        status = DiagnosticStatus(
+            name=f"{self.get_fully_qualified_name().lstrip('/')}: scene graph pipeline", hardware_id="sim2sg_ros"
+        )
         predictor = self._predictor
         if predictor is None:
             status.level, status.message = DiagnosticStatus.ERROR, self.last_error or "no model loaded"
@@ -465,16 +498,20 @@ class PerceptionNode(LifecycleNode):
         else:
             status.level, status.message = DiagnosticStatus.OK, "running"
         values = {
-            "input_rate_hz": f"{in_rate:.2f}", "output_rate_hz": f"{out_rate:.2f}",
+            "input_rate_hz": f"{in_rate:.2f}",
+            "output_rate_hz": f"{out_rate:.2f}",
             "latency_mean_ms": f"{lat.mean() * 1e3:.2f}" if lat.size else "nan",
             "latency_p95_ms": f"{np.percentile(lat, 95) * 1e3:.2f}" if lat.size else "nan",
             "inference_mean_ms": f"{inf.mean() * 1e3:.2f}" if inf.size else "nan",
             **{k: str(v) for k, v in counters.items()},
             "model_id": predictor.model_id if predictor is not None else "",
             "backend": predictor.backend if predictor is not None else "",
-            "checkpoint": self._model_path, "model_loads": str(self.reloads),
-            "model_load_failures": str(self.reload_failures), "last_error": self.last_error,
-            "input_topic": self.input_topic, "camera_pose_source": self.camera_pose_source,
+            "checkpoint": self._model_path,
+            "model_loads": str(self.reloads),
+            "model_load_failures": str(self.reload_failures),
+            "last_error": self.last_error,
+            "input_topic": self.input_topic,
+            "camera_pose_source": self.camera_pose_source,
             "state": "active" if self._image_sub is not None else ("inactive" if self._running else "unconfigured"),
         }
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
@@ -495,6 +532,7 @@ class PerceptionNode(LifecycleNode):
 def _package_version() -> str:
     try:
         from sim2sg_core import __version__
+
         return f"sim2sg_ros {__version__}"
     except ImportError:
         return "sim2sg_ros"
@@ -507,4 +545,5 @@ def main(args=None) -> int:
 
 if __name__ == "__main__":
     import sys
+
     sys.exit(main())

@@ -5,6 +5,7 @@ with ``cache_frames: 0``), so a consumer can recover the exact label of every im
 the optional ``stamp_log`` file pairs each published stamp with its sample index. Frames are
 rendered and encoded once and re-stamped on publish, so the camera keeps its rate on a busy CPU.
 """
+
 from __future__ import annotations
 
 import time
@@ -27,8 +28,20 @@ def camera_info_msg(camera, frame_id: str) -> CameraInfo:
     info.d = [0.0] * 5
     info.k = [float(camera.fx), 0.0, float(camera.cx), 0.0, float(camera.fy), float(camera.cy), 0.0, 0.0, 1.0]
     info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    info.p = [float(camera.fx), 0.0, float(camera.cx), 0.0, 0.0, float(camera.fy), float(camera.cy), 0.0,
-              0.0, 0.0, 1.0, 0.0]
+    info.p = [
+        float(camera.fx),
+        0.0,
+        float(camera.cx),
+        0.0,
+        0.0,
+        float(camera.fy),
+        float(camera.cy),
+        0.0,
+        0.0,
+        0.0,
+        1.0,
+        0.0,
+    ]
     return info
 
 
@@ -39,6 +52,7 @@ class SimCameraNode(Node):
         super().__init__(SIM_CAMERA_NODE, **node_kwargs)
         self.params = p = declare(self, SIM_CAMERA_PARAMS)
         from sim2sg_core.sim import Simulator
+
         size = (int(p["width"]), int(p["height"])) if p["width"] and p["height"] else None
         self.sim = Simulator(env=p["env"], domain=p["domain"], seed=int(p["seed"]), image_size=size)
         qos = image_qos(p["reliable"], p["qos_depth"])
@@ -56,14 +70,17 @@ class SimCameraNode(Node):
             t0 = time.monotonic()
             for i in range(int(p["cache_frames"])):
                 self._frame(i)
-            self.get_logger().info(f"rendered {p['cache_frames']} frames of {p['env']}/{p['domain']} "
-                                   f"in {time.monotonic() - t0:.1f} s")
+            self.get_logger().info(
+                f"rendered {p['cache_frames']} frames of {p['env']}/{p['domain']} in {time.monotonic() - t0:.1f} s"
+            )
         self._stamp_log = open(p["stamp_log"], "a", buffering=1) if p["stamp_log"] else None
         self.count = 0
         self._timer = self.create_timer(1.0 / float(p["rate"]), self._tick)
-        self.get_logger().info(f"publishing {self.sim.image_size[0]}x{self.sim.image_size[1]} "
-                               f"{'compressed ' + p['compressed_format'] if p['compressed'] else p['encoding']} "
-                               f"images on {self.topic} at {p['rate']} Hz")
+        self.get_logger().info(
+            f"publishing {self.sim.image_size[0]}x{self.sim.image_size[1]} "
+            f"{'compressed ' + p['compressed_format'] if p['compressed'] else p['encoding']} "
+            f"images on {self.topic} at {p['rate']} Hz"
+        )
 
     def sample_index(self, k: int) -> int:
         n = int(self.params["cache_frames"])
@@ -88,7 +105,7 @@ class SimCameraNode(Node):
         if limit and self.count >= limit:
             self._timer.cancel()
             self.get_logger().info(f"published {self.count} frames; done")
-            self.context.try_shutdown()   # ends spin(): the process exits with status 0
+            self.context.try_shutdown()  # ends spin(): the process exits with status 0
             return
         index = self.sample_index(self.count)
         msg = self._frame(index)
@@ -113,4 +130,5 @@ def main(args=None) -> int:
 
 if __name__ == "__main__":
     import sys
+
     sys.exit(main())

@@ -6,6 +6,7 @@ optical frame (z forward, y down). Where ``tf2_ros`` imports (a stock ROS 2 inst
 looks it up; where it does not (the pip-installed ROS on our CI), :func:`tf2_available` says so and the
 node keeps its ``camera_height`` / ``camera_pitch`` parameters.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,9 +31,13 @@ def quaternion_matrix(x: float, y: float, z: float, w: float) -> np.ndarray:
     if not math.isfinite(n) or n < 1e-9:
         raise ValueError(f"invalid rotation quaternion {q.tolist()}")
     x, y, z, w = q / n
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def pose_from_transform(translation, rotation_xyzw) -> tuple[float, float]:
@@ -50,6 +55,7 @@ class TfCameraPose:
 
     def __init__(self, node, base_frame: str):
         import tf2_ros  # optional dependency (see tf2_available)
+
         self.base_frame = base_frame
         self.buffer = tf2_ros.Buffer()
         self.listener = tf2_ros.TransformListener(self.buffer, node)
@@ -57,6 +63,7 @@ class TfCameraPose:
     def lookup(self, camera_frame: str) -> Optional[tuple[float, float]]:
         """(height, pitch) from the latest transform, or None while tf has none (not an error: tf fills up)."""
         from rclpy.time import Time
+
         try:
             tr = self.buffer.lookup_transform(self.base_frame, camera_frame, Time())
         except Exception:  # noqa: BLE001 - tf2's lookup/extrapolation/connectivity errors: not known yet

@@ -7,6 +7,7 @@ use another camera (``-r camera/image_raw:=/my/camera/image``); its ``camera_inf
 siblings follow it, as image_transport does. ``/diagnostics`` stays absolute: diagnostic aggregators
 listen there.
 """
+
 from __future__ import annotations
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -32,12 +33,19 @@ def camera_info_topic(image_topic: str) -> str:
 
 def image_qos(reliable: bool, depth: int) -> QoSProfile:
     """Sensor-data QoS (best effort, keep last ``depth``, volatile) unless ``reliable``."""
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(depth),
-                      reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
-                      durability=DurabilityPolicy.VOLATILE)
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=int(depth),
+        reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+        durability=DurabilityPolicy.VOLATILE,
+    )
 
 
 def scene_graph_qos() -> QoSProfile:
     """Reliable, keep last :data:`SCENE_GRAPH_DEPTH`: what the node publishes and graph_echo reads."""
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=SCENE_GRAPH_DEPTH,
-                      reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=SCENE_GRAPH_DEPTH,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.VOLATILE,
+    )

@@ -1,4 +1,5 @@
 """Shared fixtures: an isolated ROS_DOMAIN_ID per test, so parallel runs never cross."""
+
 from __future__ import annotations
 
 import contextlib

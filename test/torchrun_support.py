@@ -1,5 +1,6 @@
 """Shared by the torchrun tests (``torchrun_support`` fixture): the torchrun executable, and an environment in
 which every file a worker lands (atomic writes end in ``os.replace``) is logged with the writer's RANK."""
+
 from __future__ import annotations
 
 import os
@@ -9,7 +10,7 @@ from pathlib import Path
 
 TORCHRUN = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
 
-SITECUSTOMIZE = '''
+SITECUSTOMIZE = """
 import os
 _replace = os.replace
 def _logged_replace(src, dst, *a, **k):
@@ -17,7 +18,7 @@ def _logged_replace(src, dst, *a, **k):
         f.write(f"{os.environ.get('RANK', '-')} {os.fspath(dst)}\\n")
     return _replace(src, dst, *a, **k)
 os.replace = _logged_replace
-'''
+"""
 
 
 def write_logging_env(root: Path) -> dict:

@@ -7,6 +7,7 @@ unlabelled target image gives it the target's look while every box and label sta
 the image-level half of appearance alignment; the GRL + discriminator on Z is the feature-level
 half (see :mod:`sim2sg_core.adapt.sim2sg`). Nothing is learnt, and no target label is involved.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -44,8 +45,13 @@ def spectrum_transfer(image: np.ndarray, style: np.ndarray, beta: float = 0.05) 
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def stylise_batch(images: Sequence[np.ndarray], styles: Sequence[np.ndarray], rng: np.random.Generator,
-                  beta: float, probability: float = 1.0) -> list[np.ndarray]:
+def stylise_batch(
+    images: Sequence[np.ndarray],
+    styles: Sequence[np.ndarray],
+    rng: np.random.Generator,
+    beta: float,
+    probability: float = 1.0,
+) -> list[np.ndarray]:
     """Each image, with probability ``probability``, in the look of a random one of ``styles``."""
     out = []
     for im in images:

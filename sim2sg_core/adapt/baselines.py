@@ -13,6 +13,7 @@ steps (``BenchProfile.budget_steps``):
   domain for the adaptation budget: the oracle fine-tunes on labelled *target* images — the only
   row that ever sees target labels, by design (the upper bound).
 """
+
 from __future__ import annotations
 
 import copy
@@ -38,51 +39,93 @@ class Method:
     pretrain_domain: str = "source"
 
 
-_OFF = {"label_alignment.enabled": False, "prediction_alignment.enabled": False,
-        "appearance_alignment.enabled": False, "self_training.enabled": False, "evidence.enabled": False,
-        "target_batchnorm": False}
-_FULL = {**_OFF, "label_alignment.enabled": True, "prediction_alignment.enabled": True,
-         "appearance_alignment.enabled": True}
+_OFF = {
+    "label_alignment.enabled": False,
+    "prediction_alignment.enabled": False,
+    "appearance_alignment.enabled": False,
+    "self_training.enabled": False,
+    "evidence.enabled": False,
+    "target_batchnorm": False,
+}
+_FULL = {
+    **_OFF,
+    "label_alignment.enabled": True,
+    "prediction_alignment.enabled": True,
+    "appearance_alignment.enabled": True,
+}
 
-METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("source_only", "Source only", "adapt", switches=dict(_OFF)),
-    Method("domain_randomization", "Domain randomization", "supervised", train_domain="randomized"),
-    Method("self_training", "Pseudo-label self-training", "adapt",
-           switches={**_OFF, "self_training.enabled": True}),
-    # Ablations that isolate one ingredient each (issue 11). Every adversarial row also sends target
-    # frames through BatchNorm in train mode; this row does only that (AdaBN-like), no discriminator.
-    Method("bn_target", "Target BatchNorm statistics only", "adapt", switches={**_OFF, "target_batchnorm": True}),
-    # The image-level low-frequency spectrum transfer (FDA) alone: no discriminator, no target forward
-    Method("fda_only", "FDA spectrum transfer only", "adapt",
-           switches={**_OFF, "appearance_alignment.enabled": True, "appearance_alignment.discriminator": False}),
-    # DA-Faster style: the feature-level GRL + discriminator on Z alone (no image-level transfer)
-    Method("feature_only", "Feature-level DA (GRL on Z only)", "adapt",
-           switches={**_OFF, "appearance_alignment.enabled": True, "appearance_alignment.spectrum_beta": 0.0}),
-    # The prediction-level GRL + discriminators (heatmap, relationships) alone
-    Method("prediction_only", "Prediction alignment only", "adapt",
-           switches={**_OFF, "prediction_alignment.enabled": True}),
-    Method("sim2sg_label", "Sim2SG: label alignment", "adapt",
-           switches={**_OFF, "label_alignment.enabled": True}),
-    Method("sim2sg_label_pred", "Sim2SG: + prediction alignment", "adapt",
-           switches={**_OFF, "label_alignment.enabled": True, "prediction_alignment.enabled": True}),
-    Method("sim2sg_full", "Sim2SG: + appearance alignment (full)", "adapt", switches=dict(_FULL)),
-    # The full method without the image-level spectrum transfer (FDA)
-    Method("sim2sg_full_no_fda", "Sim2SG full without FDA", "adapt",
-           switches={**_FULL, "appearance_alignment.spectrum_beta": 0.0}),
-    # The full method with the target camera pose estimated from the pseudo-labels, not configured
-    Method("sim2sg_full_pose_est", "Sim2SG full, camera pose estimated", "adapt",
-           switches={**_FULL, "label_alignment.camera_pose": "estimated"}),
-    # Domain randomisation and Sim2SG together: pre-train on the randomized domain, then adapt
-    Method("sim2sg_dr", "DR + Sim2SG (full)", "adapt", pretrain_domain="randomized", switches=dict(_FULL)),
-    # Full Sim2SG whose pseudo-labels must also convince the ImageNet classifier (real-car evidence)
-    Method("sim2sg_evidence", "Sim2SG full + ImageNet evidence", "adapt",
-           switches={**_FULL, "evidence.enabled": True}),
-    # DR + Sim2SG whose confident, ImageNet-vetted predictions on the target frames also train the
-    # model directly (self-training), so it sees real pixels with (pseudo) labels
-    Method("sim2sg_dr_st", "DR + Sim2SG + vetted self-training", "adapt", pretrain_domain="randomized",
-           switches={**_FULL, "evidence.enabled": True, "self_training.enabled": True}),
-    Method("oracle", "Oracle (labelled target)", "finetune", train_domain="target"),
-)}
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("source_only", "Source only", "adapt", switches=dict(_OFF)),
+        Method("domain_randomization", "Domain randomization", "supervised", train_domain="randomized"),
+        Method(
+            "self_training", "Pseudo-label self-training", "adapt", switches={**_OFF, "self_training.enabled": True}
+        ),
+        # Ablations that isolate one ingredient each (issue 11). Every adversarial row also sends target
+        # frames through BatchNorm in train mode; this row does only that (AdaBN-like), no discriminator.
+        Method("bn_target", "Target BatchNorm statistics only", "adapt", switches={**_OFF, "target_batchnorm": True}),
+        # The image-level low-frequency spectrum transfer (FDA) alone: no discriminator, no target forward
+        Method(
+            "fda_only",
+            "FDA spectrum transfer only",
+            "adapt",
+            switches={**_OFF, "appearance_alignment.enabled": True, "appearance_alignment.discriminator": False},
+        ),
+        # DA-Faster style: the feature-level GRL + discriminator on Z alone (no image-level transfer)
+        Method(
+            "feature_only",
+            "Feature-level DA (GRL on Z only)",
+            "adapt",
+            switches={**_OFF, "appearance_alignment.enabled": True, "appearance_alignment.spectrum_beta": 0.0},
+        ),
+        # The prediction-level GRL + discriminators (heatmap, relationships) alone
+        Method(
+            "prediction_only",
+            "Prediction alignment only",
+            "adapt",
+            switches={**_OFF, "prediction_alignment.enabled": True},
+        ),
+        Method("sim2sg_label", "Sim2SG: label alignment", "adapt", switches={**_OFF, "label_alignment.enabled": True}),
+        Method(
+            "sim2sg_label_pred",
+            "Sim2SG: + prediction alignment",
+            "adapt",
+            switches={**_OFF, "label_alignment.enabled": True, "prediction_alignment.enabled": True},
+        ),
+        Method("sim2sg_full", "Sim2SG: + appearance alignment (full)", "adapt", switches=dict(_FULL)),
+        # The full method without the image-level spectrum transfer (FDA)
+        Method(
+            "sim2sg_full_no_fda",
+            "Sim2SG full without FDA",
+            "adapt",
+            switches={**_FULL, "appearance_alignment.spectrum_beta": 0.0},
+        ),
+        # The full method with the target camera pose estimated from the pseudo-labels, not configured
+        Method(
+            "sim2sg_full_pose_est",
+            "Sim2SG full, camera pose estimated",
+            "adapt",
+            switches={**_FULL, "label_alignment.camera_pose": "estimated"},
+        ),
+        # Domain randomisation and Sim2SG together: pre-train on the randomized domain, then adapt
+        Method("sim2sg_dr", "DR + Sim2SG (full)", "adapt", pretrain_domain="randomized", switches=dict(_FULL)),
+        # Full Sim2SG whose pseudo-labels must also convince the ImageNet classifier (real-car evidence)
+        Method(
+            "sim2sg_evidence", "Sim2SG full + ImageNet evidence", "adapt", switches={**_FULL, "evidence.enabled": True}
+        ),
+        # DR + Sim2SG whose confident, ImageNet-vetted predictions on the target frames also train the
+        # model directly (self-training), so it sees real pixels with (pseudo) labels
+        Method(
+            "sim2sg_dr_st",
+            "DR + Sim2SG + vetted self-training",
+            "adapt",
+            pretrain_domain="randomized",
+            switches={**_FULL, "evidence.enabled": True, "self_training.enabled": True},
+        ),
+        Method("oracle", "Oracle (labelled target)", "finetune", train_domain="target"),
+    )
+}
 
 #: Table order (the paper's Table 1: baselines, the Sim2SG ablations, then the oracle).
 METHOD_ORDER = list(METHODS)

@@ -9,6 +9,7 @@ different seed than the evaluation images.
 Every finished (env, seed, method) result is stored as JSON under ``OUT/runs`` and skipped when
 the benchmark is re-run, so an interrupted benchmark resumes.
 """
+
 from __future__ import annotations
 
 import concurrent.futures as cf
@@ -57,8 +58,7 @@ def split_seeds(bench_seed: int) -> dict[str, int]:
     if not 0 <= int(bench_seed) < 10**6:
         raise ValueError(f"bench seed must be in [0, 1e6), got {bench_seed}")
     off = SEED_STRIDE * int(bench_seed)
-    return {"train": TRAIN_SEED + off, "target": TARGET_SEED + off,
-            **{name: s + off for name, s in EVAL_SEEDS.items()}}
+    return {"train": TRAIN_SEED + off, "target": TARGET_SEED + off, **{name: s + off for name, s in EVAL_SEEDS.items()}}
 
 
 @dataclass
@@ -83,8 +83,10 @@ class RealData:
         for d in (t, t.parent):
             if (d / "camera_info.yaml").is_file():
                 return str(d / "camera_info.yaml")
-        raise FileNotFoundError(f"no --camera-info given and no camera_info.yaml beside {self.target}: the real "
-                                "camera's intrinsics are needed to render through it")
+        raise FileNotFoundError(
+            f"no --camera-info given and no camera_info.yaml beside {self.target}: the real "
+            "camera's intrinsics are needed to render through it"
+        )
 
     @property
     def name(self) -> str:
@@ -116,27 +118,48 @@ def render_split(env: str, domain: str, seed: int, count: int, image_size, camer
     return PoolDataset(images, graphs)
 
 
-def _experiment_config(profile: BenchProfile, env: str, domain: str, steps: int, seed: int, image_size,
-                       lr: Optional[float] = None):
+def _experiment_config(
+    profile: BenchProfile, env: str, domain: str, steps: int, seed: int, image_size, lr: Optional[float] = None
+):
     model = dict(profile.model)
-    if image_size and "input_width" not in model:    # else the model resizes the rendered images itself
+    if image_size and "input_width" not in model:  # else the model resizes the rendered images itself
         model.update(input_width=int(image_size[0]), input_height=int(image_size[1]))
-    train = {"steps": int(steps), "lr": lr or profile.source_lr, "batch_size": profile.adapt.batch_size,
-             "env": env, "domain": domain, "seed": int(seed), "train_images": profile.train_images,
-             "num_workers": 0, "checkpoint_every": 0, "log_every": 20, "warmup_steps": min(50, steps // 5)}
+    train = {
+        "steps": int(steps),
+        "lr": lr or profile.source_lr,
+        "batch_size": profile.adapt.batch_size,
+        "env": env,
+        "domain": domain,
+        "seed": int(seed),
+        "train_images": profile.train_images,
+        "num_workers": 0,
+        "checkpoint_every": 0,
+        "log_every": 20,
+        "warmup_steps": min(50, steps // 5),
+    }
     return config_from_dict({"model": model, "train": train}, where=f"bench profile {profile.name}")
 
 
-def train_supervised(profile: BenchProfile, env: str, domain: str, dataset, steps: int, seed: int,
-                     out_dir: Path, image_size, progress: bool, init_checkpoint: Optional[Path] = None,
-                     lr: Optional[float] = None) -> tuple[Path, float]:
+def train_supervised(
+    profile: BenchProfile,
+    env: str,
+    domain: str,
+    dataset,
+    steps: int,
+    seed: int,
+    out_dir: Path,
+    image_size,
+    progress: bool,
+    init_checkpoint: Optional[Path] = None,
+    lr: Optional[float] = None,
+) -> tuple[Path, float]:
     """Train on a labelled dataset with the project's Trainer — from scratch, or fine-tuning
     ``init_checkpoint`` — and return (checkpoint, seconds)."""
     final = out_dir / "model.pt"
     meta = out_dir / "train_seconds.txt"
     if final.exists() and meta.exists():
         return final, float(meta.read_text())
-    if callable(dataset):          # rendered only when actually needed
+    if callable(dataset):  # rendered only when actually needed
         dataset = dataset()
     torch.manual_seed(seed)
     cfg = _experiment_config(profile, env, domain, steps, seed, image_size, lr)
@@ -164,10 +187,18 @@ def evaluate_checkpoint(path: Path, dataset, progress: bool, keep_records: bool 
     return evaluate(pred, dataset, progress=progress, keep_records=keep_records)
 
 
-def run_bench(profile: BenchProfile, out_dir, *, envs: Optional[Sequence[str]] = None,
-              methods: Optional[Sequence[str]] = None, seeds: Optional[Sequence[int]] = None,
-              target_domain: Optional[str] = None, progress: bool = True, jobs: int = 1,
-              real: Optional[RealData] = None) -> dict:
+def run_bench(
+    profile: BenchProfile,
+    out_dir,
+    *,
+    envs: Optional[Sequence[str]] = None,
+    methods: Optional[Sequence[str]] = None,
+    seeds: Optional[Sequence[int]] = None,
+    target_domain: Optional[str] = None,
+    progress: bool = True,
+    jobs: int = 1,
+    real: Optional[RealData] = None,
+) -> dict:
     """Run the benchmark; write ``table.md``, ``table.csv``, ``results.json``, ``chart.png`` in ``out_dir``
     and every method's final model as ``checkpoints/<method>_seed<N>.pt``.
 
@@ -198,16 +229,25 @@ def run_bench(profile: BenchProfile, out_dir, *, envs: Optional[Sequence[str]] =
     pairs = [(env, seed) for env in envs for seed in seeds]
     if jobs <= 1 or len(pairs) <= 1:
         for env, seed in pairs:
-            runs += _run_env_seed(profile, out_dir, env, seed, methods, tdoms, profile.image_size_for(env), progress,
-                                  real)
-            _write_outputs(profile, out_dir, runs, envs, methods, seeds, tdoms)   # partial tables as we go
+            runs += _run_env_seed(
+                profile, out_dir, env, seed, methods, tdoms, profile.image_size_for(env), progress, real
+            )
+            _write_outputs(profile, out_dir, runs, envs, methods, seeds, tdoms)  # partial tables as we go
     else:
         # One process per (env, seed), each with profile.num_threads torch threads: on a CPU the
         # rows scale with processes far better than with threads. Runs are independent folders.
-        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
-                                    initializer=_worker_init, initargs=(logging.getLogger().level,)) as pool:
-            futs = [pool.submit(_run_env_seed, profile, out_dir, env, seed, methods, tdoms,
-                                profile.image_size_for(env), False, real) for env, seed in pairs]
+        with cf.ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=mp.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(logging.getLogger().level,),
+        ) as pool:
+            futs = [
+                pool.submit(
+                    _run_env_seed, profile, out_dir, env, seed, methods, tdoms, profile.image_size_for(env), False, real
+                )
+                for env, seed in pairs
+            ]
             for f in cf.as_completed(futs):
                 runs += f.result()
                 _write_outputs(profile, out_dir, _ordered(runs, envs, seeds), envs, methods, seeds, tdoms)
@@ -249,7 +289,7 @@ def _real_setup(profile, env: str, real: RealData, size):
 def _run_env_seed(profile, out_dir, env, seed, methods, tdoms, size, progress, real=None) -> list[dict]:
     """Every method on every target domain for one (environment, bench seed)."""
     if profile.num_threads > 0:
-        torch.set_num_threads(profile.num_threads)     # also in a fresh worker process
+        torch.set_num_threads(profile.num_threads)  # also in a fresh worker process
     seeds = split_seeds(seed)
     cache: dict = {}
     camera = real_target = real_eval = None
@@ -263,22 +303,37 @@ def _run_env_seed(profile, out_dir, env, seed, methods, tdoms, size, progress, r
         if key not in cache:
             n = profile.train_images if kind == "train" else profile.eval_images
             sd = seeds["train"] if kind == "train" else seeds[profile.eval_split]
-            log.info("rendering %s %s/%s (%d images, %s split)", kind, env, domain, n,
-                     "train" if kind == "train" else profile.eval_split)
+            log.info(
+                "rendering %s %s/%s (%d images, %s split)",
+                kind,
+                env,
+                domain,
+                n,
+                "train" if kind == "train" else profile.eval_split,
+            )
             cache[key] = render_split(env, domain, sd, n, size, camera=camera)
         return cache[key]
 
     def shared_dir(tag: str, kind: str) -> Path:
         # training that never sees the target: shared by every target domain of this env/seed
-        if real is not None:        # rendered through the real camera: not shared with simulator targets
+        if real is not None:  # rendered through the real camera: not shared with simulator targets
             tag = f"{tag}_{real.name}"
         return out_dir / "runs" / env / f"seed{seed}_{tag}_{kind}"
 
     def pretrained_checkpoint(symbolic: str):
         domain = _domain_name(profile, symbolic)
         tag = "source" if symbolic == "source" else symbolic
-        return train_supervised(profile, env, domain, lambda: dataset(domain, "train"), profile.source_steps,
-                                seed, shared_dir(tag, "pretrain"), size, progress)
+        return train_supervised(
+            profile,
+            env,
+            domain,
+            lambda: dataset(domain, "train"),
+            profile.source_steps,
+            seed,
+            shared_dir(tag, "pretrain"),
+            size,
+            progress,
+        )
 
     results = []
     for tdom in tdoms:
@@ -290,15 +345,47 @@ def _run_env_seed(profile, out_dir, env, seed, methods, tdoms, size, progress, r
             if res_file.exists():
                 results.append(json.loads(res_file.read_text()))
                 continue
-            rec = _run_method(profile, env, seed, tdom, name, base, kept_dir, size, progress, dataset,
-                              shared_dir, pretrained_checkpoint, real, camera, real_target, seeds)
+            rec = _run_method(
+                profile,
+                env,
+                seed,
+                tdom,
+                name,
+                base,
+                kept_dir,
+                size,
+                progress,
+                dataset,
+                shared_dir,
+                pretrained_checkpoint,
+                real,
+                camera,
+                real_target,
+                seeds,
+            )
             atomic_write_text(res_file, json.dumps(rec, indent=1, default=_json_default))
             results.append(rec)
     return results
 
 
-def _run_method(profile, env, seed, tdom, name, base: Path, kept_dir: Path, size, progress, dataset, shared_dir,
-                pretrained_checkpoint, real, camera, real_target, seeds) -> dict:
+def _run_method(
+    profile,
+    env,
+    seed,
+    tdom,
+    name,
+    base: Path,
+    kept_dir: Path,
+    size,
+    progress,
+    dataset,
+    shared_dir,
+    pretrained_checkpoint,
+    real,
+    camera,
+    real_target,
+    seeds,
+) -> dict:
     """Train / adapt one method, evaluate it, keep its checkpoint and per-image records; its run record."""
     method = get_method(name)
     log.info("bench %s/%s seed %d: %s", env, tdom, seed, name)
@@ -311,27 +398,39 @@ def _run_method(profile, env, seed, tdom, name, base: Path, kept_dir: Path, size
 
     if method.kind == "supervised":
         out = base / name if method.train_domain == "target" else shared_dir(f"{name}_{domain}", "train")
-        ckpt, train_s = train_supervised(profile, env, domain, train_data, profile.budget_steps, seed, out, size,
-                                         progress)
+        ckpt, train_s = train_supervised(
+            profile, env, domain, train_data, profile.budget_steps, seed, out, size, progress
+        )
     elif method.kind == "finetune":
         src_ckpt, pretrain_s = pretrained_checkpoint("source")
-        ckpt, train_s = train_supervised(profile, env, domain, train_data, profile.adapt.total_steps,
-                                         seed, base / name, size, progress, init_checkpoint=src_ckpt,
-                                         lr=profile.adapt.lr)
+        ckpt, train_s = train_supervised(
+            profile,
+            env,
+            domain,
+            train_data,
+            profile.adapt.total_steps,
+            seed,
+            base / name,
+            size,
+            progress,
+            init_checkpoint=src_ckpt,
+            lr=profile.adapt.lr,
+        )
     else:
         src_ckpt, pretrain_s = pretrained_checkpoint(method.pretrain_domain)
         cfg = configure(profile.adapt, method)
         cfg.env, cfg.seed, cfg.progress_bar = env, seed, progress
         cfg.source_domain = _domain_name(profile, method.pretrain_domain)
         if real is not None:
-            assert camera is not None and real_target is not None   # set up above for a real target
+            assert camera is not None and real_target is not None  # set up above for a real target
             target = real_target
             cfg.camera_info = real.camera_info
             cfg.camera_height, cfg.camera_pitch = camera.height_m, camera.pitch
             cfg.max_target_images = profile.target_images
         else:
-            target = SimTargetSource(env=env, domain=tdom, seed=seeds["target"], count=profile.target_images,
-                                     image_size=size)
+            target = SimTargetSource(
+                env=env, domain=tdom, seed=seeds["target"], count=profile.target_images, image_size=size
+            )
         ckpt = base / name / "model.pt"
         t1 = time.perf_counter()
         run_adaptation(src_ckpt, target, ckpt, cfg, progress_callback=_log_progress(f"{env}/{tdom}/{name}"))
@@ -343,15 +442,25 @@ def _run_method(profile, env, seed, tdom, name, base: Path, kept_dir: Path, size
     kept = kept_dir / f"{name}_seed{seed}.pt"
     kept.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(kept, Path(ckpt).read_bytes())
-    return {"env": env, "target_domain": tdom, "seed": seed, "method": name, "label": method.label,
-            "kind": method.kind, "budget_steps": profile.budget_steps,
-            "eval_split": "real" if real is not None else profile.eval_split,
-            "train_seconds": round(train_s, 1), "pretrain_seconds": round(pretrain_s, 1),
-            "wall_seconds": round(train_s + pretrain_s, 1),
-            "row_seconds": round(time.perf_counter() - t0, 1),
-            # CPU time of this row in this process (all threads): comparable across machine load
-            "row_cpu_seconds": round(time.process_time() - c0, 1), "checkpoint": str(kept),
-            "records": str(records_file), "metrics": metrics}
+    return {
+        "env": env,
+        "target_domain": tdom,
+        "seed": seed,
+        "method": name,
+        "label": method.label,
+        "kind": method.kind,
+        "budget_steps": profile.budget_steps,
+        "eval_split": "real" if real is not None else profile.eval_split,
+        "train_seconds": round(train_s, 1),
+        "pretrain_seconds": round(pretrain_s, 1),
+        "wall_seconds": round(train_s + pretrain_s, 1),
+        "row_seconds": round(time.perf_counter() - t0, 1),
+        # CPU time of this row in this process (all threads): comparable across machine load
+        "row_cpu_seconds": round(time.process_time() - c0, 1),
+        "checkpoint": str(kept),
+        "records": str(records_file),
+        "metrics": metrics,
+    }
 
 
 def _save_npz(path: str, arrays: dict) -> None:
@@ -362,10 +471,16 @@ def _save_npz(path: str, arrays: dict) -> None:
 def _log_progress(tag: str):
     def cb(step: int, total: int, m: dict) -> None:
         if m.get("phase") == "analysis":
-            log.info("%s step %d/%d analysis: %s", tag, step, total,
-                     {k: v for k, v in m.items() if k in ("round", "pseudo_objects", "pseudo_class_counts")})
+            log.info(
+                "%s step %d/%d analysis: %s",
+                tag,
+                step,
+                total,
+                {k: v for k, v in m.items() if k in ("round", "pseudo_objects", "pseudo_class_counts")},
+            )
         elif step % 20 == 0:
             log.info("%s step %d/%d loss %.3f lambda %.2f", tag, step, total, m["loss"], m["grl_lambda"])
+
     return cb
 
 
@@ -376,6 +491,7 @@ def _json_default(o):
 
 
 # ----------------------------------------------------------------------------------- tables
+
 
 def _mean_std(values: list) -> tuple[float, float]:
     v = [x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))]
@@ -403,9 +519,16 @@ def summarise(runs: list[dict], envs, methods, k: int = 20) -> list[dict]:
             per_class = rs[0]["metrics"]["per_class"]
             # classes absent from the evaluation labels have no AP (and are not in the mAP)
             classes = [c for c in per_class if per_class[c].get("num_gt", 1) > 0]
-            row = {"env": env, "method": m, "label": rs[0]["label"], "seeds": len(rs), "classes": classes,
-                   "seed_list": [r["seed"] for r in rs], "absent": [c for c in per_class if c not in classes],
-                   "num_gt": {c: per_class[c].get("num_gt") for c in classes}}
+            row = {
+                "env": env,
+                "method": m,
+                "label": rs[0]["label"],
+                "seeds": len(rs),
+                "classes": classes,
+                "seed_list": [r["seed"] for r in rs],
+                "absent": [c for c in per_class if c not in classes],
+                "num_gt": {c: per_class[c].get("num_gt") for c in classes},
+            }
             for c in classes:
                 row[f"AP50/{c}"] = _mean_std([r["metrics"]["per_class"][c]["ap50"] for r in rs])
             row["mAP50"] = _mean_std([r["metrics"]["map50"] for r in rs])
@@ -423,8 +546,9 @@ def summarise(runs: list[dict], envs, methods, k: int = 20) -> list[dict]:
     return rows
 
 
-def gain_intervals(runs: list[dict], env: str, method: str, k: int, n_boot: int,
-                   baseline: str = "source_only") -> Optional[dict]:
+def gain_intervals(
+    runs: list[dict], env: str, method: str, k: int, n_boot: int, baseline: str = "source_only"
+) -> Optional[dict]:
     """Paired-bootstrap 95 % intervals of ``method`` − ``baseline`` (mAP and Recall@K) over the seeds both
     have, re-sampling seeds and evaluation images (:func:`sim2sg_core.eval.bootstrap.paired_bootstrap`);
     None when either lacks per-image records (runs stored before them)."""
@@ -439,8 +563,10 @@ def gain_intervals(runs: list[dict], env: str, method: str, k: int, n_boot: int,
         if not all(p.is_file() for p in paths):
             return None
         recs.append(tuple(dict(np.load(p)) for p in paths))
-    return {key: paired_bootstrap([m for m, _ in recs], [b for _, b in recs], metric, n_boot=n_boot)
-            for key, metric in (("mAP50", "mAP"), (f"R@{k}", f"R@{k}"))}
+    return {
+        key: paired_bootstrap([m for m, _ in recs], [b for _, b in recs], metric, n_boot=n_boot)
+        for key, metric in (("mAP50", "mAP"), (f"R@{k}", f"R@{k}"))
+    }
 
 
 def _fmt_ci(ci: Optional[dict]) -> str:
@@ -453,27 +579,36 @@ def _write_outputs(profile, out_dir: Path, runs, envs, methods, seeds, tdoms) ->
     k = int(getattr(profile, "recall_k", 20))
     real = any(t.startswith("real_") for t in tdoms)
     n_eval = runs[0]["metrics"].get("num_images", profile.eval_images) if runs else profile.eval_images
-    split = "the real camera's labelled frames" if real else \
-        f"`{profile.eval_split}` (simulator seed {EVAL_SEEDS[profile.eval_split]} + {SEED_STRIDE} × bench seed; " + \
-        ("settings may be chosen on it)" if profile.eval_split == "val" else "never used to choose settings)")
-    md = [f"# Sim2SG benchmark — profile `{profile.name}`, target domain(s) {', '.join(f'`{t}`' for t in tdoms)}",
-          "",
-          f"Evaluation split: {split}. Seeds: {list(seeds)} (mean ± sample std over seeds). Budget per method: "
-          f"{profile.budget_steps} steps (source pre-training {profile.source_steps} + adaptation "
-          f"{profile.adapt.total_steps}; domain randomisation trains {profile.budget_steps} steps from scratch, "
-          f"the oracle fine-tunes the source model for {profile.adapt.total_steps}), each with its own schedule. "
-          f"Images {profile.image_size or f'{profile.image_scale}x env default'}; "
-          f"{profile.train_images} labelled training images, "
-          f"{profile.target_images} unlabelled target images, {n_eval} labelled target "
-          f"evaluation images. AP@0.5 (COCO 101-point), Recall@{k} (SGDet, graph constraint). "
-          "Δ vs source only: mean over seeds with a 95 % paired-bootstrap interval (seeds and evaluation images "
-          f"re-sampled together, {profile.bootstrap_samples} draws). Wall time = training (incl. shared source "
-          "pre-training for adaptation rows) on this machine.", ""]
+    split = (
+        "the real camera's labelled frames"
+        if real
+        else f"`{profile.eval_split}` (simulator seed {EVAL_SEEDS[profile.eval_split]} + {SEED_STRIDE} × bench seed; "
+        + ("settings may be chosen on it)" if profile.eval_split == "val" else "never used to choose settings)")
+    )
+    md = [
+        f"# Sim2SG benchmark — profile `{profile.name}`, target domain(s) {', '.join(f'`{t}`' for t in tdoms)}",
+        "",
+        f"Evaluation split: {split}. Seeds: {list(seeds)} (mean ± sample std over seeds). Budget per method: "
+        f"{profile.budget_steps} steps (source pre-training {profile.source_steps} + adaptation "
+        f"{profile.adapt.total_steps}; domain randomisation trains {profile.budget_steps} steps from scratch, "
+        f"the oracle fine-tunes the source model for {profile.adapt.total_steps}), each with its own schedule. "
+        f"Images {profile.image_size or f'{profile.image_scale}x env default'}; "
+        f"{profile.train_images} labelled training images, "
+        f"{profile.target_images} unlabelled target images, {n_eval} labelled target "
+        f"evaluation images. AP@0.5 (COCO 101-point), Recall@{k} (SGDet, graph constraint). "
+        "Δ vs source only: mean over seeds with a 95 % paired-bootstrap interval (seeds and evaluation images "
+        f"re-sampled together, {profile.bootstrap_samples} draws). Wall time = training (incl. shared source "
+        "pre-training for adaptation rows) on this machine.",
+        "",
+    ]
     if real:
-        md += [f"Real target: labelled source domain `{profile.source_domain}`, randomized domain "
-               f"`{profile.randomized_domain}`, rendered through the real camera's calibration. "
-               "Ground-truth relationships follow the same rule from the labelled boxes, placed on the ground "
-               "through the calibration.", ""]
+        md += [
+            f"Real target: labelled source domain `{profile.source_domain}`, randomized domain "
+            f"`{profile.randomized_domain}`, rendered through the real camera's calibration. "
+            "Ground-truth relationships follow the same rule from the labelled boxes, placed on the ground "
+            "through the calibration.",
+            "",
+        ]
     csv_buf = io.StringIO()
     writer = csv.writer(csv_buf)
     writer.writerow(["env", "target_domain", "method", "label", "seeds", "metric", "mean", "std"])
@@ -492,10 +627,13 @@ def _write_outputs(profile, out_dir: Path, runs, envs, methods, seeds, tdoms) ->
                 r["gain"] = gain_intervals(truns, env, r["method"], k, profile.bootstrap_samples)
             classes = er[0]["classes"]
             head = [f"AP@0.5 {c}" + (f" ({er[0]['num_gt'][c]} GT)" if real else "") for c in classes]
-            md += [f"## {env} → `{tdom}`" if len(tdoms) > 1 else f"## {env}", "",
-                   "| Method | " + " | ".join(head) + f" | mAP@0.5 | Recall@{k} | Δ mAP vs source only [95 % CI] "
-                   f"| Δ Recall@{k} [95 % CI] | steps | wall (s) |",
-                   "|---|" + "---|" * (len(classes) + 6)]
+            md += [
+                f"## {env} → `{tdom}`" if len(tdoms) > 1 else f"## {env}",
+                "",
+                "| Method | " + " | ".join(head) + f" | mAP@0.5 | Recall@{k} | Δ mAP vs source only [95 % CI] "
+                f"| Δ Recall@{k} [95 % CI] | steps | wall (s) |",
+                "|---|" + "---|" * (len(classes) + 6),
+            ]
             for r in er:
                 cells = [_fmt(r[f"AP50/{c}"], r["seeds"]) for c in classes]
                 cells += [_fmt(r["mAP50"], r["seeds"]), _fmt(r[f"R@{k}"], r["seeds"])]
@@ -507,20 +645,52 @@ def _write_outputs(profile, out_dir: Path, runs, envs, methods, seeds, tdoms) ->
                 for key in [f"AP50/{c}" for c in classes] + ["mAP50", f"R@{k}", "wall_s"]:
                     writer.writerow([env, tdom, r["method"], r["label"], r["seeds"], key, *r[key]])
                 for key, ci in gain.items():
-                    writer.writerow([env, tdom, r["method"], r["label"], r["seeds"],
-                                     f"gain_{key}_vs_source_only", ci["diff"], "", ci["low"], ci["high"]])
+                    writer.writerow(
+                        [
+                            env,
+                            tdom,
+                            r["method"],
+                            r["label"],
+                            r["seeds"],
+                            f"gain_{key}_vs_source_only",
+                            ci["diff"],
+                            "",
+                            ci["low"],
+                            ci["high"],
+                        ]
+                    )
             if er[0]["absent"]:
-                md += ["", f"Classes with no labels in the evaluation set ({', '.join(er[0]['absent'])}) are left "
-                       "out of the table and of the mAP."]
+                md += [
+                    "",
+                    f"Classes with no labels in the evaluation set ({', '.join(er[0]['absent'])}) are left "
+                    "out of the table and of the mAP.",
+                ]
             md += ["", _gap_summary(er, k), ""]
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "table.md", "\n".join(md) + "\n")
     atomic_write_text(out_dir / "table.csv", csv_buf.getvalue())
-    atomic_write_text(out_dir / "results.json", json.dumps(
-        {"profile": config_to_dict(profile), "target_domains": list(tdoms), "runs": runs,
-         "gains_vs_source_only": [{"env": r["env"], "target_domain": r["target_domain"], "method": r["method"],
-                                   **(r.get("gain") or {})} for r in all_rows if r.get("gain")]},
-        indent=1, default=_json_default))
+    atomic_write_text(
+        out_dir / "results.json",
+        json.dumps(
+            {
+                "profile": config_to_dict(profile),
+                "target_domains": list(tdoms),
+                "runs": runs,
+                "gains_vs_source_only": [
+                    {
+                        "env": r["env"],
+                        "target_domain": r["target_domain"],
+                        "method": r["method"],
+                        **(r.get("gain") or {}),
+                    }
+                    for r in all_rows
+                    if r.get("gain")
+                ],
+            },
+            indent=1,
+            default=_json_default,
+        ),
+    )
     for tdom in tdoms:
         rows = [r for r in all_rows if r["target_domain"] == tdom]
         if rows:
@@ -533,31 +703,40 @@ def _gap_summary(rows: list[dict], k: int) -> str:
     if "source_only" not in by or "sim2sg_full" not in by:
         return ""
     s, f = by["source_only"], by["sim2sg_full"]
-    parts = [f"Full Sim2SG − source only: mAP {f['mAP50'][0] - s['mAP50'][0]:+.3f}, "
-             f"Recall@{k} {f[f'R@{k}'][0] - s[f'R@{k}'][0]:+.3f}."]
+    parts = [
+        f"Full Sim2SG − source only: mAP {f['mAP50'][0] - s['mAP50'][0]:+.3f}, "
+        f"Recall@{k} {f[f'R@{k}'][0] - s[f'R@{k}'][0]:+.3f}."
+    ]
     if "sim2sg_dr" in by:
         d = by["sim2sg_dr"]
-        parts.append(f"DR + Sim2SG − source only: mAP {d['mAP50'][0] - s['mAP50'][0]:+.3f}, "
-                     f"Recall@{k} {d[f'R@{k}'][0] - s[f'R@{k}'][0]:+.3f}.")
+        parts.append(
+            f"DR + Sim2SG − source only: mAP {d['mAP50'][0] - s['mAP50'][0]:+.3f}, "
+            f"Recall@{k} {d[f'R@{k}'][0] - s[f'R@{k}'][0]:+.3f}."
+        )
     if "oracle" in by:
         gap = by["oracle"]["mAP50"][0] - s["mAP50"][0]
         if gap > 0:
-            parts.append(f"Closes {100 * (f['mAP50'][0] - s['mAP50'][0]) / gap:.0f}% of the source-only → oracle "
-                         "mAP gap.")
+            parts.append(
+                f"Closes {100 * (f['mAP50'][0] - s['mAP50'][0]) / gap:.0f}% of the source-only → oracle mAP gap."
+            )
     ladder = [m for m in ("sim2sg_label", "sim2sg_label_pred", "sim2sg_full") if m in by]
     if len(ladder) > 1:
-        steps = [f"{by[a]['label'].split(': ')[-1]} → {by[b]['label'].split(': ')[-1]}: mAP "
-                 f"{by[b]['mAP50'][0] - by[a]['mAP50'][0]:+.3f}, "
-                 f"Recall@{k} {by[b][f'R@{k}'][0] - by[a][f'R@{k}'][0]:+.3f}"
-                 for a, b in zip(ladder, ladder[1:])]
+        steps = [
+            f"{by[a]['label'].split(': ')[-1]} → {by[b]['label'].split(': ')[-1]}: mAP "
+            f"{by[b]['mAP50'][0] - by[a]['mAP50'][0]:+.3f}, "
+            f"Recall@{k} {by[b][f'R@{k}'][0] - by[a][f'R@{k}'][0]:+.3f}"
+            for a, b in zip(ladder, ladder[1:])
+        ]
         parts.append("Ablation steps: " + "; ".join(steps) + ".")
     return " ".join(parts)
 
 
 def _bar_chart(path: Path, rows, envs, k: int) -> None:
     import matplotlib  # deferred: plotting only for the chart (and the Agg backend must be chosen first)
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # deferred: after matplotlib.use("Agg")
+
     envs = [e for e in envs if any(r["env"] == e for r in rows)]
     fig, axes = plt.subplots(1, len(envs), figsize=(6 * len(envs), 4.5), squeeze=False)
     for ax, env in zip(axes[0], envs):

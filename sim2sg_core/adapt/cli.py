@@ -7,6 +7,7 @@
         --camera-height 1.5 --camera-pitch 0 --out a.pt
     python -m sim2sg_core bench --env drive --profile quick --out bench_out [--target-domain target2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,18 +44,30 @@ def _parse_sets(items: Sequence[str]) -> dict:
 
 def add_adapt_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", required=True, help="checkpoint to adapt (trained on the source domain)")
-    p.add_argument("--target", required=True,
-                   help="unlabelled target images: sim:<domain> | image/KITTI folder | bag path(s), comma-separated")
+    p.add_argument(
+        "--target",
+        required=True,
+        help="unlabelled target images: sim:<domain> | image/KITTI folder | bag path(s), comma-separated",
+    )
     p.add_argument("--topic", default=None, help="image topic when --target is a rosbag2 bag")
     p.add_argument("--out", required=True, help="adapted checkpoint to write (atomically)")
     p.add_argument("--config", default=None, help="adaptation YAML (default config/adapt/default.yaml)")
     p.add_argument("--env", default=None, help="simulator environment (default: the checkpoint's training env)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. --set rounds=2 --set appearance_alignment.enabled=false")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set rounds=2 --set appearance_alignment.enabled=false",
+    )
     p.add_argument("--target-seed", type=int, default=1000, help="seed of sim:<domain> target images")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing <out>.resume state file")
-    add_camera_arguments(p, "target camera calibration (default: the bag's CameraInfo / a camera_info.yaml beside "
-                            "the image folder, if any)", "of the target camera: calibration, not labels")
+    add_camera_arguments(
+        p,
+        "target camera calibration (default: the bag's CameraInfo / a camera_info.yaml beside "
+        "the image folder, if any)",
+        "of the target camera: calibration, not labels",
+    )
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
@@ -65,52 +78,84 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the profile's)")
     p.add_argument("--target-domain", default=None, help="target domain (default: the profile's, 'target')")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="run this many (env, seed) pairs in parallel processes (each with the profile's "
-                        "num_threads); e.g. cores / num_threads")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a profile field, e.g. --set adapt.rounds=8 --set eval_images=400")
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch CPU threads per process (default: the profile's num_threads)")
-    p.add_argument("--target", default=None,
-                   help="a real target instead of a simulated one: folder of unlabelled frames or rosbag2 bag(s)")
-    p.add_argument("--camera-info", default=None,
-                   help="the real camera's calibration: camera_info YAML or KITTI calib file (default: a "
-                        "camera_info.yaml beside the target)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="run this many (env, seed) pairs in parallel processes (each with the profile's "
+        "num_threads); e.g. cores / num_threads",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a profile field, e.g. --set adapt.rounds=8 --set eval_images=400",
+    )
+    p.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads per process (default: the profile's num_threads)"
+    )
+    p.add_argument(
+        "--target",
+        default=None,
+        help="a real target instead of a simulated one: folder of unlabelled frames or rosbag2 bag(s)",
+    )
+    p.add_argument(
+        "--camera-info",
+        default=None,
+        help="the real camera's calibration: camera_info YAML or KITTI calib file (default: a "
+        "camera_info.yaml beside the target)",
+    )
     p.add_argument("--eval-data", default=None, help="labelled KITTI-layout folder to measure a real target on")
     p.add_argument("--topic", default=None, help="image topic when --target is a bag")
 
 
 def cmd_adapt(args) -> int:
     overrides = _parse_sets(args.set)
-    for key, value in (("camera_info", getattr(args, "camera_info", None)),
-                       ("camera_height", getattr(args, "camera_height", None)),
-                       ("camera_pitch", getattr(args, "camera_pitch", None))):
+    for key, value in (
+        ("camera_info", getattr(args, "camera_info", None)),
+        ("camera_height", getattr(args, "camera_height", None)),
+        ("camera_pitch", getattr(args, "camera_pitch", None)),
+    ):
         if value is not None:
             overrides[key] = value
     ck = load_checkpoint(args.init)
     if args.env or not overrides.get("env"):
         overrides["env"] = args.env or ck["config"].train.env
     cfg = load_adapt_config(args.config, overrides)
-    source = target_source_from_spec(args.target, topic=args.topic, env=cfg.env, seed=args.target_seed,
-                                     count=cfg.max_target_images or 200, image_size=tuple(ck["input_size"]))
-    dist, device = init_from_env(cfg.device)   # torchrun: join the process group (gloo / nccl)
+    source = target_source_from_spec(
+        args.target,
+        topic=args.topic,
+        env=cfg.env,
+        seed=args.target_seed,
+        count=cfg.max_target_images or 200,
+        image_size=tuple(ck["input_size"]),
+    )
+    dist, device = init_from_env(cfg.device)  # torchrun: join the process group (gloo / nccl)
     try:
-        res = run_adaptation(args.init, source, args.out, cfg, resume=not args.no_resume, dist=dist,
-                             device=str(device))
+        res = run_adaptation(args.init, source, args.out, cfg, resume=not args.no_resume, dist=dist, device=str(device))
     finally:
         shutdown()
     if dist.is_main:
-        print(json.dumps({"checkpoint": res.checkpoint, "steps": res.steps, "seconds": round(res.seconds, 1),
-                          "resumed_from_step": res.resumed_from_step,
-                          **({"processes": dist.world_size} if dist.launched else {})}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "checkpoint": res.checkpoint,
+                    "steps": res.steps,
+                    "seconds": round(res.seconds, 1),
+                    "resumed_from_step": res.resumed_from_step,
+                    **({"processes": dist.world_size} if dist.launched else {}),
+                },
+                indent=1,
+            )
+        )
     return 0
 
 
 def cmd_bench(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     prof = load_bench_profile(args.profile, _parse_sets(args.set))
-    if args.set:        # the tables say what was changed
+    if args.set:  # the tables say what was changed
         prof.name = f"{prof.name} with {', '.join(args.set)}"
     if args.threads > 0:
         prof.num_threads = args.threads
@@ -122,12 +167,24 @@ def cmd_bench(args) -> int:
     real = None
     if args.target or args.eval_data:
         if not (args.target and args.eval_data):
-            raise SystemExit("error: bench: a real target needs both --target (unlabelled frames: image folder "
-                             "or bag) and --eval-data (a labelled KITTI-layout folder)")
-        real = RealData(target=args.target, eval_data=args.eval_data, camera_info=args.camera_info or "",
-                        topic=args.topic)
-    res = run_bench(prof, args.out, envs=envs, methods=methods, seeds=seeds, target_domain=args.target_domain,
-                    progress=not args.quiet, jobs=args.jobs, real=real)
+            raise SystemExit(
+                "error: bench: a real target needs both --target (unlabelled frames: image folder "
+                "or bag) and --eval-data (a labelled KITTI-layout folder)"
+            )
+        real = RealData(
+            target=args.target, eval_data=args.eval_data, camera_info=args.camera_info or "", topic=args.topic
+        )
+    res = run_bench(
+        prof,
+        args.out,
+        envs=envs,
+        methods=methods,
+        seeds=seeds,
+        target_domain=args.target_domain,
+        progress=not args.quiet,
+        jobs=args.jobs,
+        real=real,
+    )
     print(res["table"])
     return 0
 

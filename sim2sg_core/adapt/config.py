@@ -5,6 +5,7 @@ Every part of the method is one switch (``label_alignment.enabled``, ``predictio
 Loaded by the one config system (:func:`sim2sg_core.config.from_dict`): unknown keys and wrongly typed
 values are an error naming the file and the key path: a typo must not silently fall back to a default.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -178,6 +179,7 @@ class AdaptConfig:
     def validate(self, where: str = "adaptation config") -> "AdaptConfig":
         def bad(msg: str):
             raise AdaptConfigError(f"{where}: {msg}")
+
         if self.rounds < 1:
             bad(f"rounds must be >= 1, got {self.rounds}")
         if not 0 <= self.warmup_rounds <= self.rounds:
@@ -191,14 +193,16 @@ class AdaptConfig:
         if not 0.0 < self.label_alignment.refit_blend <= 1.0:
             bad(f"label_alignment.refit_blend must be in (0, 1], got {self.label_alignment.refit_blend}")
         if not 0.0 <= self.appearance_alignment.spectrum_beta <= 0.5:
-            bad("appearance_alignment.spectrum_beta must be in [0, 0.5], "
-                f"got {self.appearance_alignment.spectrum_beta}")
-        for frac_name, v in (("label_alignment.generated_fraction", self.label_alignment.generated_fraction),
-                             ("appearance_alignment.spectrum_probability",
-                              self.appearance_alignment.spectrum_probability),
-                             ("label_alignment.min_class_fraction", self.label_alignment.min_class_fraction),
-                             ("label_alignment.source_fraction", self.label_alignment.source_fraction),
-                             ("self_training.source_fraction", self.self_training.source_fraction)):
+            bad(
+                f"appearance_alignment.spectrum_beta must be in [0, 0.5], got {self.appearance_alignment.spectrum_beta}"
+            )
+        for frac_name, v in (
+            ("label_alignment.generated_fraction", self.label_alignment.generated_fraction),
+            ("appearance_alignment.spectrum_probability", self.appearance_alignment.spectrum_probability),
+            ("label_alignment.min_class_fraction", self.label_alignment.min_class_fraction),
+            ("label_alignment.source_fraction", self.label_alignment.source_fraction),
+            ("self_training.source_fraction", self.self_training.source_fraction),
+        ):
             if not 0.0 <= v <= 1.0:
                 bad(f"{frac_name} must be in [0, 1], got {v}")
         if self.camera_height is not None and not 0.0 < float(self.camera_height) < 100.0:
@@ -279,6 +283,7 @@ class BenchProfile:
 
 # --------------------------------------------------------------------------- YAML loading
 
+
 def _read_yaml(path: Union[str, Path]) -> dict:
     return load_yaml_mapping(path, error=AdaptConfigError)
 
@@ -298,11 +303,11 @@ def load_adapt_config(path: Union[str, Path, None] = None, overrides: Optional[d
     """Load ``config/adapt/default.yaml`` (or ``path``), optionally merged with ``overrides``."""
     path = Path(path) if path is not None else adapt_config_dir() / "default.yaml"
     data, where = _adapt_section(_read_yaml(path), str(path))
-    cfg = adapt_config_from_dict(data, where)       # the file's own errors name the file
+    cfg = adapt_config_from_dict(data, where)  # the file's own errors name the file
     if not overrides:
         return cfg
     merged = deep_merge(data, overrides, replace_keys=WHOLE_SECTIONS)
-    return adapt_config_from_dict(merged, f"--set override (over {path})")   # errors now come from the overrides
+    return adapt_config_from_dict(merged, f"--set override (over {path})")  # errors now come from the overrides
 
 
 def _bench_profile(data: dict, base_adapt: dict, where: str) -> BenchProfile:
@@ -327,16 +332,17 @@ def load_bench_profile(name_or_path: Union[str, Path], overrides: Optional[dict]
     if not p.suffix:
         p = adapt_config_dir() / f"bench_{name_or_path}.yaml"
         if not p.is_file():
-            known = sorted(f.stem[len("bench_"):] for f in adapt_config_dir().glob("bench_*.yaml"))
+            known = sorted(f.stem[len("bench_") :] for f in adapt_config_dir().glob("bench_*.yaml"))
             raise AdaptConfigError(f"unknown bench profile {str(name_or_path)!r}; known: {known}")
     data = _read_yaml(p)
     default_path = adapt_config_dir() / "default.yaml"
     base_adapt, _ = _adapt_section(_read_yaml(default_path), str(default_path))
-    prof = _bench_profile(data, base_adapt, str(p))      # the file's own errors name the file
+    prof = _bench_profile(data, base_adapt, str(p))  # the file's own errors name the file
     if not overrides:
         return prof
-    return _bench_profile(deep_merge(data, overrides, replace_keys=WHOLE_SECTIONS), base_adapt,
-                          f"--set override (over {p})")
+    return _bench_profile(
+        deep_merge(data, overrides, replace_keys=WHOLE_SECTIONS), base_adapt, f"--set override (over {p})"
+    )
 
 
 def config_to_dict(cfg) -> dict:

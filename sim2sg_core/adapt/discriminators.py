@@ -10,6 +10,7 @@ Convention (as in the paper): source is labelled 1, target 0. The GRL is applied
 :mod:`sim2sg_core.adapt.grl`) so the discriminators themselves stay ordinary classifiers that can be
 trained and tested on their own.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -41,8 +42,9 @@ class ConvDiscriminator(nn.Module):
             c = hidden_channels
         self.body = nn.Sequential(*layers)
         self.pixel_head = nn.Conv2d(c, 1, 1)
-        self.image_head = nn.Sequential(nn.Linear(2 * c, hidden_channels), nn.LeakyReLU(0.2, inplace=True),
-                                        nn.Linear(hidden_channels, 1))
+        self.image_head = nn.Sequential(
+            nn.Linear(2 * c, hidden_channels), nn.LeakyReLU(0.2, inplace=True), nn.Linear(hidden_channels, 1)
+        )
         self.in_channels = in_channels
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,12 +54,12 @@ class ConvDiscriminator(nn.Module):
         pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
         return self.pixel_head(h), self.image_head(pooled).squeeze(1)
 
-    def loss(self, x: torch.Tensor, domain_label: float, *, pixel_weight: float = 1.0,
-             image_weight: float = 1.0) -> torch.Tensor:
+    def loss(
+        self, x: torch.Tensor, domain_label: float, *, pixel_weight: float = 1.0, image_weight: float = 1.0
+    ) -> torch.Tensor:
         """Binary cross-entropy of both heads against one domain label for the whole batch."""
         pix, img = self(x)
-        return (pixel_weight * domain_bce(pix, domain_label)
-                + image_weight * domain_bce(img, domain_label))
+        return pixel_weight * domain_bce(pix, domain_label) + image_weight * domain_bce(img, domain_label)
 
 
 class VectorDiscriminator(nn.Module):
@@ -66,9 +68,13 @@ class VectorDiscriminator(nn.Module):
     def __init__(self, *, in_features: int, hidden_features: int = 64):
         super().__init__()
         self.in_features = in_features
-        self.net = nn.Sequential(nn.Linear(in_features, hidden_features), nn.LeakyReLU(0.2, inplace=True),
-                                 nn.Linear(hidden_features, hidden_features), nn.LeakyReLU(0.2, inplace=True),
-                                 nn.Linear(hidden_features, 1))
+        self.net = nn.Sequential(
+            nn.Linear(in_features, hidden_features),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Linear(hidden_features, hidden_features),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Linear(hidden_features, 1),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[1] != self.in_features:

@@ -3,6 +3,7 @@
 The discriminator after the GRL learns to tell source from target; the reversed gradient drives
 the encoder/predictor in front of it to make the two indistinguishable, in one backward pass.
 """
+
 from __future__ import annotations
 
 import math

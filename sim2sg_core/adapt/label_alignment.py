@@ -11,6 +11,7 @@ in the SOURCE appearance. Their labels are exact (the simulator knows the scene)
 follows the target, and their appearance is what the model already reads — so training on them
 closes the content ("label") gap without ever looking at a target label.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -48,8 +49,9 @@ def rescale_graph(graph: SceneGraph, width: int, height: int) -> SceneGraph:
     if graph.image_width <= 0 or graph.image_height <= 0:
         raise ValueError("cannot rescale a scene graph without image_width/image_height")
     sx, sy = width / graph.image_width, height / graph.image_height
-    objs = [dataclasses.replace(o, box=(o.box[0] * sx, o.box[1] * sy, o.box[2] * sx, o.box[3] * sy))
-            for o in graph.objects]
+    objs = [
+        dataclasses.replace(o, box=(o.box[0] * sx, o.box[1] * sy, o.box[2] * sx, o.box[3] * sy)) for o in graph.objects
+    ]
     return dataclasses.replace(graph, objects=objs, image_width=int(width), image_height=int(height))
 
 
@@ -72,10 +74,18 @@ class LabelAligner:
     geometry. Default: the simulator's intrinsics at the source domain's mean pose.
     """
 
-    def __init__(self, *, simulator, camera=None, score_threshold: float = 0.5, refit: bool = True,
-                 refit_blend: float = 1.0, min_class_fraction: float = 0.0):
+    def __init__(
+        self,
+        *,
+        simulator,
+        camera=None,
+        score_threshold: float = 0.5,
+        refit: bool = True,
+        refit_blend: float = 1.0,
+        min_class_fraction: float = 0.0,
+    ):
         self.sim = simulator
-        self.env = simulator.env                 # EnvironmentConfig
+        self.env = simulator.env  # EnvironmentConfig
         self.camera = camera if camera is not None else simulator.camera.with_pose(*simulator.content.camera.mean_pose)
         self.source_content = simulator.content
         self.score_threshold = float(score_threshold)
@@ -94,8 +104,9 @@ class LabelAligner:
         """Labelled / generated objects per class in the source domain: turns the *visible* counts
         the pseudo-statistics see into the generator's Poisson means."""
         if self._visibility is None:
-            probe = Simulator(env=self.env, domain=self.sim.domain, seed=self.sim.seed + 99991,
-                              image_size=self.sim.image_size)
+            probe = Simulator(
+                env=self.env, domain=self.sim.domain, seed=self.sim.seed + 99991, image_size=self.sim.image_size
+            )
             self._visibility = visibility_ratios(probe, n=64)
         return self._visibility
 
@@ -116,21 +127,27 @@ class LabelAligner:
             if self.min_class_fraction > 0:
                 src = self.source_content.classes
                 floor = self.min_class_fraction
-                content = dataclasses.replace(content, classes={
-                    n: dataclasses.replace(cc, count_mean=max(cc.count_mean, floor * src[n].count_mean))
-                    for n, cc in content.classes.items()})
+                content = dataclasses.replace(
+                    content,
+                    classes={
+                        n: dataclasses.replace(cc, count_mean=max(cc.count_mean, floor * src[n].count_mean))
+                        for n, cc in content.classes.items()
+                    },
+                )
             self.content = content
         counts = confident_class_counts(graphs, self.score_threshold)
-        return AnalysisResult(scenes=scenes, content=content, class_counts=counts, images=len(graphs),
-                              objects=sum(counts.values()))
+        return AnalysisResult(
+            scenes=scenes, content=content, class_counts=counts, images=len(graphs), objects=sum(counts.values())
+        )
 
     # -- synthesis -------------------------------------------------------------------------------
-    def synthesis_scenes(self, analysis: AnalysisResult, count: int, generated_fraction: float,
-                         rng: np.random.Generator) -> list:
+    def synthesis_scenes(
+        self, analysis: AnalysisResult, count: int, generated_fraction: float, rng: np.random.Generator
+    ) -> list:
         """``count`` scene descriptions: reconstructions (cycled) + draws from the re-fitted generator."""
         n_gen = int(round(count * generated_fraction)) if analysis.content is not None else 0
         if not analysis.scenes:
-            n_gen = count          # nothing confident to reconstruct: the generator is all we have
+            n_gen = count  # nothing confident to reconstruct: the generator is all we have
         scenes = []
         if count - n_gen > 0:
             order = rng.permutation(len(analysis.scenes))

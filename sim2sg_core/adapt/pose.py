@@ -14,6 +14,7 @@ size and camera height trade off against each other: on a target whose objects a
 than the simulator's, the estimated height comes out lower by the same factor. The pitch does not
 suffer from that.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,9 @@ class PoseEstimate:
     rms_log_scale: float
 
 
-def _usable_boxes(graphs: Sequence[SceneGraph], camera: Camera, classes, score_threshold: float,
-                  max_objects: int, seed: int) -> list[tuple[tuple, str]]:
+def _usable_boxes(
+    graphs: Sequence[SceneGraph], camera: Camera, classes, score_threshold: float, max_objects: int, seed: int
+) -> list[tuple[tuple, str]]:
     out = []
     for g in graphs:
         sx = camera.width / g.image_width if g.image_width else 1.0
@@ -53,7 +55,7 @@ def _usable_boxes(graphs: Sequence[SceneGraph], camera: Camera, classes, score_t
                 continue
             x0, y0, x1, y1 = o.box[0] * sx, o.box[1] * sy, o.box[2] * sx, o.box[3] * sy
             if x0 <= 1 or y0 <= 1 or x1 >= camera.width - 1 or y1 >= camera.height - 1 or y1 - y0 < 4:
-                continue        # cut by the border: its height is not the object's
+                continue  # cut by the border: its height is not the object's
             out.append(((x0, y0, x1, y1), o.class_name))
     if len(out) > max_objects:
         rng = np.random.default_rng(seed)
@@ -69,7 +71,7 @@ def _cost(boxes, camera: Camera, env, yaws: dict) -> float:
     for box, name in boxes:
         spec = lift_box(box, name, camera, env, yaw=yaws.get(name, 0.0))
         if spec is None:
-            logs.append(LOG_MISFIT)             # cannot stand on the ground under this pose: a bad fit
+            logs.append(LOG_MISFIT)  # cannot stand on the ground under this pose: a bad fit
             continue
         ratio = max(spec.size[0], 1e-6) / env.prior(name).size[0]
         if not SCALE_LIMITS[0] * 1.001 < ratio < SCALE_LIMITS[1] * 0.999:
@@ -80,12 +82,21 @@ def _cost(boxes, camera: Camera, env, yaws: dict) -> float:
         return math.inf
     v = np.asarray(logs)
     med = float(np.median(v))
-    return med ** 2 + float(np.median(np.abs(v - med))) ** 2
+    return med**2 + float(np.median(np.abs(v - med))) ** 2
 
 
-def estimate_camera_pose(graphs: Sequence[SceneGraph], camera: Camera, env, *, score_threshold: float = 0.5,
-                         min_objects: int = 8, max_objects: int = 40, classes: Optional[Sequence[str]] = None,
-                         yaws: Optional[dict] = None, seed: int = 0) -> Optional[PoseEstimate]:
+def estimate_camera_pose(
+    graphs: Sequence[SceneGraph],
+    camera: Camera,
+    env,
+    *,
+    score_threshold: float = 0.5,
+    min_objects: int = 8,
+    max_objects: int = 40,
+    classes: Optional[Sequence[str]] = None,
+    yaws: Optional[dict] = None,
+    seed: int = 0,
+) -> Optional[PoseEstimate]:
     """The (height, pitch) under which the confident boxes of ``graphs`` lift to their classes' typical
     sizes, searched around ``camera``'s own pose; None when fewer than ``min_objects`` usable boxes.
 
@@ -104,7 +115,7 @@ def estimate_camera_pose(graphs: Sequence[SceneGraph], camera: Camera, env, *, s
     span_h, span_p = (hi - lo) / 2, PITCH_HALF_WIDTH
     centre_h = math.log(h0) + (lo + hi) / 2
     best = math.inf
-    for _level in range(3):                     # 9 x 9 grid, then twice around the best at 1/4 the span
+    for _level in range(3):  # 9 x 9 grid, then twice around the best at 1/4 the span
         for lh in np.linspace(centre_h - span_h, centre_h + span_h, 9):
             for p in np.linspace(pitch - span_p, pitch + span_p, 9):
                 c = _cost(boxes, camera.with_pose(math.exp(lh), float(p)), env, yaws)
@@ -112,8 +123,7 @@ def estimate_camera_pose(graphs: Sequence[SceneGraph], camera: Camera, env, *, s
                     best, log_h, best_p = c, float(lh), float(p)
         centre_h, pitch = log_h, best_p
         span_h, span_p = span_h / 4, span_p / 4
-    return PoseEstimate(height_m=math.exp(log_h), pitch=pitch, objects=len(boxes),
-                        rms_log_scale=math.sqrt(best))
+    return PoseEstimate(height_m=math.exp(log_h), pitch=pitch, objects=len(boxes), rms_log_scale=math.sqrt(best))
 
 
 __all__ = ["PoseEstimate", "estimate_camera_pose"]

@@ -19,6 +19,7 @@ The target source yields images only (see :mod:`sim2sg_core.adapt.targets`), so 
 cannot reach this loop. A resumable state file sits next to the output checkpoint and is removed
 once the final checkpoint is written.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,8 +36,14 @@ from tqdm import tqdm
 
 from sim2sg_core.adapt.appearance import stylise_batch
 from sim2sg_core.adapt.config import AdaptConfig, config_to_dict, load_adapt_config
-from sim2sg_core.adapt.discriminators import (SOURCE_LABEL, TARGET_LABEL, ConvDiscriminator,
-                                              VectorDiscriminator, domain_accuracy, domain_bce)
+from sim2sg_core.adapt.discriminators import (
+    SOURCE_LABEL,
+    TARGET_LABEL,
+    ConvDiscriminator,
+    VectorDiscriminator,
+    domain_accuracy,
+    domain_bce,
+)
 from sim2sg_core.adapt.evidence import evidence_filter_from_config
 from sim2sg_core.adapt.grl import grad_reverse, grl_lambda
 from sim2sg_core.adapt.label_alignment import LabelAligner
@@ -67,6 +74,7 @@ class AdaptationError(RuntimeError):
 
 
 # ------------------------------------------------------------------------------------ data pools
+
 
 class LabelledPool:
     """Labelled (image, SceneGraph) pairs that training batches are drawn from."""
@@ -101,6 +109,7 @@ def pseudo_label_graphs(graphs: Sequence[SceneGraph], score_threshold: float) ->
 
 # ------------------------------------------------------------------------------------ helpers
 
+
 def _hflip_batch(images, graphs, predicates, rng):
     out_i, out_g = [], []
     for im, g in zip(images, graphs):
@@ -120,7 +129,7 @@ class AdaptResult:
     rounds: int
     seconds: float
     resumed_from_step: int = 0
-    history: list = field(default_factory=list)   # per-round dicts (analysis + mean losses)
+    history: list = field(default_factory=list)  # per-round dicts (analysis + mean losses)
 
 
 class _AdaptLoss(torch.nn.Module):
@@ -131,7 +140,8 @@ class _AdaptLoss(torch.nn.Module):
         super().__init__()
         self.model = adapter.model
         self.discriminators = torch.nn.ModuleList(
-            [d for d in (adapter.disc_z, adapter.disc_heat, adapter.disc_rel) if d is not None])
+            [d for d in (adapter.disc_z, adapter.disc_heat, adapter.disc_rel) if d is not None]
+        )
         self._losses = adapter.losses
 
     def forward(self, x, targets, n_l, lam, adversarial):
@@ -141,9 +151,23 @@ class _AdaptLoss(torch.nn.Module):
 class Sim2SGAdapter:
     """Holds the model, discriminators, optimisers and pools of one adaptation run."""
 
-    def __init__(self, *, model, vocab, experiment_config, input_size, mean, std, config: AdaptConfig,
-                 target_images: Sequence[np.ndarray], device: str = "auto", init_model_id: str = "",
-                 target_camera_pose: Optional[tuple] = None, target_camera=None, dist: Optional[DistContext] = None):
+    def __init__(
+        self,
+        *,
+        model,
+        vocab,
+        experiment_config,
+        input_size,
+        mean,
+        std,
+        config: AdaptConfig,
+        target_images: Sequence[np.ndarray],
+        device: str = "auto",
+        init_model_id: str = "",
+        target_camera_pose: Optional[tuple] = None,
+        target_camera=None,
+        dist: Optional[DistContext] = None,
+    ):
         """``target_camera_pose``: (height m, pitch rad) the target source reports (or None);
         ``target_camera``: the target source's calibrated camera (intrinsics; or None). A calibration
         file in ``config.camera_info`` takes precedence over ``target_camera``.
@@ -158,8 +182,7 @@ class Sim2SGAdapter:
         world = self.dist.world_size
         #: this rank's labelled and target images per step (the config's batch sizes are global)
         self.batch_size = self.dist.per_rank(config.batch_size, "batch_size")
-        self.target_batch_size = self.dist.per_rank(config.target_batch_size or config.batch_size,
-                                                    "target_batch_size")
+        self.target_batch_size = self.dist.per_rank(config.target_batch_size or config.batch_size, "target_batch_size")
         model, self.bn_mode = apply_batchnorm_mode(model, experiment_config.train.batchnorm, self.dist, self.device)
         self.model = model.to(self.device)
         self.vocab, self.exp_cfg = vocab, experiment_config
@@ -170,56 +193,80 @@ class Sim2SGAdapter:
         self.crop_bottom = float(getattr(model, "crop_bottom", 0.0))
         self.target_images = list(target_images)
         if len(self.target_images) < world:
-            raise AdaptationError(f"adaptation needs at least one target image per process ({world}), "
-                                  f"got {len(self.target_images)}")
+            raise AdaptationError(
+                f"adaptation needs at least one target image per process ({world}), got {len(self.target_images)}"
+            )
         #: this rank's share of the target frames (global index i lives on rank i % world_size)
         self.local_targets = self.dist.shard(self.target_images)
-        self._rank_seed = [self.dist.rank] if world > 1 else []   # one process: the single-process draws
+        self._rank_seed = [self.dist.rank] if world > 1 else []  # one process: the single-process draws
         self.init_model_id = init_model_id
         self.rng = np.random.default_rng(config.seed)
         torch.manual_seed(config.seed)
         # Render at the model's input size: no resize cost, and the reconstruction camera matches.
-        self.sim = Simulator(env=config.env, domain=config.source_domain, seed=config.seed + 17,
-                             image_size=self.input_size)
+        self.sim = Simulator(
+            env=config.env, domain=config.source_domain, seed=config.seed + 17, image_size=self.input_size
+        )
         if tuple(self.sim.vocab.classes) != tuple(vocab.classes):
-            raise AdaptationError(f"the checkpoint's classes {list(vocab.classes)} differ from environment "
-                                  f"{config.env!r}'s {list(self.sim.vocab.classes)}; set env to the one it was "
-                                  "trained on")
-        self.source_pool = render_source_pool(self.sim, config.source_pool_size,
-                                              start_index=self.dist.rank * config.source_pool_size)
+            raise AdaptationError(
+                f"the checkpoint's classes {list(vocab.classes)} differ from environment "
+                f"{config.env!r}'s {list(self.sim.vocab.classes)}; set env to the one it was "
+                "trained on"
+            )
+        self.source_pool = render_source_pool(
+            self.sim, config.source_pool_size, start_index=self.dist.rank * config.source_pool_size
+        )
         self.aligned_pool = LabelledPool(name="label-aligned")
         self.pseudo_pool = LabelledPool(name="pseudo-labelled target")
         self.calibrated_camera, self._calibrated_pose = self._calibrated_camera(target_camera)
         self.camera = self.target_camera(target_camera_pose)
         self.evidence = evidence_filter_from_config(
-            config.evidence, min(config.label_alignment.score_threshold, config.self_training.score_threshold),
-            device=str(self.device))
-        self.aligner = LabelAligner(simulator=self.sim, camera=self.camera,
-                                    score_threshold=config.label_alignment.score_threshold,
-                                    refit=config.label_alignment.refit_content,
-                                    refit_blend=config.label_alignment.refit_blend,
-                                    min_class_fraction=config.label_alignment.min_class_fraction)
+            config.evidence,
+            min(config.label_alignment.score_threshold, config.self_training.score_threshold),
+            device=str(self.device),
+        )
+        self.aligner = LabelAligner(
+            simulator=self.sim,
+            camera=self.camera,
+            score_threshold=config.label_alignment.score_threshold,
+            refit=config.label_alignment.refit_content,
+            refit_blend=config.label_alignment.refit_blend,
+            min_class_fraction=config.label_alignment.min_class_fraction,
+        )
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         # discriminators
         c_z = self.model.encoder.out_channels
         a, p = config.appearance_alignment, config.prediction_alignment
-        self.disc_z = ConvDiscriminator(in_channels=c_z, hidden_channels=a.hidden_channels,
-                                        num_layers=a.num_layers).to(self.device) if a.enabled and a.discriminator \
+        self.disc_z = (
+            ConvDiscriminator(in_channels=c_z, hidden_channels=a.hidden_channels, num_layers=a.num_layers).to(
+                self.device
+            )
+            if a.enabled and a.discriminator
             else None
-        self.disc_heat = ConvDiscriminator(in_channels=self.model.num_classes, hidden_channels=p.hidden_channels,
-                                           num_layers=p.num_layers).to(self.device) if p.enabled else None
-        self.disc_rel = VectorDiscriminator(in_features=self.model.num_predicates + 2,
-                                            hidden_features=p.hidden_channels).to(self.device) if p.enabled else None
+        )
+        self.disc_heat = (
+            ConvDiscriminator(
+                in_channels=self.model.num_classes, hidden_channels=p.hidden_channels, num_layers=p.num_layers
+            ).to(self.device)
+            if p.enabled
+            else None
+        )
+        self.disc_rel = (
+            VectorDiscriminator(in_features=self.model.num_predicates + 2, hidden_features=p.hidden_channels).to(
+                self.device
+            )
+            if p.enabled
+            else None
+        )
         self.disc_opts = {}
         for name, d, lr in (("z", self.disc_z, a.lr), ("heat", self.disc_heat, p.lr), ("rel", self.disc_rel, p.lr)):
             if d is not None:
                 self.disc_opts[name] = torch.optim.Adam(d.parameters(), lr=lr, betas=(0.5, 0.999))
         self._ddp = None
-        if self.dist.launched:   # the model and every discriminator average their gradients over the ranks
+        if self.dist.launched:  # the model and every discriminator average their gradients over the ranks
             # find_unused_parameters: discriminators sit out warm-up rounds and pair-less batches
             self._ddp = data_parallel(_AdaptLoss(self), self.device, find_unused_parameters=True)
         self.step = 0
-        self.round_scenes: list[dict] = []      # what the current round trains on (for resume)
+        self.round_scenes: list[dict] = []  # what the current round trains on (for resume)
         self.round_pseudo: list[dict] = []
         self.history: list[dict] = []
 
@@ -230,9 +277,12 @@ class Sim2SGAdapter:
         if self.cfg.camera_info:
             h0, p0 = self.sim.content.camera.mean_pose
             first = self.target_images[0]
-            cam = load_camera(self.cfg.camera_info, height_m=h0,
-                              pitch=None if calibration_kind(self.cfg.camera_info) == "kitti" else p0,
-                              image_size=(int(first.shape[1]), int(first.shape[0])))
+            cam = load_camera(
+                self.cfg.camera_info,
+                height_m=h0,
+                pitch=None if calibration_kind(self.cfg.camera_info) == "kitti" else p0,
+                image_size=(int(first.shape[1]), int(first.shape[0])),
+            )
             return cam, (cam.height_m, cam.pitch)
         return source_camera, None
 
@@ -254,7 +304,7 @@ class Sim2SGAdapter:
         ``label_alignment.camera_pose: estimated`` the source mean pose, replaced every round by the pose
         estimated from the pseudo-labels."""
         if self.cfg.label_alignment.camera_pose == "estimated":
-            height, pitch = self.sim.content.camera.mean_pose   # a start only: re-estimated every round
+            height, pitch = self.sim.content.camera.mean_pose  # a start only: re-estimated every round
         else:
             if reported_pose is not None:
                 height, pitch = reported_pose
@@ -266,8 +316,11 @@ class Sim2SGAdapter:
                 height = self.cfg.camera_height
             if self.cfg.camera_pitch is not None:
                 pitch = self.cfg.camera_pitch
-        base = self.sim.camera if self.calibrated_camera is None else \
-            self.calibrated_camera.scaled(*self.aligned_image_size())
+        base = (
+            self.sim.camera
+            if self.calibrated_camera is None
+            else self.calibrated_camera.scaled(*self.aligned_image_size())
+        )
         return base.with_pose(float(height), float(pitch))
 
     # -- properties of the schedule -----------------------------------------------------------------
@@ -290,9 +343,18 @@ class Sim2SGAdapter:
     def predict_target(self) -> list[SceneGraph]:
         """Predictions on this rank's share of the target frames (all of them in one process)."""
         thr = min(self.cfg.label_alignment.score_threshold, self.cfg.self_training.score_threshold, 0.3)
-        pred = Predictor(self.model, self.vocab, self.input_size, self.mean, self.std, device=str(self.device),
-                         resize_mode=self.resize_mode, crop_bottom=self.crop_bottom,
-                         score_threshold=thr, batch_size=16)
+        pred = Predictor(
+            self.model,
+            self.vocab,
+            self.input_size,
+            self.mean,
+            self.std,
+            device=str(self.device),
+            resize_mode=self.resize_mode,
+            crop_bottom=self.crop_bottom,
+            score_threshold=thr,
+            batch_size=16,
+        )
         try:
             return pred.predict(self.local_targets)
         finally:
@@ -312,8 +374,11 @@ class Sim2SGAdapter:
             return graphs, None
         scored = sum(e["scored"] for _, e in parts)
         total = sum((e["mean_evidence"] or 0.0) * e["scored"] for _, e in parts)
-        return graphs, {"scored": scored, "rejected": sum(e["rejected"] for _, e in parts),
-                        "mean_evidence": round(total / scored, 4) if scored else None}
+        return graphs, {
+            "scored": scored,
+            "rejected": sum(e["rejected"] for _, e in parts),
+            "mean_evidence": round(total / scored, 4) if scored else None,
+        }
 
     def analysis_synthesis(self, round_index: int) -> dict:
         """One analysis + synthesis round; fills the pools the next training steps draw from."""
@@ -325,7 +390,7 @@ class Sim2SGAdapter:
         preds, evidence = self.predict_target(), None
         if self.evidence is not None:
             preds, evidence = self.evidence.filter(preds, self.local_targets)
-        preds, evidence = self._gather_predictions(preds, evidence)   # pseudo-statistics of all ranks
+        preds, evidence = self._gather_predictions(preds, evidence)  # pseudo-statistics of all ranks
         if evidence is not None:
             info["evidence"] = evidence
         if cfg.label_alignment.enabled:
@@ -333,13 +398,17 @@ class Sim2SGAdapter:
                 info["estimated_pose"] = self._estimate_pose(preds, round_index)
             analysis = self.aligner.analyse(preds)
             rng = np.random.default_rng([cfg.seed, round_index, 1])
-            scenes = self.aligner.synthesis_scenes(analysis, cfg.label_alignment.samples_per_round,
-                                                   cfg.label_alignment.generated_fraction, rng)
+            scenes = self.aligner.synthesis_scenes(
+                analysis, cfg.label_alignment.samples_per_round, cfg.label_alignment.generated_fraction, rng
+            )
             self.round_scenes = [s.to_dict() for s in scenes]
             self._render_aligned()
-            info.update(pseudo_objects=analysis.objects, reconstructed_scenes=len(analysis.scenes),
-                        pseudo_class_counts=analysis.class_counts,
-                        aligned_class_counts=_class_counts(self.aligned_pool.graphs))
+            info.update(
+                pseudo_objects=analysis.objects,
+                reconstructed_scenes=len(analysis.scenes),
+                pseudo_class_counts=analysis.class_counts,
+                aligned_class_counts=_class_counts(self.aligned_pool.graphs),
+            )
         if cfg.self_training.enabled:
             pseudo = pseudo_label_graphs(preds, cfg.self_training.score_threshold)
             self.round_pseudo = [g.to_dict() for g in pseudo]
@@ -351,14 +420,22 @@ class Sim2SGAdapter:
 
     def _estimate_pose(self, preds: list, round_index: int) -> Optional[dict]:
         """Move the label aligner's camera to the pose the pseudo-labels imply (kept when too few)."""
-        est = estimate_camera_pose(preds, self.aligner.camera, self.sim.env,
-                                   score_threshold=self.cfg.label_alignment.score_threshold,
-                                   seed=self.cfg.seed * 1000 + round_index)
+        est = estimate_camera_pose(
+            preds,
+            self.aligner.camera,
+            self.sim.env,
+            score_threshold=self.cfg.label_alignment.score_threshold,
+            seed=self.cfg.seed * 1000 + round_index,
+        )
         if est is None:
             return None
         self.aligner.camera = self.aligner.camera.with_pose(est.height_m, est.pitch)
-        return {"height_m": round(est.height_m, 3), "pitch": round(est.pitch, 4), "objects": est.objects,
-                "rms_log_scale": round(est.rms_log_scale, 3)}
+        return {
+            "height_m": round(est.height_m, 3),
+            "pitch": round(est.pitch, 4),
+            "objects": est.objects,
+            "rms_log_scale": round(est.rms_log_scale, 3),
+        }
 
     def _render_aligned(self) -> None:
         """Render this rank's share of the round's label-aligned scenes (every scene in one process)."""
@@ -371,8 +448,9 @@ class Sim2SGAdapter:
         graphs = [SceneGraph.from_dict(d) for d in self.round_pseudo]
         mine = set(range(self.dist.rank, len(graphs), self.dist.world_size))
         keep = [i for i, g in enumerate(graphs) if g.objects and i in mine]
-        self.pseudo_pool = LabelledPool([self.target_images[i] for i in keep], [graphs[i] for i in keep],
-                                        name="pseudo-labelled target")
+        self.pseudo_pool = LabelledPool(
+            [self.target_images[i] for i in keep], [graphs[i] for i in keep], name="pseudo-labelled target"
+        )
 
     # -- one training step ----------------------------------------------------------------------------
     def _labelled_batch(self, rng) -> tuple[list, list]:
@@ -397,8 +475,9 @@ class Sim2SGAdapter:
         return _hflip_batch(imgs, graphs, self.vocab.predicates, rng)
 
     def _to_tensor(self, images) -> torch.Tensor:
-        return images_to_tensor(images, self.input_size, self.mean, self.std, self.resize_mode,
-                                self.crop_bottom).to(self.device)
+        return images_to_tensor(images, self.input_size, self.mean, self.std, self.resize_mode, self.crop_bottom).to(
+            self.device
+        )
 
     def train_step(self) -> dict:
         cfg = self.cfg
@@ -454,21 +533,31 @@ class Sim2SGAdapter:
                 z = grad_reverse(out["features"], lam)
                 pix_s, img_s = self.disc_z(z[:n_l])
                 pix_t, img_t = self.disc_z(z[n_l:])
-                l_z = 0.5 * (domain_bce(pix_s, SOURCE_LABEL) + domain_bce(pix_t, TARGET_LABEL)
-                             + domain_bce(img_s, SOURCE_LABEL) + domain_bce(img_t, TARGET_LABEL))
+                l_z = 0.5 * (
+                    domain_bce(pix_s, SOURCE_LABEL)
+                    + domain_bce(pix_t, TARGET_LABEL)
+                    + domain_bce(img_s, SOURCE_LABEL)
+                    + domain_bce(img_t, TARGET_LABEL)
+                )
                 losses["appearance_adv"] = cfg.appearance_alignment.weight * l_z
-                metrics["disc_z_acc"] = 0.5 * (domain_accuracy(img_s, SOURCE_LABEL)
-                                               + domain_accuracy(img_t, TARGET_LABEL))
+                metrics["disc_z_acc"] = 0.5 * (
+                    domain_accuracy(img_s, SOURCE_LABEL) + domain_accuracy(img_t, TARGET_LABEL)
+                )
             if self.disc_heat is not None:
                 heat = grad_reverse(torch.sigmoid(out["heatmap"].float()), lam)
                 pix_s, img_s = self.disc_heat(heat[:n_l])
                 pix_t, img_t = self.disc_heat(heat[n_l:])
-                l_h = 0.5 * (domain_bce(pix_s, SOURCE_LABEL) + domain_bce(pix_t, TARGET_LABEL)
-                             + domain_bce(img_s, SOURCE_LABEL) + domain_bce(img_t, TARGET_LABEL))
+                l_h = 0.5 * (
+                    domain_bce(pix_s, SOURCE_LABEL)
+                    + domain_bce(pix_t, TARGET_LABEL)
+                    + domain_bce(img_s, SOURCE_LABEL)
+                    + domain_bce(img_t, TARGET_LABEL)
+                )
                 l_r, acc_r = self._relation_adversarial(out, n_l, lam)
                 losses["prediction_adv"] = cfg.prediction_alignment.weight * (l_h + (l_r if l_r is not None else 0.0))
-                metrics["disc_heat_acc"] = 0.5 * (domain_accuracy(img_s, SOURCE_LABEL)
-                                                  + domain_accuracy(img_t, TARGET_LABEL))
+                metrics["disc_heat_acc"] = 0.5 * (
+                    domain_accuracy(img_s, SOURCE_LABEL) + domain_accuracy(img_t, TARGET_LABEL)
+                )
                 if acc_r is not None:
                     metrics["disc_rel_acc"] = acc_r
         return losses, metrics
@@ -478,8 +567,10 @@ class Sim2SGAdapter:
         plus the pair's two detection scores), source pairs vs. target pairs."""
         if self.disc_rel is None:
             return None, None
-        dets = self.model.decode({k: out[k].detach() for k in ("heatmap", "size", "offset")} |
-                                 {"image_size": out["image_size"]}, score_threshold=0.3)
+        dets = self.model.decode(
+            {k: out[k].detach() for k in ("heatmap", "size", "offset")} | {"image_size": out["image_size"]},
+            score_threshold=0.3,
+        )
         rels = self.model.infer_relations(out["features"], dets, out["image_size"])
         src: list[torch.Tensor] = []
         tgt: list[torch.Tensor] = []
@@ -501,10 +592,17 @@ class Sim2SGAdapter:
     # -- state (resume) --------------------------------------------------------------------------
     def state(self) -> dict:
         return {
-            "step": self.step, "config": config_to_dict(self.cfg), "init_model_id": self.init_model_id,
-            "round_scenes": self.round_scenes, "round_pseudo": self.round_pseudo, "history": self.history,
-            "discriminators": {k: d.state_dict() for k, d in
-                               (("z", self.disc_z), ("heat", self.disc_heat), ("rel", self.disc_rel)) if d is not None},
+            "step": self.step,
+            "config": config_to_dict(self.cfg),
+            "init_model_id": self.init_model_id,
+            "round_scenes": self.round_scenes,
+            "round_pseudo": self.round_pseudo,
+            "history": self.history,
+            "discriminators": {
+                k: d.state_dict()
+                for k, d in (("z", self.disc_z), ("heat", self.disc_heat), ("rel", self.disc_rel))
+                if d is not None
+            },
             "disc_optimizers": {k: o.state_dict() for k, o in self.disc_opts.items()},
             "content": content_to_dict(self.aligner.content),
             "camera_pose": [self.aligner.camera.height_m, self.aligner.camera.pitch],
@@ -544,11 +642,17 @@ def resume_path_for(out_checkpoint: PathLike) -> Path:
     return out.with_name(out.name + RESUME_SUFFIX)
 
 
-def run_adaptation(init_checkpoint: PathLike, target_source: Union[TargetSource, Sequence[np.ndarray]],
-                   out_checkpoint: PathLike, config: Optional[AdaptConfig] = None,
-                   progress_callback: Optional[ProgressCallback] = None, resume: bool = True,
-                   should_stop: Optional[Callable[[], bool]] = None, dist: Optional[DistContext] = None,
-                   device: str = "auto") -> AdaptResult:
+def run_adaptation(
+    init_checkpoint: PathLike,
+    target_source: Union[TargetSource, Sequence[np.ndarray]],
+    out_checkpoint: PathLike,
+    config: Optional[AdaptConfig] = None,
+    progress_callback: Optional[ProgressCallback] = None,
+    resume: bool = True,
+    should_stop: Optional[Callable[[], bool]] = None,
+    dist: Optional[DistContext] = None,
+    device: str = "auto",
+) -> AdaptResult:
     """Adapt the model in ``init_checkpoint`` to ``target_source``'s images; write ``out_checkpoint``.
 
     * ``target_source``: a :class:`TargetSource` (images only) or a list of RGB uint8 arrays.
@@ -576,11 +680,21 @@ def run_adaptation(init_checkpoint: PathLike, target_source: Union[TargetSource,
     model = model_from_checkpoint(ck)
     if not cfg.env:
         cfg = dataclasses.replace(cfg, env=ck["config"].train.env)
-    adapter = Sim2SGAdapter(model=model, vocab=ck["vocab"], experiment_config=ck["config"],
-                            input_size=ck["input_size"], mean=ck["mean"], std=ck["std"], config=cfg,
-                            target_images=target_images, init_model_id=ck["model_id"],
-                            target_camera_pose=target_source.camera_pose,
-                            target_camera=getattr(target_source, "camera", None), dist=dist, device=device)
+    adapter = Sim2SGAdapter(
+        model=model,
+        vocab=ck["vocab"],
+        experiment_config=ck["config"],
+        input_size=ck["input_size"],
+        mean=ck["mean"],
+        std=ck["std"],
+        config=cfg,
+        target_images=target_images,
+        init_model_id=ck["model_id"],
+        target_camera_pose=target_source.camera_pose,
+        target_camera=getattr(target_source, "camera", None),
+        dist=dist,
+        device=device,
+    )
     dist = adapter.dist
     out = Path(out_checkpoint)
     resume_file = resume_path_for(out)
@@ -591,8 +705,10 @@ def run_adaptation(init_checkpoint: PathLike, target_source: Union[TargetSource,
         if not st:
             raise AdaptationError(f"resume file {resume_file} holds no adaptation state; delete it to start over")
         if st.get("config") != config_to_dict(cfg) or st.get("init_model_id") != ck["model_id"]:
-            raise AdaptationError(f"resume file {resume_file} belongs to a run with another config or init "
-                                  "checkpoint; delete it to start over")
+            raise AdaptationError(
+                f"resume file {resume_file} belongs to a run with another config or init "
+                "checkpoint; delete it to start over"
+            )
         model.load_state_dict(rk["state_dict"])
         if rk.get("optimizer"):
             adapter.opt.load_state_dict(rk["optimizer"])
@@ -603,9 +719,18 @@ def run_adaptation(init_checkpoint: PathLike, target_source: Union[TargetSource,
     def save_state():
         if not dist.is_main:
             return
-        save_checkpoint(resume_file, adapter.model, adapter.exp_cfg, adapter.vocab, adapter.input_size,
-                        adapter.mean, adapter.std, extra={"adapt_state": adapter.state()},
-                        optimizer=adapter.opt, step=adapter.step)
+        save_checkpoint(
+            resume_file,
+            adapter.model,
+            adapter.exp_cfg,
+            adapter.vocab,
+            adapter.input_size,
+            adapter.mean,
+            adapter.std,
+            extra={"adapt_state": adapter.state()},
+            optimizer=adapter.opt,
+            step=adapter.step,
+        )
 
     total = cfg.total_steps
     bar = None
@@ -637,47 +762,81 @@ def run_adaptation(init_checkpoint: PathLike, target_source: Union[TargetSource,
                 if adapter.step < total:
                     save_state()
             stop = should_stop is not None and should_stop()
-            if dist.launched:   # rank 0's decision, so all ranks stop at the same step
+            if dist.launched:  # rank 0's decision, so all ranks stop at the same step
                 stop = from_main(1.0 if stop else 0.0) > 0
             if stop:
                 save_state()
-                raise AdaptationInterrupted(f"adaptation stopped at step {adapter.step}/{total}; "
-                                            f"state saved to {resume_file}")
+                raise AdaptationInterrupted(
+                    f"adaptation stopped at step {adapter.step}/{total}; state saved to {resume_file}"
+                )
     finally:
         if bar is not None:
             bar.close()
-    extra = {"adaptation": {"config": config_to_dict(cfg), "init_model_id": ck["model_id"],
-                            "target": target_source.description, "target_images": len(target_images),
-                            # the camera label alignment lifted and rendered through (at the render size),
-                            # and the calibration it came from (None: the simulator's own camera)
-                            "target_camera": adapter.camera.to_dict(),
-                            "calibrated_camera": (adapter.calibrated_camera.to_dict()
-                                                  if adapter.calibrated_camera is not None else None),
-                            "camera_info": cfg.camera_info or ("target source" if adapter.calibrated_camera
-                                                               is not None else ""),
-                            "history": adapter.history}}
+    extra = {
+        "adaptation": {
+            "config": config_to_dict(cfg),
+            "init_model_id": ck["model_id"],
+            "target": target_source.description,
+            "target_images": len(target_images),
+            # the camera label alignment lifted and rendered through (at the render size),
+            # and the calibration it came from (None: the simulator's own camera)
+            "target_camera": adapter.camera.to_dict(),
+            "calibrated_camera": (
+                adapter.calibrated_camera.to_dict() if adapter.calibrated_camera is not None else None
+            ),
+            "camera_info": cfg.camera_info or ("target source" if adapter.calibrated_camera is not None else ""),
+            "history": adapter.history,
+        }
+    }
     if dist.is_main:
-        save_checkpoint(out, adapter.model, adapter.exp_cfg, adapter.vocab, adapter.input_size, adapter.mean,
-                        adapter.std, extra=extra, step=adapter.step)
+        save_checkpoint(
+            out,
+            adapter.model,
+            adapter.exp_cfg,
+            adapter.vocab,
+            adapter.input_size,
+            adapter.mean,
+            adapter.std,
+            extra=extra,
+            step=adapter.step,
+        )
         resume_file.unlink(missing_ok=True)
-    barrier()   # no rank returns before rank 0's output exists
-    return AdaptResult(checkpoint=str(out), steps=adapter.step, rounds=cfg.rounds,
-                       seconds=time.perf_counter() - t_start, resumed_from_step=resumed_from,
-                       history=adapter.history)
+    barrier()  # no rank returns before rank 0's output exists
+    return AdaptResult(
+        checkpoint=str(out),
+        steps=adapter.step,
+        rounds=cfg.rounds,
+        seconds=time.perf_counter() - t_start,
+        resumed_from_step=resumed_from,
+        history=adapter.history,
+    )
 
 
 class AdaptationInterrupted(RuntimeError):
     """``should_stop`` asked the run to stop; its resumable state was saved."""
 
 
-def adapt_from_bags(init_checkpoint: PathLike, bag_paths: Union[PathLike, Sequence[PathLike]], topic: str,
-                    out_checkpoint: PathLike, config: Optional[AdaptConfig] = None,
-                    progress_callback: Optional[ProgressCallback] = None, resume: bool = True,
-                    should_stop: Optional[Callable[[], bool]] = None) -> AdaptResult:
+def adapt_from_bags(
+    init_checkpoint: PathLike,
+    bag_paths: Union[PathLike, Sequence[PathLike]],
+    topic: str,
+    out_checkpoint: PathLike,
+    config: Optional[AdaptConfig] = None,
+    progress_callback: Optional[ProgressCallback] = None,
+    resume: bool = True,
+    should_stop: Optional[Callable[[], bool]] = None,
+) -> AdaptResult:
     """Adapt ``init_checkpoint`` to the images of ``topic`` in rosbag2 bag(s); what the ROS node calls.
 
     A topic missing from the bags raises ``sim2sg_core.data.bags.BagTopicError`` listing the image
     topics that are present (before any training starts).
     """
-    return run_adaptation(init_checkpoint, BagTargetSource(bag_paths, topic), out_checkpoint, config=config,
-                          progress_callback=progress_callback, resume=resume, should_stop=should_stop)
+    return run_adaptation(
+        init_checkpoint,
+        BagTargetSource(bag_paths, topic),
+        out_checkpoint,
+        config=config,
+        progress_callback=progress_callback,
+        resume=resume,
+        should_stop=should_stop,
+    )

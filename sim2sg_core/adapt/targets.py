@@ -5,6 +5,7 @@ every source yields bare RGB ``uint8`` arrays (H×W×3) and nothing else. The si
 the label graph inside the generator; the KITTI source only ever lists ``image_2/`` (it never opens
 ``label_2/``); the bag source reads one image topic through :mod:`sim2sg_core.data.bags`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -57,7 +58,7 @@ class TargetSource(ABC):
             if seen % stride == 0:
                 kept.append(img)
                 if max_images and len(kept) >= 2 * max_images:
-                    kept = kept[::2]   # online decimation: keep the spread even, memory bounded
+                    kept = kept[::2]  # online decimation: keep the spread even, memory bounded
                     stride *= 2
             seen += 1
         if not kept:
@@ -74,11 +75,13 @@ class TargetSource(ABC):
 def _check_image(img, where: str, index: int) -> np.ndarray:
     if not isinstance(img, np.ndarray):
         # A tuple here would mean a labelled sample leaked into adaptation: refuse it loudly.
-        raise TargetSourceError(f"target source {where} item {index} is a {type(img).__name__}, "
-                                "expected an unlabelled RGB uint8 array")
+        raise TargetSourceError(
+            f"target source {where} item {index} is a {type(img).__name__}, expected an unlabelled RGB uint8 array"
+        )
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-        raise TargetSourceError(f"target source {where} item {index} has dtype {img.dtype} shape "
-                                f"{img.shape}; expected RGB uint8 H×W×3")
+        raise TargetSourceError(
+            f"target source {where} item {index} has dtype {img.dtype} shape {img.shape}; expected RGB uint8 H×W×3"
+        )
     return img
 
 
@@ -96,8 +99,16 @@ class ArrayTargetSource(TargetSource):
 class SimTargetSource(TargetSource):
     """Images of a simulator domain (e.g. ``target``); the label graph is discarded on the spot."""
 
-    def __init__(self, *, env: str, domain: str = "target", seed: int = 1000, count: int = 200,
-                 image_size: Optional[Sequence[int]] = None, start_index: int = 0):
+    def __init__(
+        self,
+        *,
+        env: str,
+        domain: str = "target",
+        seed: int = 1000,
+        count: int = 200,
+        image_size: Optional[Sequence[int]] = None,
+        start_index: int = 0,
+    ):
         self.env, self.domain, self.seed, self.count = env, domain, int(seed), int(count)
         self.image_size = (int(image_size[0]), int(image_size[1])) if image_size else None
         self.start_index = int(start_index)
@@ -107,7 +118,7 @@ class SimTargetSource(TargetSource):
     def iter_images(self) -> Iterator[np.ndarray]:
         sim = Simulator(env=self.env, domain=self.domain, seed=self.seed, image_size=self.image_size)
         for i in range(self.start_index, self.start_index + self.count):
-            yield sim.sample(i).image   # only the pixels leave this function
+            yield sim.sample(i).image  # only the pixels leave this function
 
 
 #: Pose given to cameras built from calibration files whose mount is unknown (placeholders; see
@@ -140,14 +151,16 @@ class ImageFolderSource(TargetSource):
         self.image_dir = folder / "image_2" if (folder / "image_2").is_dir() else folder
         self.files = sorted(p for p in self.image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
-            raise TargetSourceError(f"target image folder {self.image_dir} holds no images "
-                                    f"({', '.join(IMAGE_SUFFIXES)})")
+            raise TargetSourceError(
+                f"target image folder {self.image_dir} holds no images ({', '.join(IMAGE_SUFFIXES)})"
+            )
         self.description = f"folder:{self.image_dir}"
         self.camera_info_path = find_camera_info(self.image_dir) or find_camera_info(folder)
         self.camera = None
         if self.camera_info_path is not None:
-            self.camera = camera_from_camera_info_yaml(self.camera_info_path, height_m=PLACEHOLDER_POSE[0],
-                                                       pitch=PLACEHOLDER_POSE[1])
+            self.camera = camera_from_camera_info_yaml(
+                self.camera_info_path, height_m=PLACEHOLDER_POSE[0], pitch=PLACEHOLDER_POSE[1]
+            )
 
     def iter_images(self) -> Iterator[np.ndarray]:
         for p in self.files:
@@ -179,7 +192,7 @@ class BagTargetSource(TargetSource):
                 raise TargetSourceError(f"bag {p} does not exist")
         self.topic = topic
         self.description = f"bag:{','.join(str(p) for p in self.paths)}#{topic}"
-        self._camera: Optional[tuple] = None   # (camera,) once read
+        self._camera: Optional[tuple] = None  # (camera,) once read
 
     @property
     def camera(self):
@@ -191,7 +204,7 @@ class BagTargetSource(TargetSource):
             if info is not None:
                 try:
                     cam = camera_from_camera_info(info, height_m=PLACEHOLDER_POSE[0], pitch=PLACEHOLDER_POSE[1])
-                except CalibrationError as e:   # e.g. an uncalibrated driver's all-zero K
+                except CalibrationError as e:  # e.g. an uncalibrated driver's all-zero K
                     logging.getLogger(__name__).warning("ignoring the CameraInfo in %s: %s", self.description, e)
             self._camera = (cam,)
         return self._camera[0]
@@ -201,18 +214,25 @@ class BagTargetSource(TargetSource):
             yield rgb
 
 
-def target_source_from_spec(spec: str, *, topic: Optional[str] = None, env: str = "drive",
-                            seed: int = 1000, count: int = 200,
-                            image_size: Optional[Sequence[int]] = None) -> TargetSource:
+def target_source_from_spec(
+    spec: str,
+    *,
+    topic: Optional[str] = None,
+    env: str = "drive",
+    seed: int = 1000,
+    count: int = 200,
+    image_size: Optional[Sequence[int]] = None,
+) -> TargetSource:
     """CLI helper: ``sim:<domain>`` | a folder (KITTI or plain images) | bag path(s) (comma-separated)."""
     if spec.startswith("sim:"):
-        return SimTargetSource(env=env, domain=spec[4:] or "target", seed=seed, count=count,
-                               image_size=image_size)
+        return SimTargetSource(env=env, domain=spec[4:] or "target", seed=seed, count=count, image_size=image_size)
     parts = [Path(s) for s in spec.split(",") if s]
     missing = [str(p) for p in parts if not p.exists()]
     if not parts or missing:
-        raise TargetSourceError(f"target {', '.join(missing) or repr(spec)} does not exist (expected sim:<domain>, "
-                                "an image/KITTI folder, or rosbag2 bag path(s))")
+        raise TargetSourceError(
+            f"target {', '.join(missing) or repr(spec)} does not exist (expected sim:<domain>, "
+            "an image/KITTI folder, or rosbag2 bag path(s))"
+        )
     if len(parts) == 1 and parts[0].is_dir() and not _looks_like_bag_dir(parts[0]):
         return ImageFolderSource(parts[0])
     if topic is None:

@@ -6,6 +6,7 @@ names it) plus ``sensor_msgs/msg/CameraInfo`` on ``<namespace>/camera_info``, st
 ``rate_hz``. Bags are MCAP by default (``storage='sqlite3'`` on request) and written atomically:
 into a temporary directory next to the destination, renamed into place when complete.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,15 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.rosbag2.errors import WriterError
 from rosbags.typesys import Stores, get_typestore
 
-from sim2sg_core.data.image_codec import (ImageDecodeError, check_rgb, compressed_format_string, decode_compressed,
-                                          decode_raw, encode_compressed, encode_raw)
+from sim2sg_core.data.image_codec import (
+    ImageDecodeError,
+    check_rgb,
+    compressed_format_string,
+    decode_compressed,
+    decode_raw,
+    encode_compressed,
+    encode_raw,
+)
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
@@ -61,8 +69,9 @@ def camera_info_topic(image_topic: str) -> str:
 def _header(ts, stamp_ns: int, frame_id: str):
     Time = ts.types["builtin_interfaces/msg/Time"]
     Header = ts.types["std_msgs/msg/Header"]
-    return Header(stamp=Time(sec=int(stamp_ns // 1_000_000_000), nanosec=int(stamp_ns % 1_000_000_000)),
-                  frame_id=frame_id)
+    return Header(
+        stamp=Time(sec=int(stamp_ns // 1_000_000_000), nanosec=int(stamp_ns % 1_000_000_000)), frame_id=frame_id
+    )
 
 
 def _camera_info(ts, header, width: int, height: int, camera) -> object:
@@ -74,13 +83,18 @@ def _camera_info(ts, header, width: int, height: int, camera) -> object:
     CameraInfo = ts.types[INFO_TYPE]
     ROI = ts.types["sensor_msgs/msg/RegionOfInterest"]
     return CameraInfo(
-        header=header, height=int(height), width=int(width), distortion_model="plumb_bob",
+        header=header,
+        height=int(height),
+        width=int(width),
+        distortion_model="plumb_bob",
         d=np.zeros(5, np.float64),
         k=np.array([fx, 0, cx, 0, fy, cy, 0, 0, 1], np.float64),
         r=np.eye(3, dtype=np.float64).reshape(-1),
         p=np.array([fx, 0, cx, 0, 0, fy, cy, 0, 0, 0, 1, 0], np.float64),
-        binning_x=0, binning_y=0,
-        roi=ROI(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+        binning_x=0,
+        binning_y=0,
+        roi=ROI(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False),
+    )
 
 
 def _frames(frames: Iterable, start_ns: int, period_ns: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -93,10 +107,23 @@ def _frames(frames: Iterable, start_ns: int, period_ns: int) -> Iterator[tuple[i
             yield start_ns + i * period_ns, f
 
 
-def write_image_bag(path: PathLike, frames: Iterable, *, topic: str = "/camera/image_raw", storage: str = "mcap",
-                    compressed: bool = False, encoding: str = "rgb8", compressed_format: str = "jpeg",
-                    jpeg_quality: int = 90, camera=None, rate_hz: float = 10.0, frame_id: str = "camera",
-                    start_ns: Optional[int] = None, overwrite: bool = False, progress=None) -> Path:
+def write_image_bag(
+    path: PathLike,
+    frames: Iterable,
+    *,
+    topic: str = "/camera/image_raw",
+    storage: str = "mcap",
+    compressed: bool = False,
+    encoding: str = "rgb8",
+    compressed_format: str = "jpeg",
+    jpeg_quality: int = 90,
+    camera=None,
+    rate_hz: float = 10.0,
+    frame_id: str = "camera",
+    start_ns: Optional[int] = None,
+    overwrite: bool = False,
+    progress=None,
+) -> Path:
     """Write ``frames`` (RGB uint8 arrays, ``(stamp_ns, rgb)`` pairs or simulator Samples) as a bag.
 
     Returns the bag directory. ``camera`` (a :class:`sim2sg_core.geometry.Camera`) fills CameraInfo;
@@ -138,8 +165,15 @@ def write_image_bag(path: PathLike, frames: Iterable, *, topic: str = "/camera/i
                     msg = Compressed(header=header, format=fmt, data=np.frombuffer(data, np.uint8))
                 else:
                     data, step = encode_raw(rgb, encoding)
-                    msg = Image(header=header, height=h, width=w, encoding=encoding, is_bigendian=0, step=step,
-                                data=np.frombuffer(data, np.uint8))
+                    msg = Image(
+                        header=header,
+                        height=h,
+                        width=w,
+                        encoding=encoding,
+                        is_bigendian=0,
+                        step=step,
+                        data=np.frombuffer(data, np.uint8),
+                    )
                 writer.write(conn, stamp, ts.serialize_cdr(msg, msgtype))
                 info = _camera_info(ts, header, w, h, camera)
                 writer.write(info_conn, stamp, ts.serialize_cdr(info, INFO_TYPE))
@@ -168,6 +202,7 @@ def write_image_bag(path: PathLike, frames: Iterable, *, topic: str = "/camera/i
 
 # ----------------------------------------------------------------------------------------------
 # Reading
+
 
 def _as_paths(paths) -> list[Path]:
     if isinstance(paths, (str, os.PathLike)):
@@ -218,8 +253,10 @@ def read_bag_images(paths, topic: str) -> Iterator[tuple[int, np.ndarray]]:
     images = {t: m for t, m in topics.items() if m in IMAGE_TYPES}
     if topic not in images:
         what = "is not an image topic" if topic in topics else "is not in"
-        raise BagTopicError(f"topic {topic!r} {what} {', '.join(str(p) for p in bag_paths)}; "
-                            f"image topics present: {sorted(images) or 'none'}")
+        raise BagTopicError(
+            f"topic {topic!r} {what} {', '.join(str(p) for p in bag_paths)}; "
+            f"image topics present: {sorted(images) or 'none'}"
+        )
     return _iter_images(bag_paths, topic)
 
 
@@ -235,16 +272,18 @@ def _iter_images(bag_paths: list[Path], topic: str) -> Iterator[tuple[int, np.nd
                 try:
                     msg = ts.deserialize_cdr(raw, conn.msgtype)
                 except Exception as e:  # noqa: BLE001
-                    raise BagError(f"{p}: cannot deserialize a {conn.msgtype} message on {topic} at "
-                                   f"t={logtime} ns ({e})") from None
+                    raise BagError(
+                        f"{p}: cannot deserialize a {conn.msgtype} message on {topic} at t={logtime} ns ({e})"
+                    ) from None
                 stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
                 stamp = stamp or int(logtime)
                 try:
                     if conn.msgtype == COMPRESSED_TYPE:
                         rgb = decode_compressed(msg.format, msg.data)
                     else:
-                        rgb = decode_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data,
-                                         bool(msg.is_bigendian))
+                        rgb = decode_raw(
+                            msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian)
+                        )
                 except ImageDecodeError as e:
                     raise BagError(f"{p}: bad image on {topic} at stamp {stamp} ns: {e}") from None
                 yield stamp, rgb
@@ -261,12 +300,25 @@ def read_camera_info(paths, topic: str) -> Optional[dict]:
             conns = [c for c in reader.connections if c.topic == topic and c.msgtype == INFO_TYPE]
             for _conn, _, raw in reader.messages(connections=conns):
                 m = ts.deserialize_cdr(raw, INFO_TYPE)
-                return {"width": int(m.width), "height": int(m.height), "k": np.asarray(m.k).reshape(3, 3),
-                        "p": np.asarray(m.p).reshape(3, 4), "frame_id": m.header.frame_id}
+                return {
+                    "width": int(m.width),
+                    "height": int(m.height),
+                    "k": np.asarray(m.k).reshape(3, 3),
+                    "p": np.asarray(m.p).reshape(3, 4),
+                    "frame_id": m.header.frame_id,
+                }
         finally:
             reader.close()
     return None
 
 
-__all__ = ["BagError", "BagTopicError", "camera_info_topic", "list_image_topics", "list_topics",
-           "read_bag_images", "read_camera_info", "write_image_bag"]
+__all__ = [
+    "BagError",
+    "BagTopicError",
+    "camera_info_topic",
+    "list_image_topics",
+    "list_topics",
+    "read_bag_images",
+    "read_camera_info",
+    "write_image_bag",
+]

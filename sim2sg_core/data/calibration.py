@@ -18,6 +18,7 @@ ignored, as in the KITTI reader/writer.
 Every bad input raises :class:`CalibrationError` (a ``ValueError``) with a sentence naming the
 file and the field.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,9 @@ class CalibrationError(ValueError):
     """A calibration file or message that cannot be turned into a camera (file and field named)."""
 
 
-def camera_from_matrix(K, width: int, height: int, *, height_m: float, pitch: float = 0.0,
-                       where: str = "calibration") -> Camera:
+def camera_from_matrix(
+    K, width: int, height: int, *, height_m: float, pitch: float = 0.0, where: str = "calibration"
+) -> Camera:
     """A camera from a 3×3 intrinsic matrix (any 9-element sequence, row-major) and an image size."""
     try:
         k = np.asarray(K, dtype=np.float64)
@@ -70,11 +72,15 @@ def camera_from_matrix(K, width: int, height: int, *, height_m: float, pitch: fl
     try:
         hm, p = float(height_m), float(pitch or 0.0)
     except (TypeError, ValueError):
-        raise CalibrationError(f"{where}: camera pose must be numbers (height_m metres, pitch radians), "
-                               f"got height_m={height_m!r}, pitch={pitch!r}") from None
+        raise CalibrationError(
+            f"{where}: camera pose must be numbers (height_m metres, pitch radians), "
+            f"got height_m={height_m!r}, pitch={pitch!r}"
+        ) from None
     if not (math.isfinite(hm) and hm > 0) or not math.isfinite(p):
-        raise CalibrationError(f"{where}: camera height_m must be a positive number of metres and pitch finite, "
-                               f"got height_m={height_m!r}, pitch={pitch!r}")
+        raise CalibrationError(
+            f"{where}: camera height_m must be a positive number of metres and pitch finite, "
+            f"got height_m={height_m!r}, pitch={pitch!r}"
+        )
     return Camera(fx=fx, fy=fy, cx=cx, cy=cy, width=w, height=h, height_m=hm, pitch=p)
 
 
@@ -95,8 +101,10 @@ def camera_from_camera_info_yaml(path: PathLike, *, height_m: float, pitch: floa
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CalibrationError(f"camera info file {path} is not readable YAML: {first}") from None
     if not isinstance(data, dict):
-        raise CalibrationError(f"camera info file {path} must hold a mapping with image_width, image_height "
-                               f"and camera_matrix, got {type(data).__name__}")
+        raise CalibrationError(
+            f"camera info file {path} must hold a mapping with image_width, image_height "
+            f"and camera_matrix, got {type(data).__name__}"
+        )
     where = f"camera info file {path}"
     width = _field(data, "image_width", where)
     height = _field(data, "image_height", where)
@@ -106,18 +114,20 @@ def camera_from_camera_info_yaml(path: PathLike, *, height_m: float, pitch: floa
         rows, cols = cm.get("rows", 3), cm.get("cols", 3)
         if (rows, cols) != (3, 3):
             raise CalibrationError(f"{where}: field 'camera_matrix' must be 3x3, got rows={rows} cols={cols}")
-    else:   # a bare list is accepted too
+    else:  # a bare list is accepted too
         values = cm
     if not isinstance(values, (list, tuple)):
         raise CalibrationError(f"{where}: field 'camera_matrix.data' must be a list of 9 numbers")
     if len(values) != 9:
         raise CalibrationError(f"{where}: field 'camera_matrix.data' needs 9 numbers (3x3), got {len(values)}")
-    return camera_from_matrix(values, width, height, height_m=height_m, pitch=pitch,
-                              where=f"{where} field 'camera_matrix'")
+    return camera_from_matrix(
+        values, width, height, height_m=height_m, pitch=pitch, where=f"{where} field 'camera_matrix'"
+    )
 
 
-def camera_from_kitti_calib(path: PathLike, width: int, height: int, *, height_m: float,
-                            pitch: Optional[float] = None) -> Camera:
+def camera_from_kitti_calib(
+    path: PathLike, width: int, height: int, *, height_m: float, pitch: Optional[float] = None
+) -> Camera:
     """A KITTI calib file (``P2``) → Camera at ``width``×``height`` (the file has no image size).
 
     ``pitch`` None = the pitch encoded in P2's rotation (0 for a rectified K[I|t]); a number
@@ -137,8 +147,9 @@ def camera_from_kitti_calib(path: PathLike, width: int, height: int, *, height_m
     try:
         w, h = int(width), int(height)
     except (TypeError, ValueError):
-        raise CalibrationError(f"KITTI calib file {path}: image size must be integers, "
-                               f"got {width!r}x{height!r}") from None
+        raise CalibrationError(
+            f"KITTI calib file {path}: image size must be integers, got {width!r}x{height!r}"
+        ) from None
     if w <= 0 or h <= 0:
         raise CalibrationError(f"KITTI calib file {path}: image size must be positive, got {w}x{h}")
     cam = camera_from_calib(calib, w, h, height_m=float(height_m))
@@ -173,12 +184,15 @@ def calibration_kind(spec: PathLike) -> str:
         return "camera_info"
     if suffix in KITTI_SUFFIXES:
         return "kitti"
-    raise CalibrationError(f"calibration file {spec}: unknown type {suffix or '(no suffix)'!r}; expected a ROS "
-                           f"camera_info YAML ({', '.join(YAML_SUFFIXES)}) or a KITTI calib file (.txt)")
+    raise CalibrationError(
+        f"calibration file {spec}: unknown type {suffix or '(no suffix)'!r}; expected a ROS "
+        f"camera_info YAML ({', '.join(YAML_SUFFIXES)}) or a KITTI calib file (.txt)"
+    )
 
 
-def load_camera(spec: Any, *, height_m: float, pitch: Optional[float] = None,
-                image_size: Optional[Sequence[int]] = None) -> Camera:
+def load_camera(
+    spec: Any, *, height_m: float, pitch: Optional[float] = None, image_size: Optional[Sequence[int]] = None
+) -> Camera:
     """A calibration given as a path (``.yaml``/``.yml`` camera_info, ``.txt`` KITTI calib), a
     CameraInfo message / dict, or a Camera → Camera with pose (``height_m``, ``pitch``).
 
@@ -194,8 +208,10 @@ def load_camera(spec: Any, *, height_m: float, pitch: Optional[float] = None,
     if kind == "camera_info":
         return camera_from_camera_info_yaml(spec, height_m=height_m, pitch=pitch or 0.0)
     if image_size is None:
-        raise CalibrationError(f"KITTI calib file {spec} has no image size; pass image_size=(width, height) "
-                               "(e.g. the size of the images it belongs to)")
+        raise CalibrationError(
+            f"KITTI calib file {spec} has no image size; pass image_size=(width, height) "
+            "(e.g. the size of the images it belongs to)"
+        )
     if len(image_size) != 2:
         raise CalibrationError(f"KITTI calib file {spec}: image_size must be (width, height), got {image_size!r}")
     return camera_from_kitti_calib(spec, image_size[0], image_size[1], height_m=height_m, pitch=pitch)
@@ -204,13 +220,38 @@ def load_camera(spec: Any, *, height_m: float, pitch: Optional[float] = None,
 def add_camera_arguments(parser, info_help: str, pose_help: str = "") -> None:
     """``--camera-info PATH``, ``--camera-height M``, ``--camera-pitch RAD`` (all default None): the one
     spelling of a real camera on every command line (train, adapt, bench, simulator render)."""
-    parser.add_argument("--camera-info", dest="camera_info", default=None, metavar="PATH",
-                        help=f"{info_help}: ROS camera_info YAML or KITTI calib .txt")
-    parser.add_argument("--camera-height", dest="camera_height", type=float, default=None, metavar="M",
-                        help="camera mount height above the road in metres" + (f" ({pose_help})" if pose_help else ""))
-    parser.add_argument("--camera-pitch", dest="camera_pitch", type=float, default=None, metavar="RAD",
-                        help="camera downward pitch in radians" + (f" ({pose_help})" if pose_help else ""))
+    parser.add_argument(
+        "--camera-info",
+        dest="camera_info",
+        default=None,
+        metavar="PATH",
+        help=f"{info_help}: ROS camera_info YAML or KITTI calib .txt",
+    )
+    parser.add_argument(
+        "--camera-height",
+        dest="camera_height",
+        type=float,
+        default=None,
+        metavar="M",
+        help="camera mount height above the road in metres" + (f" ({pose_help})" if pose_help else ""),
+    )
+    parser.add_argument(
+        "--camera-pitch",
+        dest="camera_pitch",
+        type=float,
+        default=None,
+        metavar="RAD",
+        help="camera downward pitch in radians" + (f" ({pose_help})" if pose_help else ""),
+    )
 
 
-__all__ = ["CalibrationError", "add_camera_arguments", "calibration_kind", "camera_from_camera_info",
-           "camera_from_camera_info_yaml", "camera_from_kitti_calib", "camera_from_matrix", "load_camera"]
+__all__ = [
+    "CalibrationError",
+    "add_camera_arguments",
+    "calibration_kind",
+    "camera_from_camera_info",
+    "camera_from_camera_info_yaml",
+    "camera_from_kitti_calib",
+    "camera_from_matrix",
+    "load_camera",
+]

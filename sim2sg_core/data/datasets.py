@@ -6,6 +6,7 @@ layers).
 They return numpy images and plain SceneGraph labels (not tensors) so the model package owns the
 preprocessing; use ``collate_samples`` (lists, no stacking) with a ``DataLoader``.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,13 +41,24 @@ class KittiDataset(Dataset):
     are read lazily. See :func:`sim2sg_core.data.kitti.read_kitti`.
     """
 
-    def __init__(self, root: Union[str, os.PathLike], class_map=None, vocab=None, check_image_size: bool = True,
-                 max_items: Optional[int] = None, camera_height_m: Optional[float] = None):
+    def __init__(
+        self,
+        root: Union[str, os.PathLike],
+        class_map=None,
+        vocab=None,
+        check_image_size: bool = True,
+        max_items: Optional[int] = None,
+        camera_height_m: Optional[float] = None,
+    ):
         self.root = Path(root)
-        self.items: list[tuple[Path, SceneGraph]] = read_kitti(root, class_map, vocab,
-                                                                check_image_size=check_image_size,
-                                                                max_items=max_items,
-                                                                camera_height_m=camera_height_m)
+        self.items: list[tuple[Path, SceneGraph]] = read_kitti(
+            root,
+            class_map,
+            vocab,
+            check_image_size=check_image_size,
+            max_items=max_items,
+            camera_height_m=camera_height_m,
+        )
         self.vocab = vocab
 
     def __len__(self) -> int:

@@ -5,6 +5,7 @@
 to 8 bits by ``value / 257`` (full 16-bit range → full 8-bit range, exact inverse of
 ``encode_raw``); mono images are replicated to three channels; alpha is dropped.
 """
+
 from __future__ import annotations
 
 import array
@@ -28,7 +29,7 @@ ENCODINGS = {
     "bgra8": (4, 1, cv2.COLOR_BGRA2RGB),
     "mono8": (1, 1, cv2.COLOR_GRAY2RGB),
     "8uc1": (1, 1, cv2.COLOR_GRAY2RGB),
-    "8uc3": (3, 1, cv2.COLOR_BGR2RGB),   # OpenCV convention: BGR
+    "8uc3": (3, 1, cv2.COLOR_BGR2RGB),  # OpenCV convention: BGR
     "mono16": (1, 2, cv2.COLOR_GRAY2RGB),
     "16uc1": (1, 2, cv2.COLOR_GRAY2RGB),
     "rgb16": (3, 2, None),
@@ -36,8 +37,21 @@ ENCODINGS = {
     "rgba16": (4, 2, cv2.COLOR_RGBA2RGB),
     "bgra16": (4, 2, cv2.COLOR_BGRA2RGB),
 }
-SUPPORTED_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16", "rgb16", "bgr16", "rgba16", "bgra16",
-                       "8UC1", "8UC3", "16UC1")
+SUPPORTED_ENCODINGS = (
+    "rgb8",
+    "bgr8",
+    "rgba8",
+    "bgra8",
+    "mono8",
+    "mono16",
+    "rgb16",
+    "bgr16",
+    "rgba16",
+    "bgra16",
+    "8UC1",
+    "8UC3",
+    "16UC1",
+)
 
 
 def _as_bytes_view(data: BufferLike) -> np.ndarray:
@@ -51,8 +65,9 @@ def _as_bytes_view(data: BufferLike) -> np.ndarray:
         return np.asarray(list(data), dtype=np.uint8)  # e.g. a plain list of ints
 
 
-def decode_raw(encoding: str, height: int, width: int, step: int, data: BufferLike,
-               is_bigendian: bool = False) -> np.ndarray:
+def decode_raw(
+    encoding: str, height: int, width: int, step: int, data: BufferLike, is_bigendian: bool = False
+) -> np.ndarray:
     """Raw ``sensor_msgs/Image`` fields → RGB uint8 (height, width, 3) (a new, writable array)."""
     enc = (encoding or "").strip()
     spec = ENCODINGS.get(enc.lower())
@@ -70,11 +85,15 @@ def decode_raw(encoding: str, height: int, width: int, step: int, data: BufferLi
         raise ImageDecodeError(f"image data is empty for a {width}x{height} {enc} image")
     need = step * height
     if buf.size < need:
-        raise ImageDecodeError(f"image data has {buf.size} bytes, {width}x{height} {enc} with step {step} "
-                               f"needs {need} (truncated message?)")
+        raise ImageDecodeError(
+            f"image data has {buf.size} bytes, {width}x{height} {enc} with step {step} "
+            f"needs {need} (truncated message?)"
+        )
     if buf.size > need:
-        raise ImageDecodeError(f"image data has {buf.size} bytes, more than step*height = {need} for "
-                               f"{width}x{height} {enc} (wrong step or size?)")
+        raise ImageDecodeError(
+            f"image data has {buf.size} bytes, more than step*height = {need} for "
+            f"{width}x{height} {enc} (wrong step or size?)"
+        )
     rows = buf.reshape(height, step)[:, :row]
     if bpc == 1:
         img = rows.reshape(height, width, ch) if ch > 1 else rows.reshape(height, width)
@@ -116,8 +135,10 @@ def encode_raw(rgb: np.ndarray, encoding: str = "rgb8") -> tuple[bytes, int]:
 
 def check_rgb(rgb: np.ndarray) -> np.ndarray:
     if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ImageDecodeError(f"expected an RGB uint8 array of shape (H, W, 3), got "
-                               f"{getattr(rgb, 'dtype', type(rgb))} {getattr(rgb, 'shape', '')}")
+        raise ImageDecodeError(
+            f"expected an RGB uint8 array of shape (H, W, 3), got "
+            f"{getattr(rgb, 'dtype', type(rgb))} {getattr(rgb, 'shape', '')}"
+        )
     return np.ascontiguousarray(rgb)
 
 
@@ -135,11 +156,13 @@ def decode_compressed(fmt: str, data: BufferLike) -> np.ndarray:
     buf = _as_bytes_view(data)
     if buf.size == 0:
         raise ImageDecodeError(f"compressed image data ({fmt or 'unknown format'}) is empty")
-    kind = _compressed_kind(fmt)   # "" for an unknown label: OpenCV sniffs the bytes; the error says so
+    kind = _compressed_kind(fmt)  # "" for an unknown label: OpenCV sniffs the bytes; the error says so
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if img is None:
-        raise ImageDecodeError(f"cannot decode {buf.size} bytes of compressed image data declared as "
-                               f"{fmt!r} (corrupt or not {kind or 'jpeg/png'})")
+        raise ImageDecodeError(
+            f"cannot decode {buf.size} bytes of compressed image data declared as "
+            f"{fmt!r} (corrupt or not {kind or 'jpeg/png'})"
+        )
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -165,5 +188,13 @@ def compressed_format_string(fmt: str = "jpeg") -> str:
     return f"rgb8; {kind} compressed bgr8"
 
 
-__all__ = ["ImageDecodeError", "SUPPORTED_ENCODINGS", "check_rgb", "compressed_format_string", "decode_compressed",
-           "decode_raw", "encode_compressed", "encode_raw"]
+__all__ = [
+    "ImageDecodeError",
+    "SUPPORTED_ENCODINGS",
+    "check_rgb",
+    "compressed_format_string",
+    "decode_compressed",
+    "decode_raw",
+    "encode_compressed",
+    "encode_raw",
+]

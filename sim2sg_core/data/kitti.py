@@ -16,6 +16,7 @@ ignore regions out as ``DontCare`` lines.
 Relationships come from the shared rule on the label locations, so any KITTI-format folder is a
 scene-graph dataset.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -63,12 +64,16 @@ def load_class_map(class_map: Union[None, PathLike, dict]) -> dict:
             raise KittiFormatError(f"class map {where} is not valid YAML: {e}") from None
     if not isinstance(class_map, dict) or not isinstance(class_map.get("map"), dict):
         raise KittiFormatError(f"{where}: expected a mapping with a 'map' of KITTI type → class")
-    return {"environment": class_map.get("environment"), "map": {str(k): str(v) for k, v in class_map["map"].items()},
-            "ignore": {str(t) for t in (class_map.get("ignore") or [])}}
+    return {
+        "environment": class_map.get("environment"),
+        "map": {str(k): str(v) for k, v in class_map["map"].items()},
+        "ignore": {str(t) for t in (class_map.get("ignore") or [])},
+    }
 
 
 # ----------------------------------------------------------------------------------------------
 # Writing
+
 
 def _occlusion_level(frac: float) -> int:
     return 0 if frac < 0.1 else (1 if frac < 0.5 else 2)
@@ -85,9 +90,11 @@ def label_line(obj: SceneObject, type_name: str) -> str:
     h, w, length = obj.size
     alpha = _wrap(obj.yaw - math.atan2(x, z))
     x1, y1, x2, y2 = obj.box
-    return (f"{type_name} {obj.truncation:.2f} {_occlusion_level(obj.occlusion)} {alpha:.2f} "
-            f"{x1:.2f} {y1:.2f} {x2:.2f} {y2:.2f} {h:.2f} {w:.2f} {length:.2f} {x:.2f} {y:.2f} {z:.2f} "
-            f"{_wrap(obj.yaw):.2f}")
+    return (
+        f"{type_name} {obj.truncation:.2f} {_occlusion_level(obj.occlusion)} {alpha:.2f} "
+        f"{x1:.2f} {y1:.2f} {x2:.2f} {y2:.2f} {h:.2f} {w:.2f} {length:.2f} {x:.2f} {y:.2f} {z:.2f} "
+        f"{_wrap(obj.yaw):.2f}"
+    )
 
 
 def dont_care_line(region: IgnoreRegion) -> str:
@@ -100,13 +107,22 @@ def calib_text(camera) -> str:
     P = camera.P
     K0 = np.hstack([camera.K, np.zeros((3, 1))])
     fmt = lambda m: " ".join(f"{v:.12e}" for v in np.asarray(m).reshape(-1))  # noqa: E731
-    return (f"P0: {fmt(K0)}\nP1: {fmt(K0)}\nP2: {fmt(P)}\nP3: {fmt(P)}\nR0_rect: {fmt(np.eye(3))}\n"
-            f"Tr_velo_to_cam: {fmt(np.hstack([np.eye(3), np.zeros((3, 1))]))}\n"
-            f"Tr_imu_to_velo: {fmt(np.hstack([np.eye(3), np.zeros((3, 1))]))}\n")
+    return (
+        f"P0: {fmt(K0)}\nP1: {fmt(K0)}\nP2: {fmt(P)}\nP3: {fmt(P)}\nR0_rect: {fmt(np.eye(3))}\n"
+        f"Tr_velo_to_cam: {fmt(np.hstack([np.eye(3), np.zeros((3, 1))]))}\n"
+        f"Tr_imu_to_velo: {fmt(np.hstack([np.eye(3), np.zeros((3, 1))]))}\n"
+    )
 
 
-def write_kitti(out_dir: PathLike, samples: Iterable, camera=None, *, class_map: Union[None, PathLike, dict] = None,
-                start_index: int = 0, progress=None) -> int:
+def write_kitti(
+    out_dir: PathLike,
+    samples: Iterable,
+    camera=None,
+    *,
+    class_map: Union[None, PathLike, dict] = None,
+    start_index: int = 0,
+    progress=None,
+) -> int:
     """Write samples (simulator ``Sample`` or ``(image, graph[, camera])``) as a KITTI folder.
 
     The camera comes from ``sample.scene.camera`` when present, else ``camera``. Type names are
@@ -140,6 +156,7 @@ def write_kitti(out_dir: PathLike, samples: Iterable, camera=None, *, class_map:
         def _w(tmp, data=png):
             with open(tmp, "wb") as f:
                 f.write(data.tobytes())
+
         atomic_save(out / "image_2" / f"{stem}.png", _w)
         lines = [label_line(o, reverse.get(o.class_name, o.class_name.capitalize())) for o in graph.objects]
         lines += [dont_care_line(g) for g in getattr(graph, "ignore_regions", ())]
@@ -153,6 +170,7 @@ def write_kitti(out_dir: PathLike, samples: Iterable, camera=None, *, class_map:
 
 # ----------------------------------------------------------------------------------------------
 # Reading
+
 
 def read_calib(path: PathLike) -> dict[str, np.ndarray]:
     """Calib file → {key: matrix}; P2 (3×4) is required."""
@@ -184,8 +202,16 @@ def camera_from_calib(calib: dict, width: int, height: int, height_m: float = 1.
     K = K / K[2, 2]
     # R = rotation about x by pitch: R[1,2] = -sin(pitch), R[2,2] = cos(pitch)
     pitch = math.atan2(-R[1, 2], R[2, 2])
-    return Camera(fx=float(K[0, 0]), fy=float(K[1, 1]), cx=float(K[0, 2]), cy=float(K[1, 2]),
-                  width=int(width), height=int(height), height_m=float(height_m), pitch=float(pitch))
+    return Camera(
+        fx=float(K[0, 0]),
+        fy=float(K[1, 1]),
+        cx=float(K[0, 2]),
+        cy=float(K[1, 2]),
+        width=int(width),
+        height=int(height),
+        height_m=float(height_m),
+        pitch=float(pitch),
+    )
 
 
 def image_size(path: PathLike) -> tuple[int, int]:
@@ -202,8 +228,9 @@ def image_size(path: PathLike) -> tuple[int, int]:
     return int(img.shape[1]), int(img.shape[0])
 
 
-def parse_labels(path: PathLike, cmap: dict, vocab: Vocabulary, size: Optional[tuple[int, int]] = None,
-                 box_tolerance: float = 1.0) -> tuple[list[SceneObject], list[IgnoreRegion]]:
+def parse_labels(
+    path: PathLike, cmap: dict, vocab: Vocabulary, size: Optional[tuple[int, int]] = None, box_tolerance: float = 1.0
+) -> tuple[list[SceneObject], list[IgnoreRegion]]:
     """One label file → (objects, ignore regions of the ignored types); errors name the file and line."""
     path = Path(path)
     objs, ignore = [], []
@@ -218,11 +245,15 @@ def parse_labels(path: PathLike, cmap: dict, vocab: Vocabulary, size: Optional[t
             ignored = t in cmap["ignore"] or (t == "DontCare" and t not in cmap["map"])
             cls = None if ignored else cmap["map"].get(t)
             if not ignored and cls is None:
-                raise KittiFormatError(f"{path}:{ln}: unknown object type {t!r}; the class map maps "
-                                       f"{sorted(cmap['map'])} and ignores {sorted(cmap['ignore'])}")
+                raise KittiFormatError(
+                    f"{path}:{ln}: unknown object type {t!r}; the class map maps "
+                    f"{sorted(cmap['map'])} and ignores {sorted(cmap['ignore'])}"
+                )
             if cls is not None and cls not in vocab.classes:
-                raise KittiFormatError(f"{path}:{ln}: type {t!r} maps to {cls!r}, which is not a class of the "
-                                       f"vocabulary {list(vocab.classes)}")
+                raise KittiFormatError(
+                    f"{path}:{ln}: type {t!r} maps to {cls!r}, which is not a class of the "
+                    f"vocabulary {list(vocab.classes)}"
+                )
             try:
                 vals = [float(v) for v in parts[1:]]
             except ValueError:
@@ -236,20 +267,32 @@ def parse_labels(path: PathLike, cmap: dict, vocab: Vocabulary, size: Optional[t
             if size is not None:
                 W, H = size
                 if x1 < -box_tolerance or y1 < -box_tolerance or x2 > W + box_tolerance or y2 > H + box_tolerance:
-                    raise KittiFormatError(f"{path}:{ln}: box ({x1}, {y1}, {x2}, {y2}) lies outside the {W}x{H} "
-                                           f"image (wrong image for this label file?)")
-            if cls is None:   # an ignored type
+                    raise KittiFormatError(
+                        f"{path}:{ln}: box ({x1}, {y1}, {x2}, {y2}) lies outside the {W}x{H} "
+                        f"image (wrong image for this label file?)"
+                    )
+            if cls is None:  # an ignored type
                 ignore.append(IgnoreRegion(box=(x1, y1, x2, y2), kind=t))
                 continue
-            objs.append(SceneObject(class_name=cls, class_id=vocab.class_id(cls), box=(x1, y1, x2, y2),
-                                    score=float(score), position=(x, y, z), size=(h, w, length),
-                                    truncation=float(min(max(trunc, 0.0), 1.0)),
-                                    occlusion=OCCLUSION_FROM_LEVEL.get(int(round(occ)), 0.0), yaw=ry))
+            objs.append(
+                SceneObject(
+                    class_name=cls,
+                    class_id=vocab.class_id(cls),
+                    box=(x1, y1, x2, y2),
+                    score=float(score),
+                    position=(x, y, z),
+                    size=(h, w, length),
+                    truncation=float(min(max(trunc, 0.0), 1.0)),
+                    occlusion=OCCLUSION_FROM_LEVEL.get(int(round(occ)), 0.0),
+                    yaw=ry,
+                )
+            )
     return objs, ignore
 
 
-def parse_label_file(path: PathLike, cmap: dict, vocab: Vocabulary, size: Optional[tuple[int, int]] = None,
-                     box_tolerance: float = 1.0) -> list[SceneObject]:
+def parse_label_file(
+    path: PathLike, cmap: dict, vocab: Vocabulary, size: Optional[tuple[int, int]] = None, box_tolerance: float = 1.0
+) -> list[SceneObject]:
     """One label file → objects (ignored types left out; :func:`parse_labels` returns them too)."""
     return parse_labels(path, cmap, vocab, size, box_tolerance)[0]
 
@@ -274,10 +317,17 @@ def ground_positions_from_boxes(objects: list[SceneObject], camera) -> list[Scen
     return out
 
 
-def read_kitti(root: PathLike, class_map: Union[None, PathLike, dict] = None, vocab: Optional[Vocabulary] = None,
-               *, check_image_size: bool = True, expected_size: Optional[tuple[int, int]] = None,
-               max_items: Optional[int] = None, require_calib: bool = True,
-               camera_height_m: Optional[float] = None) -> list[tuple[Path, SceneGraph]]:
+def read_kitti(
+    root: PathLike,
+    class_map: Union[None, PathLike, dict] = None,
+    vocab: Optional[Vocabulary] = None,
+    *,
+    check_image_size: bool = True,
+    expected_size: Optional[tuple[int, int]] = None,
+    max_items: Optional[int] = None,
+    require_calib: bool = True,
+    camera_height_m: Optional[float] = None,
+) -> list[tuple[Path, SceneGraph]]:
     """A KITTI folder → ``[(image path, SceneGraph)]`` sorted by frame id.
 
     Labels with no 3-D fields (all zero: 2-D datasets in KITTI layout) get ground positions from
@@ -295,6 +345,7 @@ def read_kitti(root: PathLike, class_map: Union[None, PathLike, dict] = None, vo
         # deferred: the simulator's environment loader (whole sim package) only for this default;
         # the one data -> sim edge, ignored in the import-linter contract (pyproject.toml)
         from sim2sg_core.sim.domains import load_environment
+
         if not cmap["environment"]:
             raise KittiFormatError("read_kitti needs a vocab or a class map with an 'environment'")
         vocab = load_environment(cmap["environment"]).vocab
@@ -308,8 +359,14 @@ def read_kitti(root: PathLike, class_map: Union[None, PathLike, dict] = None, vo
     items = []
     for lf in label_files:
         stem = lf.stem
-        img = next((images_dir / f"{stem}{ext}" for ext in (".png", ".jpg", ".jpeg")
-                    if (images_dir / f"{stem}{ext}").is_file()), None)
+        img = next(
+            (
+                images_dir / f"{stem}{ext}"
+                for ext in (".png", ".jpg", ".jpeg")
+                if (images_dir / f"{stem}{ext}").is_file()
+            ),
+            None,
+        )
         if img is None:
             raise KittiFormatError(f"{lf}: no image {stem}.png in {images_dir}")
         calib = read_calib(calib_dir / f"{stem}.txt") if require_calib or camera_height_m is not None else None
@@ -317,19 +374,38 @@ def read_kitti(root: PathLike, class_map: Union[None, PathLike, dict] = None, vo
         if check_image_size or expected_size is not None or camera_height_m is not None:
             size = image_size(img)
             if expected_size is not None and tuple(size) != tuple(expected_size):
-                raise KittiFormatError(f"{img}: image is {size[0]}x{size[1]}, expected "
-                                       f"{expected_size[0]}x{expected_size[1]}")
+                raise KittiFormatError(
+                    f"{img}: image is {size[0]}x{size[1]}, expected {expected_size[0]}x{expected_size[1]}"
+                )
         objs, ignore = parse_labels(lf, cmap, vocab, size if check_image_size else None)
         if camera_height_m is not None and any(has_no_3d(o) for o in objs):
-            assert calib is not None and size is not None     # both read above whenever camera_height_m is set
+            assert calib is not None and size is not None  # both read above whenever camera_height_m is set
             objs = ground_positions_from_boxes(objs, camera_from_calib(calib, size[0], size[1], camera_height_m))
-        g = SceneGraph(objects=objs, relationships=derive_relationships(objs, vocab),
-                       image_width=size[0] if size else 0, image_height=size[1] if size else 0,
-                       ignore_regions=ignore)
+        g = SceneGraph(
+            objects=objs,
+            relationships=derive_relationships(objs, vocab),
+            image_width=size[0] if size else 0,
+            image_height=size[1] if size else 0,
+            ignore_regions=ignore,
+        )
         items.append((img, g.validate()))
     return items
 
 
-__all__ = ["KittiFormatError", "calib_text", "camera_from_calib", "default_class_map_path", "dont_care_line",
-           "ground_positions_from_boxes", "has_no_3d", "image_size", "label_line", "load_class_map",
-           "parse_label_file", "parse_labels", "read_calib", "read_kitti", "write_kitti"]
+__all__ = [
+    "KittiFormatError",
+    "calib_text",
+    "camera_from_calib",
+    "default_class_map_path",
+    "dont_care_line",
+    "ground_positions_from_boxes",
+    "has_no_3d",
+    "image_size",
+    "label_line",
+    "load_class_map",
+    "parse_label_file",
+    "parse_labels",
+    "read_calib",
+    "read_kitti",
+    "write_kitti",
+]

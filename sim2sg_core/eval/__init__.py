@@ -1,9 +1,24 @@
 """Evaluation: detection AP@0.5/mAP (COCO interpolation) with ignore regions and KITTI difficulties, and
 the Scene-Graph-Benchmark recalls (R@K, ngR@K, mR@K) of the PredCls / SGCls / SGDet modes."""
+
 from sim2sg_core.eval.detection import average_precision, reference_average_precision
 from sim2sg_core.eval.ignore import DIFFICULTIES, in_difficulty
-from sim2sg_core.eval.scene_graph import (predicate_accuracy, reference_scene_graph_recall, reference_triplet_recall,
-                                          scene_graph_recall, triplet_recall)
+from sim2sg_core.eval.scene_graph import (
+    predicate_accuracy,
+    reference_scene_graph_recall,
+    reference_triplet_recall,
+    scene_graph_recall,
+    triplet_recall,
+)
 
-__all__ = ["DIFFICULTIES", "average_precision", "in_difficulty", "predicate_accuracy", "reference_average_precision",
-           "reference_scene_graph_recall", "reference_triplet_recall", "scene_graph_recall", "triplet_recall"]
+__all__ = [
+    "DIFFICULTIES",
+    "average_precision",
+    "in_difficulty",
+    "predicate_accuracy",
+    "reference_average_precision",
+    "reference_scene_graph_recall",
+    "reference_triplet_recall",
+    "scene_graph_recall",
+    "triplet_recall",
+]

@@ -9,6 +9,7 @@ A metric is recomputed from per-image ingredients (``evaluate(..., keep_records=
 matches for mAP (:class:`~sim2sg_core.eval.detection.DetectionMatches`, re-weighted, not re-matched)
 and per-image recall for Recall@K. The interval is the percentile interval of the mean difference.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,9 @@ class RunRecords:
 
     def __init__(self, records: Mapping):
         self.matches = DetectionMatches.from_arrays(records)
-        self.recall = {k[len("recall@"):]: np.asarray(v, dtype=np.float64) for k, v in records.items()
-                       if k.startswith("recall@")}
+        self.recall = {
+            k[len("recall@") :]: np.asarray(v, dtype=np.float64) for k, v in records.items() if k.startswith("recall@")
+        }
 
     @property
     def num_images(self) -> int:
@@ -43,16 +45,24 @@ class RunRecords:
         raise ValueError(f"unknown metric {metric!r}: use 'mAP' or one of {['R@' + k for k in self.recall]}")
 
 
-def paired_bootstrap(method: Sequence[Mapping], baseline: Sequence[Mapping], metric: str, *, n_boot: int = 1000,
-                     confidence: float = 0.95, seed: int = 0) -> dict:
+def paired_bootstrap(
+    method: Sequence[Mapping],
+    baseline: Sequence[Mapping],
+    metric: str,
+    *,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
     """Mean over seeds of ``metric(method) - metric(baseline)`` and its paired-bootstrap interval.
 
     ``method[i]`` and ``baseline[i]`` are the records of the same training seed on the same evaluation
     images. Returns ``{"diff", "low", "high", "seeds", "n_boot", "confidence"}``.
     """
     if len(method) != len(baseline) or not method:
-        raise ValueError(f"paired bootstrap needs the same seeds for both methods, got {len(method)} and "
-                         f"{len(baseline)} runs")
+        raise ValueError(
+            f"paired bootstrap needs the same seeds for both methods, got {len(method)} and {len(baseline)} runs"
+        )
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     runs_m, runs_b = [RunRecords(r) for r in method], [RunRecords(r) for r in baseline]
@@ -72,8 +82,9 @@ def paired_bootstrap(method: Sequence[Mapping], baseline: Sequence[Mapping], met
         draws[t] = np.nanmean(d) if not np.all(np.isnan(d)) else math.nan
     draws = draws[~np.isnan(draws)]
     alpha = (1.0 - confidence) / 2
-    low, high = (float(np.quantile(draws, alpha)), float(np.quantile(draws, 1 - alpha))) if len(draws) else \
-        (math.nan, math.nan)
+    low, high = (
+        (float(np.quantile(draws, alpha)), float(np.quantile(draws, 1 - alpha))) if len(draws) else (math.nan, math.nan)
+    )
     return {"diff": diff, "low": low, "high": high, "seeds": n_seeds, "n_boot": int(n_boot), "confidence": confidence}
 
 

@@ -14,6 +14,7 @@ one of the labels' ``ignore_regions`` (intersection ≥ 0.5 of its area), or is 
 difficulty's minimum height, is dropped from the ranking: neither TP nor FP. Objects outside the
 difficulty are not counted as ground truth. Without ignore regions and difficulty, nothing changes.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,9 +42,11 @@ def as_arrays(item: Union[SceneGraph, dict]) -> dict:
         occ = np.array([o.occlusion for o in item.objects], dtype=np.float64)
         ignore = np.array([g.box for g in item.ignore_regions], dtype=np.float64).reshape(-1, 4)
     else:
+
         def np_(v, dt):
             v = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
             return v.astype(dt)
+
         boxes = np_(item["boxes"], np.float64).reshape(-1, 4)
         labels = np_(item["labels"], np.int64).reshape(-1)
         n = len(labels)
@@ -54,8 +57,7 @@ def as_arrays(item: Union[SceneGraph, dict]) -> dict:
         for name, arr in (("boxes", boxes), ("scores", scores), ("truncation", trunc), ("occlusion", occ)):
             if len(arr) != n:
                 raise ValueError(f"{len(arr)} {name} for {n} labels")
-    return {"boxes": boxes, "labels": labels, "scores": scores, "truncation": trunc, "occlusion": occ,
-            "ignore": ignore}
+    return {"boxes": boxes, "labels": labels, "scores": scores, "truncation": trunc, "occlusion": occ, "ignore": ignore}
 
 
 def _interpolated_ap(tp: np.ndarray, scores: np.ndarray, num_gt: int, presorted: bool = False) -> float:
@@ -76,8 +78,9 @@ def _interpolated_ap(tp: np.ndarray, scores: np.ndarray, num_gt: int, presorted:
     return float(q.mean())
 
 
-def _greedy_match(iou: np.ndarray, threshold: float, iou_ignored: Optional[np.ndarray] = None,
-                  may_ignore: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+def _greedy_match(
+    iou: np.ndarray, threshold: float, iou_ignored: Optional[np.ndarray] = None, may_ignore: Optional[np.ndarray] = None
+) -> tuple[np.ndarray, np.ndarray]:
     """COCO matching for detections already sorted by score: (tp flag, ignored flag) per detection.
 
     A detection takes the unmatched real object of highest IoU ≥ threshold; failing that, the
@@ -134,19 +137,33 @@ class DetectionMatches:
                 continue
             w = np.asarray(weights, dtype=np.int64)
             reps = w[self.image[c]]
-            out.append(_interpolated_ap(np.repeat(self.tp[c], reps), np.repeat(self.score[c], reps),
-                                        int((w * self.num_gt[:, c]).sum()), presorted=True))
+            out.append(
+                _interpolated_ap(
+                    np.repeat(self.tp[c], reps),
+                    np.repeat(self.score[c], reps),
+                    int((w * self.num_gt[:, c]).sum()),
+                    presorted=True,
+                )
+            )
         return out
 
     def to_arrays(self) -> dict:
         """Flat numpy arrays (for ``np.savez``); :meth:`from_arrays` reads them back."""
         n_cls = self.num_gt.shape[1]
-        cls = np.concatenate([np.full(len(self.tp[c]), c, np.int64) for c in range(n_cls)]) if n_cls else \
-            np.zeros(0, np.int64)
-        return {"det_class": cls, "det_image": np.concatenate(self.image) if n_cls else np.zeros(0, np.int64),
-                "det_score": np.concatenate(self.score) if n_cls else np.zeros(0),
-                "det_tp": np.concatenate(self.tp) if n_cls else np.zeros(0),
-                "num_gt": self.num_gt, "num_det": self.num_det, "num_ignored": self.num_ignored}
+        cls = (
+            np.concatenate([np.full(len(self.tp[c]), c, np.int64) for c in range(n_cls)])
+            if n_cls
+            else np.zeros(0, np.int64)
+        )
+        return {
+            "det_class": cls,
+            "det_image": np.concatenate(self.image) if n_cls else np.zeros(0, np.int64),
+            "det_score": np.concatenate(self.score) if n_cls else np.zeros(0),
+            "det_tp": np.concatenate(self.tp) if n_cls else np.zeros(0),
+            "num_gt": self.num_gt,
+            "num_det": self.num_det,
+            "num_ignored": self.num_ignored,
+        }
 
     @classmethod
     def from_arrays(cls, a) -> "DetectionMatches":
@@ -154,14 +171,25 @@ class DetectionMatches:
         c = np.asarray(a["det_class"])
         pick = [c == k for k in range(n_cls)]
         image, score, tp = (np.asarray(a[k]) for k in ("det_image", "det_score", "det_tp"))
-        return cls(image=[image[m] for m in pick], score=[score[m] for m in pick], tp=[tp[m] for m in pick],
-                   num_gt=np.asarray(a["num_gt"]),
-                   num_det=np.asarray(a["num_det"]), num_ignored=np.asarray(a["num_ignored"]))
+        return cls(
+            image=[image[m] for m in pick],
+            score=[score[m] for m in pick],
+            tp=[tp[m] for m in pick],
+            num_gt=np.asarray(a["num_gt"]),
+            num_det=np.asarray(a["num_det"]),
+            num_ignored=np.asarray(a["num_ignored"]),
+        )
 
 
-def match_detections(predictions: Sequence, ground_truths: Sequence, num_classes: int,
-                     iou_threshold: float = 0.5, max_dets: int = 100, difficulty=None,
-                     ioa_threshold: float = IOA_THRESHOLD) -> DetectionMatches:
+def match_detections(
+    predictions: Sequence,
+    ground_truths: Sequence,
+    num_classes: int,
+    iou_threshold: float = 0.5,
+    max_dets: int = 100,
+    difficulty=None,
+    ioa_threshold: float = IOA_THRESHOLD,
+) -> DetectionMatches:
     """COCO matching of every image's detections (see the module docstring); arguments as
     :func:`average_precision`."""
     if len(predictions) != len(ground_truths):
@@ -208,9 +236,15 @@ def match_detections(predictions: Sequence, ground_truths: Sequence, num_classes
     return DetectionMatches(image=image, score=score, tp=tp_out, num_gt=num_gt, num_det=num_det, num_ignored=num_ign)
 
 
-def average_precision(predictions: Sequence, ground_truths: Sequence, num_classes: int,
-                      iou_threshold: float = 0.5, max_dets: int = 100, difficulty=None,
-                      ioa_threshold: float = IOA_THRESHOLD) -> dict:
+def average_precision(
+    predictions: Sequence,
+    ground_truths: Sequence,
+    num_classes: int,
+    iou_threshold: float = 0.5,
+    max_dets: int = 100,
+    difficulty=None,
+    ioa_threshold: float = IOA_THRESHOLD,
+) -> dict:
     """Per-class AP and mAP. ``predictions``/``ground_truths``: per image SceneGraph or dict of arrays.
 
     ``difficulty``: None (every labelled object) or ``"easy"|"moderate"|"hard"`` (KITTI).
@@ -218,13 +252,19 @@ def average_precision(predictions: Sequence, ground_truths: Sequence, num_classe
     "map": float, ...}``; ``num_gt`` counts the objects inside the difficulty, ``num_det`` every
     detection ranked (at most ``max_dets`` per image and class), ``num_ignored`` those ignored.
     """
-    m = match_detections(predictions, ground_truths, num_classes, iou_threshold, max_dets, difficulty,
-                         ioa_threshold)
+    m = match_detections(predictions, ground_truths, num_classes, iou_threshold, max_dets, difficulty, ioa_threshold)
     ap = m.ap()
     diff = get_difficulty(difficulty)
-    return {"ap": ap, "num_gt": m.num_gt.sum(0).tolist(), "num_det": m.num_det.tolist(),
-            "num_ignored": m.num_ignored.tolist(), "map": mean_ap(ap), "iou_threshold": iou_threshold,
-            "interpolation": "COCO 101-point", "difficulty": diff.name if diff else None}
+    return {
+        "ap": ap,
+        "num_gt": m.num_gt.sum(0).tolist(),
+        "num_det": m.num_det.tolist(),
+        "num_ignored": m.num_ignored.tolist(),
+        "map": mean_ap(ap),
+        "iou_threshold": iou_threshold,
+        "interpolation": "COCO 101-point",
+        "difficulty": diff.name if diff else None,
+    }
 
 
 def mean_ap(ap: Sequence[float]) -> float:
@@ -234,6 +274,7 @@ def mean_ap(ap: Sequence[float]) -> float:
 
 
 # ---- slow reference (pure Python, written for obviousness; tests compare it with the above) ----
+
 
 def reference_iou(a, b) -> float:
     """IoU of two ``(x_min, y_min, x_max, y_max)`` boxes in plain Python (the slow references' IoU)."""
@@ -269,9 +310,15 @@ def reference_detection_ignorable(box, ignore_boxes, difficulty, ioa_threshold=0
     return difficulty is not None and box[3] - box[1] < _REF_DIFFICULTY[difficulty][0]
 
 
-def reference_average_precision(predictions: Sequence, ground_truths: Sequence, num_classes: int,
-                                iou_threshold: float = 0.5, max_dets: int = 100, difficulty=None,
-                                ioa_threshold: float = 0.5) -> list:
+def reference_average_precision(
+    predictions: Sequence,
+    ground_truths: Sequence,
+    num_classes: int,
+    iou_threshold: float = 0.5,
+    max_dets: int = 100,
+    difficulty=None,
+    ioa_threshold: float = 0.5,
+) -> list:
     aps = []
     for c in range(num_classes):
         records, total_gt = [], 0
@@ -283,9 +330,10 @@ def reference_average_precision(predictions: Sequence, ground_truths: Sequence, 
                 if label == c:
                     (gts if reference_in_difficulty(b, t, o, difficulty) else ign_gts).append(list(b))
             regions = [list(r) for r in g["ignore"]]
-            dets = sorted([(float(s), list(b))
-                           for b, s, label in zip(p["boxes"], p["scores"], p["labels"]) if label == c],
-                          key=lambda d: -d[0])[:max_dets]
+            dets = sorted(
+                [(float(s), list(b)) for b, s, label in zip(p["boxes"], p["scores"], p["labels"]) if label == c],
+                key=lambda d: -d[0],
+            )[:max_dets]
             total_gt += len(gts)
             used = [False] * len(gts)
             used_ign = [False] * len(ign_gts)
@@ -306,10 +354,10 @@ def reference_average_precision(predictions: Sequence, ground_truths: Sequence, 
                     if not used_ign[j] and reference_iou(b, gb) >= best_iou:
                         best, best_iou = j, reference_iou(b, gb)
                 if best >= 0:
-                    used_ign[best] = True      # on an object outside the difficulty: ignored
+                    used_ign[best] = True  # on an object outside the difficulty: ignored
                     continue
                 if reference_detection_ignorable(b, regions, difficulty, ioa_threshold):
-                    continue                   # in an ignore region / too small: ignored
+                    continue  # in an ignore region / too small: ignored
                 records.append((s, 0))
         if total_gt == 0:
             aps.append(math.nan)

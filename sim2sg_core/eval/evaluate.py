@@ -15,6 +15,7 @@ and up to 100 objects, as the ranking metrics expect; the Predictor's own thresh
 ``difficulty`` (None | "easy" | "moderate" | "hard", KITTI) filters every number; when the labels
 carry truncation / occlusion, ``results["difficulties"]`` also holds AP and SGDet recall per level.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,13 +43,16 @@ RECALL_KS = (20, 50)
 def _raw_outputs(predictor: Predictor, x: torch.Tensor):
     """Heatmap + features of a batch and the pair-scoring function, for either backend."""
     model: Any = predictor.model
-    if hasattr(model, "encode"):   # SGModel
+    if hasattr(model, "encode"):  # SGModel
         with torch.inference_mode(), predictor.autocast():
             out = model(x)
         return out, model.relations.score
     heatmap, _size, _offset, features = model.detector.run(None, {"images": x.float().cpu().contiguous().numpy()})
-    return {"heatmap": torch.from_numpy(heatmap), "features": torch.from_numpy(features),
-            "image_size": (int(x.shape[-1]), int(x.shape[-2]))}, model._score_pairs
+    return {
+        "heatmap": torch.from_numpy(heatmap),
+        "features": torch.from_numpy(features),
+        "image_size": (int(x.shape[-1]), int(x.shape[-2])),
+    }, model._score_pairs
 
 
 def _input_boxes(spec: ResizeSpec, graph: SceneGraph, source_size) -> tuple[np.ndarray, np.ndarray]:
@@ -60,8 +64,9 @@ def _input_boxes(spec: ResizeSpec, graph: SceneGraph, source_size) -> tuple[np.n
     return spec.label_boxes(boxes, source_size)
 
 
-def _with_all_predicates(objects: list, pairs: np.ndarray, probs: np.ndarray, obj_scores: np.ndarray,
-                         predicates: Sequence[str]) -> list:
+def _with_all_predicates(
+    objects: list, pairs: np.ndarray, probs: np.ndarray, obj_scores: np.ndarray, predicates: Sequence[str]
+) -> list:
     rels: list[Relationship] = []
     for (s, o), pr in zip(pairs.tolist(), probs):
         w = obj_scores[s] * obj_scores[o]
@@ -79,16 +84,18 @@ def given_box_predictions(predictor: Predictor, images, graphs) -> dict:
     "class_right": int, "class_total": int}`` (the last two: SGCls boxes classified right / all).
     """
     model, dev = predictor.model, predictor.device
-    spec = ResizeSpec(predictor.input_size, getattr(predictor, "resize_mode", "stretch"),
-                      getattr(predictor, "crop_bottom", 0.0))
-    x = images_to_tensor(images, predictor.input_size, predictor.mean, predictor.std, spec.mode,
-                         spec.crop_bottom).to(dev)
+    spec = ResizeSpec(
+        predictor.input_size, getattr(predictor, "resize_mode", "stretch"), getattr(predictor, "crop_bottom", 0.0)
+    )
+    x = images_to_tensor(images, predictor.input_size, predictor.mean, predictor.std, spec.mode, spec.crop_bottom).to(
+        dev
+    )
     out, score_pairs = _raw_outputs(predictor, x)
-    heat = F.max_pool2d(out["heatmap"].float().sigmoid(), 3, stride=1, padding=1)   # (B, C, h, w)
+    heat = F.max_pool2d(out["heatmap"].float().sigmoid(), 3, stride=1, padding=1)  # (B, C, h, w)
     stride = int(getattr(model, "stride", 4))
     subject_mask = model.subject_mask.cpu()
     vocab = predictor.vocab
-    views = []   # per image: kept label indices, input boxes, GT labels, SGCls labels / scores
+    views = []  # per image: kept label indices, input boxes, GT labels, SGCls labels / scores
     for i, (im, g) in enumerate(zip(images, graphs)):
         boxes, keep = _input_boxes(spec, g, (im.shape[1], im.shape[0]))
         idx = np.flatnonzero(keep)
@@ -97,19 +104,25 @@ def given_box_predictions(predictor: Predictor, images, graphs) -> dict:
         h, w = heat.shape[-2:]
         cx = ((b[:, 0] + b[:, 2]) / 2 / stride).long().clamp(0, w - 1)
         cy = ((b[:, 1] + b[:, 3]) / 2 / stride).long().clamp(0, h - 1)
-        cls_scores = heat[i][:, cy.to(heat.device), cx.to(heat.device)].cpu()   # (C, N)
+        cls_scores = heat[i][:, cy.to(heat.device), cx.to(heat.device)].cpu()  # (C, N)
         sg_score, sg_lab = cls_scores.max(0) if len(idx) else (torch.zeros(0), torch.zeros(0, dtype=torch.long))
         views.append((idx, b, gt_lab, sg_lab, sg_score))
     result: dict[str, Any] = {"accuracy_pred": [], "accuracy_true": [], "class_right": 0, "class_total": 0}
-    for (idx, _b, gt_lab, sg_lab, _s) in views:
+    for idx, _b, gt_lab, sg_lab, _s in views:
         result["class_right"] += int((gt_lab == sg_lab).sum())
         result["class_total"] += len(idx)
     for mode in ("PredCls", "SGCls"):
         labels = [v[2] if mode == "PredCls" else v[3] for v in views]
         pairs = [candidate_pairs(lab, subject_mask) for lab in labels]
         feats = out["features"]
-        packed = pack_pairs([v[1].to(feats.device) for v in views], [lab.to(feats.device) for lab in labels],
-                            [p.to(feats.device) for p in pairs], out["image_size"], feats.dtype, feats.device)
+        packed = pack_pairs(
+            [v[1].to(feats.device) for v in views],
+            [lab.to(feats.device) for lab in labels],
+            [p.to(feats.device) for p in pairs],
+            out["image_size"],
+            feats.dtype,
+            feats.device,
+        )
         if packed is None:
             logits = torch.zeros(0, len(vocab.predicates))
         else:
@@ -118,7 +131,7 @@ def given_box_predictions(predictor: Predictor, images, graphs) -> dict:
         probs_all = logits.float().softmax(-1).cpu().numpy()
         graphs_out, k = [], 0
         for (idx, _b, _gt, sg_lab, sg_score), g, p in zip(views, graphs, pairs):
-            probs = probs_all[k:k + len(p)]
+            probs = probs_all[k : k + len(p)]
             k += len(p)
             pn = p.numpy().reshape(-1, 2)
             if mode == "PredCls":
@@ -134,12 +147,20 @@ def given_box_predictions(predictor: Predictor, images, graphs) -> dict:
                         result["accuracy_pred"].append(int(probs[hit].argmax()) if hit is not None else -1)
                         result["accuracy_true"].append(int(r.predicate_id))
             else:
-                objs = [SceneObject(vocab.classes[int(c)], int(c), g.objects[j].box, float(s))
-                        for j, c, s in zip(idx, sg_lab.tolist(), sg_score.tolist())]
+                objs = [
+                    SceneObject(vocab.classes[int(c)], int(c), g.objects[j].box, float(s))
+                    for j, c, s in zip(idx, sg_lab.tolist(), sg_score.tolist())
+                ]
                 obj_scores = sg_score.numpy().astype(np.float64)
-            graphs_out.append(SceneGraph(objects=objs, relationships=_with_all_predicates(
-                objs, pn, probs, obj_scores, vocab.predicates), image_width=g.image_width,
-                image_height=g.image_height, model_id=predictor.model_id))
+            graphs_out.append(
+                SceneGraph(
+                    objects=objs,
+                    relationships=_with_all_predicates(objs, pn, probs, obj_scores, vocab.predicates),
+                    image_width=g.image_width,
+                    image_height=g.image_height,
+                    model_id=predictor.model_id,
+                )
+            )
         result[mode] = graphs_out
     return result
 
@@ -150,8 +171,13 @@ def predcls_predictions(predictor: Predictor, images, graphs) -> tuple[list, lis
     return r["accuracy_pred"], r["accuracy_true"]
 
 
-def scene_graph_metrics(predictions: Sequence[SceneGraph], ground_truths: Sequence[SceneGraph], predicates,
-                        ks: Sequence[int] = RECALL_KS, difficulty=None) -> dict:
+def scene_graph_metrics(
+    predictions: Sequence[SceneGraph],
+    ground_truths: Sequence[SceneGraph],
+    predicates,
+    ks: Sequence[int] = RECALL_KS,
+    difficulty=None,
+) -> dict:
     """One mode's SGB numbers: ``R@K``, ``ngR@K``, ``mR@K``, ``ngmR@K`` and per-predicate R@K / ngR@K
     (by predicate name, predicates present in the ground truth)."""
     out: dict = {}
@@ -165,10 +191,18 @@ def scene_graph_metrics(predictions: Sequence[SceneGraph], ground_truths: Sequen
     return out
 
 
-def evaluate(predictor: Predictor, dataset, num_images: Optional[int] = None, batch_size: int = 8,
-             progress: bool = True, score_threshold: float = 0.05, max_objects: int = 100,
-             difficulty: Optional[str] = None, difficulty_breakdown: Optional[bool] = None,
-             keep_records: bool = False) -> dict:
+def evaluate(
+    predictor: Predictor,
+    dataset,
+    num_images: Optional[int] = None,
+    batch_size: int = 8,
+    progress: bool = True,
+    score_threshold: float = 0.05,
+    max_objects: int = 100,
+    difficulty: Optional[str] = None,
+    difficulty_breakdown: Optional[bool] = None,
+    keep_records: bool = False,
+) -> dict:
     """Metrics of ``predictor`` on ``dataset`` (items ``(rgb, SceneGraph)``), as a JSON-able dict.
 
     ``keep_records``: also return ``results["records"]``, the per-image ingredients a paired bootstrap
@@ -206,30 +240,48 @@ def evaluate(predictor: Predictor, dataset, num_images: Optional[int] = None, ba
     vocab = predictor.vocab
     matches = match_detections(preds, gts, len(vocab.classes), difficulty=diff)
     ap = matches.ap()
-    det = {"ap": ap, "map": mean_ap(ap), "num_gt": matches.num_gt.sum(0).tolist(),
-           "num_det": matches.num_det.tolist(), "num_ignored": matches.num_ignored.tolist()}
+    det = {
+        "ap": ap,
+        "map": mean_ap(ap),
+        "num_gt": matches.num_gt.sum(0).tolist(),
+        "num_det": matches.num_det.tolist(),
+        "num_ignored": matches.num_ignored.tolist(),
+    }
     modes = {"PredCls": given["PredCls"], "SGCls": given["SGCls"], "SGDet": preds}
     sg = {m: scene_graph_metrics(p, gts, vocab.predicates, difficulty=diff) for m, p in modes.items()}
     sg["PredCls"]["accuracy"] = predicate_accuracy(pc_pred, pc_true)
     sg["SGCls"]["classification_accuracy"] = cls_right / cls_total if cls_total else math.nan
     results = {
-        "num_images": n, "model_id": predictor.model_id, "difficulty": diff.name if diff else None,
-        "per_class": {c: {"ap50": det["ap"][i], "num_gt": det["num_gt"][i], "num_det": det["num_det"][i],
-                          "num_ignored": det["num_ignored"][i]}
-                      for i, c in enumerate(vocab.classes)},
-        "map50": det["map"], "ap_interpolation": "COCO 101-point",
+        "num_images": n,
+        "model_id": predictor.model_id,
+        "difficulty": diff.name if diff else None,
+        "per_class": {
+            c: {
+                "ap50": det["ap"][i],
+                "num_gt": det["num_gt"][i],
+                "num_det": det["num_det"][i],
+                "num_ignored": det["num_ignored"][i],
+            }
+            for i, c in enumerate(vocab.classes)
+        },
+        "map50": det["map"],
+        "ap_interpolation": "COCO 101-point",
         "num_ignore_regions": sum(len(g.ignore_regions) for g in gts),
         "scene_graph": sg,
         # the SGDet graph-constrained recall under its older names (benchmark tables read these)
-        "recall@20": sg["SGDet"]["R@20"], "recall@50": sg["SGDet"]["R@50"],
+        "recall@20": sg["SGDet"]["R@20"],
+        "recall@50": sg["SGDet"]["R@50"],
         "recall_images": sg["SGDet"]["num_images"],
-        "predcls_accuracy": sg["PredCls"]["accuracy"], "num_relationships": len(pc_true),
+        "predcls_accuracy": sg["PredCls"]["accuracy"],
+        "num_relationships": len(pc_true),
         "seconds_per_image": t_model / max(n, 1),
     }
     if keep_records:
         rec = scene_graph_recall(preds, gts, RECALL_KS, difficulty=diff)
-        results["records"] = {**matches.to_arrays(),
-                              **{f"recall@{k}": np.asarray(rec[f"per_image@{k}"], dtype=np.float64) for k in RECALL_KS}}
+        results["records"] = {
+            **matches.to_arrays(),
+            **{f"recall@{k}": np.asarray(rec[f"per_image@{k}"], dtype=np.float64) for k in RECALL_KS},
+        }
     if difficulty_breakdown is None:
         difficulty_breakdown = labels_carry_difficulty_fields(gts)
     if difficulty_breakdown:
@@ -238,9 +290,12 @@ def evaluate(predictor: Predictor, dataset, num_images: Optional[int] = None, ba
             d = average_precision(preds, gts, len(vocab.classes), difficulty=name)
             rec = scene_graph_recall(preds, gts, RECALL_KS, difficulty=name)
             results["difficulties"][name] = {
-                "map50": d["map"], "ap50": dict(zip(vocab.classes, d["ap"])),
+                "map50": d["map"],
+                "ap50": dict(zip(vocab.classes, d["ap"])),
                 "num_gt": dict(zip(vocab.classes, d["num_gt"])),
-                **{f"SGDet R@{k}": rec[f"R@{k}"] for k in RECALL_KS}, "SGDet mR@50": rec["mR@50"]}
+                **{f"SGDet R@{k}": rec[f"R@{k}"] for k in RECALL_KS},
+                "SGDet mR@50": rec["mR@50"],
+            }
     return results
 
 
@@ -260,35 +315,46 @@ def format_table(results: dict) -> str:
         lines.append(f"KITTI difficulty '{results['difficulty']}' (objects outside it are ignored)")
     lines += [head, "-" * len(head)]
     for c, r in results["per_class"].items():
-        row = (f"{c:<{width}}  {_fmt(r['ap50']):>6}  {r['num_gt']:>4}  {r['num_det']:>4}  "
-               f"{r.get('num_ignored', 0):>4}")
+        row = f"{c:<{width}}  {_fmt(r['ap50']):>6}  {r['num_gt']:>4}  {r['num_det']:>4}  {r.get('num_ignored', 0):>4}"
         if diffs:
             row += "  |        " + " ".join(f"{_fmt(d['ap50'][c]):>8}" for d in diffs.values())
         lines.append(row)
     tail = f"{'mAP@0.5':<{width}}  {_fmt(results['map50']):>6}"
     if diffs:
         tail += " " * 18 + "  |        " + " ".join(f"{_fmt(d['map50']):>8}" for d in diffs.values())
-    lines += ["-" * len(head), tail, f"AP: {results['ap_interpolation']} interpolation"
-              + ("; right: per KITTI difficulty (easy / moderate / hard)" if diffs else "")]
+    lines += [
+        "-" * len(head),
+        tail,
+        f"AP: {results['ap_interpolation']} interpolation"
+        + ("; right: per KITTI difficulty (easy / moderate / hard)" if diffs else ""),
+    ]
     if results.get("num_ignore_regions"):
-        lines.append(f"{results['num_ignore_regions']} ignore regions (DontCare / ignored types / label filter): "
-                     "detections inside them are neither TP nor FP")
+        lines.append(
+            f"{results['num_ignore_regions']} ignore regions (DontCare / ignored types / label filter): "
+            "detections inside them are neither TP nor FP"
+        )
     sg = results.get("scene_graph")
     if sg:
         keys = [f"{p}{m}@{k}" for p in ("", "ng") for m in ("R", "mR") for k in RECALL_KS]
-        lines += ["", "Scene graphs (Scene-Graph-Benchmark): R = Recall@K with graph constraint, ng = without, "
-                  "mR = mean over predicates",
-                  f"{'mode':<8} " + " ".join(f"{k:>8}" for k in keys)]
+        lines += [
+            "",
+            "Scene graphs (Scene-Graph-Benchmark): R = Recall@K with graph constraint, ng = without, "
+            "mR = mean over predicates",
+            f"{'mode':<8} " + " ".join(f"{k:>8}" for k in keys),
+        ]
         for mode in SG_MODES:
             if mode in sg:
                 lines.append(f"{mode:<8} " + " ".join(f"{_fmt(sg[mode].get(k)):>8}" for k in keys))
-        lines.append(f"{sg['SGDet']['num_images']} images with relationships; PredCls predicate accuracy "
-                     f"{_fmt(results['predcls_accuracy'])} over {results['num_relationships']} relationships; "
-                     f"SGCls box classification accuracy {_fmt(sg['SGCls'].get('classification_accuracy'))}")
-    else:   # results written before the SGB modes
+        lines.append(
+            f"{sg['SGDet']['num_images']} images with relationships; PredCls predicate accuracy "
+            f"{_fmt(results['predcls_accuracy'])} over {results['num_relationships']} relationships; "
+            f"SGCls box classification accuracy {_fmt(sg['SGCls'].get('classification_accuracy'))}"
+        )
+    else:  # results written before the SGB modes
         lines.append(f"Recall@20 {_fmt(results['recall@20'])}   Recall@50 {_fmt(results['recall@50'])}")
     if diffs:
-        lines.append("SGDet R@50 per difficulty: "
-                     + ", ".join(f"{d} {_fmt(v['SGDet R@50'])}" for d, v in diffs.items()))
+        lines.append(
+            "SGDet R@50 per difficulty: " + ", ".join(f"{d} {_fmt(v['SGDet R@50'])}" for d, v in diffs.items())
+        )
     lines.append(f"{results['num_images']} images, {1000 * results['seconds_per_image']:.1f} ms/image (predict)")
     return "\n".join(lines)

@@ -17,6 +17,7 @@ level 0), truncation ≤ 0.15; moderate = ≥ 25 px, level ≤ 1, ≤ 0.30; hard
 as the KITTI writer maps them (< 0.1 → 0, < 0.5 → 1, else 2); a KITTI "unknown" level (3) reads as
 fully visible. Ground-truth objects outside the difficulty are not counted (they become ignored).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -65,8 +66,11 @@ def in_difficulty(boxes, truncation, occlusion, difficulty) -> np.ndarray:
     if d is None:
         return np.ones(len(b), dtype=bool)
     height = b[:, 3] - b[:, 1]
-    return ((height >= d.min_height) & (occlusion_level(occlusion) <= d.max_occlusion_level)
-            & (np.asarray(truncation, dtype=np.float64) <= d.max_truncation + 1e-9))
+    return (
+        (height >= d.min_height)
+        & (occlusion_level(occlusion) <= d.max_occlusion_level)
+        & (np.asarray(truncation, dtype=np.float64) <= d.max_truncation + 1e-9)
+    )
 
 
 def labels_carry_difficulty_fields(graphs: Iterable) -> bool:
@@ -99,5 +103,14 @@ def detection_in_ignore(det_boxes, regions, difficulty=None, ioa_threshold: floa
     return out
 
 
-__all__ = ["DIFFICULTIES", "Difficulty", "IOA_THRESHOLD", "box_ioa", "detection_in_ignore", "get_difficulty",
-           "in_difficulty", "labels_carry_difficulty_fields", "occlusion_level"]
+__all__ = [
+    "DIFFICULTIES",
+    "Difficulty",
+    "IOA_THRESHOLD",
+    "box_ioa",
+    "detection_in_ignore",
+    "get_difficulty",
+    "in_difficulty",
+    "labels_carry_difficulty_fields",
+    "occlusion_level",
+]

@@ -22,6 +22,7 @@ difficulty are not counted; predicted triplets with an end that matches no real 
 class, IoU ≥ 0.5) but an object outside the difficulty, an ignore region (≥ 0.5 of its area), or
 that is lower than the difficulty's minimum height, are dropped before the top K is taken.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
-from sim2sg_core.eval.detection import (as_arrays, reference_detection_ignorable, reference_in_difficulty,
-                                        reference_iou)
+from sim2sg_core.eval.detection import as_arrays, reference_detection_ignorable, reference_in_difficulty, reference_iou
 from sim2sg_core.eval.ignore import IOA_THRESHOLD, detection_in_ignore, get_difficulty, in_difficulty
 from sim2sg_core.scene_graph import SceneGraph
 
@@ -53,24 +53,30 @@ def _ranked(graph: SceneGraph, graph_constraint: bool, usable: np.ndarray) -> li
     return sorted(cands, key=lambda r: -r.score)
 
 
-def _usable_predictions(pred: SceneGraph, g: dict, inside: np.ndarray, diff, iou_threshold: float,
-                        ioa_threshold: float) -> np.ndarray:
+def _usable_predictions(
+    pred: SceneGraph, g: dict, inside: np.ndarray, diff, iou_threshold: float, ioa_threshold: float
+) -> np.ndarray:
     """Per predicted object: False when it is ignored (matches no real object but an ignored one)."""
     p = as_arrays(pred)
     n = len(p["boxes"])
     if n == 0:
         return np.ones(0, dtype=bool)
-    iou = box_iou(torch.from_numpy(p["boxes"]), torch.from_numpy(g["boxes"])).numpy()   # (P, G)
+    iou = box_iou(torch.from_numpy(p["boxes"]), torch.from_numpy(g["boxes"])).numpy()  # (P, G)
     close = (iou >= iou_threshold) & (p["labels"][:, None] == g["labels"][None, :])
     real = (close & inside[None, :]).any(1)
-    on_ignored = (close & ~inside[None, :]).any(1) | detection_in_ignore(p["boxes"], g["ignore"], diff,
-                                                                          ioa_threshold)
+    on_ignored = (close & ~inside[None, :]).any(1) | detection_in_ignore(p["boxes"], g["ignore"], diff, ioa_threshold)
     return real | ~on_ignored
 
 
-def scene_graph_recall(predictions: Sequence[SceneGraph], ground_truths: Sequence[SceneGraph],
-                       ks: Sequence[int] = (20, 50), iou_threshold: float = 0.5, graph_constraint: bool = True,
-                       difficulty=None, ioa_threshold: float = IOA_THRESHOLD) -> dict:
+def scene_graph_recall(
+    predictions: Sequence[SceneGraph],
+    ground_truths: Sequence[SceneGraph],
+    ks: Sequence[int] = (20, 50),
+    iou_threshold: float = 0.5,
+    graph_constraint: bool = True,
+    difficulty=None,
+    ioa_threshold: float = IOA_THRESHOLD,
+) -> dict:
     """Recall@K and mean recall@K over predicates, with or without graph constraint.
 
     Returns ``{"R@K": float, "mR@K": float, "per_predicate@K": {predicate id: recall},
@@ -107,7 +113,7 @@ def scene_graph_recall(predictions: Sequence[SceneGraph], ground_truths: Sequenc
                 ps = np.array([r.subject for r in top])
                 po = np.array([r.object for r in top])
                 p_key = np.stack([p_lab[ps], p_lab[po], np.array([r.predicate_id for r in top])], 1)
-                same = (g_key[:, None, :] == p_key[None, :, :]).all(-1)              # (G, K)
+                same = (g_key[:, None, :] == p_key[None, :, :]).all(-1)  # (G, K)
                 hit = (same & obj_iou[ps][:, gs].T & obj_iou[po][:, go].T).any(1)
             else:
                 hit = np.zeros(len(rels), dtype=bool)
@@ -126,9 +132,14 @@ def scene_graph_recall(predictions: Sequence[SceneGraph], ground_truths: Sequenc
     return out
 
 
-def triplet_recall(predictions: Sequence[SceneGraph], ground_truths: Sequence[SceneGraph],
-                   ks: Sequence[int] = (20, 50), iou_threshold: float = 0.5, difficulty=None,
-                   ioa_threshold: float = IOA_THRESHOLD) -> dict:
+def triplet_recall(
+    predictions: Sequence[SceneGraph],
+    ground_truths: Sequence[SceneGraph],
+    ks: Sequence[int] = (20, 50),
+    iou_threshold: float = 0.5,
+    difficulty=None,
+    ioa_threshold: float = IOA_THRESHOLD,
+) -> dict:
     """Graph-constrained Recall@K: ``{"R@20": ..., "R@50": ..., "num_images": images with GT relationships}``."""
     r = scene_graph_recall(predictions, ground_truths, ks, iou_threshold, True, difficulty, ioa_threshold)
     out = {f"R@{k}": r[f"R@{k}"] for k in ks}
@@ -164,9 +175,13 @@ def reference_triplet_recall(predictions, ground_truths, ks=(20, 50), iou_thresh
                 gs, go = gt.objects[g.subject], gt.objects[g.object]
                 for r in top:
                     ps, po = pred.objects[r.subject], pred.objects[r.object]
-                    if (ps.class_id == gs.class_id and po.class_id == go.class_id and r.predicate_id == g.predicate_id
-                            and reference_iou(ps.box, gs.box) >= iou_threshold
-                            and reference_iou(po.box, go.box) >= iou_threshold):
+                    if (
+                        ps.class_id == gs.class_id
+                        and po.class_id == go.class_id
+                        and r.predicate_id == g.predicate_id
+                        and reference_iou(ps.box, gs.box) >= iou_threshold
+                        and reference_iou(po.box, go.box) >= iou_threshold
+                    ):
                         hits += 1
                         break
             recalls.append(hits / len(gt.relationships))
@@ -174,8 +189,15 @@ def reference_triplet_recall(predictions, ground_truths, ks=(20, 50), iou_thresh
     return out
 
 
-def reference_scene_graph_recall(predictions, ground_truths, ks=(20, 50), iou_threshold=0.5, graph_constraint=True,
-                                 difficulty=None, ioa_threshold=0.5) -> dict:
+def reference_scene_graph_recall(
+    predictions,
+    ground_truths,
+    ks=(20, 50),
+    iou_threshold=0.5,
+    graph_constraint=True,
+    difficulty=None,
+    ioa_threshold=0.5,
+) -> dict:
     """Slow pure-Python R@K and mR@K (see the module docstring), for the tests."""
     out: dict = {}
     for k in ks:
@@ -191,7 +213,7 @@ def reference_scene_graph_recall(predictions, ground_truths, ks=(20, 50), iou_th
             def ignored(p, gt=gt, inside=inside, regions=regions):
                 close = [o.class_id == p.class_id and reference_iou(p.box, o.box) >= iou_threshold for o in gt.objects]
                 if any(c and ins for c, ins in zip(close, inside)):
-                    return False      # matches a real object
+                    return False  # matches a real object
                 on_other = any(c and not ins for c, ins in zip(close, inside))
                 return on_other or reference_detection_ignorable(p.box, regions, difficulty, ioa_threshold)
 
@@ -211,9 +233,13 @@ def reference_scene_graph_recall(predictions, ground_truths, ks=(20, 50), iou_th
                 hit = 0
                 for r in top:
                     ps, po = pred.objects[r.subject], pred.objects[r.object]
-                    if (ps.class_id == gs.class_id and po.class_id == go.class_id and r.predicate_id == g.predicate_id
-                            and reference_iou(ps.box, gs.box) >= iou_threshold
-                            and reference_iou(po.box, go.box) >= iou_threshold):
+                    if (
+                        ps.class_id == gs.class_id
+                        and po.class_id == go.class_id
+                        and r.predicate_id == g.predicate_id
+                        and reference_iou(ps.box, gs.box) >= iou_threshold
+                        and reference_iou(po.box, go.box) >= iou_threshold
+                    ):
                         hit = 1
                         break
                 hits_of.setdefault(g.predicate_id, []).append(hit)

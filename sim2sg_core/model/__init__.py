@@ -1,4 +1,5 @@
 """Scene-graph model: encoder φ → Z, CenterNet detection head, relationship head, Predictor."""
+
 from sim2sg_core.model.predictor import Predictor, resolve_device
 from sim2sg_core.model.sg_model import MODEL_VERSION, SGModel
 

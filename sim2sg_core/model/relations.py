@@ -6,6 +6,7 @@ its centre x (relative to depth) its lateral offset. So the head combines appear
 (``roi_align`` of Z on subject, object and union boxes) with a rich geometric encoding of the pair
 and the class embeddings of both ends.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -32,8 +33,19 @@ def pair_geometry(subj: torch.Tensor, obj: torch.Tensor, image_size: tuple[int, 
     w, h = float(image_size[0]), float(image_size[1])
     s, o = _box_terms(subj, w, h), _box_terms(obj, w, h)
     iou = box_iou(subj, obj).diagonal() if len(subj) else subj.new_zeros(0)
-    pair = torch.stack([s[:, 4] - o[:, 4], s[:, 3] - o[:, 3], s[:, 1] - o[:, 1], s[:, 7] - o[:, 7],
-                        s[:, 8] - o[:, 8], s[:, 9] - o[:, 9], s[:, 10] - o[:, 10], iou], 1)
+    pair = torch.stack(
+        [
+            s[:, 4] - o[:, 4],
+            s[:, 3] - o[:, 3],
+            s[:, 1] - o[:, 1],
+            s[:, 7] - o[:, 7],
+            s[:, 8] - o[:, 8],
+            s[:, 9] - o[:, 9],
+            s[:, 10] - o[:, 10],
+            iou,
+        ],
+        1,
+    )
     return torch.cat([s, o, pair], 1)
 
 
@@ -44,44 +56,75 @@ def union_boxes(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class RelationHead(nn.Module):
     """Predicate logits for ordered box pairs of each image."""
 
-    def __init__(self, in_channels: int, num_classes: int, num_predicates: int, roi_size: int = 4,
-                 hidden: int = 256, stride: int = 4):
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        num_predicates: int,
+        roi_size: int = 4,
+        hidden: int = 256,
+        stride: int = 4,
+    ):
         super().__init__()
         self.roi_size, self.stride, self.num_classes = roi_size, stride, num_classes
         roi_dim = in_channels * roi_size * roi_size
         self.appearance = nn.Sequential(nn.Linear(roi_dim, 128), nn.ReLU(inplace=True))
-        self.geometry = nn.Sequential(nn.Linear(GEOMETRY_DIM, 128), nn.ReLU(inplace=True),
-                                      nn.Linear(128, 128), nn.ReLU(inplace=True))
+        self.geometry = nn.Sequential(
+            nn.Linear(GEOMETRY_DIM, 128), nn.ReLU(inplace=True), nn.Linear(128, 128), nn.ReLU(inplace=True)
+        )
         self.class_embed = nn.Embedding(num_classes, 16)
-        self.classifier = nn.Sequential(nn.Linear(3 * 128 + 128 + 2 * 16, hidden), nn.ReLU(inplace=True),
-                                        nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
-                                        nn.Linear(hidden, num_predicates))
+        self.classifier = nn.Sequential(
+            nn.Linear(3 * 128 + 128 + 2 * 16, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, num_predicates),
+        )
 
-    def forward(self, features: torch.Tensor, boxes: Sequence[torch.Tensor], labels: Sequence[torch.Tensor],
-                pairs: Sequence[torch.Tensor], image_size: tuple[int, int]) -> torch.Tensor:
+    def forward(
+        self,
+        features: torch.Tensor,
+        boxes: Sequence[torch.Tensor],
+        labels: Sequence[torch.Tensor],
+        pairs: Sequence[torch.Tensor],
+        image_size: tuple[int, int],
+    ) -> torch.Tensor:
         """Logits (sum of pairs over the batch, P) for ``pairs[i]`` (M_i, 2) indexing ``boxes[i]``."""
         packed = pack_pairs(boxes, labels, pairs, image_size, features.dtype, features.device)
-        if packed is None:   # no pair: still run the head on nothing, so every parameter gets a (zero)
+        if packed is None:  # no pair: still run the head on nothing, so every parameter gets a (zero)
             # gradient -- data-parallel ranks must agree on which parameters a step used
             long = torch.zeros(0, dtype=torch.long, device=features.device)
             packed = (features.new_zeros(0, 5), features.new_zeros(0, GEOMETRY_DIM, dtype=torch.float32), long, long)
         return self.score(features, *packed)
 
-    def score(self, features: torch.Tensor, rois: torch.Tensor, geometry: torch.Tensor, subj_labels: torch.Tensor,
-              obj_labels: torch.Tensor) -> torch.Tensor:
+    def score(
+        self,
+        features: torch.Tensor,
+        rois: torch.Tensor,
+        geometry: torch.Tensor,
+        subj_labels: torch.Tensor,
+        obj_labels: torch.Tensor,
+    ) -> torch.Tensor:
         """The learnt part on packed pairs (see :func:`pack_pairs`): what an exported relation graph holds."""
         n = subj_labels.shape[0]
-        pooled = roi_align(features, rois, output_size=self.roi_size, spatial_scale=1.0 / self.stride,
-                           sampling_ratio=2, aligned=True)
+        pooled = roi_align(
+            features, rois, output_size=self.roi_size, spatial_scale=1.0 / self.stride, sampling_ratio=2, aligned=True
+        )
         app = self.appearance(pooled.flatten(1))
         geo = self.geometry(geometry.to(app.dtype))
         cls = torch.cat([self.class_embed(subj_labels), self.class_embed(obj_labels)], 1)
-        x = torch.cat([app[:n], app[n:2 * n], app[2 * n:], geo, cls.to(app.dtype)], 1)
+        x = torch.cat([app[:n], app[n : 2 * n], app[2 * n :], geo, cls.to(app.dtype)], 1)
         return self.classifier(x)
 
 
-def pack_pairs(boxes: Sequence[torch.Tensor], labels: Sequence[torch.Tensor], pairs: Sequence[torch.Tensor],
-           image_size: tuple[int, int], dtype: torch.dtype, device) -> Optional[tuple[torch.Tensor, ...]]:
+def pack_pairs(
+    boxes: Sequence[torch.Tensor],
+    labels: Sequence[torch.Tensor],
+    pairs: Sequence[torch.Tensor],
+    image_size: tuple[int, int],
+    dtype: torch.dtype,
+    device,
+) -> Optional[tuple[torch.Tensor, ...]]:
     """Per-image pairs → one batch for :meth:`RelationHead.score`: ``rois`` (3M, 5) = (image index,
     box) for the subjects, then the objects, then their unions; ``geometry`` (M, GEOMETRY_DIM)
     float32; subject and object labels (M,). None when no image has a pair."""

@@ -4,6 +4,7 @@
 ``(seed, i)``: it draws a scene from the domain's content distributions, renders it in the
 domain's appearance and returns the image with its labels.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -13,9 +14,17 @@ import numpy as np
 
 from sim2sg_core.geometry import Camera
 from sim2sg_core.scene_graph import SceneGraph
-from sim2sg_core.sim.domains import (AppearanceConfig, ContentConfig, DomainConfig, EnvironmentConfig,
-                                     SimConfigError, available_environments, domain_names, load_domain,
-                                     load_environment)
+from sim2sg_core.sim.domains import (
+    AppearanceConfig,
+    ContentConfig,
+    DomainConfig,
+    EnvironmentConfig,
+    SimConfigError,
+    available_environments,
+    domain_names,
+    load_domain,
+    load_environment,
+)
 from sim2sg_core.sim.generate import SceneGenerator, base_camera
 from sim2sg_core.sim.render import Renderer, RenderResult
 from sim2sg_core.sim.scene import ObjectSpec, SceneDescription
@@ -23,9 +32,9 @@ from sim2sg_core.sim.scene import ObjectSpec, SceneDescription
 
 @dataclass
 class Sample:
-    image: np.ndarray            # RGB uint8 H×W×3
-    graph: SceneGraph            # exact labels
-    scene: SceneDescription      # what was rendered
+    image: np.ndarray  # RGB uint8 H×W×3
+    graph: SceneGraph  # exact labels
+    scene: SceneDescription  # what was rendered
     instance_map: Optional[np.ndarray] = None  # uint16 H×W, 0 = background, k+1 = scene.objects[k]
 
 
@@ -46,18 +55,27 @@ class Simulator:
     (:meth:`ContentConfig.with_camera_pose`). Without ``camera`` nothing changes.
     """
 
-    def __init__(self, env: Union[str, EnvironmentConfig] = "drive", domain: Union[str, DomainConfig] = "source",
-                 seed: int = 0, image_size: Optional[tuple[int, int]] = None,
-                 content: Optional[ContentConfig] = None, appearance: Optional[AppearanceConfig] = None,
-                 camera: Optional[Camera] = None, camera_pose_from_camera: bool = False):
+    def __init__(
+        self,
+        env: Union[str, EnvironmentConfig] = "drive",
+        domain: Union[str, DomainConfig] = "source",
+        seed: int = 0,
+        image_size: Optional[tuple[int, int]] = None,
+        content: Optional[ContentConfig] = None,
+        appearance: Optional[AppearanceConfig] = None,
+        camera: Optional[Camera] = None,
+        camera_pose_from_camera: bool = False,
+    ):
         self.env = load_environment(env)
         self.domain = domain if isinstance(domain, DomainConfig) else load_domain(self.env, domain)
         if self.domain.env != self.env.name:
-            raise SimConfigError(f"domain {self.domain.name!r} belongs to environment {self.domain.env!r}, "
-                                 f"not {self.env.name!r}")
+            raise SimConfigError(
+                f"domain {self.domain.name!r} belongs to environment {self.domain.env!r}, not {self.env.name!r}"
+            )
         if content is not None or appearance is not None:
-            self.domain = replace(self.domain, content=content or self.domain.content,
-                                  appearance=appearance or self.domain.appearance)
+            self.domain = replace(
+                self.domain, content=content or self.domain.content, appearance=appearance or self.domain.appearance
+            )
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         self.seed = int(seed)
@@ -77,8 +95,9 @@ class Simulator:
             self.image_size = (int(w), int(h))
             self.camera = camera.scaled(*self.image_size)
             if camera_pose_from_camera:
-                self.domain = replace(self.domain,
-                                      content=self.domain.content.with_camera_pose(camera.height_m, camera.pitch))
+                self.domain = replace(
+                    self.domain, content=self.domain.content.with_camera_pose(camera.height_m, camera.pitch)
+                )
         self.generator = SceneGenerator(env=self.env, content=self.domain.content, camera=self.camera)
         self.renderer = Renderer(self.env)
         self._appearances: dict = {}
@@ -92,8 +111,12 @@ class Simulator:
         """From a mapping or object with ``env``, ``domain`` and optional ``seed``, ``image_size``."""
         get = (lambda k, d=None: cfg.get(k, d)) if isinstance(cfg, dict) else (lambda k, d=None: getattr(cfg, k, d))
         size = get("image_size")
-        return cls(env=get("env", "drive"), domain=get("domain", "source"), seed=int(get("seed", 0) or 0),
-                   image_size=tuple(size) if size else None)
+        return cls(
+            env=get("env", "drive"),
+            domain=get("domain", "source"),
+            seed=int(get("seed", 0) or 0),
+            image_size=tuple(size) if size else None,
+        )
 
     @property
     def vocab(self):
@@ -110,8 +133,14 @@ class Simulator:
     def with_content(self, content: ContentConfig) -> "Simulator":
         """Same environment, appearance, seed, size and camera with other content distributions
         (used as given: the camera-pose override is not re-applied to them)."""
-        return Simulator(self.env, self.domain, seed=self.seed, image_size=self.image_size, content=content,
-                         camera=self.calibrated_camera)
+        return Simulator(
+            self.env,
+            self.domain,
+            seed=self.seed,
+            image_size=self.image_size,
+            content=content,
+            camera=self.calibrated_camera,
+        )
 
     def _rng(self, index: int) -> np.random.Generator:
         if index < 0:
@@ -151,10 +180,25 @@ class Simulator:
 
     def __repr__(self) -> str:
         cam = "" if self.calibrated_camera is None else f", camera=calibrated (hfov {self.camera.hfov_deg:.1f} deg)"
-        return (f"Simulator(env={self.env.name!r}, domain={self.domain.name!r}, seed={self.seed}, "
-                f"image_size={self.image_size}{cam})")
+        return (
+            f"Simulator(env={self.env.name!r}, domain={self.domain.name!r}, seed={self.seed}, "
+            f"image_size={self.image_size}{cam})"
+        )
 
 
-__all__ = ["Camera", "ContentConfig", "DomainConfig", "EnvironmentConfig", "AppearanceConfig", "ObjectSpec",
-           "Sample", "SceneDescription", "SimConfigError", "Simulator", "available_environments", "domain_names",
-           "load_domain", "load_environment"]
+__all__ = [
+    "Camera",
+    "ContentConfig",
+    "DomainConfig",
+    "EnvironmentConfig",
+    "AppearanceConfig",
+    "ObjectSpec",
+    "Sample",
+    "SceneDescription",
+    "SimConfigError",
+    "Simulator",
+    "available_environments",
+    "domain_names",
+    "load_domain",
+    "load_environment",
+]

@@ -9,6 +9,7 @@ Examples::
     python -m sim2sg_core.sim render --env drive --domain randomized --n 200 --out data/front \
         --camera-info camera_info.yaml --camera-height 1.5 --camera-pitch 0 --image-size 480x270
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,21 +44,33 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--domain", default="source", help="domain of the environment: source, randomized, target, target2")
     p.add_argument("--seed", type=int, default=0, help="simulator seed; sample i is a function of (seed, i)")
     p.add_argument("--start", type=int, default=0, help="index of the first sample")
-    p.add_argument("--image-size", type=_size, default=None, metavar="WxH",
-                   help="override the environment's image size, e.g. 640x192 (with --camera-info: the "
-                        "camera is scaled to it; default the camera's size)")
-    add_camera_arguments(p, "render through a calibrated camera (a KITTI calib file sized by --image-size)",
-                         "with --camera-info: the mean of the domain's camera pose")
+    p.add_argument(
+        "--image-size",
+        type=_size,
+        default=None,
+        metavar="WxH",
+        help="override the environment's image size, e.g. 640x192 (with --camera-info: the "
+        "camera is scaled to it; default the camera's size)",
+    )
+    add_camera_arguments(
+        p,
+        "render through a calibrated camera (a KITTI calib file sized by --image-size)",
+        "with --camera-info: the mean of the domain's camera pose",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m sim2sg_core.sim",
-                                 description="sim2sg scene simulator: render labelled datasets and previews.")
+    ap = argparse.ArgumentParser(
+        prog="python -m sim2sg_core.sim", description="sim2sg scene simulator: render labelled datasets and previews."
+    )
     sub = ap.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("render", help="render N samples to a KITTI folder or a rosbag2 bag",
-                       description="Render N samples. kitti: image_2/ label_2/ calib/ under --out. rosbag: a "
-                                   "rosbag2 bag directory at --out with the camera stream and CameraInfo "
-                                   "(labels are not stored in bags; use kitti for labels).")
+    r = sub.add_parser(
+        "render",
+        help="render N samples to a KITTI folder or a rosbag2 bag",
+        description="Render N samples. kitti: image_2/ label_2/ calib/ under --out. rosbag: a "
+        "rosbag2 bag directory at --out with the camera stream and CameraInfo "
+        "(labels are not stored in bags; use kitti for labels).",
+    )
     _common(r)
     r.add_argument("--n", type=int, required=True, help="number of samples")
     r.add_argument("--out", required=True, type=Path, help="output folder (kitti) or bag directory (rosbag)")
@@ -89,21 +102,25 @@ def _simulator(args):
         return Simulator(args.env, args.domain, seed=args.seed, image_size=args.image_size)
     plain = Simulator(args.env, args.domain, seed=args.seed)
     mean_h, mean_p = plain.content.camera.mean_pose
-    camera = load_camera(info, height_m=mean_h if height is None else height, pitch=pitch,
-                         image_size=args.image_size)
-    own_pose = height is not None or pitch is not None   # else the domain's pose distribution as it is
+    camera = load_camera(info, height_m=mean_h if height is None else height, pitch=pitch, image_size=args.image_size)
+    own_pose = height is not None or pitch is not None  # else the domain's pose distribution as it is
     if own_pose and pitch is None:
         camera = camera.with_pose(camera.height_m, mean_p)
-    return Simulator(args.env, plain.domain, seed=args.seed, image_size=args.image_size, camera=camera,
-                     camera_pose_from_camera=own_pose)
+    return Simulator(
+        args.env,
+        plain.domain,
+        seed=args.seed,
+        image_size=args.image_size,
+        camera=camera,
+        camera_pose_from_camera=own_pose,
+    )
 
 
 def _render(args) -> int:
     if args.n <= 0:
         raise SystemExit("--n must be positive")
     sim = _simulator(args)
-    bar = tqdm(total=args.n, desc=f"{sim.env.name}/{sim.domain.name} → {args.format}", unit="img",
-               disable=args.quiet)
+    bar = tqdm(total=args.n, desc=f"{sim.env.name}/{sim.domain.name} → {args.format}", unit="img", disable=args.quiet)
     samples = (sim.sample(i) for i in range(args.start, args.start + args.n))
     if args.format == "kitti":
         n = write_kitti(args.out, samples, start_index=args.start, progress=bar)
@@ -114,13 +131,33 @@ def _render(args) -> int:
             for s in it:
                 counted.append(1)
                 yield s
-        write_image_bag(args.out, _count(samples), topic=args.topic, storage=args.storage,
-                        compressed=args.compressed, encoding=args.encoding, camera=sim.camera, rate_hz=args.rate,
-                        overwrite=args.overwrite, progress=bar)
+
+        write_image_bag(
+            args.out,
+            _count(samples),
+            topic=args.topic,
+            storage=args.storage,
+            compressed=args.compressed,
+            encoding=args.encoding,
+            camera=sim.camera,
+            rate_hz=args.rate,
+            overwrite=args.overwrite,
+            progress=bar,
+        )
         n = len(counted)
     bar.close()
-    print(json.dumps({"written": n, "out": str(args.out), "format": args.format, "env": sim.env.name,
-                      "domain": sim.domain.name, "seed": sim.seed}))
+    print(
+        json.dumps(
+            {
+                "written": n,
+                "out": str(args.out),
+                "format": args.format,
+                "env": sim.env.name,
+                "domain": sim.domain.name,
+                "seed": sim.seed,
+            }
+        )
+    )
     return 0
 
 
@@ -138,6 +175,7 @@ def _preview(args) -> int:
     def _w(tmp):
         with open(tmp, "wb") as f:
             f.write(png.tobytes())
+
     atomic_save(args.out, _w)
     print(json.dumps({"preview": str(args.out), "images": len(tiles)}))
     return 0
@@ -145,8 +183,10 @@ def _preview(args) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    return run_reporting_user_errors(lambda: _render(args) if args.command == "render" else _preview(args),
-                                     (SimConfigError, ValueError, OSError, RuntimeError))
+    return run_reporting_user_errors(
+        lambda: _render(args) if args.command == "render" else _preview(args),
+        (SimConfigError, ValueError, OSError, RuntimeError),
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 Like the file datasets (:mod:`sim2sg_core.data.datasets`, whose ``collate_samples`` batches both) it
 returns numpy images and plain SceneGraph labels, so the model package owns the preprocessing.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -18,22 +19,37 @@ class SimDataset(Dataset):
     The simulator is built lazily in each DataLoader worker, so the dataset pickles cheaply.
     """
 
-    def __init__(self, env="drive", domain="source", seed: int = 0, length: int = 1000,
-                 image_size: Optional[tuple[int, int]] = None, content=None, offset: int = 0,
-                 camera=None, camera_pose_from_camera: bool = False):
+    def __init__(
+        self,
+        env="drive",
+        domain="source",
+        seed: int = 0,
+        length: int = 1000,
+        image_size: Optional[tuple[int, int]] = None,
+        content=None,
+        offset: int = 0,
+        camera=None,
+        camera_pose_from_camera: bool = False,
+    ):
         if length < 0:
             raise ValueError(f"length must be >= 0, got {length}")
         self.env, self.domain, self.seed, self.length = env, domain, int(seed), int(length)
         self.image_size, self.content, self.offset = image_size, content, int(offset)
-        self.camera, self.camera_pose_from_camera = camera, bool(camera_pose_from_camera)   # a real camera
+        self.camera, self.camera_pose_from_camera = camera, bool(camera_pose_from_camera)  # a real camera
         self._sim = None
 
     @property
     def simulator(self):
         if self._sim is None:
-            self._sim = Simulator(self.env, self.domain, seed=self.seed, image_size=self.image_size,
-                                  content=self.content, camera=self.camera,
-                                  camera_pose_from_camera=self.camera_pose_from_camera)
+            self._sim = Simulator(
+                self.env,
+                self.domain,
+                seed=self.seed,
+                image_size=self.image_size,
+                content=self.content,
+                camera=self.camera,
+                camera_pose_from_camera=self.camera_pose_from_camera,
+            )
         return self._sim
 
     @property

@@ -10,6 +10,7 @@ code: write a new YAML file. The dataclasses are built by the one config system
 the converters in :data:`_CONVERTERS` add the YAML shorthands (scalar ranges, RGB triples, scalar
 Gaussians) and the per-type checks.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,6 +39,7 @@ class SimConfigError(ConfigError):
 # ----------------------------------------------------------------------------------------------
 # Locating config files
 
+
 def config_dir() -> Path:
     """Directory of the simulator YAML files: ``sim/`` under the one package config directory
     (:func:`sim2sg_core.paths.config_dir`, which ``$SIM2SG_CONFIG_DIR`` moves)."""
@@ -52,9 +54,13 @@ def available_environments() -> list[str]:
 # ----------------------------------------------------------------------------------------------
 # Small parsing helpers
 
+
 def _rgb(value, where: str) -> RGB:
-    if not (isinstance(value, (list, tuple)) and len(value) == 3
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+    if not (
+        isinstance(value, (list, tuple))
+        and len(value) == 3
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    ):
         raise SimConfigError(f"{where}: expected an RGB triple like [120, 130, 140], got {value!r}")
     r, g, b = (int(max(0, min(255, round(v)))) for v in value)
     return r, g, b
@@ -79,6 +85,7 @@ def _parse(cls, d, where: str, **field_converters):
 
 # ----------------------------------------------------------------------------------------------
 # Environment (geometry and vocabulary)
+
 
 @dataclass(frozen=True)
 class PartSpec:
@@ -168,12 +175,13 @@ class EnvironmentConfig:
         try:
             return self.classes[class_name]
         except KeyError:
-            raise SimConfigError(f"environment {self.name!r} has no class {class_name!r}; "
-                                 f"known: {list(self.classes)}") from None
+            raise SimConfigError(
+                f"environment {self.name!r} has no class {class_name!r}; known: {list(self.classes)}"
+            ) from None
 
 
 def _parse_part(d, where: str) -> PartSpec:
-    if isinstance(d, PartSpec):    # already parsed (shape variants are built from parsed parts)
+    if isinstance(d, PartSpec):  # already parsed (shape variants are built from parsed parts)
         return d
     part = _parse(PartSpec, d, where)
     if part.shape not in SHAPES:
@@ -201,8 +209,8 @@ class _GroundSection:
 class _EnvironmentFile:
     """The layout of ``config/sim/<env>.yaml`` (what :class:`EnvironmentConfig` is made from)."""
 
-    classes: dict   # class name -> ClassPrior (the "classes" converter names each prior)
-    domains: dict[str, Optional[dict]]   # raw domain mappings, merged and parsed by load_domain
+    classes: dict  # class name -> ClassPrior (the "classes" converter names each prior)
+    domains: dict[str, Optional[dict]]  # raw domain mappings, merged and parsed by load_domain
     name: str = ""
     subject_classes: tuple[str, ...] = ()
     predicates: tuple[str, ...] = tuple(PREDICATES)
@@ -225,8 +233,10 @@ def _parse_class(name: str, d: dict, where: str) -> ClassPrior:
         raise SimConfigError(f"{at(where, 'palette')}: at least one colour is needed")
     for i, p in enumerate(prior.parts):
         if p.colour != "body" and p.colour not in prior.part_colours:
-            raise SimConfigError(f"{where}.parts[{i}].colour: {p.colour!r} is neither 'body' nor a key of "
-                                 f"part_colours {sorted(prior.part_colours)}")
+            raise SimConfigError(
+                f"{where}.parts[{i}].colour: {p.colour!r} is neither 'body' nor a key of "
+                f"part_colours {sorted(prior.part_colours)}"
+            )
     return prior
 
 
@@ -238,10 +248,12 @@ def _parse_classes(v, where: str) -> dict:
 
 def _read_yaml(path: Path) -> dict:
     if not Path(path).is_file():
-        raise SimConfigError(f"simulator config {path} does not exist; available environments: "
-                             f"{available_environments()}")
-    return load_yaml_mapping(path, what="simulator config", error=SimConfigError,
-                             mapping_hint="must hold a mapping at the top level")
+        raise SimConfigError(
+            f"simulator config {path} does not exist; available environments: {available_environments()}"
+        )
+    return load_yaml_mapping(
+        path, what="simulator config", error=SimConfigError, mapping_hint="must hold a mapping at the top level"
+    )
 
 
 def _resolve_env_path(name_or_path: Union[str, os.PathLike]) -> Path:
@@ -273,20 +285,32 @@ def load_environment(name_or_path: Union[str, os.PathLike, EnvironmentConfig]) -
     except ValueError as e:
         raise SimConfigError(f"{where}: {e}") from None
     if min(f.image_size) < 16:
-        raise SimConfigError(f"{at(where, 'image_size')}: expected [width, height] (each >= 16), "
-                             f"got {list(f.image_size)}")
+        raise SimConfigError(
+            f"{at(where, 'image_size')}: expected [width, height] (each >= 16), got {list(f.image_size)}"
+        )
     if not f.domains:
         raise SimConfigError(f"{at(where, 'domains')}: expected a non-empty mapping of domain name → settings")
     env = EnvironmentConfig(
-        name=f.name or path.stem, vocab=vocab, classes=f.classes, image_size=f.image_size, hfov_deg=f.hfov_deg,
-        ground_colour=f.ground.colour, zones=f.ground.zones, sky=f.sky, max_ground_distance=f.ground.max_distance,
-        labels=f.labels, domains=f.domains, source_path=str(path))
+        name=f.name or path.stem,
+        vocab=vocab,
+        classes=f.classes,
+        image_size=f.image_size,
+        hfov_deg=f.hfov_deg,
+        ground_colour=f.ground.colour,
+        zones=f.ground.zones,
+        sky=f.sky,
+        max_ground_distance=f.ground.max_distance,
+        labels=f.labels,
+        domains=f.domains,
+        source_path=str(path),
+    )
     _ENV_CACHE[key] = (mtime, env)
     return env
 
 
 # ----------------------------------------------------------------------------------------------
 # Content: the named distributions that generate scenes (and that label alignment re-fits)
+
 
 @dataclass(frozen=True)
 class Gaussian:
@@ -338,7 +362,7 @@ class ClassContent:
     yaw_flip: float = 0.0
     sizes: Optional[SizeMixture] = None
     flip_left_of: Optional[float] = None
-    max_count: Optional[int] = None       # cap on the Poisson count per image
+    max_count: Optional[int] = None  # cap on the Poisson count per image
 
 
 @dataclass(frozen=True)
@@ -351,14 +375,19 @@ class CameraContent:
         """(height m, pitch rad) of the rig's mean mounting pose."""
         return float(self.height.mean), float(self.pitch.mean)
 
-
     def with_mean_pose(self, height_m: float, pitch: float) -> "CameraContent":
         """The same jitter around another mean pose: the means move to (``height_m``, ``pitch``) and
         finite truncation bounds move with them, so the spread (DR jitter) is kept."""
+
         def shift(g: Gaussian, mean: float) -> Gaussian:
             d = float(mean) - g.mean
-            return Gaussian(float(mean), g.std, g.min + d if math.isfinite(g.min) else g.min,
-                            g.max + d if math.isfinite(g.max) else g.max)
+            return Gaussian(
+                float(mean),
+                g.std,
+                g.min + d if math.isfinite(g.min) else g.min,
+                g.max + d if math.isfinite(g.max) else g.max,
+            )
+
         return CameraContent(height=shift(self.height, height_m), pitch=shift(self.pitch, pitch))
 
 
@@ -399,8 +428,7 @@ def _sizes(v, where) -> SizeMixture:
     if not sm.modes or any(min(m) <= 0 for m in sm.modes):
         raise SimConfigError(f"{where}.modes: expected a list of [height, width, length] > 0, got {v!r}")
     if sm.weights and (len(sm.weights) != len(sm.modes) or min(sm.weights) < 0 or sum(sm.weights) <= 0):
-        raise SimConfigError(f"{where}.weights: need {len(sm.modes)} weights >= 0 (not all 0), got "
-                             f"{list(sm.weights)}")
+        raise SimConfigError(f"{where}.weights: need {len(sm.modes)} weights >= 0 (not all 0), got {list(sm.weights)}")
     return sm
 
 
@@ -409,17 +437,17 @@ def parse_content(d: dict, env: EnvironmentConfig, where: str) -> ContentConfig:
     if isinstance(classes_raw, dict):
         unknown = set(classes_raw) - set(env.classes)
         if unknown:
-            raise SimConfigError(f"{where}.classes: unknown class(es) {sorted(unknown)}; "
-                                 f"known: {list(env.classes)}")
+            raise SimConfigError(f"{where}.classes: unknown class(es) {sorted(unknown)}; known: {list(env.classes)}")
         for name in env.classes:
             if name not in classes_raw:
                 raise SimConfigError(f"{where}.classes: class {name!r} has no content distribution")
     content = _parse(ContentConfig, d, where)
-    return replace(content, classes={n: content.classes[n] for n in env.classes})   # vocabulary order
+    return replace(content, classes={n: content.classes[n] for n in env.classes})  # vocabulary order
 
 
 # ----------------------------------------------------------------------------------------------
 # Appearance: how a scene is drawn
+
 
 @dataclass(frozen=True)
 class AppearanceConfig:
@@ -438,39 +466,39 @@ class AppearanceConfig:
     palettes: dict[str, tuple[RGB, ...]] = field(default_factory=dict)
     part_colours: dict[str, dict[str, RGB]] = field(default_factory=dict)
     random_colours: bool = False
-    colour_jitter: float = 0.0          # per-image jitter of background colours (RGB units)
-    object_colour_jitter: float = 0.0   # per-object jitter (RGB units)
+    colour_jitter: float = 0.0  # per-image jitter of background colours (RGB units)
+    object_colour_jitter: float = 0.0  # per-object jitter (RGB units)
     sun_azimuth: Range = (-40.0, -40.0)
     sun_elevation: Range = (50.0, 50.0)
     ambient: Range = (0.55, 0.55)
     diffuse: Range = (0.45, 0.45)
-    shadows: Range = (0.0, 0.0)    # darkening strength in [0, 1]
+    shadows: Range = (0.0, 0.0)  # darkening strength in [0, 1]
     fade_distance: Range = (150.0, 150.0)
     fade_colour: str = "sky_horizon"
     texture: Range = (0.0, 0.0)
     texture_scale: float = 6.0
     vignette: float = 0.0
-    colour_cast: tuple[float, float, float] = (1.0, 1.0, 1.0)   # per-channel gains [r, g, b]
+    colour_cast: tuple[float, float, float] = (1.0, 1.0, 1.0)  # per-channel gains [r, g, b]
     cast_jitter: float = 0.0
     exposure: Range = (1.0, 1.0)
     gamma: Range = (1.0, 1.0)
     blur_sigma: Range = (0.0, 0.0)
     noise_std: Range = (0.0, 0.0)
     jpeg_quality: Optional[Range] = None
-    specular: float = 0.0               # highlight strength (metallic look)
-    jpeg_probability: float = 1.0       # share of images that get the JPEG round trip (when jpeg_quality)
+    specular: float = 0.0  # highlight strength (metallic look)
+    jpeg_probability: float = 1.0  # share of images that get the JPEG round trip (when jpeg_quality)
     # --- street look: every option below is off by default, so only domains that set them change ---
     #: per-class shape overrides: class -> tuple of :class:`ShapeVariant` (first match by size wins)
     class_parts: dict = field(default_factory=dict)
     #: per-class palette weights (aligned with the palette in use): weighted body-colour choice
     palette_weights: dict[str, tuple[float, ...]] = field(default_factory=dict)
-    ground: Optional["GroundLayout"] = None        # ground colour + zones replacing the environment's
-    facades: Optional["FacadeConfig"] = None       # building facades along both sides (background)
+    ground: Optional["GroundLayout"] = None  # ground colour + zones replacing the environment's
+    facades: Optional["FacadeConfig"] = None  # building facades along both sides (background)
     region_texture: dict[str, Range] = field(default_factory=dict)  # layout colour / 'facade' / 'sky' -> range
-    class_texture: dict[str, Range] = field(default_factory=dict)   # class -> texture strength range on its pixels
-    hue_shift: Range = (0.0, 0.0)   # degrees, whole image
+    class_texture: dict[str, Range] = field(default_factory=dict)  # class -> texture strength range on its pixels
+    hue_shift: Range = (0.0, 0.0)  # degrees, whole image
     saturation: Range = (1.0, 1.0)  # multiplier, whole image
-    hood: Optional["HoodConfig"] = None           # the ego vehicle's bonnet at the bottom of the image
+    hood: Optional["HoodConfig"] = None  # the ego vehicle's bonnet at the bottom of the image
     #: weighted alternative looks ((weight, AppearanceConfig), ...); each image uses one
     variants: tuple = ()
 
@@ -545,8 +573,8 @@ class HoodConfig:
     """The ego vehicle's bonnet across the bottom of the image (occludes; never labelled)."""
 
     probability: float = 0.0
-    height: Range = (0.05, 0.12)    # fraction of the image height at the centre
-    curve: Range = (0.3, 0.8)       # how much lower the corners are (fraction of height)
+    height: Range = (0.05, 0.12)  # fraction of the image height at the centre
+    curve: Range = (0.3, 0.8)  # how much lower the corners are (fraction of height)
     colours: tuple[RGB, ...] = ((215, 215, 215), (30, 30, 33), (140, 142, 146), (100, 20, 25), (30, 45, 90))
 
 
@@ -565,8 +593,16 @@ def _parse_hood(v, where) -> HoodConfig:
 
 
 #: The YAML shorthands and per-type checks, applied wherever a field has one of these types.
-_CONVERTERS = {Range: _range, RGB: _rgb, PartSpec: _parse_part, Gaussian: _gaussian, Lateral: _lateral,
-               SizeMixture: _sizes, FacadeConfig: _parse_facades, HoodConfig: _parse_hood}
+_CONVERTERS = {
+    Range: _range,
+    RGB: _rgb,
+    PartSpec: _parse_part,
+    Gaussian: _gaussian,
+    Lateral: _lateral,
+    SizeMixture: _sizes,
+    FacadeConfig: _parse_facades,
+    HoodConfig: _parse_hood,
+}
 
 
 def _parse_class_parts(v, env: EnvironmentConfig, where: str) -> dict:
@@ -579,8 +615,9 @@ def _parse_class_parts(v, env: EnvironmentConfig, where: str) -> dict:
         if cls not in env.classes:
             raise SimConfigError(f"{w}: unknown class {cls!r}; known: {list(env.classes)}")
         if not isinstance(spec, (list, tuple)) or not spec:
-            raise SimConfigError(f"{w}: expected a non-empty list of parts (or of {{parts: [...]}} shape "
-                                 f"variants), got {spec!r}")
+            raise SimConfigError(
+                f"{w}: expected a non-empty list of parts (or of {{parts: [...]}} shape variants), got {spec!r}"
+            )
         is_variant = [isinstance(p, dict) and "parts" in p for p in spec]
         if any(is_variant) and not all(is_variant):
             raise SimConfigError(f"{w}: mixes parts and {{parts: [...]}} shape variants; use one form")
@@ -591,8 +628,9 @@ def _parse_class_parts(v, env: EnvironmentConfig, where: str) -> dict:
             parts_raw = vd.get("parts")
             if not isinstance(parts_raw, (list, tuple)) or not parts_raw:
                 raise SimConfigError(f"{wv}.parts: expected a non-empty list of parts, got {parts_raw!r}")
-            parts = tuple(_parse_part(p, f"{wv}.parts[{j}]" if all(is_variant) else f"{wv}[{j}]")
-                          for j, p in enumerate(parts_raw))
+            parts = tuple(
+                _parse_part(p, f"{wv}.parts[{j}]" if all(is_variant) else f"{wv}[{j}]") for j, p in enumerate(parts_raw)
+            )
             rest = {k: x for k, x in vd.items() if k != "parts"}
             variants.append(_parse(ShapeVariant, {**rest, "parts": parts}, wv))
         out[cls] = tuple(variants)
@@ -622,30 +660,37 @@ def _check_street_options(app: AppearanceConfig, env: EnvironmentConfig, where: 
         raise SimConfigError(f"{where}.ground.zones: at most 6 zones are supported, got {len(app.ground.zones)}")
     for cls, variants in app.class_parts.items():
         known = set(env.prior(cls).part_colours) | set(app.part_colours.get(cls, {}))
-        form = len(variants) > 1 or any(v.min_height > 0 or v.max_height < math.inf or v.min_length > 0
-                                        or v.max_length < math.inf for v in variants)
+        form = len(variants) > 1 or any(
+            v.min_height > 0 or v.max_height < math.inf or v.min_length > 0 or v.max_length < math.inf for v in variants
+        )
         for i, v in enumerate(variants):
             for j, p in enumerate(v.parts):
                 if p.colour != "body" and p.colour not in known:
                     loc = f"{where}.class_parts.{cls}[{i}].parts[{j}]" if form else f"{where}.class_parts.{cls}[{j}]"
-                    raise SimConfigError(f"{loc}.colour: {p.colour!r} is neither 'body' nor a part colour of "
-                                         f"{cls!r} (class part_colours or appearance part_colours.{cls}: "
-                                         f"{sorted(known)})")
+                    raise SimConfigError(
+                        f"{loc}.colour: {p.colour!r} is neither 'body' nor a part colour of "
+                        f"{cls!r} (class part_colours or appearance part_colours.{cls}: "
+                        f"{sorted(known)})"
+                    )
     for cls, ws in app.palette_weights.items():
         if cls not in env.classes:
             raise SimConfigError(f"{where}.palette_weights: unknown class {cls!r}; known: {list(env.classes)}")
         n = len(app.palettes.get(cls) or env.prior(cls).palette)
         if len(ws) != n or min(ws) < 0 or sum(ws) <= 0:
-            raise SimConfigError(f"{where}.palette_weights.{cls}: need {n} weights >= 0 (one per palette colour, "
-                                 f"not all 0), got {list(ws)}")
+            raise SimConfigError(
+                f"{where}.palette_weights.{cls}: need {n} weights >= 0 (one per palette colour, "
+                f"not all 0), got {list(ws)}"
+            )
     for cls in app.class_texture:
         if cls not in env.classes:
             raise SimConfigError(f"{where}.class_texture: unknown class {cls!r}; known: {list(env.classes)}")
     allowed = (layout_colours - {app.fade_colour}) | {"sky", "facade"}
     for name in app.region_texture:
         if name not in allowed:
-            raise SimConfigError(f"{where}.region_texture: {name!r} is not a ground/zone colour, 'sky' or "
-                                 f"'facade'; known: {sorted(allowed)}")
+            raise SimConfigError(
+                f"{where}.region_texture: {name!r} is not a ground/zone colour, 'sky' or "
+                f"'facade'; known: {sorted(allowed)}"
+            )
 
 
 def _parse_variants(d: dict, env: EnvironmentConfig, where: str) -> AppearanceConfig:
@@ -668,7 +713,7 @@ def _parse_variants(d: dict, env: EnvironmentConfig, where: str) -> AppearanceCo
             raise SimConfigError(f"{w}.weight: must be >= 0, got {weight}")
         over = {k: v for k, v in vd.items() if k != "weight"}
         va = parse_appearance(deep_merge(base_d, over), env, w)
-        if "class_parts" not in over:   # share the parsed shapes (and so the renderer's templates)
+        if "class_parts" not in over:  # share the parsed shapes (and so the renderer's templates)
             va = replace(va, class_parts=base.class_parts)
         out.append((weight, va))
     if sum(w for w, _ in out) <= 0:
@@ -690,8 +735,9 @@ def domain_names(env: Union[str, EnvironmentConfig]) -> list[str]:
 
 def _merged_domain_dict(env: EnvironmentConfig, name: str, seen=()) -> dict:
     if name not in env.domains:
-        raise SimConfigError(f"{env.source_path}: environment {env.name!r} has no domain {name!r}; "
-                             f"known: {list(env.domains)}")
+        raise SimConfigError(
+            f"{env.source_path}: environment {env.name!r} has no domain {name!r}; known: {list(env.domains)}"
+        )
     if name in seen:
         raise SimConfigError(f"{env.source_path}: domain inheritance cycle {list(seen) + [name]}")
     d = env.domains[name] or {}
@@ -711,18 +757,29 @@ def load_domain(env: Union[str, EnvironmentConfig], domain: str) -> DomainConfig
         raise SimConfigError(f"{where}: unknown field(s) {sorted(unknown)}")
     if "content" not in d or "appearance" not in d:
         raise SimConfigError(f"{where}: needs both 'content' and 'appearance'")
-    return DomainConfig(env=envc.name, name=domain, content=parse_content(d["content"], envc, f"{where}.content"),
-                        appearance=parse_appearance(d["appearance"], envc, f"{where}.appearance"))
+    return DomainConfig(
+        env=envc.name,
+        name=domain,
+        content=parse_content(d["content"], envc, f"{where}.content"),
+        appearance=parse_appearance(d["appearance"], envc, f"{where}.appearance"),
+    )
 
 
 def content_to_dict(content: ContentConfig) -> dict:
     """Plain dict (YAML-ready) of a content config, e.g. to save a re-fitted prior."""
+
     def g(x: Gaussian) -> dict:
         return {"mean": x.mean, "std": x.std, "min": x.min, "max": x.max}
+
     def cls(c: ClassContent) -> dict:
-        d: dict[str, Any] = {"count_mean": c.count_mean, "depth": g(c.depth),
-             "lateral": {"modes": list(c.lateral.modes), "weights": list(c.lateral.weights), "std": c.lateral.std},
-             "scale": g(c.scale), "yaw": g(c.yaw), "yaw_flip": c.yaw_flip}
+        d: dict[str, Any] = {
+            "count_mean": c.count_mean,
+            "depth": g(c.depth),
+            "lateral": {"modes": list(c.lateral.modes), "weights": list(c.lateral.weights), "std": c.lateral.std},
+            "scale": g(c.scale),
+            "yaw": g(c.yaw),
+            "yaw_flip": c.yaw_flip,
+        }
         if c.lateral.stds:
             d["lateral"]["stds"] = list(c.lateral.stds)
         if c.sizes is not None:
@@ -732,13 +789,39 @@ def content_to_dict(content: ContentConfig) -> dict:
         if c.max_count is not None:
             d["max_count"] = c.max_count
         return d
-    return {"camera": {"height": g(content.camera.height), "pitch": g(content.camera.pitch)},
-            "max_objects": content.max_objects, "min_separation": content.min_separation,
-            "classes": {n: cls(c) for n, c in content.classes.items()}}
+
+    return {
+        "camera": {"height": g(content.camera.height), "pitch": g(content.camera.pitch)},
+        "max_objects": content.max_objects,
+        "min_separation": content.min_separation,
+        "classes": {n: cls(c) for n, c in content.classes.items()},
+    }
 
 
-__all__ = ["DECALS", "AppearanceConfig", "CameraContent", "ClassContent", "ClassPrior", "ContentConfig",
-           "DomainConfig", "EnvironmentConfig", "FacadeConfig", "Gaussian", "GroundLayout", "GroundZone", "HoodConfig",
-           "LabelFilter", "Lateral", "PartSpec", "ShapeVariant", "SimConfigError", "SizeMixture",
-           "available_environments", "config_dir", "content_to_dict", "domain_names", "load_domain",
-           "load_environment"]
+__all__ = [
+    "DECALS",
+    "AppearanceConfig",
+    "CameraContent",
+    "ClassContent",
+    "ClassPrior",
+    "ContentConfig",
+    "DomainConfig",
+    "EnvironmentConfig",
+    "FacadeConfig",
+    "Gaussian",
+    "GroundLayout",
+    "GroundZone",
+    "HoodConfig",
+    "LabelFilter",
+    "Lateral",
+    "PartSpec",
+    "ShapeVariant",
+    "SimConfigError",
+    "SizeMixture",
+    "available_environments",
+    "config_dir",
+    "content_to_dict",
+    "domain_names",
+    "load_domain",
+    "load_environment",
+]

@@ -6,6 +6,7 @@ footprint overlaps an earlier object or its centre falls outside the horizontal 
 and dropped after that, so the generated counts follow the Poisson means up to crowding.
 Camera height and pitch are drawn on a 1 cm / 1 mrad grid so rendered backgrounds can be cached.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,10 +42,11 @@ def base_camera(env: EnvironmentConfig, image_size: Optional[tuple[int, int]] = 
 def footprint(x: float, z: float, width: float, length: float, yaw: float) -> np.ndarray:
     """Ground rectangle (4, 2) of an object: length along (cos yaw, -sin yaw), width across."""
     c, s = math.cos(yaw), math.sin(yaw)
-    ax, az = c * length / 2, -s * length / 2   # (the same float operations as the vector form)
+    ax, az = c * length / 2, -s * length / 2  # (the same float operations as the vector form)
     bx, bz = s * width / 2, c * width / 2
-    return np.array([[x + ax + bx, z + az + bz], [x + ax - bx, z + az - bz],
-                     [x - ax - bx, z - az - bz], [x - ax + bx, z - az + bz]])
+    return np.array(
+        [[x + ax + bx, z + az + bz], [x + ax - bx, z + az - bz], [x - ax - bx, z - az - bz], [x - ax + bx, z - az + bz]]
+    )
 
 
 def rectangles_overlap(p: np.ndarray, q: np.ndarray) -> bool:
@@ -88,10 +90,14 @@ class SceneGenerator:
             if obj is not None:
                 placed.append(obj)
                 sep = self.content.min_separation
-                footprints.append((footprint(obj.position[0], obj.position[2], obj.size[1] + sep,
-                                             obj.size[2] + sep, obj.yaw),
-                                   obj.position[0], obj.position[2], 0.5 * math.hypot(obj.size[1] + sep,
-                                                                                      obj.size[2] + sep)))
+                footprints.append(
+                    (
+                        footprint(obj.position[0], obj.position[2], obj.size[1] + sep, obj.size[2] + sep, obj.yaw),
+                        obj.position[0],
+                        obj.position[2],
+                        0.5 * math.hypot(obj.size[1] + sep, obj.size[2] + sep),
+                    )
+                )
         seed = int(rng.integers(0, 2**31 - 1))
         return SceneDescription(camera=camera, objects=placed, seed=seed, env=self.env.name)
 
@@ -131,16 +137,19 @@ class SceneGenerator:
             fp = footprint(x, z, size[1] + sep, size[2] + sep, yaw)
             r = 0.5 * math.hypot(size[1] + sep, size[2] + sep)
             # bounding circles first (cheap), the exact rectangle test only when they meet
-            if any(math.hypot(x - ox, z - oz) < r + orad and rectangles_overlap(fp, ofp)
-                   for ofp, ox, oz, orad in footprints):
+            if any(
+                math.hypot(x - ox, z - oz) < r + orad and rectangles_overlap(fp, ofp)
+                for ofp, ox, oz, orad in footprints
+            ):
                 continue
             # centre of the object's middle must be inside the image horizontally (truncation <~ 0.5)
             y_mid = camera.height_m - size[0] / 2
             zc = s_p * y_mid + c_p * z
             if zc <= 0.1 or not (0.0 <= camera.fx * x / zc + camera.cx < camera.width):
                 continue
-            return ObjectSpec(class_name=name, position=(x, camera.height_m, z), size=size, yaw=yaw,
-                              colour_index=colour_index)
+            return ObjectSpec(
+                class_name=name, position=(x, camera.height_m, z), size=size, yaw=yaw, colour_index=colour_index
+            )
         return None
 
 

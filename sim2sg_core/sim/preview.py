@@ -1,4 +1,5 @@
 """Drawing scene graphs on images (preview grids, debugging, the ROS debug image)."""
+
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -9,12 +10,21 @@ import numpy as np
 from sim2sg_core.scene_graph import SceneGraph
 
 #: distinct RGB colours per class id
-CLASS_COLOURS = [(255, 64, 64), (64, 160, 255), (64, 220, 64), (255, 200, 40), (220, 80, 255), (40, 230, 230),
-                 (255, 130, 40), (200, 200, 200)]
+CLASS_COLOURS = [
+    (255, 64, 64),
+    (64, 160, 255),
+    (64, 220, 64),
+    (255, 200, 40),
+    (220, 80, 255),
+    (40, 230, 230),
+    (255, 130, 40),
+    (200, 200, 200),
+]
 
 
-def draw_graph(image: np.ndarray, graph: SceneGraph, max_relations: Optional[int] = 12,
-               font_scale: float = 0.35) -> np.ndarray:
+def draw_graph(
+    image: np.ndarray, graph: SceneGraph, max_relations: Optional[int] = 12, font_scale: float = 0.35
+) -> np.ndarray:
     """A copy of ``image`` with boxes, class names and relationship arrows (subject → object,
     labelled with the predicate at the midpoint)."""
     out = np.ascontiguousarray(image.copy())
@@ -44,7 +54,7 @@ def grid(images: Sequence[np.ndarray], cols: int = 2, pad: int = 2) -> np.ndarra
     out = np.zeros((rows * (h + pad) - pad, cols * (w + pad) - pad, 3), np.uint8)
     for i, im in enumerate(images):
         r, c = divmod(i, cols)
-        out[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = im
+        out[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = im
     return out
 
 

@@ -14,6 +14,7 @@ centre, bottom edge, height and width; the reported scale is the vertical one. A
 bottom image border fixes the depth poorly; it keeps the prior scale and is placed from its bottom
 edge (nearer than the truth, documented limitation).
 """
+
 from __future__ import annotations
 
 import math
@@ -29,7 +30,7 @@ from sim2sg_core.sim.render import RASTER_PAD, projected_extent
 from sim2sg_core.sim.scene import ObjectSpec, SceneDescription, vec3
 
 SCALE_LIMITS = (0.4, 2.5)
-ASPECT_LIMITS = (0.6, 1.6)   # horizontal / vertical scale of a lifted object
+ASPECT_LIMITS = (0.6, 1.6)  # horizontal / vertical scale of a lifted object
 FIT_STEPS = 6
 
 
@@ -51,8 +52,9 @@ def default_yaws(env: EnvironmentConfig) -> dict[str, float]:
     return yaws
 
 
-def lift_box(box, class_name: str, camera: Camera, env: EnvironmentConfig, yaw: float = 0.0,
-             steps: int = FIT_STEPS) -> Optional[ObjectSpec]:
+def lift_box(
+    box, class_name: str, camera: Camera, env: EnvironmentConfig, yaw: float = 0.0, steps: int = FIT_STEPS
+) -> Optional[ObjectSpec]:
     """One 2-D box → an :class:`ObjectSpec` standing on the ground, or None if it cannot be lifted
     (bottom edge at or above the horizon)."""
     prior = env.prior(class_name)
@@ -66,8 +68,12 @@ def lift_box(box, class_name: str, camera: Camera, env: EnvironmentConfig, yaw: 
     if not np.all(np.isfinite(g)) or g[2] <= 0.3:
         return None
     scale, hscale = 1.0, 1.0  # vertical and horizontal size multipliers
-    obj = ObjectSpec(class_name=class_name, position=(float(g[0]), camera.height_m, float(g[2])),
-                     size=vec3(prior.size), yaw=float(yaw))
+    obj = ObjectSpec(
+        class_name=class_name,
+        position=(float(g[0]), camera.height_m, float(g[2])),
+        size=vec3(prior.size),
+        yaw=float(yaw),
+    )
     # push the centre back by half the footprint's depth along the viewing ray
     r = np.array([g[0], g[2]]) / (math.hypot(g[0], g[2]) + 1e-9)
     a = np.array([math.cos(yaw), -math.sin(yaw)])
@@ -84,8 +90,9 @@ def lift_box(box, class_name: str, camera: Camera, env: EnvironmentConfig, yaw: 
             if side_cut or (ex1 - ex0) <= 1e-6:
                 hscale = scale
             else:
-                hscale = float(np.clip(hscale * (x1 - x0) / (ex1 - ex0), scale * ASPECT_LIMITS[0],
-                                       scale * ASPECT_LIMITS[1]))
+                hscale = float(
+                    np.clip(hscale * (x1 - x0) / (ex1 - ex0), scale * ASPECT_LIMITS[0], scale * ASPECT_LIMITS[1])
+                )
             h, w, length = prior.size
             obj = replace(obj, size=(float(h * scale), float(w * hscale), float(length * hscale)))
             ext = projected_extent(prior, obj, camera)
@@ -103,8 +110,14 @@ def lift_box(box, class_name: str, camera: Camera, env: EnvironmentConfig, yaw: 
     return obj
 
 
-def reconstruct_scene(graph: SceneGraph, camera: Camera, env, score_threshold: float = 0.5,
-                      yaws: Optional[dict[str, float]] = None, seed: int = 0) -> SceneDescription:
+def reconstruct_scene(
+    graph: SceneGraph,
+    camera: Camera,
+    env,
+    score_threshold: float = 0.5,
+    yaws: Optional[dict[str, float]] = None,
+    seed: int = 0,
+) -> SceneDescription:
     """Lift every object with ``score >= score_threshold`` to the ground (see module docstring).
 
     ``yaws`` gives the yaw per class for objects whose graph yaw is 0 (predictions); by default
@@ -140,12 +153,23 @@ class PseudoStatistics:
     camera_pitch: float = 0.0
 
     @classmethod
-    def collect(cls, graphs: Iterable[SceneGraph], camera: Camera, env, score_threshold: float = 0.5,
-                yaws: Optional[dict[str, float]] = None) -> "PseudoStatistics":
+    def collect(
+        cls,
+        graphs: Iterable[SceneGraph],
+        camera: Camera,
+        env,
+        score_threshold: float = 0.5,
+        yaws: Optional[dict[str, float]] = None,
+    ) -> "PseudoStatistics":
         env = load_environment(env)
         yaws = yaws if yaws is not None else default_yaws(env)
-        st = cls(counts={c: [] for c in env.classes}, positions={c: [] for c in env.classes},
-                 scales={c: [] for c in env.classes}, camera_height=camera.height_m, camera_pitch=camera.pitch)
+        st = cls(
+            counts={c: [] for c in env.classes},
+            positions={c: [] for c in env.classes},
+            scales={c: [] for c in env.classes},
+            camera_height=camera.height_m,
+            camera_pitch=camera.pitch,
+        )
         for g in graphs:
             st.n_images += 1
             scene = reconstruct_scene(g, camera, env, score_threshold, yaws=yaws)
@@ -162,8 +186,12 @@ class PseudoStatistics:
         return {c: float(np.mean(v)) if v else 0.0 for c, v in self.counts.items()}
 
     def summary(self) -> dict:
-        out: dict[str, Any] = {"n_images": self.n_images, "camera_height": self.camera_height,
-                               "camera_pitch": self.camera_pitch, "classes": {}}
+        out: dict[str, Any] = {
+            "n_images": self.n_images,
+            "camera_height": self.camera_height,
+            "camera_pitch": self.camera_pitch,
+            "classes": {},
+        }
         for c in self.counts:
             pos = np.asarray(self.positions[c]).reshape(-1, 2)
             sc = np.asarray(self.scales[c])
@@ -173,7 +201,8 @@ class PseudoStatistics:
                 "depth_mean": float(pos[:, 1].mean()) if len(pos) else None,
                 "depth_std": float(pos[:, 1].std()) if len(pos) else None,
                 "x_mean": float(pos[:, 0].mean()) if len(pos) else None,
-                "scale_mean": float(sc.mean()) if len(sc) else None}
+                "scale_mean": float(sc.mean()) if len(sc) else None,
+            }
         return out
 
 
@@ -181,8 +210,15 @@ def _blend(old: float, new: float, w: float) -> float:
     return float((1.0 - w) * old + w * new)
 
 
-def refit_content(content: ContentConfig, stats: PseudoStatistics, *, blend: float = 1.0, min_objects: int = 5,
-                  visibility: Optional[dict[str, float]] = None, refit_camera: bool = True) -> ContentConfig:
+def refit_content(
+    content: ContentConfig,
+    stats: PseudoStatistics,
+    *,
+    blend: float = 1.0,
+    min_objects: int = 5,
+    visibility: Optional[dict[str, float]] = None,
+    refit_camera: bool = True,
+) -> ContentConfig:
     """Re-fit the named content distributions to the pseudo-statistics.
 
     Per class: Poisson count mean (observed mean count / ``visibility[c]``, the fraction of
@@ -206,8 +242,15 @@ def refit_content(content: ContentConfig, stats: PseudoStatistics, *, blend: flo
         if len(pos) >= min_objects:
             z = pos[:, 1]
             d = cc.depth
-            new = replace(new, depth=Gaussian(mean=_blend(d.mean, float(np.clip(z.mean(), d.min, d.max)), blend),
-                                              std=_blend(d.std, max(float(z.std()), 0.5), blend), min=d.min, max=d.max))
+            new = replace(
+                new,
+                depth=Gaussian(
+                    mean=_blend(d.mean, float(np.clip(z.mean(), d.min, d.max)), blend),
+                    std=_blend(d.std, max(float(z.std()), 0.5), blend),
+                    min=d.min,
+                    max=d.max,
+                ),
+            )
             modes = np.asarray(cc.lateral.modes, dtype=float)
             assign = np.argmin(np.abs(pos[:, 0:1] - modes[None, :]), axis=1)
             new_modes, weights, resid = [], [], []
@@ -223,23 +266,44 @@ def refit_content(content: ContentConfig, stats: PseudoStatistics, *, blend: flo
             old_w = old_w / old_w.sum()
             obs_w = (np.asarray(weights, float) + 0.5) / (np.sum(weights) + 0.5 * len(weights))
             std = float(np.concatenate(resid).std()) if resid else cc.lateral.std
-            new = replace(new, lateral=Lateral(modes=tuple(new_modes),
-                                               weights=tuple(float(_blend(a, b, blend)) for a, b in zip(old_w, obs_w)),
-                                               std=_blend(cc.lateral.std, max(std, 0.1), blend)))
+            new = replace(
+                new,
+                lateral=Lateral(
+                    modes=tuple(new_modes),
+                    weights=tuple(float(_blend(a, b, blend)) for a, b in zip(old_w, obs_w)),
+                    std=_blend(cc.lateral.std, max(std, 0.1), blend),
+                ),
+            )
             sc = np.asarray(stats.scales.get(name, []), dtype=float)
             s = cc.scale
-            new = replace(new, scale=Gaussian(mean=_blend(s.mean, float(np.clip(sc.mean(), s.min, s.max)), blend),
-                                              std=_blend(s.std, max(float(sc.std()), 0.01), blend),
-                                              min=s.min, max=s.max))
+            new = replace(
+                new,
+                scale=Gaussian(
+                    mean=_blend(s.mean, float(np.clip(sc.mean(), s.min, s.max)), blend),
+                    std=_blend(s.std, max(float(sc.std()), 0.01), blend),
+                    min=s.min,
+                    max=s.max,
+                ),
+            )
         classes[name] = new
     camera = content.camera
     if refit_camera:
         h, p = camera.height, camera.pitch
-        camera = replace(camera,
-                         height=Gaussian(_blend(h.mean, stats.camera_height, blend), h.std * (1 - blend),
-                                         min(h.min, stats.camera_height), max(h.max, stats.camera_height)),
-                         pitch=Gaussian(_blend(p.mean, stats.camera_pitch, blend), p.std * (1 - blend),
-                                        min(p.min, stats.camera_pitch), max(p.max, stats.camera_pitch)))
+        camera = replace(
+            camera,
+            height=Gaussian(
+                _blend(h.mean, stats.camera_height, blend),
+                h.std * (1 - blend),
+                min(h.min, stats.camera_height),
+                max(h.max, stats.camera_height),
+            ),
+            pitch=Gaussian(
+                _blend(p.mean, stats.camera_pitch, blend),
+                p.std * (1 - blend),
+                min(p.min, stats.camera_pitch),
+                max(p.max, stats.camera_pitch),
+            ),
+        )
     return replace(content, classes=classes, camera=camera)
 
 
@@ -258,4 +322,3 @@ def visibility_ratios(simulator, n: int = 100, start: int = 0) -> dict[str, floa
 
 
 __all__ = ["PseudoStatistics", "default_yaws", "lift_box", "reconstruct_scene", "refit_content", "visibility_ratios"]
-

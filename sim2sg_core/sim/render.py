@@ -28,6 +28,7 @@ texture, an ego bonnet, hue/saturation and weighted per-image ``variants``. Stre
 drawn through one batched computation per scene (:meth:`Renderer._lod_batch`), which gives the
 general path's pixels but skips faces under ``LOD_MIN_AREA`` px².
 """
+
 from __future__ import annotations
 
 import math
@@ -43,41 +44,42 @@ from sim2sg_core.scene_graph import IgnoreRegion, SceneGraph, SceneObject, deriv
 from sim2sg_core.sim.domains import DECALS, AppearanceConfig, ClassPrior, EnvironmentConfig, GroundLayout
 from sim2sg_core.sim.scene import SceneDescription, vec3
 
-SHIFT = 4                  # sub-pixel bits for OpenCV fills
+SHIFT = 4  # sub-pixel bits for OpenCV fills
 SCALE = float(1 << SHIFT)
-NEAR = 0.2                 # near clipping plane (m)
+NEAR = 0.2  # near clipping plane (m)
 #: OpenCV fills are inclusive of the polygon outline, so a raster box is the projected extent grown
 #: by about half a pixel on every side (measured mean 0.5 px); reconstruction undoes it.
 RASTER_PAD = 0.5
-LEVELS = 16                # distance / gradient levels per background region
-MAX_REGIONS = 8            # sky, ground, up to 6 zones → labels < 128
-SHADOW_BIT = 128           # layout label bit: ground in shadow
+LEVELS = 16  # distance / gradient levels per background region
+MAX_REGIONS = 8  # sky, ground, up to 6 zones → labels < 128
+SHADOW_BIT = 128  # layout label bit: ground in shadow
 
 
 # ----------------------------------------------------------------------------------------------
 # Shape templates
 
+
 @dataclass
 class _Template:
     """Unit-size geometry of a class: x = length, y = up (negative), z = width; bottom at y = 0."""
 
-    verts: np.ndarray              # (N, 3)
-    faces: list                    # list of index arrays
-    face_part: np.ndarray          # (F,)
-    first3: np.ndarray             # (F, 3) indices for the normal
-    face_mean: np.ndarray          # (F, N) averaging matrix → face centroids
-    part_mean: np.ndarray          # (P, N) averaging matrix → part centroids
-    spheres: list                  # (part index, centre (3,), radius fraction of height)
-    draw: list                     # ("face", f) / ("sphere", s) in drawing order
+    verts: np.ndarray  # (N, 3)
+    faces: list  # list of index arrays
+    face_part: np.ndarray  # (F,)
+    first3: np.ndarray  # (F, 3) indices for the normal
+    face_mean: np.ndarray  # (F, N) averaging matrix → face centroids
+    part_mean: np.ndarray  # (P, N) averaging matrix → part centroids
+    spheres: list  # (part index, centre (3,), radius fraction of height)
+    draw: list  # ("face", f) / ("sphere", s) in drawing order
     part_specs: tuple
     fixed: Optional[np.ndarray] = None  # (F,) faces whose vertex order already gives the outward normal
     # level of detail (per-appearance street shapes only): faces under ``min_area`` px² are skipped
     min_area: float = 0.0
     area_ratio: Optional[np.ndarray] = None  # (F,) half of face area / first-triangle area (template)
-    pad: Optional[np.ndarray] = None    # (F, K) face vertex indices padded by repeating each face's last one
+    pad: Optional[np.ndarray] = None  # (F, K) face vertex indices padded by repeating each face's last one
     hull_idx: Optional[np.ndarray] = None  # vertices that outline the solid parts (shadows)
-    lod_pts: Optional[np.ndarray] = None   # (N + F, 3) vertices, then face centroids
-    n0: Optional[np.ndarray] = None        # (F, 3) outward face normals in the unit template
+    lod_pts: Optional[np.ndarray] = None  # (N + F, 3) vertices, then face centroids
+    n0: Optional[np.ndarray] = None  # (F, 3) outward face normals in the unit template
     part_colour_names: tuple = ()
     part_shades: Optional[np.ndarray] = None
 
@@ -91,8 +93,10 @@ def _decal(p, y0: float, y1: float) -> np.ndarray:
     """Vertices of a one-sided flat part, ordered so that (b - a) x (c - a) points outwards."""
     if p.shape == "wheel":  # upright disc across the width at dz, facing away from the centre plane
         a = np.linspace(0.0, 2 * np.pi, p.sides, endpoint=False)
-        v = np.stack([p.dx + 0.5 * p.l * np.cos(a), 0.5 * (y0 + y1) + 0.5 * (y1 - y0) * np.sin(a),
-                      np.full(p.sides, p.dz)], axis=1)
+        v = np.stack(
+            [p.dx + 0.5 * p.l * np.cos(a), 0.5 * (y0 + y1) + 0.5 * (y1 - y0) * np.sin(a), np.full(p.sides, p.dz)],
+            axis=1,
+        )
         out = np.array([0.0, 0.0, 1.0 if p.dz >= 0 else -1.0])
     else:  # panel: rectangle across the length at dx, facing away from the middle (front / back)
         hw = 0.5 * p.w
@@ -131,8 +135,10 @@ def _build_template(prior: ClassPrior) -> _Template:
         elif p.shape == "cabin":
             # a cuboid whose top face is shorter (top), narrower (top_w) and shifted (top_dx)
             tl, tw, tx = hl * p.top, hw * p.top_w, p.dx + p.top_dx
-            v = np.array([[x, y0, z] for x in (p.dx - hl, p.dx + hl) for z in (-hw, hw)]
-                         + [[x, y1, z] for x in (tx - tl, tx + tl) for z in (-tw, tw)])
+            v = np.array(
+                [[x, y0, z] for x in (p.dx - hl, p.dx + hl) for z in (-hw, hw)]
+                + [[x, y1, z] for x in (tx - tl, tx + tl) for z in (-tw, tw)]
+            )
             fl = [[0, 1, 3, 2], [4, 5, 7, 6], [0, 1, 5, 4], [2, 3, 7, 6], [0, 2, 6, 4], [1, 3, 7, 5]]
             if not p.caps:
                 fl = fl[2:]
@@ -141,8 +147,16 @@ def _build_template(prior: ClassPrior) -> _Template:
             fl = [list(range(len(v)))]
             one_sided = True
         elif p.shape == "roof":
-            v = np.array([[p.dx - hl, y0, -hw], [p.dx + hl, y0, -hw], [p.dx + hl, y0, hw], [p.dx - hl, y0, hw],
-                          [p.dx - hl, y1, 0.0], [p.dx + hl, y1, 0.0]])
+            v = np.array(
+                [
+                    [p.dx - hl, y0, -hw],
+                    [p.dx + hl, y0, -hw],
+                    [p.dx + hl, y0, hw],
+                    [p.dx - hl, y0, hw],
+                    [p.dx - hl, y1, 0.0],
+                    [p.dx + hl, y1, 0.0],
+                ]
+            )
             fl = [[0, 1, 2, 3], [0, 1, 5, 4], [3, 2, 5, 4], [0, 3, 4], [1, 2, 5]]
         else:  # cylinder, cone, frustum
             n = p.sides
@@ -179,9 +193,18 @@ def _build_template(prior: ClassPrior) -> _Template:
         if b > a:
             part_mean[pi, a:b] = 1.0 / (b - a)
     first3 = np.array([f[:3] for f in faces], dtype=np.int64).reshape(F, 3)
-    return _Template(verts=V, faces=faces, face_part=np.asarray(face_part, dtype=np.int64), first3=first3,
-                     face_mean=face_mean, part_mean=part_mean, spheres=spheres, draw=draw,
-                     part_specs=prior.parts, fixed=np.asarray(fixed, bool) if any(fixed) else None)
+    return _Template(
+        verts=V,
+        faces=faces,
+        face_part=np.asarray(face_part, dtype=np.int64),
+        first3=first3,
+        face_mean=face_mean,
+        part_mean=part_mean,
+        spheres=spheres,
+        draw=draw,
+        part_specs=prior.parts,
+        fixed=np.asarray(fixed, bool) if any(fixed) else None,
+    )
 
 
 _TEMPLATE_CACHE: dict = {}
@@ -194,7 +217,7 @@ LOD_MIN_AREA = 1.5
 def _with_lod(tmpl: _Template) -> _Template:
     """Add level-of-detail data to a (per-appearance) template, once."""
     kinds = [kind for kind, _ in tmpl.draw]
-    if "sphere" in kinds and "face" in kinds[kinds.index("sphere"):]:
+    if "sphere" in kinds and "face" in kinds[kinds.index("sphere") :]:
         return tmpl  # a face drawn after a sphere: keep the general path's interleaved order
     if tmpl.lod_pts is None and tmpl.faces:
         V = tmpl.verts
@@ -268,7 +291,7 @@ def projected_extent(prior: ClassPrior, obj, cam: Camera) -> Optional[tuple[floa
             return None
         u = cam.fx * cc[0] / cc[2] + cam.cx
         v = cam.fy * cc[1] / cc[2] + cam.cy
-        rp = cam.fx * r / math.sqrt(max(cc[2] ** 2 - r ** 2, 1e-6))
+        rp = cam.fx * r / math.sqrt(max(cc[2] ** 2 - r**2, 1e-6))
         us.append(np.array([u - rp, u + rp]))
         vs.append(np.array([v - rp, v + rp]))
     uu, vv = np.concatenate(us), np.concatenate(vs)
@@ -277,6 +300,7 @@ def projected_extent(prior: ClassPrior, obj, cam: Camera) -> Optional[tuple[floa
 
 # ----------------------------------------------------------------------------------------------
 # Appearance draws (per image)
+
 
 @dataclass
 class _Look:
@@ -325,12 +349,24 @@ def _draw_look(app: AppearanceConfig, rng: np.random.Generator) -> _Look:
     q = app.jpeg_quality
     if q is not None and app.jpeg_probability < 1.0 and rng.random() >= app.jpeg_probability:
         q = None
-    return _Look(colours=colours, to_sun=to_sun, sun_azimuth=az, sun_elevation=el, ambient=_u(rng, app.ambient),
-                 diffuse=_u(rng, app.diffuse), shadows=_u(rng, app.shadows),
-                 fade_distance=max(_u(rng, app.fade_distance), 1e-3), fade_colour=colours[app.fade_colour],
-                 texture=_u(rng, app.texture), cast=cast, exposure=_u(rng, app.exposure), gamma=_u(rng, app.gamma),
-                 blur=_u(rng, app.blur_sigma), noise=_u(rng, app.noise_std),
-                 jpeg=None if q is None else int(round(_u(rng, q))))
+    return _Look(
+        colours=colours,
+        to_sun=to_sun,
+        sun_azimuth=az,
+        sun_elevation=el,
+        ambient=_u(rng, app.ambient),
+        diffuse=_u(rng, app.diffuse),
+        shadows=_u(rng, app.shadows),
+        fade_distance=max(_u(rng, app.fade_distance), 1e-3),
+        fade_colour=colours[app.fade_colour],
+        texture=_u(rng, app.texture),
+        cast=cast,
+        exposure=_u(rng, app.exposure),
+        gamma=_u(rng, app.gamma),
+        blur=_u(rng, app.blur_sigma),
+        noise=_u(rng, app.noise_std),
+        jpeg=None if q is None else int(round(_u(rng, q))),
+    )
 
 
 def _uv(pc: np.ndarray, cam: Camera) -> np.ndarray:
@@ -351,10 +387,15 @@ def _unoverlapped(order: list, extents: dict, margin: float = 2.0) -> set:
         a = extents.get(k)
         if a is None:
             continue
-        for j in order[i + 1:]:
+        for j in order[i + 1 :]:
             b = extents.get(j)
-            if (b is not None and b[0] - margin < a[2] + margin and a[0] - margin < b[2] + margin
-                    and b[1] - margin < a[3] + margin and a[1] - margin < b[3] + margin):
+            if (
+                b is not None
+                and b[0] - margin < a[2] + margin
+                and a[0] - margin < b[2] + margin
+                and b[1] - margin < a[3] + margin
+                and a[1] - margin < b[3] + margin
+            ):
                 break
         else:
             out.add(k)
@@ -392,6 +433,7 @@ def _hue_saturation(img: np.ndarray, hue_deg: float, sat: float) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # Near-plane clipping (rare: only objects reaching behind the camera's near plane)
 
+
 def _clip_near(poly_cam: np.ndarray) -> np.ndarray:
     out = []
     n = len(poly_cam)
@@ -408,12 +450,12 @@ def _clip_near(poly_cam: np.ndarray) -> np.ndarray:
 
 @dataclass
 class RenderResult:
-    image: np.ndarray                 # RGB uint8 H×W×3
-    instance_map: np.ndarray          # uint16 H×W: 0 background, k+1 = scene object k
-    graph: SceneGraph                 # labels (objects passing the filter), relationships by the rule
-    label_index: list = field(default_factory=list)   # graph object i ↔ scene object label_index[i]
+    image: np.ndarray  # RGB uint8 H×W×3
+    instance_map: np.ndarray  # uint16 H×W: 0 background, k+1 = scene object k
+    graph: SceneGraph  # labels (objects passing the filter), relationships by the rule
+    label_index: list = field(default_factory=list)  # graph object i ↔ scene object label_index[i]
     visible_pixels: dict = field(default_factory=dict)  # scene object index → visible pixel count
-    occlusion: dict = field(default_factory=dict)       # scene object index → occluded fraction
+    occlusion: dict = field(default_factory=dict)  # scene object index → occluded fraction
 
 
 class Renderer:
@@ -422,15 +464,16 @@ class Renderer:
     def __init__(self, env: EnvironmentConfig, *, cache_size: int = 64):
         self.env = env
         self._templates = {n: template_for(p) for n, p in env.classes.items()}
-        self._shape_sets: dict = {}     # id(appearance) -> (appearance, {class: [(variant, prior, template)]})
-        self._class_priors: dict = {}   # (class, parts, part colours) -> per-appearance ClassPrior copy
+        self._shape_sets: dict = {}  # id(appearance) -> (appearance, {class: [(variant, prior, template)]})
+        self._class_priors: dict = {}  # (class, parts, part colours) -> per-appearance ClassPrior copy
         self._layouts: OrderedDict = OrderedDict()
         self._backgrounds: OrderedDict = OrderedDict()
         self._banks: dict = {}
         self._cache_size = cache_size
         if len(env.zones) + 2 > MAX_REGIONS:
-            raise ValueError(f"{env.source_path}: at most {MAX_REGIONS - 2} ground zones are supported, "
-                             f"got {len(env.zones)}")
+            raise ValueError(
+                f"{env.source_path}: at most {MAX_REGIONS - 2} ground zones are supported, got {len(env.zones)}"
+            )
         zmin, zmax = 1.0, max(env.max_ground_distance, 2.0)
         self._level_z = np.geomspace(zmin, zmax, LEVELS - 1)  # distance of each ground level
 
@@ -442,8 +485,16 @@ class Renderer:
         lateral range maps to one column interval per row. ``ground`` (a domain's own layout)
         replaces the environment's zones.
         """
-        key: tuple = (cam.width, cam.height, round(cam.fx, 6), round(cam.fy, 6), round(cam.cx, 6), round(cam.cy, 6),
-               round(cam.height_m, 4), round(cam.pitch, 5))
+        key: tuple = (
+            cam.width,
+            cam.height,
+            round(cam.fx, 6),
+            round(cam.fy, 6),
+            round(cam.cx, 6),
+            round(cam.cy, 6),
+            round(cam.height_m, 4),
+            round(cam.pitch, 5),
+        )
         if ground is not None:
             key = key + (ground,)
         zones = self.env.zones if ground is None else ground.zones
@@ -574,20 +625,28 @@ class Renderer:
         lut = np.zeros((256, 3), np.float64)
         alpha_ground = 1.0 - np.exp(-self._level_z / look.fade_distance)
         alpha = np.concatenate([alpha_ground, [1.0]])[:, None]  # (LEVELS, 1)
-        names = (self._region_names(app) if app is not None
-                 else [self.env.ground_colour] + [z.colour for z in self.env.zones])
+        names = (
+            self._region_names(app)
+            if app is not None
+            else [self.env.ground_colour] + [z.colour for z in self.env.zones]
+        )
         for r, name in enumerate(names, start=1):
-            lut[r * LEVELS:(r + 1) * LEVELS] = look.colours[name] * (1 - alpha) + look.fade_colour * alpha
+            lut[r * LEVELS : (r + 1) * LEVELS] = look.colours[name] * (1 - alpha) + look.fade_colour * alpha
         if self.env.sky:
             k = np.linspace(0.0, 1.0, LEVELS)[:, None]
             lut[0:LEVELS] = look.colours["sky_horizon"] * (1 - k) + look.colours["sky_top"] * k
         lut[SHADOW_BIT:] = lut[:SHADOW_BIT] * (1.0 - shadow)
         return np.clip(np.round(lut), 0, 255).astype(np.uint8).reshape(256, 1, 3)
 
-    def _background(self, cam: Camera, look: _Look, app: AppearanceConfig,
-                    shadow_mask: Optional[np.ndarray] = None) -> np.ndarray:
-        fixed = (not app.random_colours and app.colour_jitter == 0
-                 and app.fade_distance[0] == app.fade_distance[1] and shadow_mask is None)
+    def _background(
+        self, cam: Camera, look: _Look, app: AppearanceConfig, shadow_mask: Optional[np.ndarray] = None
+    ) -> np.ndarray:
+        fixed = (
+            not app.random_colours
+            and app.colour_jitter == 0
+            and app.fade_distance[0] == app.fade_distance[1]
+            and shadow_mask is None
+        )
         key = (id(app), cam.width, cam.height, cam.fx, cam.fy, cam.cx, cam.cy, cam.height_m, cam.pitch)
         if fixed:
             hit = self._backgrounds.get(key)
@@ -671,16 +730,18 @@ class Renderer:
                 cols[k] = rng.integers(0, 256, 3).astype(float)
             return cols
         weights = app.palette_weights.get(prior.name)
-        index = (obj.colour_index % len(palette) if weights is None
-                 else weighted_palette_index(obj.colour_index, weights))
+        index = (
+            obj.colour_index % len(palette) if weights is None else weighted_palette_index(obj.colour_index, weights)
+        )
         over = app.part_colours.get(prior.name, {})
         if prior is not self.env.classes.get(prior.name):
             # per-appearance (street) shapes: all part colours as one array, jitter in two draws
             arr = np.array([palette[index]] + [over.get(k, c) for k, c in prior.part_colours.items()], float)
             if app.object_colour_jitter > 0:
                 sig = app.object_colour_jitter
-                arr = np.clip(arr + rng.normal(0.0, sig, (len(arr), 1)) + rng.normal(0.0, sig / 3.0, (len(arr), 3)),
-                              0, 255)
+                arr = np.clip(
+                    arr + rng.normal(0.0, sig, (len(arr), 1)) + rng.normal(0.0, sig / 3.0, (len(arr), 3)), 0, 255
+                )
             return dict(zip(("body",) + tuple(prior.part_colours), arr))
         cols = {"body": np.asarray(palette[index], float)}
         for k, c in prior.part_colours.items():
@@ -695,8 +756,10 @@ class Renderer:
             raise ValueError(f"scene belongs to environment {scene.env!r}; this renderer draws {self.env.name!r}")
         for k, o in enumerate(scene.objects):
             if o.class_name not in self._templates:
-                raise ValueError(f"scene object {k} has class {o.class_name!r}, not one of environment "
-                                 f"{self.env.name!r}: {list(self._templates)}")
+                raise ValueError(
+                    f"scene object {k} has class {o.class_name!r}, not one of environment "
+                    f"{self.env.name!r}: {list(self._templates)}"
+                )
             if len(o.size) != 3 or min(o.size) <= 0:
                 raise ValueError(f"scene object {k} ({o.class_name}) has a bad size {o.size!r}; need 3 values > 0")
         cam = scene.camera
@@ -709,8 +772,12 @@ class Renderer:
         rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
         look = _draw_look(appearance, rng)
         ids = np.zeros((H, W), np.uint16)
-        street = (appearance.facades is not None or appearance.hood is not None or bool(appearance.region_texture)
-                  or bool(appearance.class_texture))
+        street = (
+            appearance.facades is not None
+            or appearance.hood is not None
+            or bool(appearance.region_texture)
+            or bool(appearance.class_texture)
+        )
         srng = np.random.default_rng(np.random.SeedSequence([seed, 13])) if street else None
 
         objs = scene.objects
@@ -725,8 +792,13 @@ class Renderer:
         plan = self._plan_facades(cam, appearance, srng) if appearance.facades is not None else None
         shadow_mask: Optional[np.ndarray] = None
         shaded: frozenset[int] = frozenset()
-        if look.shadows > 0 and plan is not None and plan["sides"] and appearance.facades is not None \
-                and appearance.facades.shadows:
+        if (
+            look.shadows > 0
+            and plan is not None
+            and plan["sides"]
+            and appearance.facades is not None
+            and appearance.facades.shadows
+        ):
             # buildings' shadows on the street; objects standing in them get no direct sunlight
             shadow_mask = np.zeros((H, W), np.uint8)
             self._facade_shadows(shadow_mask, cam, look, plan)
@@ -737,20 +809,39 @@ class Renderer:
         textured = bool(appearance.region_texture or appearance.class_texture)
         strength = self._ground_strength(cam, appearance, srng) if textured else None
         if plan is not None:
-            assert srng is not None   # facades make a street look, which has its own generator
+            assert srng is not None  # facades make a street look, which has its own generator
             fs = appearance.region_texture.get("facade")
-            self._draw_facades(img, cam, look, appearance, plan,
-                               strength=strength if fs is not None else None,
-                               facade_strength=0.0 if fs is None else _u(srng, fs))
+            self._draw_facades(
+                img,
+                cam,
+                look,
+                appearance,
+                plan,
+                strength=strength if fs is not None else None,
+                facade_strength=0.0 if fs is None else _u(srng, fs),
+            )
 
         ops_per_obj: dict[int, list] = {}
         extents: dict[int, tuple[float, float, float, float]] = {}
-        batch = ({} if all(t.lod_pts is None for t in tmpls)
-                 else self._lod_batch(objs, tmpls, colours, cam, look, appearance, shaded))
+        batch = (
+            {}
+            if all(t.lod_pts is None for t in tmpls)
+            else self._lod_batch(objs, tmpls, colours, cam, look, appearance, shaded)
+        )
         look_shaded = replace(look, diffuse=0.0) if shaded else look
         for k in order:
-            ops, ext = self._draw_object(img, ids, k, objs[k], colours[k], cam, look_shaded if k in shaded else look,
-                                         appearance, tmpls[k], batch.get(k))
+            ops, ext = self._draw_object(
+                img,
+                ids,
+                k,
+                objs[k],
+                colours[k],
+                cam,
+                look_shaded if k in shaded else look,
+                appearance,
+                tmpls[k],
+                batch.get(k),
+            )
             ops_per_obj[k] = ops
             extents[k] = ext
         hood = appearance.hood is not None and self._draw_hood(img, ids, appearance.hood, look, srng)
@@ -760,8 +851,9 @@ class Renderer:
         graph, label_index, visible, occl = self._labels(scene, ids, ops_per_obj, extents, clear)
         tex = self._class_strength(strength, ids, objs, appearance, srng) if strength is not None else None
         img = self._sensor(img, look, appearance, rng, tex)
-        return RenderResult(image=img, instance_map=ids, graph=graph, label_index=label_index,
-                            visible_pixels=visible, occlusion=occl)
+        return RenderResult(
+            image=img, instance_map=ids, graph=graph, label_index=label_index, visible_pixels=visible, occlusion=occl
+        )
 
     @staticmethod
     def _in_shadow(objs, cam: Camera, mask: np.ndarray) -> frozenset:
@@ -775,8 +867,9 @@ class Renderer:
                 out.add(k)
         return frozenset(out)
 
-    def _shadow_mask(self, scene: SceneDescription, look: _Look, tmpls: Optional[list] = None,
-                     mask: Optional[np.ndarray] = None) -> np.ndarray:
+    def _shadow_mask(
+        self, scene: SceneDescription, look: _Look, tmpls: Optional[list] = None, mask: Optional[np.ndarray] = None
+    ) -> np.ndarray:
         """Ground shadows (uint8 mask with SHADOW_BIT): per object the convex hull of its vertices
         projected onto the ground along the sun direction (exact for convex shapes)."""
         cam = scene.camera
@@ -785,8 +878,13 @@ class Renderer:
         tan_el = max(math.tan(look.sun_elevation), 0.15)
         away = -np.array([look.to_sun[0], look.to_sun[2]])
         away = away / (np.linalg.norm(away) + 1e-9)
-        ring = np.stack([np.cos(np.linspace(0, 2 * np.pi, 8, endpoint=False)),
-                         np.sin(np.linspace(0, 2 * np.pi, 8, endpoint=False))], 1)
+        ring = np.stack(
+            [
+                np.cos(np.linspace(0, 2 * np.pi, 8, endpoint=False)),
+                np.sin(np.linspace(0, 2 * np.pi, 8, endpoint=False)),
+            ],
+            1,
+        )
         if tmpls is not None and all(t.lod_pts is not None for t in tmpls):
             return self._shadow_mask_lod(scene, tmpls, mask, tan_el, away, ring)
         for k, o in enumerate(scene.objects):
@@ -824,8 +922,8 @@ class Renderer:
         pos = np.array([o.position for o in objs], float)
         yaw = np.array([o.yaw for o in objs], float)
         c, s = np.cos(yaw)[owner], np.sin(yaw)[owner]
-        v = np.concatenate(hull) * size[owner][:, [2, 0, 1]]          # template axes: length, height, width
-        up = -v[:, 1]                                                  # height above the ground
+        v = np.concatenate(hull) * size[owner][:, [2, 0, 1]]  # template axes: length, height, width
+        up = -v[:, 1]  # height above the ground
         x = c * v[:, 0] + s * v[:, 2] + pos[owner, 0] + up * away[0] / tan_el
         z = -s * v[:, 0] + c * v[:, 2] + pos[owner, 2] + up * away[1] / tan_el
         chunks = np.split(np.stack([x, z], 1), np.cumsum(nv)[:-1])
@@ -846,14 +944,27 @@ class Renderer:
         pix = _fixed(uv)
         start = 0
         for n in counts:
-            if (z[start:start + n] >= NEAR).all():
-                cv2.fillConvexPoly(mask, cv2.convexHull(pix[start:start + n]), SHADOW_BIT, cv2.LINE_8, SHIFT)
+            if (z[start : start + n] >= NEAR).all():
+                cv2.fillConvexPoly(mask, cv2.convexHull(pix[start : start + n]), SHADOW_BIT, cv2.LINE_8, SHIFT)
             start += n
         return mask
 
     @staticmethod
-    def _draw_sphere(img, ids, k, tmpl, sphere, cols, cam: Camera, look: _Look, app: AppearanceConfig, fade: float,
-                     ops: list, us: list, vs: list) -> None:
+    def _draw_sphere(
+        img,
+        ids,
+        k,
+        tmpl,
+        sphere,
+        cols,
+        cam: Camera,
+        look: _Look,
+        app: AppearanceConfig,
+        fade: float,
+        ops: list,
+        us: list,
+        vs: list,
+    ) -> None:
         """One sphere part: a disc in the part colour with a lit cap towards the sun."""
         pi, centre, r = sphere
         fade_col = look.fade_colour
@@ -862,7 +973,7 @@ class Renderer:
             return
         u = cam.fx * cc[0] / cc[2] + cam.cx
         v = cam.fy * cc[1] / cc[2] + cam.cy
-        rp = cam.fx * r / math.sqrt(max(cc[2] ** 2 - r ** 2, 1e-6))
+        rp = cam.fx * r / math.sqrt(max(cc[2] ** 2 - r**2, 1e-6))
         part = tmpl.part_specs[pi]
         base = cols[part.colour] * part.shade
         centre_px = (int(round((u - 0.5) * SCALE)), int(round((v - 0.5) * SCALE)))
@@ -875,15 +986,24 @@ class Renderer:
         hl = (int(round(centre_px[0] + 0.35 * rad * d[0])), int(round(centre_px[1] + 0.35 * rad * d[1])))
         lit = base * (look.ambient + look.diffuse) + 255 * app.specular * 0.5
         lit = lit * (1 - fade) + fade_col * fade
-        cv2.circle(img, hl, max(int(rad * 0.55), 1), tuple(float(x) for x in np.clip(lit, 0, 255)), -1,
-                   cv2.LINE_8, SHIFT)
+        cv2.circle(
+            img, hl, max(int(rad * 0.55), 1), tuple(float(x) for x in np.clip(lit, 0, 255)), -1, cv2.LINE_8, SHIFT
+        )
         cv2.circle(ids, centre_px, rad, k + 1, -1, cv2.LINE_8, SHIFT)
         ops.append(("circle", centre_px, rad))
         us.append(np.array([u - rp, u + rp]))
         vs.append(np.array([v - rp, v + rp]))
 
-    def _lod_batch(self, objs, tmpls: list, colours: list, cam: Camera, look: _Look, app: AppearanceConfig,
-                   shaded: frozenset = frozenset()) -> dict:
+    def _lod_batch(
+        self,
+        objs,
+        tmpls: list,
+        colours: list,
+        cam: Camera,
+        look: _Look,
+        app: AppearanceConfig,
+        shaded: frozenset = frozenset(),
+    ) -> dict:
         """Street shapes (templates with level-of-detail data) of a whole scene at once: the same
         geometry, back-face culling, shading and fade as :meth:`_draw_object`, with precomputed
         template normals, in one set of array operations for all objects; faces under
@@ -897,16 +1017,18 @@ class Renderer:
         npts = np.array([len(t.lod_pts) for t in ts_])
         nver = np.array([len(t.verts) for t in ts_])
         nfac = np.array([len(t.faces) for t in ts_])
-        size = np.array([objs[k].size for k in ks], float)            # (n, 3) h, w, l
+        size = np.array([objs[k].size for k in ks], float)  # (n, 3) h, w, l
         pos = np.array([objs[k].position for k in ks], float)
         yaw = np.array([objs[k].yaw for k in ks], float)
         c, s = np.cos(yaw), np.sin(yaw)
         cp, sp = math.cos(cam.pitch), math.sin(cam.pitch)
         z0, o1 = np.zeros_like(c), np.ones_like(c)
         # level frame = yaw rotation of the scaled template + position; camera frame = pitch rotation
-        rot = np.stack([np.stack([c, z0, s], 1), np.stack([sp * s, cp * o1, -sp * c], 1),
-                        np.stack([-cp * s, sp * o1, cp * c], 1)], 1)  # (n, 3, 3)
-        scale = size[:, [2, 0, 1]]                                     # template axes: length, height, width
+        rot = np.stack(
+            [np.stack([c, z0, s], 1), np.stack([sp * s, cp * o1, -sp * c], 1), np.stack([-cp * s, sp * o1, cp * c], 1)],
+            1,
+        )  # (n, 3, 3)
+        scale = size[:, [2, 0, 1]]  # template axes: length, height, width
         t = np.stack([pos[:, 0], cp * pos[:, 1] - sp * pos[:, 2], sp * pos[:, 1] + cp * pos[:, 2]], 1)
         owner = np.repeat(np.arange(len(ks)), npts)
         P = np.concatenate([t_.lod_pts for t_ in ts_]) * scale[owner]
@@ -922,18 +1044,27 @@ class Renderer:
         n /= np.sqrt((n * n).sum(axis=1, keepdims=True)) + 1e-12
         fcen = pcam[fidx]
         facing = (n * fcen).sum(axis=1) < 0
-        tsun = np.array([look.to_sun[0], cp * look.to_sun[1] - sp * look.to_sun[2],
-                         sp * look.to_sun[1] + cp * look.to_sun[2]])
+        tsun = np.array(
+            [look.to_sun[0], cp * look.to_sun[1] - sp * look.to_sun[2], sp * look.to_sun[1] + cp * look.to_sun[2]]
+        )
         direct = 1.0 if not shaded else np.array([k not in shaded for k in ks], float)[fowner]
         lam = look.ambient + look.diffuse * direct * np.maximum(n @ tsun, 0.0)
         if app.specular > 0:
             h = tsun - fcen / (np.sqrt((fcen * fcen).sum(axis=1, keepdims=True)) + 1e-9)
-            lam = lam + app.specular * direct * np.maximum((n * h).sum(axis=1) / (np.sqrt((h * h).sum(axis=1)) + 1e-9),
-                                                           0.0) ** 20
+            lam = (
+                lam
+                + app.specular
+                * direct
+                * np.maximum((n * h).sum(axis=1) / (np.sqrt((h * h).sum(axis=1)) + 1e-9), 0.0) ** 20
+            )
         dist = np.sqrt(pos[:, 0] ** 2 + pos[:, 2] ** 2 + (pos[:, 1] - size[:, 0] / 2) ** 2)
         fade = (1.0 - np.exp(-dist / look.fade_distance))[fowner][:, None]
-        base = np.concatenate([(np.array([colours[k][c_] for c_ in t_.part_colour_names])
-                                * t_.part_shades)[t_.face_part] for k, t_ in zip(ks, ts_)])
+        base = np.concatenate(
+            [
+                (np.array([colours[k][c_] for c_ in t_.part_colour_names]) * t_.part_shades)[t_.face_part]
+                for k, t_ in zip(ks, ts_)
+            ]
+        )
         facecol = np.clip(base * (lam[:, None] * (1 - fade)) + look.fade_colour * fade, 0, 255)
         # on-screen face area ≈ area of its first triangle × (face / first-triangle area in the template)
         f3 = np.concatenate([t_.first3 + a for t_, a in zip(ts_, start)])
@@ -947,16 +1078,22 @@ class Renderer:
         for i, (k, t_) in enumerate(zip(ks, ts_)):
             f1 = f0 + nfac[i]
             a, nv = start[i], nver[i]
-            zc = pcam[a:a + nv, 2]
+            zc = pcam[a : a + nv, 2]
             if zc.min() >= NEAR:
-                uu, vv = u[a:a + nv], v[a:a + nv]
-                out[k] = (pix[t_.pad + a], facecol[f0:f1].tolist(), np.flatnonzero(keep[f0:f1]).tolist(),
-                          (float(uu.min()), float(vv.min()), float(uu.max()), float(vv.max())), float(fade[f0, 0]))
+                uu, vv = u[a : a + nv], v[a : a + nv]
+                out[k] = (
+                    pix[t_.pad + a],
+                    facecol[f0:f1].tolist(),
+                    np.flatnonzero(keep[f0:f1]).tolist(),
+                    (float(uu.min()), float(vv.min()), float(uu.max()), float(vv.max())),
+                    float(fade[f0, 0]),
+                )
             f0 = f1
         return out
 
-    def _draw_object_lod(self, img, ids, k, obj, cols, cam: Camera, look: _Look, app: AppearanceConfig,
-                         tmpl: _Template, pre) -> tuple:
+    def _draw_object_lod(
+        self, img, ids, k, obj, cols, cam: Camera, look: _Look, app: AppearanceConfig, tmpl: _Template, pre
+    ) -> tuple:
         """Draw one street-shape object from its :meth:`_lod_batch` entry (faces, then spheres)."""
         pts_all, facecol, vis, ext, fade = pre
         ops = []
@@ -975,8 +1112,19 @@ class Renderer:
         uu, vv = np.concatenate(us), np.concatenate(vs)
         return ops, (float(uu.min()), float(vv.min()), float(uu.max()), float(vv.max()))
 
-    def _draw_object(self, img, ids, k, obj, cols, cam: Camera, look: _Look, app: AppearanceConfig,
-                     tmpl: Optional[_Template] = None, pre=None):
+    def _draw_object(
+        self,
+        img,
+        ids,
+        k,
+        obj,
+        cols,
+        cam: Camera,
+        look: _Look,
+        app: AppearanceConfig,
+        tmpl: Optional[_Template] = None,
+        pre=None,
+    ):
         if tmpl is None:
             tmpl = self._templates[obj.class_name]
         if pre is not None:
@@ -1030,8 +1178,9 @@ class Renderer:
                     pcf = _clip_near(pc[f])
                     if len(pcf) < 3:
                         continue
-                    poly = np.stack([cam.fx * pcf[:, 0] / pcf[:, 2] + cam.cx,
-                                     cam.fy * pcf[:, 1] / pcf[:, 2] + cam.cy], 1)
+                    poly = np.stack(
+                        [cam.fx * pcf[:, 0] / pcf[:, 2] + cam.cx, cam.fy * pcf[:, 1] / pcf[:, 2] + cam.cy], 1
+                    )
                     us.append(poly[:, 0])
                     vs.append(poly[:, 1])
                     pts = np.round((poly - 0.5) * SCALE).astype(np.int32)
@@ -1047,8 +1196,9 @@ class Renderer:
             ext = (0.0, 0.0, 0.0, 0.0)
         return ops, ext
 
-    def _labels(self, scene: SceneDescription, ids: np.ndarray, ops_per_obj: dict, extents: dict,
-                clear: frozenset = frozenset()):
+    def _labels(
+        self, scene: SceneDescription, ids: np.ndarray, ops_per_obj: dict, extents: dict, clear: frozenset = frozenset()
+    ):
         cam = scene.camera
         W, H = cam.width, cam.height
         filt = self.env.labels
@@ -1084,8 +1234,9 @@ class Renderer:
                     if op[0] == "poly":
                         cv2.fillConvexPoly(own, op[1] - off, 1, cv2.LINE_8, SHIFT)
                     else:
-                        cv2.circle(own, (op[1][0] - int(off[0]), op[1][1] - int(off[1])), op[2], 1, -1,
-                                   cv2.LINE_8, SHIFT)
+                        cv2.circle(
+                            own, (op[1][0] - int(off[0]), op[1][1] - int(off[1])), op[2], 1, -1, cv2.LINE_8, SHIFT
+                        )
                 own_count = max(int(np.count_nonzero(own)), count)
             occlusion = 1.0 - count / own_count
             occl[k] = occlusion
@@ -1093,16 +1244,35 @@ class Renderer:
             inside = max(min(x1f, W) - max(x0f, 0), 0) * max(min(y1f, H) - max(y0f, 0), 0)
             truncation = float(min(max(1.0 - inside / full, 0.0), 1.0))
             bw, bh = box[2] - box[0], box[3] - box[1]
-            if (bh < filt.min_box_height or bw < filt.min_box_width or count < filt.min_visible_pixels
-                    or occlusion > filt.max_occlusion):
-                ignore.append(IgnoreRegion(box=box, kind="label_filter"))   # visible, unlabelled: not an FP
+            if (
+                bh < filt.min_box_height
+                or bw < filt.min_box_width
+                or count < filt.min_visible_pixels
+                or occlusion > filt.max_occlusion
+            ):
+                ignore.append(IgnoreRegion(box=box, kind="label_filter"))  # visible, unlabelled: not an FP
                 continue
-            objects.append(SceneObject(class_name=o.class_name, class_id=vocab.class_id(o.class_name), box=box,
-                                       score=1.0, position=vec3(o.position), size=vec3(o.size), truncation=truncation,
-                                       occlusion=float(occlusion), yaw=float(o.yaw)))
+            objects.append(
+                SceneObject(
+                    class_name=o.class_name,
+                    class_id=vocab.class_id(o.class_name),
+                    box=box,
+                    score=1.0,
+                    position=vec3(o.position),
+                    size=vec3(o.size),
+                    truncation=truncation,
+                    occlusion=float(occlusion),
+                    yaw=float(o.yaw),
+                )
+            )
             label_index.append(k)
-        graph = SceneGraph(objects=objects, relationships=derive_relationships(objects, vocab),
-                           image_width=W, image_height=H, ignore_regions=ignore)
+        graph = SceneGraph(
+            objects=objects,
+            relationships=derive_relationships(objects, vocab),
+            image_width=W,
+            image_height=H,
+            ignore_regions=ignore,
+        )
         return graph, label_index, visible_px, occl
 
     # -- street background: facades, hood, texture ------------------------------------------------
@@ -1123,14 +1293,36 @@ class Renderer:
                 hs = fc.skyline[0] + (fc.skyline[1] - fc.skyline[0]) * srng.random(n) ** (1.5 + layer)
                 top = np.repeat(gy - hs, 2)
                 xx = np.repeat(xs, 2)[1:-1]
-                outline = np.concatenate([np.stack([xx, top, np.full(2 * n, d)], 1),
-                                          [[xs[-1], gy, d], [xs[0], gy, d]]])
+                outline = np.concatenate([np.stack([xx, top, np.full(2 * n, d)], 1), [[xs[-1], gy, d], [xs[0], gy, d]]])
                 c = fc.colours[int(srng.integers(len(fc.colours)))] if layer == 0 else (92, 100, 84)
                 plan["skyline"].append((outline, c, d))
-        lo = np.array([fc.gap_width[0], fc.length[0], 0.0, fc.height[0], fc.floor_height[0], fc.window_spacing[0],
-                       fc.window_width[0], fc.window_height[0]])
-        span = np.array([fc.gap_width[1], fc.length[1], fc.setback, fc.height[1], fc.floor_height[1],
-                         fc.window_spacing[1], fc.window_width[1], fc.window_height[1]]) - lo
+        lo = np.array(
+            [
+                fc.gap_width[0],
+                fc.length[0],
+                0.0,
+                fc.height[0],
+                fc.floor_height[0],
+                fc.window_spacing[0],
+                fc.window_width[0],
+                fc.window_height[0],
+            ]
+        )
+        span = (
+            np.array(
+                [
+                    fc.gap_width[1],
+                    fc.length[1],
+                    fc.setback,
+                    fc.height[1],
+                    fc.floor_height[1],
+                    fc.window_spacing[1],
+                    fc.window_width[1],
+                    fc.window_height[1],
+                ]
+            )
+            - lo
+        )
         for sgn, xr in ((-1.0, fc.left), (1.0, fc.right)):
             if xr is None or srng.random() >= fc.probability:
                 continue
@@ -1143,9 +1335,23 @@ class Renderer:
                 g, length, setback, h, fh, sp, ww, wh = (lo + span * srng.random(8)).tolist()
                 if blds and flags[0] < fc.gap:
                     z += g
-                blds.append((z, z + length, x_side + sgn * setback, h, int(flags[3] * len(fc.colours)),
-                             int(flags[4] * len(fc.window_colours)), flags[1] < fc.windows, flags[2] < fc.shopfront,
-                             fh, sp, ww, wh, _jitter(srng, fc.colour_jitter).tolist()))
+                blds.append(
+                    (
+                        z,
+                        z + length,
+                        x_side + sgn * setback,
+                        h,
+                        int(flags[3] * len(fc.colours)),
+                        int(flags[4] * len(fc.window_colours)),
+                        flags[1] < fc.windows,
+                        flags[2] < fc.shopfront,
+                        fh,
+                        sp,
+                        ww,
+                        wh,
+                        _jitter(srng, fc.colour_jitter).tolist(),
+                    )
+                )
                 z += length
             plan["sides"].append((sgn, blds))
         return plan
@@ -1163,16 +1369,32 @@ class Renderer:
                 continue
             for z0, z1, x, h, *_ in blds:
                 dx, dz = away * (h / tan_el)
-                quad = cam.to_camera(np.array([[x, cam.height_m, z0], [x, cam.height_m, z1],
-                                               [x + dx, cam.height_m, z1 + dz], [x + dx, cam.height_m, z0 + dz]]))
+                quad = cam.to_camera(
+                    np.array(
+                        [
+                            [x, cam.height_m, z0],
+                            [x, cam.height_m, z1],
+                            [x + dx, cam.height_m, z1 + dz],
+                            [x + dx, cam.height_m, z0 + dz],
+                        ]
+                    )
+                )
                 quad = _clip_near(quad)
                 if len(quad) >= 3:
                     polys.append(_fixed(_uv(quad, cam)))
         for poly in polys:  # may overlap: one convex fill each
             cv2.fillConvexPoly(mask, poly, SHADOW_BIT, cv2.LINE_8, SHIFT)
 
-    def _draw_facades(self, img, cam: Camera, look: _Look, app: AppearanceConfig, plan: dict,
-                      strength: Optional[np.ndarray] = None, facade_strength: float = 0.0) -> None:
+    def _draw_facades(
+        self,
+        img,
+        cam: Camera,
+        look: _Look,
+        app: AppearanceConfig,
+        plan: dict,
+        strength: Optional[np.ndarray] = None,
+        facade_strength: float = 0.0,
+    ) -> None:
         """Distant skyline and rows of building facades along both sides of the street (background:
         no ids, no labels).
 
@@ -1210,7 +1432,7 @@ class Renderer:
         for sgn, blds in plan["sides"]:
             if not blds:
                 continue
-            B = np.array([b[:12] for b in blds], float)[::-1]   # far to near
+            B = np.array([b[:12] for b in blds], float)[::-1]  # far to near
             jit = np.array([b[12] for b in blds], float)[::-1]
             z0, z1, x, h = B[:, 0], B[:, 1], B[:, 2], B[:, 3]
             ci, wi = B[:, 4].astype(int), B[:, 5].astype(int)
@@ -1224,8 +1446,9 @@ class Renderer:
 
             def shade(c, lam, fade=fade):
                 return np.clip(c * (lam * (1 - fade)) + fade_col * fade, 0, 255)
+
             lam_face = look.ambient + look.diffuse * max(float(-sgn * look.to_sun[0]), 0.0)  # faces the street
-            lam_end = look.ambient + look.diffuse * max(float(-look.to_sun[2]), 0.0)         # faces the camera
+            lam_end = look.ambient + look.diffuse * max(float(-look.to_sun[2]), 0.0)  # faces the camera
             top = gy - h
             # the near end wall, unless the adjacent nearer building hides it (as tall, not set back)
             hidden = np.zeros(len(B), bool)
@@ -1246,16 +1469,22 @@ class Renderer:
             n_floors = np.floor((h - 0.6) / fh).astype(int)
             has = ok & win & (n_cols >= 1) & (n_floors > first)
             margin = 0.5 * (z1 - z0 - n_cols * sp)
-            ws0 = z0 + margin + 0.5 * (1 - ww) * sp                # first window start along z
+            ws0 = z0 + margin + 0.5 * (1 - ww) * sp  # first window start along z
             we_last = ws0 + (n_cols - 1) * sp + ww * sp
             px = cam.fx * np.abs(x) * ww * sp / np.maximum(z0c * z0c + x * x, 1e-6)  # window width on screen
             fine = has & (px >= 1.0) & (we_last > z0c + 0.05)
-            coarse = has & ~fine                                    # sub-pixel windows: their average colour
-            b0 = (first + 0.55 * (1 - wh)) * fh                     # bottom of the lowest window row
+            coarse = has & ~fine  # sub-pixel windows: their average colour
+            b0 = (first + 0.55 * (1 - wh)) * fh  # bottom of the lowest window row
             b_top = (n_floors - 1 + 0.55 * (1 - wh)) * fh + wh * fh  # top of the highest
             mix = base * (1 - ww * wh)[:, None] + glass * (ww * wh)[:, None]
-            groups.append((quad_x(x[coarse], z0c[coarse], z1[coarse], gy - b0[coarse], top[coarse] + 0.3),
-                           shade(mix, lam_face)[coarse], None, False))
+            groups.append(
+                (
+                    quad_x(x[coarse], z0c[coarse], z1[coarse], gy - b0[coarse], top[coarse] + 0.3),
+                    shade(mix, lam_face)[coarse],
+                    None,
+                    False,
+                )
+            )
             idx = np.flatnonzero(fine)
             if len(idx):
                 nb = n_floors[idx] - first[idx]
@@ -1265,22 +1494,44 @@ class Renderer:
                 j0 = np.maximum(np.ceil((z0c[idx] + 0.05 - ws0[idx] - ww[idx] * sp[idx]) / sp[idx]), 0)
                 zs = np.maximum(ws0[idx] + j0 * sp[idx], z0c[idx])
                 zs_r = np.repeat(zs, nb)
-                groups.append((quad_x(x[rep], zs_r, we_last[rep], gy - bot, gy - bot - wh[rep] * fh[rep]),
-                               shade(glass, 0.5 + 0.5 * lam_face)[idx], nb, False))
+                groups.append(
+                    (
+                        quad_x(x[rep], zs_r, we_last[rep], gy - bot, gy - bot - wh[rep] * fh[rep]),
+                        shade(glass, 0.5 + 0.5 * lam_face)[idx],
+                        nb,
+                        False,
+                    )
+                )
                 npier = n_cols[idx] - 1
                 prep = np.repeat(idx, npier)
                 jj = np.arange(npier.sum()) - np.repeat(np.cumsum(npier) - npier, npier)
-                pa = ws0[prep] + jj * sp[prep] + ww[prep] * sp[prep]   # end of window j
-                pb = pa + (1 - ww[prep]) * sp[prep]                     # start of window j + 1
+                pa = ws0[prep] + jj * sp[prep] + ww[prep] * sp[prep]  # end of window j
+                pb = pa + (1 - ww[prep]) * sp[prep]  # start of window j + 1
                 keep = pb > z0c[prep]
                 counts = np.bincount(np.searchsorted(idx, prep[keep]), minlength=len(idx))
-                groups.append((quad_x(x[prep][keep], np.maximum(pa, z0c[prep])[keep], pb[keep],
-                                      gy - b0[prep][keep], gy - b_top[prep][keep]),
-                               shade(base, lam_face)[idx], counts, False))
+                groups.append(
+                    (
+                        quad_x(
+                            x[prep][keep],
+                            np.maximum(pa, z0c[prep])[keep],
+                            pb[keep],
+                            gy - b0[prep][keep],
+                            gy - b_top[prep][keep],
+                        ),
+                        shade(base, lam_face)[idx],
+                        counts,
+                        False,
+                    )
+                )
             s_ok = ok & shop & (z1 - 0.6 > np.maximum(z0 + 0.6, z0c))
-            groups.append((quad_x(x[s_ok], np.maximum(z0 + 0.6, z0c)[s_ok], z1[s_ok] - 0.6, gy - 0.35,
-                                  (gy - 0.8 * fh)[s_ok]), shade(glass * 1.15, 0.55 + 0.45 * lam_face)[s_ok],
-                           None, False))
+            groups.append(
+                (
+                    quad_x(x[s_ok], np.maximum(z0 + 0.6, z0c)[s_ok], z1[s_ok] - 0.6, gy - 0.35, (gy - 0.8 * fh)[s_ok]),
+                    shade(glass * 1.15, 0.55 + 0.45 * lam_face)[s_ok],
+                    None,
+                    False,
+                )
+            )
         groups = [g for g in groups if len(g[0])]
         if not groups:
             return
@@ -1294,8 +1545,8 @@ class Renderer:
             for colour, n in zip(cols.tolist(), counts.tolist()):
                 if not n:
                     continue
-                if all_ok or ok[i:i + n].all():
-                    polys = list(pts[i:i + n])
+                if all_ok or ok[i : i + n].all():
+                    polys = list(pts[i : i + n])
                 else:
                     polys = []
                     for j in range(i, i + n):
@@ -1329,8 +1580,13 @@ class Renderer:
         # the sky's reflection along the bonnet's upper edge
         hi = np.concatenate([np.stack([xs, ys], 1), np.stack([xs[::-1], ys[::-1] + 0.25 * hc * (1 - 0.5 * t * t)], 1)])
         refl = 0.55 * colour * shade + 0.45 * look.colours.get("sky_horizon", look.fade_colour)
-        cv2.fillPoly(img, [np.round(hi * SCALE).astype(np.int32)], tuple(float(v) for v in np.clip(refl, 0, 255)),
-                     cv2.LINE_8, SHIFT)
+        cv2.fillPoly(
+            img,
+            [np.round(hi * SCALE).astype(np.int32)],
+            tuple(float(v) for v in np.clip(refl, 0, 255)),
+            cv2.LINE_8,
+            SHIFT,
+        )
         cv2.fillPoly(ids, [pts], 0, cv2.LINE_8, SHIFT)
         return True
 
@@ -1343,7 +1599,7 @@ class Renderer:
         for r, name in enumerate(["sky"] + self._region_names(app)):
             rr = app.region_texture.get(name)
             if rr is not None:
-                table[r * LEVELS:(r + 1) * LEVELS] = _u(srng, rr) * (1.0 if r == 0 else falloff)
+                table[r * LEVELS : (r + 1) * LEVELS] = _u(srng, rr) * (1.0 if r == 0 else falloff)
         table[SHADOW_BIT:] = table[:SHADOW_BIT]
         return cv2.LUT(self._layout(cam, app.ground), table.reshape(256, 1))
 
@@ -1359,8 +1615,9 @@ class Renderer:
         return strength
 
     # -- sensor ---------------------------------------------------------------------------------
-    def _sensor(self, img: np.ndarray, look: _Look, app: AppearanceConfig, rng,
-                tex: Optional[np.ndarray] = None) -> np.ndarray:
+    def _sensor(
+        self, img: np.ndarray, look: _Look, app: AppearanceConfig, rng, tex: Optional[np.ndarray] = None
+    ) -> np.ndarray:
         """Sensor stage; ``tex`` (street looks) is a per-pixel texture strength added to ``texture``."""
         H, W = img.shape[:2]
         exposure_done = False
@@ -1369,7 +1626,7 @@ class Renderer:
             oy, ox = int(rng.integers(0, H)), int(rng.integers(0, W))
             # (OpenCV takes a scalar as the second operand; its type stubs list arrays only)
             strength = cv2.add(tex, float(look.texture)) if look.texture > 0 else tex  # type: ignore[call-overload]
-            gain = cv2.add(cv2.multiply(strength, crop[oy:oy + H, ox:ox + W]), 1.0)  # type: ignore[call-overload]
+            gain = cv2.add(cv2.multiply(strength, crop[oy : oy + H, ox : ox + W]), 1.0)  # type: ignore[call-overload]
             if app.vignette > 0:
                 gain = cv2.multiply(gain, self._vignette(W, H, app.vignette))
             if look.gamma == 1 and (look.cast == 1).all() and look.exposure != 1:
@@ -1383,7 +1640,7 @@ class Renderer:
             if look.texture > 0:
                 bank = self._bank("tex", W, H, app.texture_scale)
                 oy, ox = int(rng.integers(0, H)), int(rng.integers(0, W))
-                gain += np.float32(look.texture) * bank[oy:oy + H, ox:ox + W]
+                gain += np.float32(look.texture) * bank[oy : oy + H, ox : ox + W]
             if app.vignette > 0:
                 gain *= self._vignette(W, H, app.vignette)
             img = cv2.multiply(img.astype(np.float32), cv2.merge([gain, gain, gain]))
@@ -1401,13 +1658,16 @@ class Renderer:
             bank = self._bank("noise", W, H)
             oy, ox = int(rng.integers(0, H)), int(rng.integers(0, W))
             if tex is not None:  # street looks: one saturating pass
-                img = cv2.addWeighted(img, 1.0, bank[oy:oy + H, ox:ox + W], look.noise, 0.0, dtype=cv2.CV_8U)
+                img = cv2.addWeighted(img, 1.0, bank[oy : oy + H, ox : ox + W], look.noise, 0.0, dtype=cv2.CV_8U)
             else:
-                noisy = cv2.scaleAdd(bank[oy:oy + H, ox:ox + W], look.noise, img.astype(np.float32))
+                noisy = cv2.scaleAdd(bank[oy : oy + H, ox : ox + W], look.noise, img.astype(np.float32))
                 img = np.clip(noisy, 0, 255).astype(np.uint8)
         if look.jpeg is not None:
-            ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
-                                   [cv2.IMWRITE_JPEG_QUALITY, int(np.clip(look.jpeg, 1, 100))])
+            ok, buf = cv2.imencode(
+                ".jpg",
+                cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, int(np.clip(look.jpeg, 1, 100))],
+            )
             decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
             if not ok or decoded is None:
                 raise RuntimeError("the sensor's JPEG round trip failed (OpenCV imencode/imdecode)")
@@ -1425,5 +1685,13 @@ class Renderer:
         return v
 
 
-__all__ = ["NEAR", "RASTER_PAD", "Renderer", "RenderResult", "object_geometry", "projected_extent", "template_for",
-           "weighted_palette_index"]
+__all__ = [
+    "NEAR",
+    "RASTER_PAD",
+    "Renderer",
+    "RenderResult",
+    "object_geometry",
+    "projected_extent",
+    "template_for",
+    "weighted_palette_index",
+]

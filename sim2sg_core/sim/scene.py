@@ -11,6 +11,7 @@ equals the camera height for an object standing on the ground.
 Yaw follows KITTI ``rotation_y``: the object's length axis points along ``(cos yaw, 0, -sin yaw)``;
 a car driving away from the camera has yaw = -pi/2.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -40,15 +41,23 @@ class ObjectSpec:
     colour_index: int = 0
 
     def to_dict(self) -> dict:
-        return {"class_name": self.class_name, "position": [float(v) for v in self.position],
-                "size": [float(v) for v in self.size], "yaw": float(self.yaw),
-                "colour_index": int(self.colour_index)}
+        return {
+            "class_name": self.class_name,
+            "position": [float(v) for v in self.position],
+            "size": [float(v) for v in self.size],
+            "yaw": float(self.yaw),
+            "colour_index": int(self.colour_index),
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "ObjectSpec":
-        return cls(class_name=d["class_name"], position=vec3(d["position"]),
-                   size=vec3(d["size"]), yaw=float(d.get("yaw", 0.0)),
-                   colour_index=int(d.get("colour_index", 0)))
+        return cls(
+            class_name=d["class_name"],
+            position=vec3(d["position"]),
+            size=vec3(d["size"]),
+            yaw=float(d.get("yaw", 0.0)),
+            colour_index=int(d.get("colour_index", 0)),
+        )
 
 
 @dataclass
@@ -61,14 +70,21 @@ class SceneDescription:
     env: str = ""
 
     def to_dict(self) -> dict:
-        return {"env": self.env, "seed": int(self.seed), "camera": self.camera.to_dict(),
-                "objects": [o.to_dict() for o in self.objects]}
+        return {
+            "env": self.env,
+            "seed": int(self.seed),
+            "camera": self.camera.to_dict(),
+            "objects": [o.to_dict() for o in self.objects],
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "SceneDescription":
-        return cls(camera=Camera.from_dict(d["camera"]),
-                   objects=[ObjectSpec.from_dict(o) for o in d.get("objects", [])],
-                   seed=int(d.get("seed", 0)), env=d.get("env", ""))
+        return cls(
+            camera=Camera.from_dict(d["camera"]),
+            objects=[ObjectSpec.from_dict(o) for o in d.get("objects", [])],
+            seed=int(d.get("seed", 0)),
+            env=d.get("env", ""),
+        )
 
 
 __all__ = ["Camera", "ObjectSpec", "SceneDescription"]

@@ -6,6 +6,7 @@ mean high-frequency energy (Laplacian variance, which blur and noise change).
 Content: objects per image (mean, distribution and total-variation distance between the
 distributions), per-class mean counts, mean depth and camera height.
 """
+
 from __future__ import annotations
 
 from typing import Iterable, Sequence
@@ -88,12 +89,20 @@ def domain_gap(a: dict, b: dict) -> dict:
         "sharpness": (a["sharpness"], b["sharpness"]),
         "objects_per_image": (a["count_mean"], b["count_mean"]),
         "count_dist_tv": total_variation(a["count_dist"], b["count_dist"]),
-        "class_means": {c: (a["class_means"].get(c, 0.0), b["class_means"].get(c, 0.0))
-                        for c in sorted(set(a["class_means"]) | set(b["class_means"]))},
+        "class_means": {
+            c: (a["class_means"].get(c, 0.0), b["class_means"].get(c, 0.0))
+            for c in sorted(set(a["class_means"]) | set(b["class_means"]))
+        },
         "depth_mean": (a["depth_mean"], b["depth_mean"]),
         "camera_height": (a["camera_height"], b["camera_height"]),
     }
 
 
-__all__ = ["colour_histograms", "count_distribution", "domain_gap", "histogram_distance", "summarize",
-           "total_variation"]
+__all__ = [
+    "colour_histograms",
+    "count_distribution",
+    "domain_gap",
+    "histogram_distance",
+    "summarize",
+    "total_variation",
+]

@@ -17,6 +17,7 @@ checkpoints, and every rank resumes from the same ``last.pt``.
 Batches are dicts from ``sim2sg_core.model.preprocess.Collator``: ``images`` (B,3,H,W) and
 ``targets`` (list, None = unlabelled image).
 """
+
 from __future__ import annotations
 
 import math
@@ -84,8 +85,15 @@ class WarmupCosine:
         self.step_count, self.elapsed = int(d["step_count"]), float(d["elapsed"])
 
 
-def open_dataset(data: str, length: int, seed: int, vocab: Optional[Vocabulary] = None, env_for_kitti: str = "drive",
-                 camera=None, camera_pose_from_camera: bool = False):
+def open_dataset(
+    data: str,
+    length: int,
+    seed: int,
+    vocab: Optional[Vocabulary] = None,
+    env_for_kitti: str = "drive",
+    camera=None,
+    camera_pose_from_camera: bool = False,
+):
     """``ENV:DOMAIN`` → simulator dataset (``length`` images of ``seed``; rendered through ``camera``, a
     :class:`~sim2sg_core.geometry.Camera`, if given, at its image size); an existing folder → its
     KITTI-format labels (the first ``length``, relationships by the shared rule), named as in ``vocab``.
@@ -100,8 +108,15 @@ def open_dataset(data: str, length: int, seed: int, vocab: Optional[Vocabulary] 
     if ":" not in data:
         raise ValueError(f"data {data!r} is neither an existing KITTI folder nor ENV:DOMAIN (e.g. drive:source)")
     env, domain = data.split(":", 1)
-    ds = SimDataset(env, domain, seed, length, image_size=camera.size if camera is not None else None,
-                    camera=camera, camera_pose_from_camera=camera_pose_from_camera)
+    ds = SimDataset(
+        env,
+        domain,
+        seed,
+        length,
+        image_size=camera.size if camera is not None else None,
+        camera=camera,
+        camera_pose_from_camera=camera_pose_from_camera,
+    )
     return ds, ds.vocab
 
 
@@ -125,8 +140,7 @@ def batchnorm_mode(mode: str, dist: DistContext, device: torch.device) -> str:
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
-def apply_batchnorm_mode(model: ModuleT, mode: str, dist: DistContext,
-                         device: torch.device) -> tuple[ModuleT, str]:
+def apply_batchnorm_mode(model: ModuleT, mode: str, dist: DistContext, device: torch.device) -> tuple[ModuleT, str]:
     """(model, resolved mode): the model with SyncBatchNorm layers when the mode resolves to ``sync``.
     ``frozen`` is applied per step (:func:`freeze_batchnorm` after ``.train()``)."""
     mode = batchnorm_mode(mode, dist, device)
@@ -152,9 +166,18 @@ class _LossModule(nn.Module):
 class Trainer:
     """Optimises an SGModel (plus optional extra modules) and writes checkpoints to ``out_dir``."""
 
-    def __init__(self, model: SGModel, config: ExperimentConfig, vocab: Vocabulary, out_dir, device: str = "auto",
-                 loss_hooks: Sequence[LossHook] = (), extra_modules: Optional[dict] = None, progress: bool = True,
-                 dist: Optional[DistContext] = None):
+    def __init__(
+        self,
+        model: SGModel,
+        config: ExperimentConfig,
+        vocab: Vocabulary,
+        out_dir,
+        device: str = "auto",
+        loss_hooks: Sequence[LossHook] = (),
+        extra_modules: Optional[dict] = None,
+        progress: bool = True,
+        dist: Optional[DistContext] = None,
+    ):
         """``dist``: this process's place in a torchrun job (:func:`sim2sg_core.utils.distributed.init_from_env`,
         which also picks ``device``); None = a single process."""
         self.config, self.cfg = config, config.train
@@ -168,37 +191,63 @@ class Trainer:
         self.progress = progress and self.dist.is_main
         self._ddp: Optional[DistributedDataParallel] = None
         if self.dist.launched:
-            self._ddp = data_parallel(_LossModule(self), self.device, find_unused_parameters=bool(self.extra_modules),
-                                      gradient_as_bucket_view=True)
+            self._ddp = data_parallel(
+                _LossModule(self),
+                self.device,
+                find_unused_parameters=bool(self.extra_modules),
+                gradient_as_bucket_view=True,
+            )
         params = [p for p in list(self.model.parameters()) + list(self.extra_modules.parameters()) if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        self.scheduler = WarmupCosine(self.optimizer, self.cfg.lr, self.cfg.warmup_steps, self.cfg.steps,
-                                      self.cfg.minutes * 60.0)
+        self.scheduler = WarmupCosine(
+            self.optimizer, self.cfg.lr, self.cfg.warmup_steps, self.cfg.steps, self.cfg.minutes * 60.0
+        )
         self.step = 0
         self.history: list[dict] = []
         m = config.model
         self.input_size, self.mean, self.std = (m.input_width, m.input_height), tuple(m.mean), tuple(m.std)
 
     # -- building blocks ADAPT can reuse ------------------------------------------------------
-    def make_loader(self, dataset, shuffle: bool = True, batch_size: Optional[int] = None,
-                    hflip: Optional[bool] = None):
+    def make_loader(
+        self, dataset, shuffle: bool = True, batch_size: Optional[int] = None, hflip: Optional[bool] = None
+    ):
         m = self.config.model
-        coll = Collator(self.input_size, self.mean, self.std,
-                        hflip=self.cfg.hflip if hflip is None else hflip, predicates=self.vocab.predicates,
-                        resize_mode=m.resize_mode, crop_bottom=m.crop_bottom)
+        coll = Collator(
+            self.input_size,
+            self.mean,
+            self.std,
+            hflip=self.cfg.hflip if hflip is None else hflip,
+            predicates=self.vocab.predicates,
+            resize_mode=m.resize_mode,
+            crop_bottom=m.crop_bottom,
+        )
         g = torch.Generator()
         g.manual_seed(self.cfg.seed)
         nw = int(self.cfg.num_workers)
         batch = int(batch_size or self.cfg.batch_size)
         sampler: Optional[DistributedSampler] = None
-        if self.dist.launched:   # each rank its own disjoint share; the configured batch is the global one
+        if self.dist.launched:  # each rank its own disjoint share; the configured batch is the global one
             batch = self.dist.per_rank(batch)
-            sampler = DistributedSampler(dataset, num_replicas=self.dist.world_size, rank=self.dist.rank,
-                                         shuffle=shuffle, seed=self.cfg.seed, drop_last=True)
+            sampler = DistributedSampler(
+                dataset,
+                num_replicas=self.dist.world_size,
+                rank=self.dist.rank,
+                shuffle=shuffle,
+                seed=self.cfg.seed,
+                drop_last=True,
+            )
             shuffle = False
-        return torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=shuffle, sampler=sampler,
-                                           collate_fn=coll, num_workers=nw, persistent_workers=nw > 0,
-                                           drop_last=True, generator=g)
+        return torch.utils.data.DataLoader(
+            dataset,
+            batch_size=batch,
+            shuffle=shuffle,
+            sampler=sampler,
+            collate_fn=coll,
+            num_workers=nw,
+            persistent_workers=nw > 0,
+            drop_last=True,
+            generator=g,
+        )
 
     def autocast(self):
         return autocast_context(self.device, self.cfg.amp)
@@ -233,8 +282,10 @@ class Trainer:
         total = sum(v.float() for v in losses.values())
         if not torch.isfinite(total):
             parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
-            raise TrainingDivergedError(f"loss became {float(total.detach())} at step {self.step} ({parts}); "
-                                        f"try a lower learning rate than {self.cfg.lr} or check the labels")
+            raise TrainingDivergedError(
+                f"loss became {float(total.detach())} at step {self.step} ({parts}); "
+                f"try a lower learning rate than {self.cfg.lr} or check the labels"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         if self.cfg.grad_clip > 0:
@@ -256,13 +307,24 @@ class Trainer:
         """Write a checkpoint atomically (rank 0 only under torchrun; the others return the path)."""
         if not self.dist.is_main:
             return Path(path or self.last_path)
-        ex = {"history": self.history[-2000:],
-              "extra_modules": {k: v.state_dict() for k, v in self.extra_modules.items()}}
+        ex = {
+            "history": self.history[-2000:],
+            "extra_modules": {k: v.state_dict() for k, v in self.extra_modules.items()},
+        }
         ex.update(extra or {})
-        return save_checkpoint(path or self.last_path, self.model, self.config, self.vocab, self.input_size,
-                               self.mean, self.std, extra=ex,
-                               optimizer=self.optimizer if with_optimizer else None,
-                               scheduler=self.scheduler if with_optimizer else None, step=self.step)
+        return save_checkpoint(
+            path or self.last_path,
+            self.model,
+            self.config,
+            self.vocab,
+            self.input_size,
+            self.mean,
+            self.std,
+            extra=ex,
+            optimizer=self.optimizer if with_optimizer else None,
+            scheduler=self.scheduler if with_optimizer else None,
+            step=self.step,
+        )
 
     def resume(self, path=None) -> bool:
         """Continue from ``path`` (default ``out_dir/last.pt``) if it exists; True if resumed."""
@@ -298,7 +360,7 @@ class Trainer:
         try:
             while self.step < steps and self.scheduler.elapsed < budget:
                 if isinstance(sampler, DistributedSampler):
-                    sampler.set_epoch(epoch)   # a new shuffle per pass, the same on every rank
+                    sampler.set_epoch(epoch)  # a new shuffle per pass, the same on every rank
                 epoch += 1
                 for batch in loader:
                     logged = self.train_step(batch)
@@ -318,6 +380,10 @@ class Trainer:
             bar.close()
         self.save()
         final = self.save(self.out_dir / "model.pt", with_optimizer=False)
-        barrier()   # no rank returns before rank 0's files exist
-        return {"steps": self.step, "seconds": self.scheduler.elapsed, "checkpoint": str(final),
-                "last": self.history[-1] if self.history else {}}
+        barrier()  # no rank returns before rank 0's files exist
+        return {
+            "steps": self.step,
+            "seconds": self.scheduler.elapsed,
+            "checkpoint": str(final),
+            "last": self.history[-1] if self.history else {},
+        }

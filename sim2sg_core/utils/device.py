@@ -1,4 +1,5 @@
 """Device selection and mixed precision, shared by training, adaptation, inference, evaluation and the nodes."""
+
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext

@@ -9,6 +9,7 @@ The helpers below are no-ops without an initialised group, so model code may cal
 :func:`mean_over_ranks` is how the losses normalise by the *global* batch's object count (as
 detectron2/FCOS do), which makes N processes with batch B/N step exactly like one with batch B.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,13 +50,14 @@ class DistContext:
 
     def shard(self, items: list) -> list:
         """This rank's share of ``items`` (every ``world_size``-th from ``rank``); disjoint across ranks."""
-        return list(items[self.rank::self.world_size])
+        return list(items[self.rank :: self.world_size])
 
     def per_rank(self, batch: int, what: str = "batch size") -> int:
         """This rank's part of a global ``batch``; ValueError if it does not split evenly."""
         if batch % self.world_size:
-            raise ValueError(f"{what} {batch} does not split over {self.world_size} processes; "
-                             "use a multiple of --nproc_per_node")
+            raise ValueError(
+                f"{what} {batch} does not split over {self.world_size} processes; use a multiple of --nproc_per_node"
+            )
         return batch // self.world_size
 
 
@@ -77,8 +79,10 @@ def init_from_env(device: str = "auto", timeout_s: float = 600.0) -> tuple[DistC
     base = resolve_device(device)
     if base.type == "cuda":
         if local >= torch.cuda.device_count():
-            raise DistributedSetupError(f"local rank {local} has no GPU ({torch.cuda.device_count()} visible); "
-                                        "use --nproc_per_node <= the GPU count or --device cpu")
+            raise DistributedSetupError(
+                f"local rank {local} has no GPU ({torch.cuda.device_count()} visible); "
+                "use --nproc_per_node <= the GPU count or --device cpu"
+            )
         dev = torch.device("cuda", local)
         torch.cuda.set_device(dev)
         backend = "nccl"
@@ -89,15 +93,23 @@ def init_from_env(device: str = "auto", timeout_s: float = 600.0) -> tuple[DistC
     return DistContext(rank=rank, world_size=world, local_rank=local, launched=True), dev
 
 
-def data_parallel(module: torch.nn.Module, device: torch.device, *, find_unused_parameters: bool,
-                  gradient_as_bucket_view: bool = False) -> DistributedDataParallel:
+def data_parallel(
+    module: torch.nn.Module,
+    device: torch.device,
+    *,
+    find_unused_parameters: bool,
+    gradient_as_bucket_view: bool = False,
+) -> DistributedDataParallel:
     """``module`` in DistributedDataParallel on this process's device (the one wrapping train and adapt use)."""
     # depthwise conv grads come out with strides equivalent to the bucket's (a size-1 axis differs):
     # torch warns once per process about a copy that costs nothing here
     warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
-    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None,
-                                   find_unused_parameters=find_unused_parameters,
-                                   gradient_as_bucket_view=gradient_as_bucket_view)
+    return DistributedDataParallel(
+        module,
+        device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=find_unused_parameters,
+        gradient_as_bucket_view=gradient_as_bucket_view,
+    )
 
 
 def shutdown() -> None:
@@ -144,5 +156,16 @@ def barrier() -> None:
         dist.barrier()
 
 
-__all__ = ["DistContext", "DistributedSetupError", "TORCHRUN_VARIABLES", "all_gather_objects", "from_main",
-           "barrier", "data_parallel", "init_from_env", "launched_by_torchrun", "mean_over_ranks", "shutdown"]
+__all__ = [
+    "DistContext",
+    "DistributedSetupError",
+    "TORCHRUN_VARIABLES",
+    "all_gather_objects",
+    "from_main",
+    "barrier",
+    "data_parallel",
+    "init_from_env",
+    "launched_by_torchrun",
+    "mean_over_ranks",
+    "shutdown",
+]

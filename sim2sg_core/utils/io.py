@@ -1,4 +1,5 @@
 """Atomic file writes: a reader never sees a half-written file, a crash loses nothing old."""
+
 from __future__ import annotations
 
 import os
@@ -37,6 +38,7 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
     def _write(tmp: str) -> None:
         with open(tmp, "wb") as f:
             f.write(data)
+
     return atomic_save(path, _write)
 
 

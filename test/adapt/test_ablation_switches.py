@@ -1,6 +1,7 @@
 """Each ablation row of the benchmark changes exactly what its name says (issue 11): first in the
 configuration (the switches), then in what one real training step does (which images go forward,
 whether the target look is transferred, which discriminators exist)."""
+
 import dataclasses
 
 import numpy as np
@@ -14,8 +15,14 @@ from sim2sg_core.sim import Simulator
 from sim2sg_core.train.config import config_from_dict
 
 SIZE = (128, 48)
-TINY_MODEL = {"encoder_channels": [8, 16, 24, 32, 48], "feature_channels": 32, "head_channels": 32,
-              "relation_hidden": 64, "input_width": SIZE[0], "input_height": SIZE[1]}
+TINY_MODEL = {
+    "encoder_channels": [8, 16, 24, 32, 48],
+    "feature_channels": 32,
+    "head_channels": 32,
+    "relation_hidden": 64,
+    "input_width": SIZE[0],
+    "input_height": SIZE[1],
+}
 
 
 def _leaves(d: dict, prefix: str = "") -> dict:
@@ -35,21 +42,24 @@ def _diff(a: str, b: str) -> set:
     return {k for k in la if la[k] != lb[k]}
 
 
-@pytest.mark.parametrize("method, reference, changed", [
-    ("bn_target", "source_only", {"target_batchnorm"}),
-    ("fda_only", "source_only", {"appearance_alignment.enabled", "appearance_alignment.discriminator"}),
-    ("feature_only", "source_only", {"appearance_alignment.enabled", "appearance_alignment.spectrum_beta"}),
-    ("prediction_only", "source_only", {"prediction_alignment.enabled"}),
-    ("sim2sg_label", "source_only", {"label_alignment.enabled"}),
-    ("sim2sg_full_no_fda", "sim2sg_full", {"appearance_alignment.spectrum_beta"}),
-    ("sim2sg_full_pose_est", "sim2sg_full", {"label_alignment.camera_pose"}),
-    ("sim2sg_dr", "sim2sg_full", set()),
-])
+@pytest.mark.parametrize(
+    "method, reference, changed",
+    [
+        ("bn_target", "source_only", {"target_batchnorm"}),
+        ("fda_only", "source_only", {"appearance_alignment.enabled", "appearance_alignment.discriminator"}),
+        ("feature_only", "source_only", {"appearance_alignment.enabled", "appearance_alignment.spectrum_beta"}),
+        ("prediction_only", "source_only", {"prediction_alignment.enabled"}),
+        ("sim2sg_label", "source_only", {"label_alignment.enabled"}),
+        ("sim2sg_full_no_fda", "sim2sg_full", {"appearance_alignment.spectrum_beta"}),
+        ("sim2sg_full_pose_est", "sim2sg_full", {"label_alignment.camera_pose"}),
+        ("sim2sg_dr", "sim2sg_full", set()),
+    ],
+)
 def test_each_ablation_switches_only_what_it_names(method, reference, changed):
     assert _diff(method, reference) == changed
-    if method == "sim2sg_dr":      # the same adaptation, from the randomized-domain pre-training
+    if method == "sim2sg_dr":  # the same adaptation, from the randomized-domain pre-training
         assert (METHODS[method].pretrain_domain, METHODS[reference].pretrain_domain) == ("randomized", "source")
-    if method == "fda_only":       # the shipped config transfers the target look when appearance is on
+    if method == "fda_only":  # the shipped config transfers the target look when appearance is on
         assert configure(load_adapt_config(), METHODS[method]).appearance_alignment.spectrum_beta > 0
 
 
@@ -66,6 +76,7 @@ def _first_step(world, method):
     """What the first training step of ``method`` feeds the model, on a fresh tiny model."""
     exp, targets = world
     from sim2sg_core.model.sg_model import SGModel
+
     vocab = Simulator.from_names("drive", "source", 0).vocab
     torch.manual_seed(0)
     model = SGModel.from_config(exp, vocab)
@@ -73,8 +84,17 @@ def _first_step(world, method):
     cfg.env, cfg.seed, cfg.progress_bar, cfg.num_threads, cfg.device = "drive", 0, False, 1, "cpu"
     cfg.rounds, cfg.warmup_rounds, cfg.steps_per_round, cfg.batch_size, cfg.target_batch_size = 2, 1, 5, 4, 2
     cfg.source_pool_size, cfg.label_alignment.samples_per_round = 8, 8
-    adapter = Sim2SGAdapter(model=model, vocab=vocab, experiment_config=exp, input_size=SIZE,
-                            mean=exp.model.mean, std=exp.model.std, config=cfg, target_images=targets, device="cpu")
+    adapter = Sim2SGAdapter(
+        model=model,
+        vocab=vocab,
+        experiment_config=exp,
+        input_size=SIZE,
+        mean=exp.model.mean,
+        std=exp.model.std,
+        config=cfg,
+        target_images=targets,
+        device="cpu",
+    )
     seen = []
     hook = adapter.model.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().clone()))
     metrics = adapter.train_step()
@@ -112,12 +132,18 @@ def test_estimated_pose_moves_the_label_aligner_camera(world):
     step = _first_step(world, "sim2sg_full_pose_est")
     adapter = step["adapter"]
     start = (adapter.aligner.camera.height_m, adapter.aligner.camera.pitch)
-    assert start == pytest.approx(adapter.sim.content.camera.mean_pose)   # the source pose, not target2's
+    assert start == pytest.approx(adapter.sim.content.camera.mean_pose)  # the source pose, not target2's
     # ground-truth graphs of a camera mounted lower and pitched more than the source stand in for
     # confident predictions
     plain = Simulator.from_names("drive", "source", 0, image_size=SIZE)
-    low = Simulator(env="drive", domain="source", seed=5, image_size=SIZE,
-                    camera=plain.camera.with_pose(1.3, 0.06), camera_pose_from_camera=True)
+    low = Simulator(
+        env="drive",
+        domain="source",
+        seed=5,
+        image_size=SIZE,
+        camera=plain.camera.with_pose(1.3, 0.06),
+        camera_pose_from_camera=True,
+    )
     graphs = [low.sample(i).graph for i in range(20)]
     info = adapter._estimate_pose(graphs, 1)
     assert info is not None and info["objects"] >= 8

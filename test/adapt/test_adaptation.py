@@ -1,6 +1,7 @@
 """End-to-end Sim2SG adaptation on a tiny configuration (fixed seeds, small images, a source model
 trained in the test itself): it improves target mAP over source-only training with the same budget,
 never reads target labels, resumes exactly after an interruption, and reports progress."""
+
 import os
 import sys
 from pathlib import Path
@@ -12,21 +13,25 @@ import torch
 from sim2sg_core.adapt.baselines import METHODS, configure
 from sim2sg_core.adapt.bench import evaluate_checkpoint, render_split, train_supervised
 from sim2sg_core.adapt.config import load_bench_profile
-from sim2sg_core.adapt.sim2sg import (AdaptationInterrupted, resume_path_for, run_adaptation)
+from sim2sg_core.adapt.sim2sg import AdaptationInterrupted, resume_path_for, run_adaptation
 from sim2sg_core.adapt.targets import ImageFolderSource, SimTargetSource
 
 SIZE = (192, 64)
 ENV = "drive"
 TARGET_DOMAIN = "target2"
 #: A light model so the whole file stays within its share of the test budget on 2 cores.
-TINY_MODEL = {"encoder_channels": [8, 16, 24, 32, 48], "feature_channels": 32, "head_channels": 32,
-              "relation_hidden": 64}
+TINY_MODEL = {
+    "encoder_channels": [8, 16, 24, 32, 48],
+    "feature_channels": 32,
+    "head_channels": 32,
+    "relation_hidden": 64,
+}
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A source model trained briefly on the source domain + target images (unlabelled / eval)."""
-    torch.set_num_threads(1)   # the suite runs 2 workers on 2 cores: one thread each
+    torch.set_num_threads(1)  # the suite runs 2 workers on 2 cores: one thread each
     root = tmp_path_factory.mktemp("adapt")
     prof = load_bench_profile("quick")
     prof.num_threads = 1
@@ -41,8 +46,7 @@ def tiny(tmp_path_factory):
     target_source = SimTargetSource(env=ENV, domain=TARGET_DOMAIN, seed=200, count=64, image_size=SIZE)
     target = target_source.load()
     evalset = render_split(ENV, TARGET_DOMAIN, 300, 64, SIZE)
-    return {"root": root, "prof": prof, "ckpt": ckpt, "target": target, "target_source": target_source,
-            "eval": evalset}
+    return {"root": root, "prof": prof, "ckpt": ckpt, "target": target, "target_source": target_source, "eval": evalset}
 
 
 def _cfg(prof, method, **kw):
@@ -100,17 +104,27 @@ def test_interrupted_run_resumes_exactly_and_never_reads_target_labels(tiny):
     active = {"on": True}
 
     def hook(event, args):
-        if active["on"] and event in ("open", "os.listdir", "os.scandir") and args \
-                and isinstance(args[0], (str, bytes, os.PathLike)):
+        if (
+            active["on"]
+            and event in ("open", "os.listdir", "os.scandir")
+            and args
+            and isinstance(args[0], (str, bytes, os.PathLike))
+        ):
             opened.append(str(args[0]))
+
     sys.addaudithook(hook)
     try:
         ref = tiny["root"] / "ref.pt"
         run_adaptation(tiny["ckpt"], ImageFolderSource(folder), ref, cfg)
         out = tiny["root"] / "resumed.pt"
         with pytest.raises(AdaptationInterrupted):
-            run_adaptation(tiny["ckpt"], ImageFolderSource(folder), out, cfg,
-                           should_stop=lambda: True if _step_of(out) >= 5 else False)
+            run_adaptation(
+                tiny["ckpt"],
+                ImageFolderSource(folder),
+                out,
+                cfg,
+                should_stop=lambda: True if _step_of(out) >= 5 else False,
+            )
     finally:
         active["on"] = False
     assert not out.exists() and resume_path_for(out).exists()
@@ -139,6 +153,7 @@ def test_self_training_baseline_pseudo_labels_confident_target_predictions(tiny)
     mixed into the batches; the run trains, reports the pseudo-label counts and writes a loadable model."""
     from sim2sg_core.adapt.sim2sg import Sim2SGAdapter, pseudo_label_graphs
     from sim2sg_core.train.checkpoint import load_checkpoint, model_from_checkpoint
+
     cfg = _cfg(tiny["prof"], "self_training", rounds=2, warmup_rounds=1, steps_per_round=4)
     cfg.self_training.score_threshold = 0.3
     assert cfg.self_training.enabled and not cfg.label_alignment.enabled
@@ -149,9 +164,17 @@ def test_self_training_baseline_pseudo_labels_confident_target_predictions(tiny)
     assert len(rounds) == 2 and all(r["self_training_objects"] > 0 for r in rounds), rounds
     # the pool holds exactly the frames with a confident prediction, labelled with those predictions only
     ck = load_checkpoint(tiny["ckpt"])
-    adapter = Sim2SGAdapter(model=model_from_checkpoint(ck), vocab=ck["vocab"], experiment_config=ck["config"],
-                            input_size=ck["input_size"], mean=ck["mean"], std=ck["std"], config=cfg,
-                            target_images=tiny["target"][:24], device="cpu")
+    adapter = Sim2SGAdapter(
+        model=model_from_checkpoint(ck),
+        vocab=ck["vocab"],
+        experiment_config=ck["config"],
+        input_size=ck["input_size"],
+        mean=ck["mean"],
+        std=ck["std"],
+        config=cfg,
+        target_images=tiny["target"][:24],
+        device="cpu",
+    )
     info = adapter.analysis_synthesis(0)
     pseudo = pseudo_label_graphs(adapter.predict_target(), 0.3)
     assert info["self_training_objects"] == sum(len(g.objects) for g in pseudo)

@@ -1,5 +1,6 @@
 """Image-level appearance alignment (low-frequency spectrum transfer): the target's global look is
 carried over, the labelled image's content (and so its labels) is kept."""
+
 import numpy as np
 import pytest
 
@@ -33,10 +34,12 @@ def test_takes_the_style_look_and_keeps_the_content(pair):
     # the DC term is swapped: the mean colour is the style's, not the source's
     m_out, m_src, m_tgt = (im.reshape(-1, 3).mean(0) for im in (out, src, tgt))
     assert np.abs(m_out - m_tgt).max() < 4.0 < np.abs(m_src - m_tgt).max()
+
     # the low band's amplitude is the style's (up to uint8 rounding/clipping)
     def low_amp(im):
         f = np.fft.fftshift(np.fft.fft2(im.astype(np.float32), axes=(0, 1)), axes=(0, 1))
-        return np.abs(f[48 - 2:48 + 3, 160 - 2:160 + 3])
+        return np.abs(f[48 - 2 : 48 + 3, 160 - 2 : 160 + 3])
+
     assert np.abs(low_amp(out) - low_amp(tgt)).mean() < 0.1 * np.abs(low_amp(src) - low_amp(tgt)).mean()
     # edges (object outlines, i.e. what the labels describe) stay where they were
     assert np.corrcoef(_grad(out), _grad(src))[0, 1] > 0.8

@@ -1,5 +1,6 @@
 """The benchmark's table arithmetic: mean ± sample std over seeds, CSV rows, the gap summary and the
 chart, from run records shaped like the ones ``run_bench`` stores (no training here)."""
+
 import csv
 import io
 
@@ -13,20 +14,28 @@ CLASSES = ("car", "pedestrian")
 
 
 def _run(env, seed, method, label, m, r):
-    return {"env": env, "target_domain": "target", "seed": seed, "method": method, "label": label,
-            "wall_seconds": 10.0 + seed, "metrics": {"map50": m, "recall@20": r,
-                                                     "per_class": {c: {"ap50": m} for c in CLASSES}}}
+    return {
+        "env": env,
+        "target_domain": "target",
+        "seed": seed,
+        "method": method,
+        "label": label,
+        "wall_seconds": 10.0 + seed,
+        "metrics": {"map50": m, "recall@20": r, "per_class": {c: {"ap50": m} for c in CLASSES}},
+    }
 
 
 @pytest.fixture()
 def runs():
     out = []
     for seed, (s, label, lp, f, o) in enumerate([(0.4, 0.45, 0.55, 0.7, 0.9), (0.2, 0.25, 0.45, 0.5, 0.8)]):
-        out += [_run("drive", seed, "source_only", "Source only", s, s / 2),
-                _run("drive", seed, "sim2sg_label", "Sim2SG: label alignment", label, label / 2),
-                _run("drive", seed, "sim2sg_label_pred", "Sim2SG: + prediction alignment", lp, lp / 2),
-                _run("drive", seed, "sim2sg_full", "Sim2SG: + appearance alignment (full)", f, f / 2),
-                _run("drive", seed, "oracle", "Oracle (labelled target)", o, o / 2)]
+        out += [
+            _run("drive", seed, "source_only", "Source only", s, s / 2),
+            _run("drive", seed, "sim2sg_label", "Sim2SG: label alignment", label, label / 2),
+            _run("drive", seed, "sim2sg_label_pred", "Sim2SG: + prediction alignment", lp, lp / 2),
+            _run("drive", seed, "sim2sg_full", "Sim2SG: + appearance alignment (full)", f, f / 2),
+            _run("drive", seed, "oracle", "Oracle (labelled target)", o, o / 2),
+        ]
     return out
 
 
@@ -55,6 +64,7 @@ def test_runs_from_parallel_workers_are_put_back_in_order(runs):
 def test_profile_overrides_merge_and_typos_are_refused():
     from sim2sg_core.adapt.cli import _parse_sets
     from sim2sg_core.adapt.config import AdaptConfigError
+
     p = load_bench_profile("full", _parse_sets(["adapt.rounds=8", "eval_images=50"]))
     assert (p.adapt.rounds, p.eval_images, p.adapt.steps_per_round) == (8, 50, 60)
     assert p.budget_steps == p.source_steps + 8 * 60
@@ -64,16 +74,18 @@ def test_profile_overrides_merge_and_typos_are_refused():
 
 def test_rows_carry_the_scene_graph_benchmark_modes_when_the_runs_have_them():
     from sim2sg_core.adapt.bench import summarise
+
     def sgb(v):
         return {mode: {"R@20": v, "mR@20": v / 2, "ngR@20": v + 0.1} for mode in ("PredCls", "SGCls", "SGDet")}
+
     new = [_run("drive", s, "oracle", "Oracle", 0.5, 0.4) for s in (0, 1)]
     for r, v in zip(new, (0.4, 0.6)):
         r["metrics"]["scene_graph"] = sgb(v)
-    row, = summarise(new, ["drive"], ["oracle"])
+    (row,) = summarise(new, ["drive"], ["oracle"])
     assert row["PredCls R@20"] == pytest.approx((0.5, np.std([0.4, 0.6], ddof=1)))
     assert row["SGDet mR@20"][0] == pytest.approx(0.25) and row["SGCls ngR@20"][0] == pytest.approx(0.6)
     # runs stored before the modes existed: the rows are as before
-    old, = summarise([_run("drive", 0, "oracle", "Oracle", 0.5, 0.4)], ["drive"], ["oracle"])
+    (old,) = summarise([_run("drive", 0, "oracle", "Oracle", 0.5, 0.4)], ["drive"], ["oracle"])
     assert not any(" R@" in k or " mR@" in k for k in old)
 
 
@@ -96,11 +108,20 @@ def _records(tmp_path, name, seed, quality):
     from sim2sg_core.eval.detection import match_detections
     from sim2sg_core.eval.scene_graph import scene_graph_recall
     from sim2sg_core.scene_graph import SceneGraph, SceneObject
+
     rng = np.random.default_rng(seed)
     gts = [SceneGraph(objects=[SceneObject("car", 0, (10.0, 10.0, 50.0, 40.0))]) for _ in range(40)]
     hit = rng.random(40) < quality
-    preds = [SceneGraph(objects=[SceneObject("car", 0, (10.0, 10.0, 50.0, 40.0) if h else (200.0, 10, 240, 40),
-                                             float(rng.uniform(0.1, 1)))]) for h in hit]
+    preds = [
+        SceneGraph(
+            objects=[
+                SceneObject(
+                    "car", 0, (10.0, 10.0, 50.0, 40.0) if h else (200.0, 10, 240, 40), float(rng.uniform(0.1, 1))
+                )
+            ]
+        )
+        for h in hit
+    ]
     rec = match_detections(preds, gts, 2).to_arrays()
     rec["recall@20"] = np.asarray(scene_graph_recall(preds, gts, (20,))["per_image@20"])
     path = tmp_path / f"{name}_{seed}_{quality}.npz"
@@ -117,11 +138,15 @@ def test_two_targets_get_their_own_sections_and_bootstrap_intervals(tmp_path):
             for method, label, q in (("source_only", "Source only", 0.3), ("sim2sg_full", "Full", 0.3 + gain)):
                 r = _run("drive", seed, method, label, q, q / 2)
                 r["target_domain"], r["budget_steps"] = tdom, 540
-                r["records"] = _records(tmp_path, f"{tdom}_{method}", seed, q) if gain or method == "source_only" \
-                    else _records(tmp_path, f"{tdom}_source_only", seed, 0.3)     # identical to source only
+                r["records"] = (
+                    _records(tmp_path, f"{tdom}_{method}", seed, q)
+                    if gain or method == "source_only"
+                    else _records(tmp_path, f"{tdom}_source_only", seed, 0.3)
+                )  # identical to source only
                 runs.append(r)
-    res = _write_outputs(prof, tmp_path, runs, ["drive"], ["source_only", "sim2sg_full"], [0, 1, 2],
-                         ["target", "target3"])
+    res = _write_outputs(
+        prof, tmp_path, runs, ["drive"], ["source_only", "sim2sg_full"], [0, 1, 2], ["target", "target3"]
+    )
     md = (tmp_path / "table.md").read_text()
     assert "## drive → `target`" in md and "## drive → `target3`" in md and "Evaluation split: `test`" in md
     rows = {(r["target_domain"], r["method"]): r for r in res["rows"]}
@@ -129,7 +154,7 @@ def test_two_targets_get_their_own_sections_and_bootstrap_intervals(tmp_path):
     assert big["diff"] > 0.3 and 0 < big["low"] <= big["diff"] <= big["high"]
     same = rows[("target3", "sim2sg_full")]["gain"]["mAP50"]
     assert same["diff"] == 0.0 and same["low"] == 0.0 and same["high"] == 0.0
-    assert rows[("target", "source_only")]["gain"] is None        # no interval against itself
+    assert rows[("target", "source_only")]["gain"] is None  # no interval against itself
     assert (tmp_path / "chart_target.png").exists() and (tmp_path / "chart_target3.png").exists()
     csv_rows = list(csv.DictReader(io.StringIO((tmp_path / "table.csv").read_text())))
     assert any(r["metric"] == "gain_mAP50_vs_source_only" and r["target_domain"] == "target3" for r in csv_rows)

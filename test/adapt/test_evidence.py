@@ -1,4 +1,5 @@
 """Pseudo-label vetting by ImageNet vehicle evidence: what is dropped, what is kept, how graphs stay valid."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,12 +28,18 @@ def _obj(cls, cid, x0, x1, score):
 
 
 def _graph():
-    objs = [_obj("car", 0, 0, 50, 0.9),        # evidence 0.5: kept
-            _obj("car", 0, 100, 105, 0.9),     # evidence 0.05: dropped
-            _obj("pedestrian", 1, 200, 202, 0.9),  # not a vetted class: kept
-            _obj("car", 0, 300, 302, 0.1)]     # below the confidence threshold: not scored, kept
-    rels = [Relationship(0, 1, "left", 1, 0.8), Relationship(0, 2, "left", 1, 0.7),
-            Relationship(1, 2, "left", 1, 0.6), Relationship(3, 0, "right", 2, 0.5)]
+    objs = [
+        _obj("car", 0, 0, 50, 0.9),  # evidence 0.5: kept
+        _obj("car", 0, 100, 105, 0.9),  # evidence 0.05: dropped
+        _obj("pedestrian", 1, 200, 202, 0.9),  # not a vetted class: kept
+        _obj("car", 0, 300, 302, 0.1),
+    ]  # below the confidence threshold: not scored, kept
+    rels = [
+        Relationship(0, 1, "left", 1, 0.8),
+        Relationship(0, 2, "left", 1, 0.7),
+        Relationship(1, 2, "left", 1, 0.6),
+        Relationship(3, 0, "right", 2, 0.5),
+    ]
     return SceneGraph(objects=objs, relationships=rels, image_width=400, image_height=60)
 
 

@@ -1,11 +1,18 @@
 """GRL and discriminators: the adversarial building blocks of Sim2SG, tested on their own."""
+
 import math
 
 import pytest
 import torch
 
-from sim2sg_core.adapt.discriminators import (SOURCE_LABEL, TARGET_LABEL, ConvDiscriminator,
-                                              VectorDiscriminator, domain_accuracy, domain_bce)
+from sim2sg_core.adapt.discriminators import (
+    SOURCE_LABEL,
+    TARGET_LABEL,
+    ConvDiscriminator,
+    VectorDiscriminator,
+    domain_accuracy,
+    domain_bce,
+)
 from sim2sg_core.adapt.grl import GradientReversal, grad_reverse, grl_lambda
 
 
@@ -15,9 +22,9 @@ def test_grl_identity_forward_and_reversed_scaled_backward(lambd):
     x = torch.randn(2, 3, 4, 5, requires_grad=True)
     w = torch.randn(2, 3, 4, 5)
     y = grad_reverse(x, lambd)
-    assert torch.equal(y, x)                       # forward: unchanged
+    assert torch.equal(y, x)  # forward: unchanged
     (y * w).sum().backward()
-    assert torch.allclose(x.grad, -lambd * w)      # backward: d/dx = -lambda * w
+    assert torch.allclose(x.grad, -lambd * w)  # backward: d/dx = -lambda * w
     # without the GRL the gradient would be +w: the sign really flips
     x2 = x.detach().clone().requires_grad_(True)
     (x2 * w).sum().backward()
@@ -40,15 +47,15 @@ def test_grl_schedule_formula():
     for p in (0.1, 0.25, 0.5, 0.9):
         assert grl_lambda(p) == pytest.approx(2 / (1 + math.exp(-10 * p)) - 1)
     values = [grl_lambda(p / 20) for p in range(21)]
-    assert all(b > a for a, b in zip(values, values[1:]))   # strictly increasing
+    assert all(b > a for a, b in zip(values, values[1:]))  # strictly increasing
     assert 0.999 < grl_lambda(1.0) < 1.0
-    assert grl_lambda(2.0) == grl_lambda(1.0)                # progress is clamped
+    assert grl_lambda(2.0) == grl_lambda(1.0)  # progress is clamped
 
 
 def _feature_batches(n, generator):
     """Two clearly different 'domains' of feature maps: same mean/variance, different texture."""
-    src = torch.randn(n, 8, 6, 10, generator=generator)                       # white noise
-    tgt = torch.randn(n, 8, 1, 1, generator=generator).expand(n, 8, 6, 10)    # flat per-channel
+    src = torch.randn(n, 8, 6, 10, generator=generator)  # white noise
+    tgt = torch.randn(n, 8, 1, 1, generator=generator).expand(n, 8, 6, 10)  # flat per-channel
     return src, tgt.contiguous()
 
 
@@ -87,6 +94,7 @@ def test_vector_discriminator_learns_to_separate_prediction_distributions():
         peaked = torch.softmax(5 * torch.randn(n, 4, generator=g), dim=1)
         flat = torch.softmax(0.3 * torch.randn(n, 4, generator=g), dim=1)
         return peaked, flat
+
     for _ in range(200):
         s, t = batch(64)
         loss = disc.loss(s, SOURCE_LABEL) + disc.loss(t, TARGET_LABEL)
@@ -98,4 +106,3 @@ def test_vector_discriminator_learns_to_separate_prediction_distributions():
         assert domain_accuracy(disc(s), SOURCE_LABEL) > 0.9
         assert domain_accuracy(disc(t), TARGET_LABEL) > 0.9
     assert disc.loss(torch.zeros(0, 4), SOURCE_LABEL) is None
-

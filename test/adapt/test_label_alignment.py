@@ -1,5 +1,6 @@
 """Label alignment: pseudo-statistics of (predicted) target graphs → reconstructed scenes and a
 re-fitted generator whose class counts follow the predictions, rendered in SOURCE appearance."""
+
 import numpy as np
 import pytest
 
@@ -15,8 +16,11 @@ def _as_predictions(graphs, keep_classes=None, score=0.9):
     """Label graphs turned into what a predictor outputs: boxes, classes and scores only."""
     out = []
     for g in graphs:
-        objs = [SceneObject(class_name=o.class_name, class_id=o.class_id, box=o.box, score=score)
-                for o in g.objects if keep_classes is None or o.class_name in keep_classes]
+        objs = [
+            SceneObject(class_name=o.class_name, class_id=o.class_id, box=o.box, score=score)
+            for o in g.objects
+            if keep_classes is None or o.class_name in keep_classes
+        ]
         out.append(SceneGraph(objects=objs, image_width=g.image_width, image_height=g.image_height))
     return out
 
@@ -31,13 +35,14 @@ def _count(graphs_or_scenes):
 
 @pytest.fixture(scope="module")
 def aligner():
-    return LabelAligner(simulator=Simulator(env="drive", domain="source", seed=0, image_size=SIZE),
-                        score_threshold=0.5, refit=True)
+    return LabelAligner(
+        simulator=Simulator(env="drive", domain="source", seed=0, image_size=SIZE), score_threshold=0.5, refit=True
+    )
 
 
 @pytest.fixture(autouse=True)
 def _fresh_generator(aligner):
-    aligner.content = aligner.source_content     # each test starts from the source generator
+    aligner.content = aligner.source_content  # each test starts from the source generator
     aligner.refit_blend = 1.0
 
 
@@ -88,7 +93,7 @@ def test_source_camera_predictions_are_all_reconstructed(aligner):
     assert _count(res.scenes) == confident_class_counts(preds, 0.5)
     _, graphs = aligner.render(res.scenes)
     rendered, want = _count(graphs), _count(preds)
-    for c, n in want.items():   # re-rendered labels: the same objects, bar an occlusion-filter borderline case
+    for c, n in want.items():  # re-rendered labels: the same objects, bar an occlusion-filter borderline case
         assert abs(rendered.get(c, 0) - n) <= max(1, 0.1 * n), (c, rendered, want)
 
 
@@ -115,7 +120,7 @@ def test_synthesis_mixes_reconstructions_and_generated(aligner, target_graphs):
     recon_layouts = {tuple(o.position for o in s.objects) for s in res.scenes}
     from_recon = sum(tuple(o.position for o in s.objects) in recon_layouts for s in scenes)
     assert from_recon == 10
-    assert len({s.seed for s in scenes}) == 20        # every copy gets its own appearance draw
+    assert len({s.seed for s in scenes}) == 20  # every copy gets its own appearance draw
 
 
 def test_predictions_on_other_image_sizes_are_rescaled(aligner, target_graphs):
@@ -129,8 +134,12 @@ def test_predictions_on_other_image_sizes_are_rescaled(aligner, target_graphs):
 
 def test_pseudo_labels_keep_confident_objects_and_their_relationships():
     from sim2sg_core.scene_graph import Relationship
-    objs = [SceneObject("car", 0, (0, 0, 10, 10), 0.9), SceneObject("car", 0, (20, 0, 30, 10), 0.1),
-            SceneObject("pedestrian", 1, (40, 0, 45, 10), 0.8)]
+
+    objs = [
+        SceneObject("car", 0, (0, 0, 10, 10), 0.9),
+        SceneObject("car", 0, (20, 0, 30, 10), 0.1),
+        SceneObject("pedestrian", 1, (40, 0, 45, 10), 0.8),
+    ]
     rels = [Relationship(0, 1, "left", 1, 0.5), Relationship(0, 2, "left", 1, 0.7), Relationship(2, 0, "right", 2, 0.7)]
     (g,) = pseudo_label_graphs([SceneGraph(objs, rels, 100, 20)], 0.5)
     assert [o.score for o in g.objects] == [0.9, 0.8]
@@ -155,6 +164,7 @@ def test_target_camera_lifts_and_redraws_target_predictions_in_place(target_grap
     reconstruction through that camera puts its box back where it was predicted."""
     from torchvision.ops import box_iou
     import torch
+
     sim = Simulator(env="drive", domain="source", seed=0, image_size=SIZE)
     al = LabelAligner(simulator=sim, camera=sim.camera.with_pose(1.85, 0.05), refit=False)
     preds = _as_predictions(target_graphs[:25])

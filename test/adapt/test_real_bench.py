@@ -5,6 +5,7 @@ frames are rendered in the simulator's target domain, written as an unlabelled i
 ROS camera_info.yaml beside it, and as a labelled KITTI folder with 2-D-only labels (3-D fields zero,
 as in real 2-D datasets). Tiny budgets: this checks the plumbing, not the accuracy.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,9 +25,14 @@ CAM = Camera(fx=300.0, fy=300.0, cx=166.0, cy=88.0, width=320, height=180, heigh
 
 
 def _camera_info_yaml(cam: Camera) -> dict:
-    return {"image_width": cam.width, "image_height": cam.height, "camera_name": "front",
-            "camera_matrix": {"rows": 3, "cols": 3, "data": [cam.fx, 0, cam.cx, 0, cam.fy, cam.cy, 0, 0, 1]},
-            "distortion_model": "plumb_bob", "distortion_coefficients": {"rows": 1, "cols": 5, "data": [0] * 5}}
+    return {
+        "image_width": cam.width,
+        "image_height": cam.height,
+        "camera_name": "front",
+        "camera_matrix": {"rows": 3, "cols": 3, "data": [cam.fx, 0, cam.cx, 0, cam.fy, cam.cy, 0, 0, 1]},
+        "distortion_model": "plumb_bob",
+        "distortion_coefficients": {"rows": 1, "cols": 5, "data": [0] * 5},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -46,28 +52,57 @@ def real_dirs(tmp_path_factory):
         stem = f"{i:06d}"
         cv2.imwrite(str(root / "dev" / "image_2" / f"{stem}.png"), bgr)
         (root / "dev" / "calib" / f"{stem}.txt").write_text(
-            f"P2: {CAM.fx} 0 {CAM.cx} 0 0 {CAM.fy} {CAM.cy} 0 0 0 1 0\n")
-        lines = [f"{o.class_name.capitalize()} 0 0 0 {o.box[0]:.2f} {o.box[1]:.2f} {o.box[2]:.2f} {o.box[3]:.2f} "
-                 "0 0 0 0 0 0 0" for o in s.graph.objects if o.class_name in ("car", "pedestrian")]
+            f"P2: {CAM.fx} 0 {CAM.cx} 0 0 {CAM.fy} {CAM.cy} 0 0 0 1 0\n"
+        )
+        lines = [
+            f"{o.class_name.capitalize()} 0 0 0 {o.box[0]:.2f} {o.box[1]:.2f} {o.box[2]:.2f} {o.box[3]:.2f} "
+            "0 0 0 0 0 0 0"
+            for o in s.graph.objects
+            if o.class_name in ("car", "pedestrian")
+        ]
         (root / "dev" / "label_2" / f"{stem}.txt").write_text("\n".join(lines) + "\n")
     return root
 
 
 def test_real_bench_writes_tables_and_loadable_checkpoints(tmp_path, real_dirs):
-    prof = load_bench_profile("real", {
-        "source_domain": "source", "randomized_domain": "randomized", "source_steps": 4, "train_images": 8,
-        "target_images": 8, "image_size": [320, 180],
-        "model": {"encoder": "small", "input_width": 256, "input_height": 128, "resize_mode": "letterbox",
-                  "crop_bottom": 0.05, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
-        "adapt": {"rounds": 1, "warmup_rounds": 0, "steps_per_round": 2, "batch_size": 2, "target_batch_size": 2,
-                  "source_pool_size": 4, "label_alignment": {"samples_per_round": 4}}})
+    prof = load_bench_profile(
+        "real",
+        {
+            "source_domain": "source",
+            "randomized_domain": "randomized",
+            "source_steps": 4,
+            "train_images": 8,
+            "target_images": 8,
+            "image_size": [320, 180],
+            "model": {
+                "encoder": "small",
+                "input_width": 256,
+                "input_height": 128,
+                "resize_mode": "letterbox",
+                "crop_bottom": 0.05,
+                "mean": [0.485, 0.456, 0.406],
+                "std": [0.229, 0.224, 0.225],
+            },
+            "adapt": {
+                "rounds": 1,
+                "warmup_rounds": 0,
+                "steps_per_round": 2,
+                "batch_size": 2,
+                "target_batch_size": 2,
+                "source_pool_size": 4,
+                "label_alignment": {"samples_per_round": 4},
+            },
+        },
+    )
     real = RealData(target=str(real_dirs / "unlabelled"), eval_data=str(real_dirs / "dev"))
     methods = ["source_only", "sim2sg_full", "sim2sg_dr"]
     res = run_bench(prof, tmp_path, methods=methods, seeds=[0], progress=False, real=real)
-    assert real.camera_info.endswith("camera_info.yaml")      # found beside the target folder
+    assert real.camera_info.endswith("camera_info.yaml")  # found beside the target folder
     md = (tmp_path / "table.md").read_text()
-    n_car = sum(len([ln for ln in p.read_text().splitlines() if ln.startswith("Car")])
-                for p in (real_dirs / "dev" / "label_2").glob("*.txt"))
+    n_car = sum(
+        len([ln for ln in p.read_text().splitlines() if ln.startswith("Car")])
+        for p in (real_dirs / "dev" / "label_2").glob("*.txt")
+    )
     assert f"AP@0.5 car ({n_car} GT)" in md and "Recall@50" in md
     assert "left out of the table and of the mAP" in md
     assert "DR + Sim2SG (full)" in md and "DR + Sim2SG − source only" in md
@@ -75,8 +110,9 @@ def test_real_bench_writes_tables_and_loadable_checkpoints(tmp_path, real_dirs):
     rec = json.loads((tmp_path / "runs" / "drive" / "real_unlabelled" / "seed0" / "sim2sg_full.json").read_text())
     assert rec["metrics"]["num_images"] == 6
     # the adapted model lifted its pseudo labels through the real camera
-    ck = __import__("torch").load(tmp_path / "checkpoints" / "sim2sg_full_seed0.pt", map_location="cpu",
-                                  weights_only=False)
+    ck = __import__("torch").load(
+        tmp_path / "checkpoints" / "sim2sg_full_seed0.pt", map_location="cpu", weights_only=False
+    )
     tc = ck["extra"]["adaptation"]["target_camera"]
     assert tc["height_m"] == pytest.approx(1.5) and tc["fx"] / tc["width"] == pytest.approx(CAM.fx / CAM.width)
     for m in methods:
@@ -94,6 +130,15 @@ def test_real_bench_refuses_rows_that_need_target_labels(tmp_path, real_dirs):
     with pytest.raises(ValueError, match="labelled target"):
         run_bench(prof, tmp_path, methods=["oracle"], seeds=[0], progress=False, real=real)
     with pytest.raises(FileNotFoundError, match="camera info"):
-        run_bench(prof, tmp_path, methods=["source_only"], seeds=[0], progress=False,
-                  real=RealData(target=str(real_dirs / "unlabelled"), eval_data=str(real_dirs / "dev"),
-                                camera_info=str(tmp_path / "missing.yaml")))
+        run_bench(
+            prof,
+            tmp_path,
+            methods=["source_only"],
+            seeds=[0],
+            progress=False,
+            real=RealData(
+                target=str(real_dirs / "unlabelled"),
+                eval_data=str(real_dirs / "dev"),
+                camera_info=str(tmp_path / "missing.yaml"),
+            ),
+        )

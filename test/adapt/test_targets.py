@@ -1,4 +1,5 @@
 """Target-image sources: images only, evenly subsampled, bags read through rosbags, clear errors."""
+
 import os
 import sys
 
@@ -6,15 +7,21 @@ import cv2
 import numpy as np
 import pytest
 
-from sim2sg_core.adapt.targets import (ArrayTargetSource, BagTargetSource, ImageFolderSource, SimTargetSource,
-                                       TargetSourceError, target_source_from_spec)
+from sim2sg_core.adapt.targets import (
+    ArrayTargetSource,
+    BagTargetSource,
+    ImageFolderSource,
+    SimTargetSource,
+    TargetSourceError,
+    target_source_from_spec,
+)
 
 
 def _frames(n, w=64, h=32):
     out = []
     for i in range(n):
         im = np.zeros((h, w, 3), np.uint8)
-        im[..., 0] = i          # frame index in the red channel
+        im[..., 0] = i  # frame index in the red channel
         im[:, : (i % w) + 1, 1] = 200
         out.append(im)
     return out
@@ -30,10 +37,16 @@ class _OpenRecorder:
     @classmethod
     def install(cls):
         if not cls.installed:
+
             def hook(event, args):
-                if cls.active and event in ("open", "os.listdir", "os.scandir") and args \
-                        and isinstance(args[0], (str, bytes, os.PathLike)):
+                if (
+                    cls.active
+                    and event in ("open", "os.listdir", "os.scandir")
+                    and args
+                    and isinstance(args[0], (str, bytes, os.PathLike))
+                ):
                     cls.paths.append(str(args[0]))
+
             sys.addaudithook(hook)
             cls.installed = True
 
@@ -44,7 +57,7 @@ def test_array_source_subsamples_evenly_and_bounded():
     idx = [int(im[0, 0, 0]) for im in got]
     assert len(got) == 10 and idx[0] == 0 and idx[-1] >= 90
     assert all(b > a for a, b in zip(idx, idx[1:]))
-    assert max(np.diff(idx)) - min(np.diff(idx)) <= 12      # spread over the whole sequence
+    assert max(np.diff(idx)) - min(np.diff(idx)) <= 12  # spread over the whole sequence
     assert len(src.load(0)) == 100
 
 
@@ -71,7 +84,7 @@ def test_kitti_folder_source_reads_images_never_labels(tmp_path):
         _OpenRecorder.active = False
     assert isinstance(src, ImageFolderSource)
     assert [int(g[0, 0, 0]) for g in got] == list(range(5))
-    assert np.array_equal(got[3], frames[3])                 # RGB order preserved
+    assert np.array_equal(got[3], frames[3])  # RGB order preserved
     assert any("image_2" in p for p in _OpenRecorder.paths)
     assert not any("label_2" in p for p in _OpenRecorder.paths)
 
@@ -92,13 +105,14 @@ def test_sim_target_source_yields_only_pixels():
 @pytest.mark.parametrize("storage,compressed", [("mcap", False), ("sqlite3", True)])
 def test_bag_source_reads_frames_and_missing_topic_lists_topics(tmp_path, storage, compressed):
     from sim2sg_core.data.bags import BagTopicError, list_image_topics, write_image_bag
+
     frames = _frames(6)
     bag = tmp_path / f"bag_{storage}"
     write_image_bag(bag, frames, topic="/cam/front/image", storage=storage, compressed=compressed)
-    (topic,) = list_image_topics(bag)       # '/cam/front/image' or its '/compressed' variant
+    (topic,) = list_image_topics(bag)  # '/cam/front/image' or its '/compressed' variant
     got = BagTargetSource(bag, topic).load()
     assert len(got) == 6
-    if compressed:   # lossy or not, the frame order and content survive
+    if compressed:  # lossy or not, the frame order and content survive
         assert [int(round(g[..., 0].mean())) for g in got] == pytest.approx(list(range(6)), abs=2)
     else:
         assert all(np.array_equal(a, b) for a, b in zip(got, frames))
@@ -110,6 +124,7 @@ def test_bag_source_reads_frames_and_missing_topic_lists_topics(tmp_path, storag
 def test_adapt_from_bags_with_missing_topic_fails_before_training(tmp_path):
     from sim2sg_core.adapt.sim2sg import adapt_from_bags
     from sim2sg_core.data.bags import BagTopicError, write_image_bag
+
     bag = tmp_path / "bag"
     write_image_bag(bag, _frames(2), topic="/front/image_raw", storage="mcap")
     with pytest.raises(BagTopicError) as err:

@@ -1,4 +1,5 @@
 """rosbag2 image bags written and read with rosbags: MCAP and sqlite3, raw and compressed."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -7,8 +8,15 @@ import cv2
 import numpy as np
 import pytest
 
-from sim2sg_core.data.bags import (BagError, BagTopicError, list_image_topics, list_topics, read_bag_images,
-                                   read_camera_info, write_image_bag)
+from sim2sg_core.data.bags import (
+    BagError,
+    BagTopicError,
+    list_image_topics,
+    list_topics,
+    read_bag_images,
+    read_camera_info,
+    write_image_bag,
+)
 from sim2sg_core.sim import Camera
 
 START = 1_700_000_000_123_000_000
@@ -27,9 +35,18 @@ def frames():
 def test_write_read_round_trip(tmp_path, frames, storage, mode):
     cam = Camera.from_fov(64, 48, 70.0)
     compressed = mode in ("jpeg", "png")
-    bag = write_image_bag(tmp_path / "cam", frames, storage=storage, compressed=compressed,
-                          encoding=mode if not compressed else "rgb8", compressed_format=mode if compressed else "jpeg",
-                          camera=cam, rate_hz=10.0, start_ns=START, jpeg_quality=98)
+    bag = write_image_bag(
+        tmp_path / "cam",
+        frames,
+        storage=storage,
+        compressed=compressed,
+        encoding=mode if not compressed else "rgb8",
+        compressed_format=mode if compressed else "jpeg",
+        camera=cam,
+        rate_hz=10.0,
+        start_ns=START,
+        jpeg_quality=98,
+    )
     topic = "/camera/image_raw/compressed" if compressed else "/camera/image_raw"
     expected_type = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
     assert list_image_topics(bag) == {topic: expected_type}
@@ -63,8 +80,11 @@ def test_write_read_round_trip(tmp_path, frames, storage, mode):
 
 def test_missing_topic_lists_the_image_topics(tmp_path, frames):
     bag = write_image_bag(tmp_path / "b", frames[:2], topic="/front/image_raw", start_ns=START)
-    with pytest.raises(BagTopicError, match=r"'/rear/image_raw' is not in .*image topics present: "
-                                            r"\['/front/image_raw'\]"):
+    with pytest.raises(
+        BagTopicError,
+        match=r"'/rear/image_raw' is not in .*image topics present: "
+        r"\['/front/image_raw'\]",
+    ):
         read_bag_images(bag, "/rear/image_raw")
     with pytest.raises(BagTopicError, match="'/front/camera_info' is not an image topic"):
         read_bag_images(bag, "/front/camera_info")

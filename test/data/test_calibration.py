@@ -1,4 +1,5 @@
 """Calibration files / messages → Camera (sim2sg_core.data.calibration), Camera.scaled / hfov_deg."""
+
 from __future__ import annotations
 
 import math
@@ -7,8 +8,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from sim2sg_core.data.calibration import (CalibrationError, calibration_kind, camera_from_camera_info,
-                                          camera_from_camera_info_yaml, camera_from_kitti_calib, load_camera)
+from sim2sg_core.data.calibration import (
+    CalibrationError,
+    calibration_kind,
+    camera_from_camera_info,
+    camera_from_camera_info_yaml,
+    camera_from_kitti_calib,
+    load_camera,
+)
 from sim2sg_core.sim.scene import Camera
 
 FX, CX, CY, W, H = 1266.417, 816.267, 491.507, 1600, 900
@@ -35,11 +42,14 @@ projection_matrix:
   data: [{FX}, 0.0, {CX}, 0.0, 0.0, {FX}, {CY}, 0.0, 0.0, 0.0, 1.0, 0.0]
 """
 
-KITTI_CALIB = "\n".join(f"{k}: {FX} 0 {CX} 0 0 {FX} {CY} 0 0 0 1 0" for k in ("P0", "P1", "P2", "P3")) + """
+KITTI_CALIB = (
+    "\n".join(f"{k}: {FX} 0 {CX} 0 0 {FX} {CY} 0 0 0 1 0" for k in ("P0", "P1", "P2", "P3"))
+    + """
 R0_rect: 1 0 0 0 1 0 0 0 1
 Tr_velo_to_cam: 1 0 0 0 0 1 0 0 0 0 1 0
 Tr_imu_to_velo: 1 0 0 0 0 1 0 0 0 0 1 0
 """
+)
 
 
 def _check(cam: Camera, height_m=1.5, pitch=0.0):
@@ -79,36 +89,58 @@ def test_camera_info_message_and_dict():
     k = np.array([FX, 0, CX, 0, FX, CY, 0, 0, 1.0])
     msg = SimpleNamespace(k=k, width=W, height=H, header=SimpleNamespace(frame_id="cam_front"))
     _check(camera_from_camera_info(msg, height_m=1.5, pitch=0.0))
-    _check(camera_from_camera_info({"k": k.reshape(3, 3), "width": W, "height": H, "frame_id": "f"},
-                                   height_m=1.5, pitch=0.0))
+    _check(
+        camera_from_camera_info(
+            {"k": k.reshape(3, 3), "width": W, "height": H, "frame_id": "f"}, height_m=1.5, pitch=0.0
+        )
+    )
     _check(load_camera(msg, height_m=1.5))
     with pytest.raises(CalibrationError, match="all zeros"):
         camera_from_camera_info(SimpleNamespace(k=np.zeros(9), width=W, height=H), height_m=1.5, pitch=0.0)
     with pytest.raises(CalibrationError, match="focal lengths must be positive"):
-        camera_from_camera_info(SimpleNamespace(k=[0, 0, 800, 0, 0, 450, 0, 0, 1], width=W, height=H),
-                                height_m=1.5, pitch=0.0)
+        camera_from_camera_info(
+            SimpleNamespace(k=[0, 0, 800, 0, 0, 450, 0, 0, 1], width=W, height=H), height_m=1.5, pitch=0.0
+        )
     with pytest.raises(CalibrationError, match="missing field 'k'"):
         camera_from_camera_info({"width": W, "height": H}, height_m=1.5, pitch=0.0)
 
 
-@pytest.mark.parametrize("text, match", [
-    ("image_width: 1600\nimage_height: 900\n", r"missing field 'camera_matrix'"),
-    ("image_height: 900\ncamera_matrix: {rows: 3, cols: 3, data: [1, 0, 1, 0, 1, 1, 0, 0, 1]}\n",
-     r"missing field 'image_width'"),
-    ("image_width: 1600\nimage_height: 900\ncamera_matrix: {rows: 3, cols: 3, data: [1, 0, 1, 0, 1, 1]}\n",
-     r"'camera_matrix.data' needs 9 numbers \(3x3\), got 6"),
-    ("image_width: 1600\nimage_height: 900\ncamera_matrix: {rows: 3, cols: 4, data: [1, 0, 1, 0, 1, 1, 0, 0, 1]}\n",
-     r"'camera_matrix' must be 3x3"),
-    ("image_width: 1600\nimage_height: 900\ncamera_matrix: {rows: 3, cols: 3, data: [0, 0, 800, 0, 0, 450, 0, 0, 1]}\n",
-     r"field 'camera_matrix'.*focal lengths must be positive"),
-    ("image_width: 1600\nimage_height: 900\n"
-     "camera_matrix: {rows: 3, cols: 3, data: [-5, 0, 800, 0, 5, 450, 0, 0, 1]}\n",
-     r"focal lengths must be positive, got fx=-5"),
-    ("image_width: 0\nimage_height: 900\ncamera_matrix: {rows: 3, cols: 3, data: [5, 0, 800, 0, 5, 450, 0, 0, 1]}\n",
-     r"image size must be positive"),
-    ("camera_matrix: [unclosed\n", r"is not readable YAML"),
-    ("- just\n- a list\n", r"must hold a mapping"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("image_width: 1600\nimage_height: 900\n", r"missing field 'camera_matrix'"),
+        (
+            "image_height: 900\ncamera_matrix: {rows: 3, cols: 3, data: [1, 0, 1, 0, 1, 1, 0, 0, 1]}\n",
+            r"missing field 'image_width'",
+        ),
+        (
+            "image_width: 1600\nimage_height: 900\ncamera_matrix: {rows: 3, cols: 3, data: [1, 0, 1, 0, 1, 1]}\n",
+            r"'camera_matrix.data' needs 9 numbers \(3x3\), got 6",
+        ),
+        (
+            "image_width: 1600\nimage_height: 900\n"
+            "camera_matrix: {rows: 3, cols: 4, data: [1, 0, 1, 0, 1, 1, 0, 0, 1]}\n",
+            r"'camera_matrix' must be 3x3",
+        ),
+        (
+            "image_width: 1600\nimage_height: 900\n"
+            "camera_matrix: {rows: 3, cols: 3, data: [0, 0, 800, 0, 0, 450, 0, 0, 1]}\n",
+            r"field 'camera_matrix'.*focal lengths must be positive",
+        ),
+        (
+            "image_width: 1600\nimage_height: 900\n"
+            "camera_matrix: {rows: 3, cols: 3, data: [-5, 0, 800, 0, 5, 450, 0, 0, 1]}\n",
+            r"focal lengths must be positive, got fx=-5",
+        ),
+        (
+            "image_width: 0\nimage_height: 900\n"
+            "camera_matrix: {rows: 3, cols: 3, data: [5, 0, 800, 0, 5, 450, 0, 0, 1]}\n",
+            r"image size must be positive",
+        ),
+        ("camera_matrix: [unclosed\n", r"is not readable YAML"),
+        ("- just\n- a list\n", r"must hold a mapping"),
+    ],
+)
 def test_bad_camera_info_yaml(tmp_path, text, match):
     p = tmp_path / "bad.yaml"
     p.write_text(text)
@@ -118,13 +150,16 @@ def test_bad_camera_info_yaml(tmp_path, text, match):
     assert isinstance(e.value, ValueError)
 
 
-@pytest.mark.parametrize("text, match", [
-    ("P0: 1 0 0 0 0 1 0 0 0 0 1 0\n", r"needs a 'P2:' line with 12 numbers"),
-    ("P2: 1 0 0 0 0 1 0\n", r"needs a 'P2:' line with 12 numbers"),
-    ("P2: 1 0 x 0 0 1 0 0 0 0 1 0\n", r"non-numeric value in P2"),
-    ("P2: 0 0 0 0 0 0 0 0 0 0 1 0\n", r"field 'P2'.*singular"),
-    ("P2: -700 0 600 0 0 700 180 0 0 0 1 0\n", r"field 'P2'.*focal lengths must be positive"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("P0: 1 0 0 0 0 1 0 0 0 0 1 0\n", r"needs a 'P2:' line with 12 numbers"),
+        ("P2: 1 0 0 0 0 1 0\n", r"needs a 'P2:' line with 12 numbers"),
+        ("P2: 1 0 x 0 0 1 0 0 0 0 1 0\n", r"non-numeric value in P2"),
+        ("P2: 0 0 0 0 0 0 0 0 0 0 1 0\n", r"field 'P2'.*singular"),
+        ("P2: -700 0 600 0 0 700 180 0 0 0 1 0\n", r"field 'P2'.*focal lengths must be positive"),
+    ],
+)
 def test_bad_kitti_calib(tmp_path, text, match):
     p = tmp_path / "calib.txt"
     p.write_text(text)
@@ -148,7 +183,7 @@ def test_camera_scaled_and_hfov():
     assert (s.width, s.height) == (480, 270)
     assert (s.fx, s.cx, s.fy, s.cy) == pytest.approx((FX * 0.3, CX * 0.3, FX * 0.3, CY * 0.3))
     assert (s.height_m, s.pitch) == (1.5, 0.01)
-    a = cam.scaled(480, 144)   # another aspect: per-axis factors, non-square pixels
+    a = cam.scaled(480, 144)  # another aspect: per-axis factors, non-square pixels
     assert a.fx == pytest.approx(FX * 0.3) and a.fy == pytest.approx(FX * 0.16) and a.cy == pytest.approx(CY * 0.16)
     assert cam.scaled(W, H) is cam
     # a point projects to the same place up to the per-axis factors

@@ -1,4 +1,5 @@
 """Torch datasets over simulated samples, KITTI folders and unlabelled images / bags."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,6 +29,7 @@ def test_sim_dataset_matches_the_simulator_and_loads_in_workers():
 
 def test_sim_dataset_with_a_refitted_content():
     from sim2sg_core.sim import load_domain
+
     content = load_domain("drive", "target2").content
     img, g = SimDataset("drive", "source", seed=0, length=2, content=content)[0]
     sim = Simulator("drive", "source", seed=0, content=content)

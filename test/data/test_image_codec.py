@@ -1,4 +1,5 @@
 """ROS image encodings ↔ RGB: round trips for every encoding and clear errors for bad input."""
+
 from __future__ import annotations
 
 import array
@@ -7,8 +8,14 @@ import cv2
 import numpy as np
 import pytest
 
-from sim2sg_core.data.image_codec import (ImageDecodeError, compressed_format_string, decode_compressed, decode_raw,
-                                          encode_compressed, encode_raw)
+from sim2sg_core.data.image_codec import (
+    ImageDecodeError,
+    compressed_format_string,
+    decode_compressed,
+    decode_raw,
+    encode_compressed,
+    encode_raw,
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +47,7 @@ def test_mono_encodings_decode_to_grey_rgb(rgb, enc):
 def test_byte_order_channel_order_and_16_bit_scaling():
     bgr = bytes([10, 20, 30])  # one pixel, B G R
     assert tuple(decode_raw("bgr8", 1, 1, 3, bgr)[0, 0]) == (30, 20, 10)
-    big = np.array([65535, 32896, 0], ">u2").tobytes()   # rgb16 big-endian
+    big = np.array([65535, 32896, 0], ">u2").tobytes()  # rgb16 big-endian
     assert tuple(decode_raw("rgb16", 1, 1, 6, big, is_bigendian=True)[0, 0]) == (255, 128, 0)
     little = np.array([65535, 32896, 0], "<u2").tobytes()
     assert tuple(decode_raw("rgb16", 1, 1, 6, little)[0, 0]) == (255, 128, 0)
@@ -51,8 +58,13 @@ def test_padded_rows_and_buffer_types(rgb):
     step = w * 3 + 5
     padded = np.zeros((h, step), np.uint8)
     padded[:, : w * 3] = rgb.reshape(h, -1)
-    for buf in (padded.tobytes(), bytearray(padded.tobytes()), memoryview(padded.tobytes()), padded.reshape(-1),
-                array.array("B", padded.tobytes())):
+    for buf in (
+        padded.tobytes(),
+        bytearray(padded.tobytes()),
+        memoryview(padded.tobytes()),
+        padded.reshape(-1),
+        array.array("B", padded.tobytes()),
+    ):
         np.testing.assert_array_equal(decode_raw("rgb8", h, w, step, buf), rgb)
 
 

@@ -1,4 +1,5 @@
 """KITTI object format: simulator export → import round trip, real-KITTI-style files, bad input."""
+
 from __future__ import annotations
 
 import shutil
@@ -7,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from sim2sg_core.data.kitti import (KittiFormatError, camera_from_calib, read_calib, read_kitti, write_kitti)
+from sim2sg_core.data.kitti import KittiFormatError, camera_from_calib, read_calib, read_kitti, write_kitti
 from sim2sg_core.sim import Simulator
 
 CALIB_KITTI = (
@@ -63,7 +64,7 @@ def test_simulator_export_reads_back_as_the_same_scene_graphs(tmp_path, sim_samp
         assert [r.kind for r in g.ignore_regions] == ["DontCare"] * len(s.graph.ignore_regions)
         for a, b in zip(g.ignore_regions, s.graph.ignore_regions):
             np.testing.assert_allclose(a.box, b.box, atol=0.006)
-    assert sum(len(s.graph.ignore_regions) for s in samples) > 0   # the drive scenes have some
+    assert sum(len(s.graph.ignore_regions) for s in samples) > 0  # the drive scenes have some
     # P2 projects each label's bottom centre onto the bottom edge of its box (KITTI semantics)
     calib = read_calib(tmp_path / "calib" / "000000.txt")
     for o in samples[0].graph.objects:
@@ -87,11 +88,13 @@ def _kitti_dir(tmp_path, label=LABEL_KITTI, size=(1242, 375), calib=CALIB_KITTI)
 
 def test_real_kitti_style_labels_become_scene_graphs(tmp_path):
     items = read_kitti(_kitti_dir(tmp_path))
-    (_, g), = items
+    ((_, g),) = items
     # Cyclist and DontCare are ignored by the class map: not objects, but the graph's ignore regions
     assert [o.class_name for o in g.objects] == ["car", "car", "pedestrian"]
-    assert [(r.kind, r.box) for r in g.ignore_regions] == [("Cyclist", (387.63, 181.54, 423.81, 203.12)),
-                                                          ("DontCare", (503.89, 169.71, 590.61, 190.13))]
+    assert [(r.kind, r.box) for r in g.ignore_regions] == [
+        ("Cyclist", (387.63, 181.54, 423.81, 203.12)),
+        ("DontCare", (503.89, 169.71, 590.61, 190.13)),
+    ]
     assert g.objects[0].occlusion == 0.0 and g.objects[1].occlusion == pytest.approx(0.3)
     assert g.objects[0].truncation == pytest.approx(0.88)
     trip = {(r.subject, r.object): r.predicate for r in g.relationships}
@@ -101,17 +104,26 @@ def test_real_kitti_style_labels_become_scene_graphs(tmp_path):
     assert cam.fx == pytest.approx(721.5377, rel=1e-4) and abs(cam.pitch) < 1e-3
 
 
-@pytest.mark.parametrize("label,match", [
-    ("Truck2 0.00 0 0.0 10 10 50 50 1.5 1.6 4.0 1.0 1.6 10.0 0.0\n", r"000008.txt:1: unknown object type 'Truck2'"),
-    ("Car 0.00 0 0.0 10 10 50 50 1.5 1.6 4.0 1.0 1.6 10.0\n",
-     r"000008.txt:1: expected 15 \(or 16 with score\) fields, got 14"),
-    ("Car 0.00 0 0.0 10 10 50 50 1.5 1.6 4.0 1.0 1.6 10.0 0.0\n"
-     "Car 0.00 0 0.0 10 10 5O 50 1.5 1.6 4.0 1.0 1.6 10.0 0.0\n",
-     r"000008.txt:2: non-numeric field"),
-    ("Car 0.00 0 0.0 10 10 1300 50 1.5 1.6 4.0 1.0 1.6 10.0 0.0\n",
-     r"000008.txt:1: box .* lies outside the 1242x375 image"),
-    ("Car 0.00 0 0.0 50 10 10 50 1.5 1.6 4.0 1.0 1.6 10.0 0.0\n", r"000008.txt:1: box .* x2 < x1"),
-])
+@pytest.mark.parametrize(
+    "label,match",
+    [
+        ("Truck2 0.00 0 0.0 10 10 50 50 1.5 1.6 4.0 1.0 1.6 10.0 0.0\n", r"000008.txt:1: unknown object type 'Truck2'"),
+        (
+            "Car 0.00 0 0.0 10 10 50 50 1.5 1.6 4.0 1.0 1.6 10.0\n",
+            r"000008.txt:1: expected 15 \(or 16 with score\) fields, got 14",
+        ),
+        (
+            "Car 0.00 0 0.0 10 10 50 50 1.5 1.6 4.0 1.0 1.6 10.0 0.0\n"
+            "Car 0.00 0 0.0 10 10 5O 50 1.5 1.6 4.0 1.0 1.6 10.0 0.0\n",
+            r"000008.txt:2: non-numeric field",
+        ),
+        (
+            "Car 0.00 0 0.0 10 10 1300 50 1.5 1.6 4.0 1.0 1.6 10.0 0.0\n",
+            r"000008.txt:1: box .* lies outside the 1242x375 image",
+        ),
+        ("Car 0.00 0 0.0 50 10 10 50 1.5 1.6 4.0 1.0 1.6 10.0 0.0\n", r"000008.txt:1: box .* x2 < x1"),
+    ],
+)
 def test_bad_labels_name_file_and_line(tmp_path, label, match):
     with pytest.raises(KittiFormatError, match=match):
         read_kitti(_kitti_dir(tmp_path, label=label))
@@ -136,8 +148,7 @@ def test_custom_class_map_and_vocab(tmp_path, sim_samples):
     clevr = Simulator("clevr", "source", seed=0)
     samples = [clevr.sample(i) for i in range(2)]
     write_kitti(tmp_path, samples, class_map={"map": {"Cube": "cube", "Sphere": "sphere", "Cylinder": "cylinder"}})
-    items = read_kitti(tmp_path, {"map": {"Cube": "cube", "Sphere": "sphere", "Cylinder": "cylinder"}},
-                       clevr.vocab)
+    items = read_kitti(tmp_path, {"map": {"Cube": "cube", "Sphere": "sphere", "Cylinder": "cylinder"}}, clevr.vocab)
     assert [len(g.objects) for _, g in items] == [len(s.graph.objects) for s in samples]
     assert [len(g.relationships) for _, g in items] == [len(s.graph.relationships) for s in samples]
     # DontCare needs no entry in a class map: the format defines it
@@ -162,7 +173,8 @@ def test_two_d_only_labels_get_ground_positions_through_the_calibration(tmp_path
     (tmp_path / "label_2" / "000000.txt").write_text(
         "Car 0 0 0 750 500 850 550 0 0 0 0 0 0 0\n"
         "Car 0 0 0 1250 450 1350 500 0 0 0 0 0 0 0\n"
-        "Car 0 0 0 100 300 200 400 0 0 0 0 0 0 0\n")
+        "Car 0 0 0 100 300 200 400 0 0 0 0 0 0 0\n"
+    )
     items = read_kitti(tmp_path, camera_height_m=cam_h)
     objs = items[0][1].objects
     np.testing.assert_allclose(objs[0].position, (0.0, cam_h, 15.0), atol=1e-6)

@@ -1,6 +1,7 @@
 """Re-weighted detection matches equal AP on a list with images repeated (checked against the slow
 reference), and the paired bootstrap's interval behaves: zero for identical runs, excluding zero for a
 clearly better method, always around the point estimate."""
+
 import math
 
 import numpy as np
@@ -10,7 +11,6 @@ from random_graphs import random_case
 from sim2sg_core.eval.bootstrap import RunRecords, paired_bootstrap
 from sim2sg_core.eval.detection import DetectionMatches, match_detections, reference_average_precision
 from sim2sg_core.eval.scene_graph import scene_graph_recall
-
 
 
 def _records(preds, gts, num_classes=3):
@@ -39,8 +39,9 @@ def test_weighted_recall_is_the_mean_over_repeated_images():
     preds, gts = random_case(np.random.default_rng(7), n_images=10)
     run = RunRecords(_records(preds, gts))
     w = np.array([0, 1, 2, 3, 0, 1, 1, 2, 0, 4])
-    rep = scene_graph_recall([p for p, k in zip(preds, w) for _ in range(k)],
-                             [g for g, k in zip(gts, w) for _ in range(k)], (20,))
+    rep = scene_graph_recall(
+        [p for p, k in zip(preds, w) for _ in range(k)], [g for g, k in zip(gts, w) for _ in range(k)], (20,)
+    )
     assert run.value("R@20", w) == pytest.approx(rep["R@20"], abs=1e-12)
     assert run.value("R@20") == pytest.approx(scene_graph_recall(preds, gts, (20,))["R@20"], abs=1e-12)
     with pytest.raises(ValueError, match="unknown metric"):
@@ -56,9 +57,15 @@ def _seeds(n_seeds, better: bool):
         base = _records(preds, gts)
         if better:
             from sim2sg_core.scene_graph import SceneGraph, SceneObject
-            boosted = [SceneGraph(objects=list(p.objects) + [SceneObject(o.class_name, o.class_id, o.box, score=2.0)
-                                                             for o in g.objects], relationships=p.relationships)
-                       for p, g in zip(preds, gts)]
+
+            boosted = [
+                SceneGraph(
+                    objects=list(p.objects)
+                    + [SceneObject(o.class_name, o.class_id, o.box, score=2.0) for o in g.objects],
+                    relationships=p.relationships,
+                )
+                for p, g in zip(preds, gts)
+            ]
             out.append((_records(boosted, gts), base))
         else:
             out.append((base, base))

@@ -1,4 +1,5 @@
 """evaluate() end to end on the simulator and on a KITTI folder written from the same samples."""
+
 import json
 
 import pytest
@@ -14,6 +15,7 @@ from sim2sg_core.train.trainer import open_dataset
 def test_sim_domain_and_kitti_folder_give_the_same_metrics(tmp_path):
     kitti = pytest.importorskip("sim2sg_core.data.kitti")
     from sim2sg_core.sim import Simulator
+
     sim_ds, vocab = open_dataset("drive:target", 3, 5)
     sim = Simulator(env="drive", domain="target", seed=5)
     kitti.write_kitti(tmp_path / "kitti", [sim.sample(i) for i in range(3)])
@@ -41,7 +43,7 @@ def test_sim_domain_and_kitti_folder_give_the_same_metrics(tmp_path):
             assert v == pytest.approx(b["scene_graph"][mode][key], abs=0.02), (mode, key)
         # without the graph constraint more triplets compete: recall can only grow
         assert a["scene_graph"][mode]["ngR@50"] >= a["scene_graph"][mode]["R@50"] - 1e-12
-    assert a["recall@50"] == a["scene_graph"]["SGDet"]["R@50"]          # the older keys stay
+    assert a["recall@50"] == a["scene_graph"]["SGDet"]["R@50"]  # the older keys stay
     assert a["predcls_accuracy"] == a["scene_graph"]["PredCls"]["accuracy"]
     # the simulator's label-filter regions travel through the KITTI folder as DontCare
     assert a["num_ignore_regions"] == b["num_ignore_regions"]
@@ -65,9 +67,24 @@ def test_sim_domain_and_kitti_folder_give_the_same_metrics(tmp_path):
 
     # the CLI on the same checkpoint and folder writes the JSON it prints
     from sim2sg_core.__main__ import main
+
     ck = save_checkpoint(tmp_path / "m.pt", model, cfg, vocab, (320, 96), cfg.model.mean, cfg.model.std)
-    assert main(["eval", "--ckpt", str(ck), "--data", str(tmp_path / "kitti"), "--out", str(tmp_path / "e.json"),
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--ckpt",
+                str(ck),
+                "--data",
+                str(tmp_path / "kitti"),
+                "--out",
+                str(tmp_path / "e.json"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "e.json").read_text())["num_images"] == 3
     assert main(["eval", "--ckpt", str(ck), "--data", "no_such_thing", "--device", "cpu"]) == 2
 
@@ -76,11 +93,19 @@ def test_all_predicates_predictions_hold_the_arg_max_ones_and_given_box_modes_ke
     from sim2sg_core.eval.evaluate import given_box_predictions
     from sim2sg_core.model.preprocess import hflip_sample
     from sim2sg_core.scene_graph import IgnoreRegion
-    ds, vocab = open_dataset("clevr:source", 2, 7)    # every class may be a subject
+
+    ds, vocab = open_dataset("clevr:source", 2, 7)  # every class may be a subject
     torch.manual_seed(1)
     cfg = tiny_config()
-    pred = Predictor(SGModel.from_config(cfg, vocab), vocab, (160, 64), cfg.model.mean, cfg.model.std, device="cpu",
-                     score_threshold=0.0)
+    pred = Predictor(
+        SGModel.from_config(cfg, vocab),
+        vocab,
+        (160, 64),
+        cfg.model.mean,
+        cfg.model.std,
+        device="cpu",
+        score_threshold=0.0,
+    )
     images = [ds[i][0] for i in range(2)]
     graphs = [ds[i][1] for i in range(2)]
     for one, every in zip(pred.predict(images), pred.predict(images, all_predicates=True)):
@@ -96,12 +121,13 @@ def test_all_predicates_predictions_hold_the_arg_max_ones_and_given_box_modes_ke
     given = given_box_predictions(pred, images, graphs)
     for mode in ("PredCls", "SGCls"):
         for p, g in zip(given[mode], graphs):
-            assert [o.box for o in p.objects] == [o.box for o in g.objects]   # the labels' boxes, in order
+            assert [o.box for o in p.objects] == [o.box for o in g.objects]  # the labels' boxes, in order
             n = len(g.objects)
             subj = sum(vocab.is_subject(o.class_name) for o in p.objects)
             assert len(p.relationships) == len(vocab.predicates) * subj * (n - 1)
-    assert [[o.class_id for o in p.objects] for p in given["PredCls"]] == \
-        [[o.class_id for o in g.objects] for g in graphs]
+    assert [[o.class_id for o in p.objects] for p in given["PredCls"]] == [
+        [o.class_id for o in g.objects] for g in graphs
+    ]
     assert given["class_total"] == sum(len(g.objects) for g in graphs)
     assert len(given["accuracy_true"]) == sum(len(g.relationships) for g in graphs)
     # ignore regions mirror with the image (training augmentation keeps labels consistent)

@@ -1,4 +1,5 @@
 """Detection AP and scene-graph Recall@K: hand-checked cases, slow reference, torchmetrics."""
+
 import math
 
 import numpy as np
@@ -17,10 +18,13 @@ def obj(cid, box, score=1.0, pos=None):
 
 
 def gt_graph():
-    objs = [obj(0, (10, 10, 50, 40), pos=(-2, 1.5, 10)), obj(1, (60, 10, 80, 50), pos=(1, 1.5, 8)),
-            obj(2, (90, 0, 120, 60), pos=(4, 1.5, 20)), obj(0, (130, 20, 170, 50), pos=(6, 1.5, 9))]
-    return SceneGraph(objects=objs, relationships=derive_relationships(objs, VOCAB), image_width=200,
-                      image_height=80)
+    objs = [
+        obj(0, (10, 10, 50, 40), pos=(-2, 1.5, 10)),
+        obj(1, (60, 10, 80, 50), pos=(1, 1.5, 8)),
+        obj(2, (90, 0, 120, 60), pos=(4, 1.5, 20)),
+        obj(0, (130, 20, 170, 50), pos=(6, 1.5, 9)),
+    ]
+    return SceneGraph(objects=objs, relationships=derive_relationships(objs, VOCAB), image_width=200, image_height=80)
 
 
 def test_perfect_prediction_gives_ap_one_and_recall_one():
@@ -33,9 +37,13 @@ def test_perfect_prediction_gives_ap_one_and_recall_one():
 
 def test_shifted_boxes():
     gt = gt_graph()
+
     def shifted(dx):
-        return SceneGraph(objects=[obj(o.class_id, (o.box[0] + dx, o.box[1], o.box[2] + dx, o.box[3]))
-                                   for o in gt.objects], relationships=gt.relationships)
+        return SceneGraph(
+            objects=[obj(o.class_id, (o.box[0] + dx, o.box[1], o.box[2] + dx, o.box[3])) for o in gt.objects],
+            relationships=gt.relationships,
+        )
+
     # car 0 is 40 px wide: a 10 px shift keeps IoU 0.6, a 20 px shift drops it to 1/3
     assert average_precision([shifted(10)], [gt], 3)["ap"][0] == 1.0
     far = average_precision([shifted(20)], [gt], 3)
@@ -49,8 +57,9 @@ def test_shifted_boxes():
 
 def test_duplicates_are_false_positives():
     gt = SceneGraph(objects=[obj(0, (0, 0, 10, 10)), obj(0, (20, 0, 30, 10))])
-    pred = SceneGraph(objects=[obj(0, (0, 0, 10, 10), 0.9), obj(0, (0, 0, 10, 10.5), 0.8),
-                               obj(0, (20, 0, 30, 10), 0.7)])
+    pred = SceneGraph(
+        objects=[obj(0, (0, 0, 10, 10), 0.9), obj(0, (0, 0, 10, 10.5), 0.8), obj(0, (20, 0, 30, 10), 0.7)]
+    )
     ap = average_precision([pred], [gt], 1)["ap"][0]
     # precision 1 up to recall 0.5 (51 of 101 points), then 2/3 at recall 1 (50 points)
     assert ap == pytest.approx((51 * 1.0 + 50 * 2 / 3) / 101)
@@ -61,9 +70,16 @@ def test_duplicates_are_false_positives():
 def test_wrong_predicate_or_class_misses_the_triplet():
     gt = gt_graph()
     r0 = gt.relationships[0]
-    wrong_pred = [Relationship(r.subject, r.object, "behind" if r.predicate != "behind" else "front",
-                               VOCAB.predicate_id("behind" if r.predicate != "behind" else "front"), r.score)
-                  for r in gt.relationships]
+    wrong_pred = [
+        Relationship(
+            r.subject,
+            r.object,
+            "behind" if r.predicate != "behind" else "front",
+            VOCAB.predicate_id("behind" if r.predicate != "behind" else "front"),
+            r.score,
+        )
+        for r in gt.relationships
+    ]
     pred = SceneGraph(objects=gt.objects, relationships=wrong_pred)
     assert triplet_recall([pred], [gt])["R@50"] == 0.0
     # K limits the number of predicted triplets considered
@@ -75,9 +91,13 @@ def test_graph_constraint_keeps_one_predicate_per_pair():
     gt = gt_graph()
     r = gt.relationships[0]
     other = (r.predicate_id + 1) % 4
-    pred = SceneGraph(objects=gt.objects, relationships=[
-        Relationship(r.subject, r.object, VOCAB.predicates[other], other, 0.9),
-        Relationship(r.subject, r.object, r.predicate, r.predicate_id, 0.5)])
+    pred = SceneGraph(
+        objects=gt.objects,
+        relationships=[
+            Relationship(r.subject, r.object, VOCAB.predicates[other], other, 0.9),
+            Relationship(r.subject, r.object, r.predicate, r.predicate_id, 0.5),
+        ],
+    )
     assert triplet_recall([pred], [SceneGraph(objects=gt.objects, relationships=[r])])["R@50"] == 0.0
 
 
@@ -112,8 +132,12 @@ def random_case(rng, n_images=6, num_classes=3):
             for _ in range(int(rng.integers(0, 3))):
                 j = rng.normal(0, 6, 4)
                 c = o.class_id if rng.random() > 0.15 else int(rng.integers(num_classes))
-                b = (o.box[0] + j[0], o.box[1] + j[1], max(o.box[2] + j[2], o.box[0] + j[0] + 1),
-                     max(o.box[3] + j[3], o.box[1] + j[1] + 1))
+                b = (
+                    o.box[0] + j[0],
+                    o.box[1] + j[1],
+                    max(o.box[2] + j[2], o.box[0] + j[0] + 1),
+                    max(o.box[3] + j[3], o.box[1] + j[1] + 1),
+                )
                 p_objs.append(obj(c, b, float(rng.uniform(0.05, 1.0))))
         for _ in range(int(rng.integers(0, 3))):  # pure false positives
             x, y = rng.uniform(0, 200, 2)
@@ -145,15 +169,20 @@ def test_fast_metrics_agree_with_the_slow_reference(seed):
 @pytest.mark.parametrize("seed", range(5))
 def test_ap_agrees_with_torchmetrics(seed):
     from torchmetrics.detection import MeanAveragePrecision
+
     rng = np.random.default_rng(100 + seed)
     preds, gts = random_case(rng, n_images=8)
     metric = MeanAveragePrecision(iou_type="bbox", iou_thresholds=[0.5], class_metrics=True)
+
     def td(g, with_scores):
-        d = {"boxes": torch.tensor([o.box for o in g.objects], dtype=torch.float32).reshape(-1, 4),
-             "labels": torch.tensor([o.class_id for o in g.objects], dtype=torch.long)}
+        d = {
+            "boxes": torch.tensor([o.box for o in g.objects], dtype=torch.float32).reshape(-1, 4),
+            "labels": torch.tensor([o.class_id for o in g.objects], dtype=torch.long),
+        }
         if with_scores:
             d["scores"] = torch.tensor([o.score for o in g.objects], dtype=torch.float32)
         return d
+
     metric.update([td(p, True) for p in preds], [td(g, False) for g in gts])
     tm = metric.compute()
     ours = average_precision(preds, gts, 3)

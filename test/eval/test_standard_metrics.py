@@ -1,5 +1,6 @@
 """Ignore regions, KITTI difficulties, and the Scene-Graph-Benchmark recalls (R@K without graph
 constraint, mean recall mR@K): hand-checked cases and the slow pure-Python references."""
+
 import math
 
 import numpy as np
@@ -8,16 +9,22 @@ from random_graphs import obj, random_case, rel
 
 from sim2sg_core.eval.detection import average_precision, reference_average_precision
 from sim2sg_core.eval.ignore import box_ioa, get_difficulty, in_difficulty, labels_carry_difficulty_fields
-from sim2sg_core.eval.scene_graph import (reference_scene_graph_recall, reference_triplet_recall, scene_graph_recall,
-                                          triplet_recall)
-from sim2sg_core.scene_graph import (IgnoreRegion, SceneGraph, SceneGraphError)
+from sim2sg_core.eval.scene_graph import (
+    reference_scene_graph_recall,
+    reference_triplet_recall,
+    scene_graph_recall,
+    triplet_recall,
+)
+from sim2sg_core.scene_graph import IgnoreRegion, SceneGraph, SceneGraphError
 
 
 def test_a_detection_on_a_dont_care_region_is_neither_tp_nor_fp():
-    gt = SceneGraph(objects=[obj(0, (0, 0, 40, 40)), obj(0, (100, 0, 140, 40))],
-                    ignore_regions=[IgnoreRegion((200, 0, 300, 60), "DontCare")])
+    gt = SceneGraph(
+        objects=[obj(0, (0, 0, 40, 40)), obj(0, (100, 0, 140, 40))],
+        ignore_regions=[IgnoreRegion((200, 0, 300, 60), "DontCare")],
+    )
     hit1, hit2 = obj(0, (0, 0, 40, 40), 0.5), obj(0, (100, 0, 140, 40), 0.3)
-    on_dont_care = obj(0, (210, 10, 250, 50), 0.9)          # highest score, inside the region
+    on_dont_care = obj(0, (210, 10, 250, 50), 0.9)  # highest score, inside the region
     with_it = SceneGraph(objects=[hit1, on_dont_care, hit2])
     without_it = SceneGraph(objects=[hit1, hit2])
     ap = average_precision([with_it], [gt], 3)
@@ -29,7 +36,7 @@ def test_a_detection_on_a_dont_care_region_is_neither_tp_nor_fp():
     # any class is ignored there; a box mostly outside the region (ioa < 0.5) is not
     person = SceneGraph(objects=[hit1, hit2, obj(1, (210, 10, 250, 50), 0.9)])
     assert average_precision([person], [gt], 3)["num_ignored"][1] == 1
-    half_out = SceneGraph(objects=[hit1, hit2, obj(0, (180, 10, 230, 50), 0.9)])   # 30 of 50 px wide inside
+    half_out = SceneGraph(objects=[hit1, hit2, obj(0, (180, 10, 230, 50), 0.9)])  # 30 of 50 px wide inside
     assert average_precision([half_out], [gt], 3)["num_ignored"][0] == 1
     mostly_out = SceneGraph(objects=[hit1, hit2, obj(0, (170, 10, 220, 50), 0.9)])  # 20 of 50 px inside
     r = average_precision([mostly_out], [gt], 3)
@@ -39,20 +46,27 @@ def test_a_detection_on_a_dont_care_region_is_neither_tp_nor_fp():
 def test_a_real_match_wins_over_an_ignore_region():
     """Matching against real ground truth comes first: a correct detection inside a DontCare region
     still counts as a true positive (and its duplicate there is ignored, not a false positive)."""
-    gt = SceneGraph(objects=[obj(0, (200, 0, 240, 40)), obj(0, (0, 0, 40, 40))],
-                    ignore_regions=[IgnoreRegion((190, 0, 300, 60))])
-    pred = SceneGraph(objects=[obj(0, (200, 0, 240, 40), 0.8), obj(0, (201, 0, 241, 40), 0.9),
-                               obj(0, (0, 0, 40, 40), 0.5)])
+    gt = SceneGraph(
+        objects=[obj(0, (200, 0, 240, 40)), obj(0, (0, 0, 40, 40))], ignore_regions=[IgnoreRegion((190, 0, 300, 60))]
+    )
+    pred = SceneGraph(
+        objects=[obj(0, (200, 0, 240, 40), 0.8), obj(0, (201, 0, 241, 40), 0.9), obj(0, (0, 0, 40, 40), 0.5)]
+    )
     r = average_precision([pred], [gt], 3)
     assert r["ap"][0] == 1.0 and r["num_ignored"][0] == 1
     assert average_precision([pred], [SceneGraph(objects=gt.objects)], 3)["ap"][0] < 1.0
 
 
 def test_ignored_detections_do_not_take_recall_slots():
-    gt = SceneGraph(objects=[obj(0, (0, 0, 40, 40)), obj(1, (100, 0, 140, 40))], relationships=[rel(0, 1, 1)],
-                    ignore_regions=[IgnoreRegion((200, 0, 300, 60))])
-    pred = SceneGraph(objects=[obj(0, (0, 0, 40, 40)), obj(1, (100, 0, 140, 40)), obj(0, (210, 5, 260, 55))],
-                      relationships=[rel(2, 1, 0, 0.9), rel(0, 1, 1, 0.5)])
+    gt = SceneGraph(
+        objects=[obj(0, (0, 0, 40, 40)), obj(1, (100, 0, 140, 40))],
+        relationships=[rel(0, 1, 1)],
+        ignore_regions=[IgnoreRegion((200, 0, 300, 60))],
+    )
+    pred = SceneGraph(
+        objects=[obj(0, (0, 0, 40, 40)), obj(1, (100, 0, 140, 40)), obj(0, (210, 5, 260, 55))],
+        relationships=[rel(2, 1, 0, 0.9), rel(0, 1, 1, 0.5)],
+    )
     # K = 1: the triplet of the detection on the ignore region would take the only slot
     assert triplet_recall([pred], [SceneGraph(objects=gt.objects, relationships=gt.relationships)], ks=(1,))["R@1"] == 0
     assert triplet_recall([pred], [gt], ks=(1,))["R@1"] == 1.0
@@ -67,7 +81,7 @@ def test_ignore_regions_travel_through_dicts_and_old_dicts_have_none():
     assert back.ignore_regions == g.ignore_regions and back.objects == g.objects
     d.pop("ignore_regions")
     assert SceneGraph.from_dict(d).ignore_regions == []
-    assert "ignore_regions" not in SceneGraph(objects=g.objects).to_dict()   # files look as before
+    assert "ignore_regions" not in SceneGraph(objects=g.objects).to_dict()  # files look as before
     with pytest.raises(SceneGraphError, match="ignore region 0 box"):
         SceneGraph(ignore_regions=[IgnoreRegion((10, 0, 5, 5))]).validate()
     with pytest.raises(SceneGraphError, match="ignore region 0 has a malformed box"):
@@ -80,11 +94,21 @@ def test_box_ioa():
 
 # ---- KITTI difficulties ---------------------------------------------------------------------------
 
+
 def test_difficulty_definitions_at_their_boundaries():
-    boxes = [(0, 0, 10, 40), (0, 0, 10, 39.9), (0, 0, 10, 25), (0, 0, 10, 24.9), (0, 0, 10, 50), (0, 0, 10, 50),
-             (0, 0, 10, 50), (0, 0, 10, 50), (0, 0, 10, 50)]
+    boxes = [
+        (0, 0, 10, 40),
+        (0, 0, 10, 39.9),
+        (0, 0, 10, 25),
+        (0, 0, 10, 24.9),
+        (0, 0, 10, 50),
+        (0, 0, 10, 50),
+        (0, 0, 10, 50),
+        (0, 0, 10, 50),
+        (0, 0, 10, 50),
+    ]
     trunc = [0.15, 0.0, 0.30, 0.0, 0.16, 0.31, 0.50, 0.51, 0.0]
-    occ = [0.0, 0.0, 0.3, 0.0, 0.0, 0.0, 0.7, 0.0, 0.09]      # fractions: levels 0, 0, 1, 0, 0, 0, 2, 0, 0
+    occ = [0.0, 0.0, 0.3, 0.0, 0.0, 0.0, 0.7, 0.0, 0.09]  # fractions: levels 0, 0, 1, 0, 0, 0, 2, 0, 0
     assert in_difficulty(boxes, trunc, occ, "easy").tolist() == [1, 0, 0, 0, 0, 0, 0, 0, 1]
     assert in_difficulty(boxes, trunc, occ, "moderate").tolist() == [1, 1, 1, 0, 1, 0, 0, 0, 1]
     assert in_difficulty(boxes, trunc, occ, "hard").tolist() == [1, 1, 1, 0, 1, 1, 1, 0, 1]
@@ -98,8 +122,14 @@ def test_difficulty_definitions_at_their_boundaries():
 def test_objects_outside_the_difficulty_are_ignored():
     gt = SceneGraph(objects=[obj(0, (0, 0, 40, 50)), obj(0, (100, 0, 130, 30)), obj(0, (200, 0, 240, 60), trunc=0.6)])
     # finds the large car, the small one (30 px tall) and the truncated one; one false positive
-    pred = SceneGraph(objects=[obj(0, (0, 0, 40, 50), 0.9), obj(0, (100, 0, 130, 30), 0.8),
-                               obj(0, (200, 0, 240, 60), 0.7), obj(0, (300, 0, 340, 50), 0.6)])
+    pred = SceneGraph(
+        objects=[
+            obj(0, (0, 0, 40, 50), 0.9),
+            obj(0, (100, 0, 130, 30), 0.8),
+            obj(0, (200, 0, 240, 60), 0.7),
+            obj(0, (300, 0, 340, 50), 0.6),
+        ]
+    )
     hard = average_precision([pred], [gt], 3, difficulty="hard")
     assert hard["num_gt"][0] == 2 and hard["num_ignored"][0] == 1
     easy = average_precision([pred], [gt], 3, difficulty="easy")
@@ -119,8 +149,10 @@ def test_objects_outside_the_difficulty_are_ignored():
 
 
 def test_difficulty_in_recall_drops_triplets_of_ignored_objects():
-    gt = SceneGraph(objects=[obj(0, (0, 0, 40, 50)), obj(1, (100, 0, 120, 30)), obj(2, (200, 0, 240, 60))],
-                    relationships=[rel(0, 1, 0), rel(0, 2, 1)])
+    gt = SceneGraph(
+        objects=[obj(0, (0, 0, 40, 50)), obj(1, (100, 0, 120, 30)), obj(2, (200, 0, 240, 60))],
+        relationships=[rel(0, 1, 0), rel(0, 2, 1)],
+    )
     pred = SceneGraph(objects=gt.objects, relationships=[rel(0, 1, 0, 0.9), rel(0, 2, 2, 0.5)])
     assert triplet_recall([pred], [gt])["R@50"] == 0.5
     # easy: the 30 px person is ignored; left: one triplet, missed
@@ -131,13 +163,14 @@ def test_difficulty_in_recall_drops_triplets_of_ignored_objects():
 
 # ---- SGB recalls ----------------------------------------------------------------------------------
 
+
 def test_no_graph_constraint_lets_every_predicate_of_a_pair_count():
     gt = SceneGraph(objects=[obj(0, (0, 0, 40, 40)), obj(1, (100, 0, 140, 40))], relationships=[rel(0, 1, 2)])
     pred = SceneGraph(objects=gt.objects, relationships=[rel(0, 1, 0, 0.6), rel(0, 1, 2, 0.3), rel(1, 0, 1, 0.4)])
     gc = scene_graph_recall([pred], [gt], ks=(1, 2, 3), graph_constraint=True)
     ng = scene_graph_recall([pred], [gt], ks=(1, 2, 3), graph_constraint=False)
-    assert (gc["R@1"], gc["R@2"], gc["R@3"]) == (0.0, 0.0, 0.0)     # the pair's best predicate is wrong
-    assert (ng["R@1"], ng["R@2"], ng["R@3"]) == (0.0, 0.0, 1.0)     # ranked third among all triplets
+    assert (gc["R@1"], gc["R@2"], gc["R@3"]) == (0.0, 0.0, 0.0)  # the pair's best predicate is wrong
+    assert (ng["R@1"], ng["R@2"], ng["R@3"]) == (0.0, 0.0, 1.0)  # ranked third among all triplets
 
 
 def test_mean_recall_averages_over_the_predicates_present():
@@ -197,6 +230,8 @@ def test_without_ignoring_recall_is_the_old_triplet_recall(seed):
     for k in (5, 20):
         fast = triplet_recall(preds, gts, ks=(k,))[f"R@{k}"]
         assert _same(fast, reference_triplet_recall(preds, gts, ks=(k,))[f"R@{k}"])
-    big = 10_000   # with K large enough every candidate is in: the no-constraint candidates include the others
-    assert scene_graph_recall(preds, gts, ks=(big,), graph_constraint=False)[f"R@{big}"] >= \
-        scene_graph_recall(preds, gts, ks=(big,))[f"R@{big}"] - 1e-12
+    big = 10_000  # with K large enough every candidate is in: the no-constraint candidates include the others
+    assert (
+        scene_graph_recall(preds, gts, ks=(big,), graph_constraint=False)[f"R@{big}"]
+        >= scene_graph_recall(preds, gts, ks=(big,))[f"R@{big}"] - 1e-12
+    )

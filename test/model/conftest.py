@@ -16,11 +16,13 @@ def trained_toy():
 
     from sim2sg_core.model import SGModel
     from sim2sg_core.train.trainer import Trainer
+
     torch.manual_seed(0)
     ds = ToyDataset(8)
     cfg = tiny_config(steps=150)
     model = SGModel.from_config(cfg, VOCAB)
     import tempfile
+
     with tempfile.TemporaryDirectory() as d:
         tr = Trainer(model, cfg, VOCAB, d, device="cpu", progress=False)
         tr.fit(tr.make_loader(ds))

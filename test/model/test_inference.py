@@ -1,4 +1,5 @@
 """Inference rewrites (model/inference.py): BatchNorm folded and channels-last give the same outputs."""
+
 from __future__ import annotations
 
 import copy
@@ -43,9 +44,12 @@ def test_folding_removes_every_batchnorm_and_keeps_the_outputs():
 def test_folding_the_pretrained_encoder():
     pytest.importorskip("efficientnet_lite_pytorch", reason="pip install efficientnet-lite-pytorch (make setup)")
     import dataclasses
+
     cfg = tiny_config()
-    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, encoder="efficientnet_lite0",
-                                                             encoder_pretrained=False, encoder_freeze=4))
+    cfg = dataclasses.replace(
+        cfg,
+        model=dataclasses.replace(cfg.model, encoder="efficientnet_lite0", encoder_pretrained=False, encoder_freeze=4),
+    )
     model = _model_with_running_stats(cfg)
     fast = copy.deepcopy(model)
     assert fold_batchnorm(fast) == sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
@@ -66,8 +70,9 @@ def test_a_checkpoint_predictor_is_optimised_and_predicts_like_the_plain_one(tmp
     fast = Predictor.from_checkpoint(path, device="cpu", score_threshold=0.0, max_objects=8)
     assert fast.optimized and not plain.optimized
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.model.modules())
-    for ga, gb in zip(plain.predict([toy_sample(i)[0] for i in range(3)]),
-                      fast.predict([toy_sample(i)[0] for i in range(3)])):
+    for ga, gb in zip(
+        plain.predict([toy_sample(i)[0] for i in range(3)]), fast.predict([toy_sample(i)[0] for i in range(3)])
+    ):
         assert len(ga.objects) == len(gb.objects) == 8
         sa = sorted(o.score for o in ga.objects)
         sb = sorted(o.score for o in gb.objects)

@@ -1,5 +1,6 @@
 """Aspect-preserving preprocessing (letterbox), bottom crop, and their use by targets, Predictor and
 checkpoints; stretch (the default) stays exactly what it was."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -43,7 +44,7 @@ def test_box_mapping_is_exact_and_invertible(source, mode, crop):
     assert np.allclose(full, g.content, atol=1e-9)
     x0, y0, x1, y1 = g.content
     assert 0 <= x0 < x1 <= INPUT[0] and 0 <= y0 < y1 <= INPUT[1]
-    if mode == "letterbox":   # uniform scale (up to rounding to whole pixels), centred, fits
+    if mode == "letterbox":  # uniform scale (up to rounding to whole pixels), centred, fits
         assert abs(g.sx - g.sy) <= max(1.0 / source[0], 1.0 / g.kept_height) * 1.01
         assert (x1 - x0 == INPUT[0]) or (y1 - y0 == INPUT[1])
         assert abs(x0 - (INPUT[0] - x1)) <= 1 and abs(y0 - (INPUT[1] - y1)) <= 1
@@ -65,8 +66,8 @@ def test_letterbox_image_content_padding_is_zero_and_boxes_follow_the_pixels(sou
     cx0, cy0, cx1, cy1 = g.content
     pad = torch.ones(INPUT[1], INPUT[0], dtype=torch.bool)
     pad[cy0:cy1, cx0:cx1] = False
-    assert pad.any() and (t[0][:, pad] == 0).all()          # padding normalises to exactly 0
-    assert (t[0][:, ~pad] != 0).all()                       # the content is the image (never the mean here)
+    assert pad.any() and (t[0][:, pad] == 0).all()  # padding normalises to exactly 0
+    assert (t[0][:, ~pad] != 0).all()  # the content is the image (never the mean here)
     # the bright rectangle lands where to_input says (within a pixel of area averaging)
     bright = (t[0, 0] > 1.5).nonzero()
     ys, xs = bright[:, 0], bright[:, 1]
@@ -79,21 +80,28 @@ def test_stretch_is_unchanged_from_before():
     rng = np.random.default_rng(0)
     imgs = [rng.integers(0, 255, (900, 1600, 3), dtype=np.uint8), rng.integers(0, 255, (144, 480, 3), dtype=np.uint8)]
     old = np.stack([cv2.resize(imgs[0], INPUT, interpolation=cv2.INTER_AREA), imgs[1]])
-    ref = (torch.from_numpy(old).permute(0, 3, 1, 2).float().div_(255.0) - torch.tensor(MEAN).view(1, 3, 1, 1)) \
-        / torch.tensor(STD).view(1, 3, 1, 1)
+    ref = (
+        torch.from_numpy(old).permute(0, 3, 1, 2).float().div_(255.0) - torch.tensor(MEAN).view(1, 3, 1, 1)
+    ) / torch.tensor(STD).view(1, 3, 1, 1)
     assert torch.equal(images_to_tensor(imgs, INPUT, MEAN, STD), ref)
     assert torch.equal(images_to_tensor(imgs, INPUT, MEAN, STD, resize_mode="stretch"), ref)
     rgb, graph = toy_sample(3)
     t = graph_to_target(graph, INPUT)
-    assert torch.equal(t["boxes"], torch.from_numpy(scale_boxes(np.array([o.box for o in graph.objects], np.float32),
-                                                                (160, 64), INPUT).astype(np.float32)))
+    assert torch.equal(
+        t["boxes"],
+        torch.from_numpy(
+            scale_boxes(np.array([o.box for o in graph.objects], np.float32), (160, 64), INPUT).astype(np.float32)
+        ),
+    )
 
 
 def _graph(boxes, size):
-    objs = [SceneObject("car", 0, tuple(b), 1.0, position=(float(i) - 1.0, 1.5, 5.0 + 3 * i))
-            for i, b in enumerate(boxes)]
-    return SceneGraph(objects=objs, relationships=derive_relationships(objs, VOCAB), image_width=size[0],
-                      image_height=size[1])
+    objs = [
+        SceneObject("car", 0, tuple(b), 1.0, position=(float(i) - 1.0, 1.5, 5.0 + 3 * i)) for i, b in enumerate(boxes)
+    ]
+    return SceneGraph(
+        objects=objs, relationships=derive_relationships(objs, VOCAB), image_width=size[0], image_height=size[1]
+    )
 
 
 def test_crop_bottom_targets_images_and_predictions():
@@ -101,14 +109,15 @@ def test_crop_bottom_targets_images_and_predictions():
     spec = ResizeSpec(INPUT, "letterbox", 0.1)
     g = spec.geometry(size)
     assert g.kept_height == 810
-    boxes = [(100, 100, 300, 300), (500, 700, 700, 850), (900, 820, 1000, 890)]   # fine / straddles / in the band
+    boxes = [(100, 100, 300, 300), (500, 700, 700, 850), (900, 820, 1000, 890)]  # fine / straddles / in the band
     graph = _graph(boxes, size)
     assert len(graph.relationships) >= 2
     t = graph_to_target(graph, INPUT, size, "letterbox", 0.1)
     assert len(t["boxes"]) == 2 and t["labels"].tolist() == [0, 0]
-    assert torch.allclose(t["boxes"][1].double(), torch.from_numpy(spec.to_input(np.array([[500, 700, 700, 810.0]]),
-                                                                                 size)[0]), atol=1e-4)
-    assert (t["relations"][:, :2] < 2).all()                 # relationships of the dropped object are gone
+    assert torch.allclose(
+        t["boxes"][1].double(), torch.from_numpy(spec.to_input(np.array([[500, 700, 700, 810.0]]), size)[0]), atol=1e-4
+    )
+    assert (t["relations"][:, :2] < 2).all()  # relationships of the dropped object are gone
     assert len(t["relations"]) == sum(1 for r in graph.relationships if r.subject != 2 and r.object != 2)
     # the bonnet rows never reach the input: a bright bottom band leaves the tensor untouched
     img = np.full((900, 1600, 3), 90, np.uint8)
@@ -121,8 +130,9 @@ def test_crop_bottom_targets_images_and_predictions():
     gs = ResizeSpec(INPUT, "stretch", 0.1).geometry(size)
     assert gs.content == (0, 0) + INPUT and gs.sy == pytest.approx(INPUT[1] / 810)
     # predictions are clipped out of the dropped band
-    pred = spec.to_source(np.array([[g.content[0] - 5, g.content[3] - 5, g.content[0] + 20, g.content[3] + 9]],
-                                   float), size, clip=True)[0]
+    pred = spec.to_source(
+        np.array([[g.content[0] - 5, g.content[3] - 5, g.content[0] + 20, g.content[3] + 9]], float), size, clip=True
+    )[0]
     assert pred[0] == 0 and pred[3] == 810 and pred[1] < 810
 
 
@@ -133,8 +143,11 @@ def test_collator_letterbox():
     coll = Collator(INPUT, MEAN, STD, resize_mode="letterbox", crop_bottom=0.0)
     batch = coll([(rgb, graph), (rgb, None)])
     spec = ResizeSpec(INPUT, "letterbox")
-    assert torch.allclose(batch["targets"][0]["boxes"].double(),
-                          torch.from_numpy(spec.to_input(np.array([o.box for o in graph.objects]), size)), atol=1e-4)
+    assert torch.allclose(
+        batch["targets"][0]["boxes"].double(),
+        torch.from_numpy(spec.to_input(np.array([o.box for o in graph.objects]), size)),
+        atol=1e-4,
+    )
     x0, _, x1, _ = spec.geometry(size).content
     assert (batch["images"][:, :, :, :x0] == 0).all() and (batch["images"][:, :, :, x1:] == 0).all()
     with pytest.raises(ValueError, match="resize_mode must be one of"):
@@ -148,6 +161,7 @@ def letterbox_toy(tmp_path_factory):
     """A tiny letterbox model trained on 16:9 toy scenes (160x90) at a 160x64 input (~10 s)."""
     from sim2sg_core.model import SGModel
     from sim2sg_core.train.trainer import Trainer
+
     torch.manual_seed(0)
     ds = ToyDataset(8, width=160, height=90)
     cfg = tiny_config(steps=150)
@@ -174,7 +188,7 @@ def test_predictor_letterbox_returns_boxes_in_1600x900_pixels(letterbox_toy):
     hits = total = 0
     for i in range(4):
         rgb, gt = ds[i]
-        big = cv2.resize(rgb, (1600, 900), interpolation=cv2.INTER_NEAREST)     # the same scene, 10x
+        big = cv2.resize(rgb, (1600, 900), interpolation=cv2.INTER_NEAREST)  # the same scene, 10x
         g_small, g_big = pred.predict([rgb, big])
         assert (g_big.image_width, g_big.image_height) == (1600, 900)
         for o in g_big.objects:
@@ -192,6 +206,7 @@ def test_predictor_letterbox_returns_boxes_in_1600x900_pixels(letterbox_toy):
 
 def test_checkpoints_store_the_preprocessing_and_old_ones_read_as_stretch(letterbox_toy, tmp_path):
     from sim2sg_core.train.checkpoint import load_checkpoint
+
     path, _ = letterbox_toy
     ck = load_checkpoint(path)
     assert (ck["resize_mode"], ck["crop_bottom"]) == ("letterbox", 0.0)
@@ -211,6 +226,7 @@ def test_checkpoints_store_the_preprocessing_and_old_ones_read_as_stretch(letter
 
 def test_model_config_rejects_bad_preprocessing():
     from sim2sg_core.train.config import ConfigError, config_from_dict
+
     with pytest.raises(ConfigError, match=r"model\.resize_mode: expected one of 'stretch', 'letterbox', got 'fit'"):
         config_from_dict({"model": {"resize_mode": "fit"}})
     with pytest.raises(ConfigError, match="crop_bottom must be"):

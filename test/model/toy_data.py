@@ -3,6 +3,7 @@
 A pinhole camera over a flat ground sees coloured boxes; labels follow the same geometry and the
 shared relationship rule, so a model that learns them learns the real task in miniature.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,8 +41,9 @@ def toy_sample(seed: int, width: int = 160, height: int = 64, n_objects=(2, 4)):
     for o in sorted(objs, key=lambda o: -o.position[2]):  # far first: near objects occlude
         x1, y1, x2, y2 = (int(round(v)) for v in o.box)
         img[y1:y2, x1:x2] = COLOURS[o.class_name]
-    graph = SceneGraph(objects=objs, relationships=derive_relationships(objs, VOCAB), image_width=width,
-                       image_height=height)
+    graph = SceneGraph(
+        objects=objs, relationships=derive_relationships(objs, VOCAB), image_width=width, image_height=height
+    )
     return img, graph.validate()
 
 
@@ -68,10 +70,27 @@ class ToyDataset:
 
 def tiny_config(**train_overrides):
     from sim2sg_core.train.config import ExperimentConfig, ModelConfig, TrainConfig
-    model = ModelConfig(encoder_channels=(8, 16, 32, 32, 32), feature_channels=32, head_channels=32,
-                        input_width=160, input_height=64, relation_hidden=64, relation_roi_size=3)
-    train = TrainConfig(steps=150, batch_size=8, lr=3e-3, warmup_steps=10, num_workers=0, hflip=False,
-                        checkpoint_every=0, log_every=10, train_images=8)
+
+    model = ModelConfig(
+        encoder_channels=(8, 16, 32, 32, 32),
+        feature_channels=32,
+        head_channels=32,
+        input_width=160,
+        input_height=64,
+        relation_hidden=64,
+        relation_roi_size=3,
+    )
+    train = TrainConfig(
+        steps=150,
+        batch_size=8,
+        lr=3e-3,
+        warmup_steps=10,
+        num_workers=0,
+        hflip=False,
+        checkpoint_every=0,
+        log_every=10,
+        train_images=8,
+    )
     for k, v in train_overrides.items():
         setattr(train, k, v)
     return ExperimentConfig(model=model, train=train)

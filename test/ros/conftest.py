@@ -10,6 +10,7 @@
 * ``tiny_checkpoint``: a freshly initialised (untrained) model saved with the core's
   ``save_checkpoint`` — the real file format, small and fast, when trained weights are not needed.
 """
+
 from __future__ import annotations
 
 import signal
@@ -33,8 +34,17 @@ TEST_IMAGE = (320, 96)
 class NodeProcess:
     """One node in its own OS process; stop() sends SIGINT and returns the exit status."""
 
-    def __init__(self, module: str, params: dict, env: dict, workdir: Path, name: Optional[str] = None,
-                 remappings=(), extra_args=(), namespace: str = ""):
+    def __init__(
+        self,
+        module: str,
+        params: dict,
+        env: dict,
+        workdir: Path,
+        name: Optional[str] = None,
+        remappings=(),
+        extra_args=(),
+        namespace: str = "",
+    ):
         self.module = module
         self.name = name or module
         ns = namespace.strip("/")
@@ -46,8 +56,17 @@ class NodeProcess:
         self.params_file.write_text(yaml.safe_dump({key: {"ros__parameters": params}}))
         self.log_path = workdir / f"{files}.log"
         self._log = open(self.log_path, "w")
-        argv = [sys.executable, "-m", f"sim2sg_ros.{module}", *extra_args, "--ros-args",
-                "-r", f"__node:={self.name}", "--params-file", str(self.params_file)]
+        argv = [
+            sys.executable,
+            "-m",
+            f"sim2sg_ros.{module}",
+            *extra_args,
+            "--ros-args",
+            "-r",
+            f"__node:={self.name}",
+            "--params-file",
+            str(self.params_file),
+        ]
         if ns:
             argv += ["-r", f"__ns:=/{ns}"]
         for src, dst in remappings:
@@ -106,6 +125,7 @@ class RosClient:
 
     def __init__(self, domain_id: int):
         from rclpy.executors import SingleThreadedExecutor
+
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain_id)
         self.node = rclpy.create_node("sim2sg_test_client", context=self.context)
@@ -132,7 +152,7 @@ class RosClient:
 
     def call(self, srv_type, name: str, request, timeout: float = 30.0):
         client = self._clients.get(name)
-        if client is None:   # one client per service, kept: its DDS endpoints stay matched
+        if client is None:  # one client per service, kept: its DDS endpoints stay matched
             client = self._clients[name] = self.node.create_client(srv_type, name)
             assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
         future = client.call_async(request)
@@ -144,6 +164,7 @@ class RosClient:
         """Set parameters through the node's real /set_parameters service; returns the results."""
         from rcl_interfaces.srv import SetParameters
         from rclpy.parameter import Parameter
+
         req = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
         return self.call(SetParameters, f"/{node_name}/set_parameters", req).results
 
@@ -187,8 +208,10 @@ def make_tiny_checkpoint(path: Path, seed: int = 0, input_size=TEST_INPUT) -> st
 @pytest.fixture
 def tiny_checkpoint(tmp_path):
     """``make(name='model.pt', seed=0) -> (path, model_id)`` under the test's tmp dir."""
+
     def make(name: str = "model.pt", seed: int = 0, input_size=TEST_INPUT):
         path = tmp_path / "ckpt" / name
         path.parent.mkdir(exist_ok=True)
         return str(path), make_tiny_checkpoint(path, seed, input_size)
+
     return make

@@ -2,6 +2,7 @@
 
 Usage: python publish_graph.py GRAPH.json STAMP_SEC STAMP_NANOSEC
 """
+
 import json
 import sys
 

@@ -1,4 +1,5 @@
 """A SceneGraph published by one OS process arrives intact in another, over real DDS."""
+
 import json
 import subprocess
 import sys
@@ -16,11 +17,21 @@ def test_scene_graph_crosses_processes_intact(tmp_path, ros_env, graph_factory, 
     graph = graph_factory.make_graph(n_objects, n_rels, seed=7)
     src = tmp_path / "graph.json"
     src.write_text(json.dumps(graph.to_dict()))
-    pub = subprocess.Popen([sys.executable, str(HERE / "publish_graph.py"), str(src), "1700000001", "42"],
-                           env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    pub = subprocess.Popen(
+        [sys.executable, str(HERE / "publish_graph.py"), str(src), "1700000001", "42"],
+        env=ros_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
-        echo = subprocess.run([sys.executable, "-m", "sim2sg_ros.graph_echo", "--json", "--reliable", "--count", "1",
-                               "--timeout", "60"], env=ros_env, capture_output=True, text=True, timeout=90)
+        echo = subprocess.run(
+            [sys.executable, "-m", "sim2sg_ros.graph_echo", "--json", "--reliable", "--count", "1", "--timeout", "60"],
+            env=ros_env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
     finally:
         pub.terminate()
         pub_out = pub.communicate(timeout=20)[0]
@@ -42,12 +53,21 @@ def test_different_domains_do_not_cross(tmp_path, ros_env, another_ros_domain_id
     """The per-test domain isolation is real: a subscriber on another domain hears nothing."""
     src = tmp_path / "graph.json"
     src.write_text(json.dumps(graph_factory.make_graph(1, 0).to_dict()))
-    pub = subprocess.Popen([sys.executable, str(HERE / "publish_graph.py"), str(src), "1", "0"], env=ros_env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pub = subprocess.Popen(
+        [sys.executable, str(HERE / "publish_graph.py"), str(src), "1", "0"],
+        env=ros_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     other = dict(ros_env, ROS_DOMAIN_ID=str(another_ros_domain_id))
     try:
-        echo = subprocess.run([sys.executable, "-m", "sim2sg_ros.graph_echo", "--json", "--reliable", "--count", "1",
-                               "--timeout", "4"], env=other, capture_output=True, text=True, timeout=60)
+        echo = subprocess.run(
+            [sys.executable, "-m", "sim2sg_ros.graph_echo", "--json", "--reliable", "--count", "1", "--timeout", "4"],
+            env=other,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         pub.terminate()
         pub.wait(timeout=20)

@@ -1,4 +1,5 @@
 """sensor_msgs Image / CompressedImage ↔ RGB numpy, through real message objects (no DDS needed)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,11 +17,13 @@ from sim2sg_ros import conversions  # noqa: E402
 def rgb():
     """A real simulator frame (colours, edges) cropped odd-sized, so row padding and channel order matter."""
     from sim2sg_core.sim import Simulator
+
     return np.ascontiguousarray(Simulator(env="drive", domain="target", seed=1).sample(0).image[40:101, 100:333])
 
 
 def _gray(rgb):
     import cv2
+
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 
@@ -55,8 +58,8 @@ def test_numpy_path_mono_replicates_gray(rgb, encoding):
 
 
 def test_16bit_big_endian_and_padded_rows():
-    vals = np.array([[0, 257 * 128, 65535]], dtype=">u2")          # 1x3 mono16, big endian
-    step = 3 * 2 + 4                                                # 4 bytes of row padding
+    vals = np.array([[0, 257 * 128, 65535]], dtype=">u2")  # 1x3 mono16, big endian
+    step = 3 * 2 + 4  # 4 bytes of row padding
     data = vals.tobytes() + b"\x00" * 4
     m = Image(height=1, width=3, encoding="mono16", is_bigendian=1, step=step, data=data)
     out = conversions.image_msg_to_rgb(m, backend="numpy")
@@ -77,27 +80,31 @@ def test_compressed_round_trip(rgb, fmt):
 
 def test_header_is_copied(rgb):
     from std_msgs.msg import Header
+
     h = Header(frame_id="cam")
     h.stamp.sec, h.stamp.nanosec = 12, 34
     for msg in (conversions.rgb_to_image_msg(rgb, "rgb8", h), conversions.rgb_to_compressed_msg(rgb, "png", h)):
         assert (msg.header.frame_id, msg.header.stamp.sec, msg.header.stamp.nanosec) == ("cam", 12, 34)
 
 
-@pytest.mark.parametrize("make,fragment", [
-    (lambda d, h, w: Image(height=h, width=w, encoding="yuv422", step=w * 2, data=d[: h * w * 2]), "unsupported"),
-    (lambda d, h, w: Image(height=h, width=w, encoding="rgb8", step=w * 3 - 3, data=d), "step"),
-    (lambda d, h, w: Image(height=h, width=w, encoding="rgb8", step=w * 3, data=d[:-7]), "truncated"),
-    (lambda d, h, w: Image(height=h, width=w, encoding="rgb8", step=w * 3, data=b""), "empty"),
-    (lambda d, h, w: Image(height=0, width=0, encoding="rgb8", step=0, data=b""), "empty"),
-    (lambda d, h, w: CompressedImage(format="jpeg", data=b"\xff\xd8\xff garbage"), "cannot decode"),
-    (lambda d, h, w: CompressedImage(format="jpeg", data=b""), "empty"),
-])
+@pytest.mark.parametrize(
+    "make,fragment",
+    [
+        (lambda d, h, w: Image(height=h, width=w, encoding="yuv422", step=w * 2, data=d[: h * w * 2]), "unsupported"),
+        (lambda d, h, w: Image(height=h, width=w, encoding="rgb8", step=w * 3 - 3, data=d), "step"),
+        (lambda d, h, w: Image(height=h, width=w, encoding="rgb8", step=w * 3, data=d[:-7]), "truncated"),
+        (lambda d, h, w: Image(height=h, width=w, encoding="rgb8", step=w * 3, data=b""), "empty"),
+        (lambda d, h, w: Image(height=0, width=0, encoding="rgb8", step=0, data=b""), "empty"),
+        (lambda d, h, w: CompressedImage(format="jpeg", data=b"\xff\xd8\xff garbage"), "cannot decode"),
+        (lambda d, h, w: CompressedImage(format="jpeg", data=b""), "empty"),
+    ],
+)
 def test_bad_frames_raise_image_decode_error(rgb, make, fragment):
     h, w = rgb.shape[:2]
     msg = make(rgb.tobytes(), h, w)
     with pytest.raises(ImageDecodeError, match=fragment):
         conversions.image_msg_to_rgb(msg, backend="numpy")
-    assert issubclass(ImageDecodeError, ValueError)   # the node catches ValueError for every bad frame
+    assert issubclass(ImageDecodeError, ValueError)  # the node catches ValueError for every bad frame
 
 
 def test_unknown_backend_is_refused(rgb):
@@ -105,27 +112,32 @@ def test_unknown_backend_is_refused(rgb):
         conversions.image_msg_to_rgb(conversions.rgb_to_image_msg(rgb), backend="magic")
 
 
-@pytest.mark.skipif(conversions.cv_bridge_available(),
-                    reason="cv_bridge importable: the cv_bridge tests below cover that environment")
+@pytest.mark.skipif(
+    conversions.cv_bridge_available(), reason="cv_bridge importable: the cv_bridge tests below cover that environment"
+)
 def test_cv_bridge_requested_but_missing_is_a_clear_error(rgb):
     with pytest.raises(RuntimeError, match="cv_bridge is not importable"):
         conversions.image_msg_to_rgb(conversions.rgb_to_image_msg(rgb), backend="cv_bridge")
 
 
-needs_bridge = pytest.mark.skipif(not conversions.cv_bridge_available(),
-                                  reason="cv_bridge is not importable here (not on PyPI; a stock ROS 2 install "
-                                         "has it); the NumPy path above is what runs in this environment")
+needs_bridge = pytest.mark.skipif(
+    not conversions.cv_bridge_available(),
+    reason="cv_bridge is not importable here (not on PyPI; a stock ROS 2 install "
+    "has it); the NumPy path above is what runs in this environment",
+)
 
 
 @needs_bridge
 @pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8", "bgra8", "mono8"])
 def test_cv_bridge_path_matches_numpy_path(rgb, encoding):
     msg = conversions.rgb_to_image_msg(rgb, encoding, backend="numpy")
-    np.testing.assert_array_equal(conversions.image_msg_to_rgb(msg, backend="cv_bridge"),
-                                  conversions.image_msg_to_rgb(msg, backend="numpy"))
+    np.testing.assert_array_equal(
+        conversions.image_msg_to_rgb(msg, backend="cv_bridge"), conversions.image_msg_to_rgb(msg, backend="numpy")
+    )
     back = conversions.rgb_to_image_msg(rgb, encoding, backend="cv_bridge")
-    np.testing.assert_array_equal(conversions.image_msg_to_rgb(back, backend="numpy"),
-                                  conversions.image_msg_to_rgb(msg, backend="numpy"))
+    np.testing.assert_array_equal(
+        conversions.image_msg_to_rgb(back, backend="numpy"), conversions.image_msg_to_rgb(msg, backend="numpy")
+    )
 
 
 @needs_bridge
@@ -136,5 +148,6 @@ def test_cv_bridge_path_compressed_and_bad_frames(rgb):
         conversions.image_msg_to_rgb(CompressedImage(format="jpeg", data=b"\xff\xd8 garbage"), backend="cv_bridge")
     h, w = rgb.shape[:2]
     with pytest.raises(ImageDecodeError):
-        conversions.image_msg_to_rgb(Image(height=h, width=w, encoding="rgb8", step=w * 3, data=b""),
-                                     backend="cv_bridge")
+        conversions.image_msg_to_rgb(
+            Image(height=h, width=w, encoding="rgb8", step=w * 3, data=b""), backend="cv_bridge"
+        )

@@ -1,4 +1,5 @@
 """Launch files (with the real launch_ros where importable) and the launch-free bring-up."""
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,14 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy not importable: run `make set
 
 from sim2sg_ros import bringup  # noqa: E402
 from sim2sg_ros.topics import IMAGE_TOPIC  # noqa: E402
-from sim2sg_ros.params import (ADAPTATION_PARAMS, PERCEPTION_PARAMS, SIM_CAMERA_PARAMS,  # noqa: E402
-                               read_params_yaml, spec_map, validate)
+from sim2sg_ros.params import (  # noqa: E402
+    ADAPTATION_PARAMS,
+    PERCEPTION_PARAMS,
+    SIM_CAMERA_PARAMS,
+    read_params_yaml,
+    spec_map,
+    validate,
+)
 
 pytestmark = pytest.mark.ros
 
@@ -29,11 +36,15 @@ CONFIG = REPO / "config"
 
 # ------------------------------------------------------------------ config files and parameter tables
 
-@pytest.mark.parametrize("yaml_name,node,specs", [
-    ("perception.yaml", "perception_node", PERCEPTION_PARAMS),
-    ("perception.yaml", "sim_camera_node", SIM_CAMERA_PARAMS),
-    ("adaptation.yaml", "adaptation_node", ADAPTATION_PARAMS),
-])
+
+@pytest.mark.parametrize(
+    "yaml_name,node,specs",
+    [
+        ("perception.yaml", "perception_node", PERCEPTION_PARAMS),
+        ("perception.yaml", "sim_camera_node", SIM_CAMERA_PARAMS),
+        ("adaptation.yaml", "adaptation_node", ADAPTATION_PARAMS),
+    ],
+)
 def test_shipped_yaml_keys_are_declared_parameters_with_valid_values(yaml_name, node, specs):
     values = read_params_yaml(CONFIG / yaml_name, node)
     assert values, f"{yaml_name} has no ros__parameters for {node}"
@@ -41,8 +52,9 @@ def test_shipped_yaml_keys_are_declared_parameters_with_valid_values(yaml_name, 
     for k, v in values.items():
         assert k in table, f"{yaml_name}: {node}.{k} is not a declared parameter"
         assert validate(table[k], v) is None, validate(table[k], v)
-        assert type(v) is type(table[k].default) or (isinstance(v, (int, float)) and isinstance(table[k].default,
-                                                                                                   float)), k
+        assert type(v) is type(table[k].default) or (
+            isinstance(v, (int, float)) and isinstance(table[k].default, float)
+        ), k
 
 
 def test_parameter_validation_rejects_out_of_range_and_unknown_choices():
@@ -74,6 +86,7 @@ def test_params_yaml_errors_name_the_file(tmp_path):
 
 # ------------------------------------------------------------------ bring-up without launch
 
+
 def _launch_arguments(launch_file: Path) -> dict:
     """``{name: choices or None}`` of every DeclareLaunchArgument in a launch file, read from its source (the
     real launch package is not on PyPI, so the file cannot always be imported)."""
@@ -95,7 +108,7 @@ def test_bringup_takes_the_perception_launch_files_arguments():
     options["params_file"] = options.pop("params")
     assert set(options) == set(launch_args)
     for name, choices in launch_args.items():
-        if choices == ["true", "false"]:     # a launch boolean is a bring-up flag
+        if choices == ["true", "false"]:  # a launch boolean is a bring-up flag
             assert isinstance(options[name], argparse._StoreTrueAction), name
         elif choices is not None:
             assert tuple(options[name].choices) == tuple(choices), name
@@ -104,9 +117,15 @@ def test_bringup_takes_the_perception_launch_files_arguments():
 
 
 def test_bringup_commands_match_the_launch_arguments(tmp_path):
-    cmds = bringup.perception_commands(str(CONFIG / "perception.yaml"), image_topic="/front/image",
-                                       checkpoint="m.pt", device="cpu", backend="onnxruntime",
-                                       use_sim_camera=True, sim_domain="target2")
+    cmds = bringup.perception_commands(
+        str(CONFIG / "perception.yaml"),
+        image_topic="/front/image",
+        checkpoint="m.pt",
+        device="cpu",
+        backend="onnxruntime",
+        use_sim_camera=True,
+        sim_domain="target2",
+    )
     assert [c.name for c in cmds] == ["sim_camera_node", "perception_node"]
     cam, per = (c.argv() for c in cmds)
     for argv in (cam, per):
@@ -123,6 +142,7 @@ def test_bringup_commands_match_the_launch_arguments(tmp_path):
 def test_bringup_runs_sim_camera_and_perception_and_forwards_sigint(tmp_path, node_env, ros_client, tiny_checkpoint):
     """`python -m sim2sg_ros.bringup perception --use-sim-camera`: graphs arrive; SIGINT stops every node."""
     from sim2sg_ros.msg import SceneGraph
+
     ckpt, model_id = tiny_checkpoint()
     params = yaml.safe_load((CONFIG / "perception.yaml").read_text())
     params["perception_node"]["ros__parameters"].update(num_threads=1, checkpoint="will be overridden")
@@ -132,9 +152,26 @@ def test_bringup_runs_sim_camera_and_perception_and_forwards_sigint(tmp_path, no
     graphs = []
     ros_client.node.create_subscription(SceneGraph, "/scene_graph", graphs.append, 10)
     log = open(tmp_path / "bringup.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "sim2sg_ros.bringup", "perception", "--params", str(pfile),
-                             "--checkpoint", ckpt, "--use-sim-camera", "--sim-domain", "target2",
-                             "--image-topic", "/front/image"], env=node_env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sim2sg_ros.bringup",
+            "perception",
+            "--params",
+            str(pfile),
+            "--checkpoint",
+            ckpt,
+            "--use-sim-camera",
+            "--sim-domain",
+            "target2",
+            "--image-topic",
+            "/front/image",
+        ],
+        env=node_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         ok = ros_client.spin_until(lambda: len(graphs) >= 3 or proc.poll() is not None, 120)
         assert ok and proc.poll() is None, (tmp_path / "bringup.log").read_text()[-3000:]
@@ -179,16 +216,21 @@ def _state(pid: int) -> str:
 
 # ------------------------------------------------------------------ launch files with the real launch_ros
 
+
 def _real_launch():
     try:
         import launch
         import launch_ros  # noqa: F401
     except ImportError as exc:
-        pytest.skip(f"launch / launch_ros are not importable ({exc}): they are not on PyPI, so no ROS 2 launch "
-                    "here; on a stock Jazzy install (source /opt/ros/jazzy/setup.bash) this test runs")
+        pytest.skip(
+            f"launch / launch_ros are not importable ({exc}): they are not on PyPI, so no ROS 2 launch "
+            "here; on a stock Jazzy install (source /opt/ros/jazzy/setup.bash) this test runs"
+        )
     if not hasattr(launch, "LaunchDescription"):
-        pytest.skip("only this repository's launch/ folder is importable as `launch` (a namespace package); "
-                    "the real launch package is not installed")
+        pytest.skip(
+            "only this repository's launch/ folder is importable as `launch` (a namespace package); "
+            "the real launch package is not installed"
+        )
     return launch
 
 
@@ -204,6 +246,7 @@ def _expand(ld, args: dict):
     launch = _real_launch()
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
     from launch_ros.actions import Node
+
     ctx = launch.LaunchContext()
     for k, v in args.items():
         ctx.launch_configurations[k] = v
@@ -238,15 +281,24 @@ def test_perception_launch_file_with_real_launch_ros(tmp_path):
     ld = _load_launch("perception.launch.py")
     declared, nodes, _ = _expand(ld, {})
     assert set(declared) >= {"params_file", "image_topic", "checkpoint", "device", "use_sim_camera", "sim_domain"}
-    assert [(n.node_package, n.node_executable, n.node_name.rsplit("/", 1)[-1]) for n in nodes] == \
-        [("sim2sg_ros", "perception_node", "perception_node")]
+    assert [(n.node_package, n.node_executable, n.node_name.rsplit("/", 1)[-1]) for n in nodes] == [
+        ("sim2sg_ros", "perception_node", "perception_node")
+    ]
     p = _params_of(nodes[0])
-    assert p == read_params_yaml(CONFIG / "perception.yaml", "perception_node")   # defaults: the shipped YAML
+    assert p == read_params_yaml(CONFIG / "perception.yaml", "perception_node")  # defaults: the shipped YAML
 
     ld = _load_launch("perception.launch.py")
-    _, nodes, _ = _expand(ld, {"params_file": str(CONFIG / "perception.yaml"), "image_topic": "/front/image",
-                               "checkpoint": "/models/m.pt", "device": "cpu", "use_sim_camera": "true",
-                               "sim_domain": "target2"})
+    _, nodes, _ = _expand(
+        ld,
+        {
+            "params_file": str(CONFIG / "perception.yaml"),
+            "image_topic": "/front/image",
+            "checkpoint": "/models/m.pt",
+            "device": "cpu",
+            "use_sim_camera": "true",
+            "sim_domain": "target2",
+        },
+    )
     assert [n.node_executable for n in nodes] == ["sim_camera_node", "perception_node"]
     cam, per = nodes
     assert per.expanded_remapping_rules == [(IMAGE_TOPIC, "/front/image")]
@@ -256,9 +308,14 @@ def test_perception_launch_file_with_real_launch_ros(tmp_path):
     assert pp["score_threshold"] == read_params_yaml(CONFIG / "perception.yaml", "perception_node")["score_threshold"]
     assert cp["domain"] == "target2" and cp["env"] == "drive"
     # the bring-up builds the same processes for the same arguments
-    cmds = bringup.perception_commands(str(CONFIG / "perception.yaml"), image_topic="/front/image",
-                                       checkpoint="/models/m.pt", device="cpu", use_sim_camera=True,
-                                       sim_domain="target2")
+    cmds = bringup.perception_commands(
+        str(CONFIG / "perception.yaml"),
+        image_topic="/front/image",
+        checkpoint="/models/m.pt",
+        device="cpu",
+        use_sim_camera=True,
+        sim_domain="target2",
+    )
     assert [c.name for c in cmds] == [n.node_executable for n in nodes]
     assert cmds[1].overrides == {"checkpoint": "/models/m.pt", "device": "cpu"}
 
@@ -273,11 +330,13 @@ def test_perception_launch_rejects_a_bad_device_choice():
 def test_adaptation_launch_file_with_real_launch_ros():
     _real_launch()
     ld = _load_launch("adaptation.launch.py")
-    declared, nodes, _ = _expand(ld, {"bags": "['/data/a', '/data/b']", "init_checkpoint": "/m/src.pt",
-                                      "output_checkpoint": "/m/out.pt"})
+    declared, nodes, _ = _expand(
+        ld, {"bags": "['/data/a', '/data/b']", "init_checkpoint": "/m/src.pt", "output_checkpoint": "/m/out.pt"}
+    )
     assert {"params_file", "bags", "topic", "init_checkpoint", "output_checkpoint"} <= set(declared)
-    assert [(n.node_executable, n.node_name.rsplit("/", 1)[-1]) for n in nodes] == \
-        [("adaptation_node", "adaptation_node")]
+    assert [(n.node_executable, n.node_name.rsplit("/", 1)[-1]) for n in nodes] == [
+        ("adaptation_node", "adaptation_node")
+    ]
     p = _params_of(nodes[0])
     assert list(p["bags"]) == ["/data/a", "/data/b"] and p["init_checkpoint"] == "/m/src.pt"
     assert p["output_checkpoint"] == "/m/out.pt" and p["topic"] == "/camera/image_raw"
@@ -301,6 +360,7 @@ def test_perception_launch_runs_for_real(tmp_path, node_env, ros_client, tiny_ch
     executables; graphs arrive; SIGINT shuts everything down."""
     _real_launch()
     from sim2sg_ros.msg import SceneGraph
+
     ckpt, model_id = tiny_checkpoint()
     params = yaml.safe_load((CONFIG / "perception.yaml").read_text())
     params["perception_node"]["ros__parameters"].update(num_threads=1)
@@ -310,9 +370,20 @@ def test_perception_launch_runs_for_real(tmp_path, node_env, ros_client, tiny_ch
     graphs = []
     ros_client.node.create_subscription(SceneGraph, "/scene_graph", graphs.append, 10)
     log = open(tmp_path / "launch.log", "w")
-    proc = subprocess.Popen([sys.executable, "-c", LAUNCH_RUNNER, str(LAUNCH_DIR / "perception.launch.py"),
-                             f"params_file:={pfile}", f"checkpoint:={ckpt}", "use_sim_camera:=true"],
-                            env=node_env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            LAUNCH_RUNNER,
+            str(LAUNCH_DIR / "perception.launch.py"),
+            f"params_file:={pfile}",
+            f"checkpoint:={ckpt}",
+            "use_sim_camera:=true",
+        ],
+        env=node_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         ok = ros_client.spin_until(lambda: len(graphs) >= 3 or proc.poll() is not None, 120)
         assert ok and proc.poll() is None, (tmp_path / "launch.log").read_text()[-3000:]

@@ -1,11 +1,13 @@
 """SceneGraph dataclass <-> rosidl message, through real CDR serialization."""
+
 import math
 
 import numpy as np
 import pytest
 
-rclpy_serialization = pytest.importorskip("rclpy.serialization", reason="rclpy not importable: run `make setup` "
-                                          "and `source scripts/env.sh`")
+rclpy_serialization = pytest.importorskip(
+    "rclpy.serialization", reason="rclpy not importable: run `make setup` and `source scripts/env.sh`"
+)
 from sim2sg_core.scene_graph import Relationship, SceneGraphError  # noqa: E402
 from sim2sg_ros.conversions import msg_to_scene_graph, scene_graph_to_msg  # noqa: E402
 from sim2sg_ros.msg import SceneGraph as SceneGraphMsg  # noqa: E402
@@ -26,8 +28,12 @@ def assert_same_graph(a, b):
         assert ob.score == f32(oa.score)
         assert ob.position == (None if oa.position is None else tuple(oa.position))
     for ra, rb in zip(a.relationships, b.relationships):
-        assert (ra.subject, ra.object, ra.predicate, ra.predicate_id) == (rb.subject, rb.object, rb.predicate,
-                                                                          rb.predicate_id)
+        assert (ra.subject, ra.object, ra.predicate, ra.predicate_id) == (
+            rb.subject,
+            rb.object,
+            rb.predicate,
+            rb.predicate_id,
+        )
         assert rb.score == f32(ra.score)
     assert b.vocab == a.vocab
 

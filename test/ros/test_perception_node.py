@@ -1,4 +1,5 @@
 """perception_node end to end: separate OS processes over real DDS, each test on its own domain id."""
+
 from __future__ import annotations
 
 import math
@@ -25,15 +26,28 @@ BEST_EFFORT = QoSProfile(depth=50, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
 def _perception_params(checkpoint: str, **kw) -> dict:
-    p = {"checkpoint": checkpoint, "device": "cpu", "num_threads": 1, "diagnostics_period": 0.3,
-         "reload_poll_period": 0.2}
+    p = {
+        "checkpoint": checkpoint,
+        "device": "cpu",
+        "num_threads": 1,
+        "diagnostics_period": 0.3,
+        "reload_poll_period": 0.2,
+    }
     p.update(kw)
     return p
 
 
 def _camera_params(stamp_log, **kw) -> dict:
-    p = {"env": "drive", "domain": "target", "seed": 3, "rate": 8.0, "width": W, "height": H, "cache_frames": 6,
-         "stamp_log": str(stamp_log)}
+    p = {
+        "env": "drive",
+        "domain": "target",
+        "seed": 3,
+        "rate": 8.0,
+        "width": W,
+        "height": H,
+        "cache_frames": 6,
+        "stamp_log": str(stamp_log),
+    }
     p.update(kw)
     return p
 
@@ -55,9 +69,12 @@ class Collector:
         self.graphs, self.diags, self.debug = [], [], []
         n = client.node
         n.create_subscription(SceneGraphMsg, "/scene_graph", self.graphs.append, graph_qos)
-        n.create_subscription(DiagnosticArray, "/diagnostics",
-                              lambda m: self.diags.extend(s for s in m.status if s.name.startswith("perception_node")),
-                              10)
+        n.create_subscription(
+            DiagnosticArray,
+            "/diagnostics",
+            lambda m: self.diags.extend(s for s in m.status if s.name.startswith("perception_node")),
+            10,
+        )
         if debug:
             n.create_subscription(Image, "/perception_node/debug_image", self.debug.append, 10)
 
@@ -68,20 +85,26 @@ class Collector:
         return self.graphs[n0:]
 
 
-def test_sim_camera_to_perception_stamps_positions_parameters_diagnostics(node_procs, ros_client, tiny_checkpoint,
-                                                                           tmp_path):
+def test_sim_camera_to_perception_stamps_positions_parameters_diagnostics(
+    node_procs, ros_client, tiny_checkpoint, tmp_path
+):
     """Sim camera (bgr8) → perception → this process: stamps match the images, ground positions are
     the back-projected box bottoms, thresholds change at run time, bad values are refused."""
     from sim2sg_core.sim import Simulator
+
     ckpt, model_id = tiny_checkpoint()
     stamp_log = tmp_path / "stamps.txt"
     col = Collector(ros_client, debug=True)
     cam = node_procs("sim_camera_node", _camera_params(stamp_log, encoding="bgr8"))
-    per = node_procs("perception_node", _perception_params(ckpt, score_threshold=0.0, max_objects=6,
-                                                          camera_height=1.65, camera_pitch=0.0))
-    assert ros_client.spin_until(lambda: len(col.graphs) >= 6 and col.debug and any(
-        o.position_valid for o in col.graphs[-1].objects), 120, watch=[cam, per]), \
-        f"got {len(col.graphs)} graphs, {len(col.debug)} debug images\n{per.log()[-3000:]}"
+    per = node_procs(
+        "perception_node",
+        _perception_params(ckpt, score_threshold=0.0, max_objects=6, camera_height=1.65, camera_pitch=0.0),
+    )
+    assert ros_client.spin_until(
+        lambda: len(col.graphs) >= 6 and col.debug and any(o.position_valid for o in col.graphs[-1].objects),
+        120,
+        watch=[cam, per],
+    ), f"got {len(col.graphs)} graphs, {len(col.debug)} debug images\n{per.log()[-3000:]}"
 
     stamps = _read_stamps(stamp_log)
     camera = Simulator(env="drive", domain="target", seed=3, image_size=(W, H)).camera
@@ -102,7 +125,7 @@ def test_sim_camera_to_perception_stamps_positions_parameters_diagnostics(node_p
             u, v = (o.x_min + o.x_max) / 2.0, o.y_max
             if k < first_with_info:
                 continue
-            if v > camera.cy + 1.0:     # below the horizon: must be on the ground, projecting back onto the box
+            if v > camera.cy + 1.0:  # below the horizon: must be on the ground, projecting back onto the box
                 assert o.position_valid
                 p = o.position
                 assert p.y == pytest.approx(1.65) and p.z > 0
@@ -123,6 +146,7 @@ def test_sim_camera_to_perception_stamps_positions_parameters_diagnostics(node_p
     assert not res[0].successful, "device is read-only at run time"
     res = ros_client.set_parameters("perception_node", checkpoint=str(tmp_path / "missing.pt"))
     assert not res[0].successful and "does not exist" in res[0].reason
+
     def graphs_of_images_after(t_ns):
         # images stamped after the change were processed with the new values
         return [g for g in col.graphs if ros_client.stamp_ns(g.header.stamp) > t_ns]
@@ -136,8 +160,9 @@ def test_sim_camera_to_perception_stamps_positions_parameters_diagnostics(node_p
     assert res[0].successful
     t_set = time.time_ns()
     assert ros_client.spin_until(lambda: len(graphs_of_images_after(t_set)) >= 3, 60, watch=[per])
-    assert all(len(g.objects) == 0 for g in graphs_of_images_after(t_set)), \
+    assert all(len(g.objects) == 0 for g in graphs_of_images_after(t_set)), (
         "score_threshold=1.0 must remove every object"
+    )
 
     assert ros_client.spin_until(lambda: int(col.last_diag().get("frames_published", 0)) >= 8, 30, watch=[per])
     d = col.last_diag()
@@ -180,6 +205,7 @@ def test_compressed_path_survives_undecodable_jpeg(node_procs, ros_client, tiny_
 
 def _good_image(rgb, stamp_sec):
     from sim2sg_ros.conversions import rgb_to_image_msg
+
     m = rgb_to_image_msg(rgb, "rgb8")
     m.header.stamp.sec = stamp_sec
     m.header.frame_id = "cam"
@@ -191,12 +217,12 @@ def _bad_images(rgb):
     h, w = rgb.shape[:2]
     data = rgb.tobytes()
     frames = [
-        Image(height=h, width=w, encoding="32FC3", step=w * 12, data=bytes(h * w * 12)),     # unsupported encoding
-        Image(height=h, width=w, encoding="rgb8", step=w * 3 - 1, data=data),               # step < width * 3
+        Image(height=h, width=w, encoding="32FC3", step=w * 12, data=bytes(h * w * 12)),  # unsupported encoding
+        Image(height=h, width=w, encoding="rgb8", step=w * 3 - 1, data=data),  # step < width * 3
         Image(height=h, width=w, encoding="rgb8", step=w * 3, data=data[: len(data) // 2]),  # data too short
-        Image(height=h, width=w, encoding="rgb8", step=w * 3, data=b""),                    # empty data
-        Image(height=0, width=0, encoding="rgb8", step=0, data=b""),                        # empty image
-        Image(height=h, width=w, encoding="", step=w * 3, data=data),                       # no encoding
+        Image(height=h, width=w, encoding="rgb8", step=w * 3, data=b""),  # empty data
+        Image(height=0, width=0, encoding="rgb8", step=0, data=b""),  # empty image
+        Image(height=h, width=w, encoding="", step=w * 3, data=data),  # no encoding
     ]
     for k, f in enumerate(frames):
         f.header.stamp.sec = 1000 + k
@@ -207,27 +233,30 @@ def test_bad_frames_are_rejected_counted_and_the_node_lives_on(node_procs, ros_c
     """Good and bad raw frames interleaved (reliable QoS, lock-step so nothing is dropped): every good
     frame yields exactly one graph with its stamp, every bad one is counted in /diagnostics."""
     from sim2sg_core.sim import Simulator
+
     ckpt, model_id = tiny_checkpoint()
     sim = Simulator(env="drive", domain="target", seed=5, image_size=(W, H))
     rgb = sim.sample(0).image
     col = Collector(ros_client, graph_qos=RELIABLE)
-    per = node_procs("perception_node", _perception_params(ckpt, reliable=True, qos_depth=10,
-                                                          use_camera_info=False))
+    per = node_procs("perception_node", _perception_params(ckpt, reliable=True, qos_depth=10, use_camera_info=False))
     pub = ros_client.node.create_publisher(Image, "/camera/image_raw", RELIABLE)
-    assert ros_client.spin_until(lambda: pub.get_subscription_count() >= 1 and col.diags, 60, watch=[per]), \
-        per.log()[-3000:]
+    assert ros_client.spin_until(lambda: pub.get_subscription_count() >= 1 and col.diags, 60, watch=[per]), per.log()[
+        -3000:
+    ]
 
     good_stamps, n_bad = [], 0
     for k, bad in enumerate(_bad_images(rgb)):
         stamp = 10 + k
         pub.publish(_good_image(sim.sample(k).image, stamp))
         good_stamps.append(stamp)
-        assert ros_client.spin_until(lambda stamp=stamp: any(g.header.stamp.sec == stamp for g in col.graphs), 60,
-                                     watch=[per]), f"good frame {stamp} got no graph\n{per.log()[-3000:]}"
+        assert ros_client.spin_until(
+            lambda stamp=stamp: any(g.header.stamp.sec == stamp for g in col.graphs), 60, watch=[per]
+        ), f"good frame {stamp} got no graph\n{per.log()[-3000:]}"
         pub.publish(bad)
         n_bad += 1
-        assert ros_client.spin_until(lambda n_bad=n_bad: int(col.last_diag().get("frames_rejected", -1)) == n_bad, 30,
-                                     watch=[per]), f"bad frame {k} ({bad.encoding!r}) not counted: {col.last_diag()}"
+        assert ros_client.spin_until(
+            lambda n_bad=n_bad: int(col.last_diag().get("frames_rejected", -1)) == n_bad, 30, watch=[per]
+        ), f"bad frame {k} ({bad.encoding!r}) not counted: {col.last_diag()}"
     stamp = 99
     pub.publish(_good_image(rgb, stamp))
     assert ros_client.spin_until(lambda: any(g.header.stamp.sec == stamp for g in col.graphs), 60, watch=[per])
@@ -247,11 +276,12 @@ def test_bad_frames_are_rejected_counted_and_the_node_lives_on(node_procs, ros_c
     for s in burst:
         pub.publish(_good_image(rgb, s))
     assert ros_client.spin_until(lambda: any(g.header.stamp.sec == burst[-1] for g in col.graphs), 60, watch=[per])
-    assert ros_client.spin_until(lambda: int(col.last_diag().get("frames_published", 0)) == len(col.graphs), 30,
-                                 watch=[per])
+    assert ros_client.spin_until(
+        lambda: int(col.last_diag().get("frames_published", 0)) == len(col.graphs), 30, watch=[per]
+    )
     d = col.last_diag()
     out_burst = [g.header.stamp.sec for g in col.graphs[n_before:]]
-    assert out_burst == sorted(out_burst) and set(out_burst) <= set(burst)   # in order, no stale re-ordering
+    assert out_burst == sorted(out_burst) and set(out_burst) <= set(burst)  # in order, no stale re-ordering
     # (DDS itself may already discard part of a burst beyond the subscription's depth of 10)
     received = int(d["frames_received"])
     assert len(good_stamps) + n_bad < received <= len(good_stamps) + n_bad + len(burst)
@@ -267,13 +297,13 @@ def test_hot_reload_swaps_models_and_survives_a_corrupt_file(node_procs, ros_cli
     stamp_log = tmp_path / "stamps.txt"
     cam = node_procs("sim_camera_node", _camera_params(stamp_log, rate=6.0, cache_frames=3))
     per = node_procs("perception_node", _perception_params(ckpt))
-    assert ros_client.spin_until(lambda: any(g.model_id == id_a for g in col.graphs), 120, watch=[cam, per]), \
-        per.log()[-3000:]
+    assert ros_client.spin_until(lambda: any(g.model_id == id_a for g in col.graphs), 120, watch=[cam, per]), per.log()[
+        -3000:
+    ]
 
     def wait_model(mid, timeout=60):
         n0 = len(col.graphs)
-        return ros_client.spin_until(lambda: any(g.model_id == mid for g in col.graphs[n0:]), timeout,
-                                     watch=[cam, per])
+        return ros_client.spin_until(lambda: any(g.model_id == mid for g in col.graphs[n0:]), timeout, watch=[cam, per])
 
     # 1. the file is replaced (atomic rename, as save_checkpoint does) → picked up by the poll.
     #    model ids are "<dir>/<stem>@<hash>"; the stem of b.pt differs, so copy its weights under model.pt.
@@ -305,6 +335,7 @@ def test_hot_reload_swaps_models_and_survives_a_corrupt_file(node_procs, ros_cli
 def _replace_with(target: str, source) -> str:
     """Atomically replace ``target`` by a copy of checkpoint ``source``; return the model id it gets there."""
     from sim2sg_core.train.checkpoint import load_checkpoint
+
     tmp = target + ".incoming"
     with open(source, "rb") as s, open(tmp, "wb") as d:
         d.write(s.read())
@@ -317,6 +348,7 @@ def test_onnx_model_serves_and_hot_reloads_when_re_exported(node_procs, ros_clie
     model over it (relation graph first, then the main file, as export_onnx writes) swaps the model."""
     pytest.importorskip("onnxruntime", reason="pip install onnxruntime (make setup)")
     from sim2sg_core.model.onnx_backend import export_onnx, read_onnx_metadata
+
     ckpt_a, _ = tiny_checkpoint("a.pt", seed=0)
     ckpt_b, _ = tiny_checkpoint("b.pt", seed=1)
     onnx_path = tmp_path / "deploy" / "model.onnx"
@@ -325,14 +357,16 @@ def test_onnx_model_serves_and_hot_reloads_when_re_exported(node_procs, ros_clie
     col = Collector(ros_client)
     cam = node_procs("sim_camera_node", _camera_params(tmp_path / "stamps.txt", rate=6.0, cache_frames=3))
     per = node_procs("perception_node", _perception_params(str(onnx_path)))
-    assert ros_client.spin_until(lambda: any(g.model_id == id_a for g in col.graphs), 120, watch=[cam, per]), \
-        per.log()[-3000:]
+    assert ros_client.spin_until(lambda: any(g.model_id == id_a for g in col.graphs), 120, watch=[cam, per]), per.log()[
+        -3000:
+    ]
     export_onnx(ckpt_b, onnx_path)
     id_b = read_onnx_metadata(onnx_path)["model_id"]
     assert id_b != id_a
     n0 = len(col.graphs)
-    assert ros_client.spin_until(lambda: any(g.model_id == id_b for g in col.graphs[n0:]), 60, watch=[cam, per]), \
+    assert ros_client.spin_until(lambda: any(g.model_id == id_b for g in col.graphs[n0:]), 60, watch=[cam, per]), (
         per.log()[-3000:]
+    )
     assert int(col.last_diag().get("model_load_failures", 0)) == 0 and per.alive()
 
 
@@ -343,8 +377,9 @@ def test_backend_onnxruntime_serves_a_pt_checkpoint(node_procs, ros_client, tiny
     col = Collector(ros_client)
     cam = node_procs("sim_camera_node", _camera_params(tmp_path / "stamps.txt", rate=6.0, cache_frames=3))
     per = node_procs("perception_node", _perception_params(ckpt, backend="onnxruntime"))
-    assert ros_client.spin_until(lambda: len(col.graphs) >= 2 and col.last_diag().get("backend"), 120,
-                                 watch=[cam, per]), per.log()[-3000:]
+    assert ros_client.spin_until(
+        lambda: len(col.graphs) >= 2 and col.last_diag().get("backend"), 120, watch=[cam, per]
+    ), per.log()[-3000:]
     assert all(g.model_id == model_id for g in col.graphs)
     assert col.last_diag()["backend"] == "onnxruntime"
 
@@ -365,30 +400,42 @@ def test_two_cameras_run_side_by_side_in_two_namespaces(node_procs, ros_client, 
     """Relative topic names: a camera + perception pair under /cam_front and another under /cam_rear publish
     /cam_front/scene_graph and /cam_rear/scene_graph, each from its own camera, and nothing on /scene_graph."""
     from sim2sg_ros.msg import SceneGraph as SceneGraphMsg
+
     ckpt, model_id = tiny_checkpoint()
     got: dict = {"cam_front": [], "cam_rear": [], "root": []}
-    for key, topic in (("cam_front", "/cam_front/scene_graph"), ("cam_rear", "/cam_rear/scene_graph"),
-                       ("root", "/scene_graph")):
+    for key, topic in (
+        ("cam_front", "/cam_front/scene_graph"),
+        ("cam_rear", "/cam_rear/scene_graph"),
+        ("root", "/scene_graph"),
+    ):
         ros_client.node.create_subscription(SceneGraphMsg, topic, got[key].append, 10)
     procs = []
-    for ns, seed in (("cam_front", 3), ("cam_rear", 4)):   # the same node names, told apart by namespace
-        procs.append(node_procs("sim_camera_node", _camera_params(tmp_path / f"{ns}.txt", seed=seed, rate=4.0,
-                                                                  cache_frames=2, frame_id=ns), namespace=ns))
+    for ns, seed in (("cam_front", 3), ("cam_rear", 4)):  # the same node names, told apart by namespace
+        procs.append(
+            node_procs(
+                "sim_camera_node",
+                _camera_params(tmp_path / f"{ns}.txt", seed=seed, rate=4.0, cache_frames=2, frame_id=ns),
+                namespace=ns,
+            )
+        )
         procs.append(node_procs("perception_node", _perception_params(ckpt), namespace=ns))
-    assert ros_client.spin_until(lambda: len(got["cam_front"]) >= 2 and len(got["cam_rear"]) >= 2, 150,
-                                 watch=procs), "\n".join(p.log()[-1500:] for p in procs)
+    assert ros_client.spin_until(lambda: len(got["cam_front"]) >= 2 and len(got["cam_rear"]) >= 2, 150, watch=procs), (
+        "\n".join(p.log()[-1500:] for p in procs)
+    )
     assert not got["root"]
     assert {g.header.frame_id for g in got["cam_front"]} == {"cam_front"}
     assert {g.header.frame_id for g in got["cam_rear"]} == {"cam_rear"}
     assert all(g.model_id == model_id for g in got["cam_front"] + got["cam_rear"])
 
 
-def test_lifecycle_transitions_subscribe_only_when_active_and_free_the_model(node_procs, ros_client,
-                                                                             tiny_checkpoint, tmp_path):
+def test_lifecycle_transitions_subscribe_only_when_active_and_free_the_model(
+    node_procs, ros_client, tiny_checkpoint, tmp_path
+):
     """autostart:=false: the node waits unconfigured; configure loads the model (still no subscription),
     activate subscribes and graphs flow, deactivate unsubscribes (model kept), cleanup frees the model."""
     from lifecycle_msgs.msg import State, Transition
     from lifecycle_msgs.srv import ChangeState, GetState
+
     ckpt, model_id = tiny_checkpoint()
     col = Collector(ros_client)
     cam = node_procs("sim_camera_node", _camera_params(tmp_path / "stamps.txt", rate=6.0, cache_frames=3))
@@ -415,7 +462,7 @@ def test_lifecycle_transitions_subscribe_only_when_active_and_free_the_model(nod
     assert state() == State.PRIMARY_STATE_INACTIVE
     assert ros_client.spin_until(lambda: col.last_diag().get("model_id") == model_id, 30, watch=[per])
     ros_client.spin_for(1.0)
-    assert subscribers() == 0 and not col.graphs      # configured: model loaded, not listening
+    assert subscribers() == 0 and not col.graphs  # configured: model loaded, not listening
 
     change(Transition.TRANSITION_ACTIVATE)
     assert state() == State.PRIMARY_STATE_ACTIVE
@@ -428,14 +475,17 @@ def test_lifecycle_transitions_subscribe_only_when_active_and_free_the_model(nod
     ros_client.spin_for(0.5)
     n = len(col.graphs)
     ros_client.spin_for(1.5)
-    assert len(col.graphs) == n                       # no frames while inactive
+    assert len(col.graphs) == n  # no frames while inactive
     assert ros_client.spin_until(lambda: col.last_diag().get("state") == "inactive", 10)
-    assert col.last_diag()["model_id"] == model_id    # deactivate keeps the model
+    assert col.last_diag()["model_id"] == model_id  # deactivate keeps the model
 
     change(Transition.TRANSITION_CLEANUP)
     assert state() == State.PRIMARY_STATE_UNCONFIGURED
-    assert ros_client.spin_until(lambda: col.last_diag().get("state") == "unconfigured"
-                                 and col.last_diag().get("model_id") == "", 10, watch=[per])
+    assert ros_client.spin_until(
+        lambda: col.last_diag().get("state") == "unconfigured" and col.last_diag().get("model_id") == "",
+        10,
+        watch=[per],
+    )
     assert "model freed" in per.log() and per.alive()
 
 
@@ -445,26 +495,42 @@ def test_ground_positions_scale_a_camera_info_of_another_size(node_procs, ros_cl
     from sensor_msgs.msg import CameraInfo
     from sim2sg_core.sim import Simulator
     from sim2sg_core.sim.scene import Camera
+
     ckpt, _ = tiny_checkpoint()
     rgb = Simulator(env="drive", domain="target", seed=5, image_size=(W, H)).sample(0).image
     col = Collector(ros_client, graph_qos=RELIABLE)
-    per = node_procs("perception_node", _perception_params(ckpt, reliable=True, qos_depth=10, score_threshold=0.0,
-                                                          camera_height=1.6, camera_pitch=0.05))
+    per = node_procs(
+        "perception_node",
+        _perception_params(
+            ckpt, reliable=True, qos_depth=10, score_threshold=0.0, camera_height=1.6, camera_pitch=0.05
+        ),
+    )
     img_pub = ros_client.node.create_publisher(Image, "/camera/image_raw", RELIABLE)
     info_pub = ros_client.node.create_publisher(CameraInfo, "/camera/camera_info", RELIABLE)
-    assert ros_client.spin_until(lambda: img_pub.get_subscription_count() >= 1
-                                 and info_pub.get_subscription_count() >= 1, 60, watch=[per]), per.log()[-3000:]
+    assert ros_client.spin_until(
+        lambda: img_pub.get_subscription_count() >= 1 and info_pub.get_subscription_count() >= 1, 60, watch=[per]
+    ), per.log()[-3000:]
     at_image = Camera(fx=300.0, fy=290.0, cx=158.0, cy=50.0, width=W, height=H, height_m=1.6, pitch=0.05)
-    for k, (iw, ih, scale) in enumerate(((2 * W, 2 * H, 2.0), (0, 0, 1.0))):   # 2x size; no size = the image's
+    for k, (iw, ih, scale) in enumerate(((2 * W, 2 * H, 2.0), (0, 0, 1.0))):  # 2x size; no size = the image's
         info = CameraInfo(width=iw, height=ih)
-        info.k = [at_image.fx * scale, 0.0, at_image.cx * scale, 0.0, at_image.fy * scale, at_image.cy * scale,
-                  0.0, 0.0, 1.0]
+        info.k = [
+            at_image.fx * scale,
+            0.0,
+            at_image.cx * scale,
+            0.0,
+            at_image.fy * scale,
+            at_image.cy * scale,
+            0.0,
+            0.0,
+            1.0,
+        ]
         info_pub.publish(info)
         ros_client.spin_for(0.5)
         pub_stamp = 100 + k
         img_pub.publish(_good_image(rgb, pub_stamp))
-        assert ros_client.spin_until(lambda s=pub_stamp: any(g.header.stamp.sec == s for g in col.graphs), 60,
-                                     watch=[per]), per.log()[-3000:]
+        assert ros_client.spin_until(
+            lambda s=pub_stamp: any(g.header.stamp.sec == s for g in col.graphs), 60, watch=[per]
+        ), per.log()[-3000:]
         g = next(g for g in col.graphs if g.header.stamp.sec == pub_stamp)
         assert len(g.objects) > 0
         boxes = np.array([[o.x_min, o.y_min, o.x_max, o.y_max] for o in g.objects], dtype=np.float64)

@@ -1,4 +1,5 @@
 """The camera pose read from tf: the transform math (always), the tf2 lookup where tf2_ros imports."""
+
 import math
 
 import numpy as np
@@ -19,7 +20,7 @@ def _optical_in_base(pitch_down: float, yaw: float = 0.0):
     # optical -> level body frame (x forward, y left, z up): columns are the optical axes in the base
     level = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
     c, s = math.cos(pitch_down), math.sin(pitch_down)
-    pitch = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])      # nose down about the base y axis
+    pitch = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])  # nose down about the base y axis
     cy, sy = math.cos(yaw), math.sin(yaw)
     yaw_m = np.array([[cy, -sy, 0.0], [sy, cy, 0.0], [0.0, 0.0, 1.0]])
     r = yaw_m @ pitch @ level
@@ -50,11 +51,12 @@ def test_tf_lookup_where_tf2_ros_imports():
     rclpy = pytest.importorskip("rclpy")
     from geometry_msgs.msg import TransformStamped
     from sim2sg_ros.tf_pose import TfCameraPose
+
     rclpy.init()
     try:
         node = rclpy.create_node("tf_pose_test")
         pose = TfCameraPose(node, "base_footprint")
-        assert pose.lookup("camera_optical_frame") is None            # nothing in tf yet
+        assert pose.lookup("camera_optical_frame") is None  # nothing in tf yet
         t = TransformStamped()
         t.header.frame_id, t.child_frame_id = "base_footprint", "camera_optical_frame"
         t.transform.translation.z = 1.6

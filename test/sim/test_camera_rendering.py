@@ -3,6 +3,7 @@
 Labels must match an independent pinhole projection through the *given* intrinsics (raster boxes
 are the projected extent grown by ``RASTER_PAD`` and snapped to whole pixels: within 1 px).
 """
+
 from __future__ import annotations
 
 import math
@@ -58,17 +59,18 @@ def test_simulator_uses_the_given_camera_and_its_size():
     assert s.image.shape == (270, 480, 3)
     cam = s.scene.camera
     assert (cam.fx, cam.fy, cam.cx, cam.cy, cam.width, cam.height) == pytest.approx(
-        (sim.camera.fx, sim.camera.fy, sim.camera.cx, sim.camera.cy, 480, 270))
+        (sim.camera.fx, sim.camera.fy, sim.camera.cx, sim.camera.cy, 480, 270)
+    )
     # the pose still comes from the domain's content distribution (drive/source: 1.65 m, 0.02 rad)
     assert (cam.height_m, cam.pitch) == pytest.approx(sim.content.camera.mean_pose)
     # ... unless the caller asks for the calibrated camera's pose as the mean
     own = Simulator("drive", "randomized", seed=0, camera=REAL, image_size=SMALL, camera_pose_from_camera=True)
     assert own.content.camera.mean_pose == pytest.approx((1.5, 0.0))
     rnd = Simulator("drive", "randomized", seed=0).content.camera
-    assert own.content.camera.height.std == rnd.height.std               # the jitter is kept
+    assert own.content.camera.height.std == rnd.height.std  # the jitter is kept
     assert own.content.camera.height.max - 1.5 == pytest.approx(rnd.height.max - rnd.height.mean)
     poses = np.array([(own.scene(i).camera.height_m, own.scene(i).camera.pitch) for i in range(40)])
-    assert abs(poses[:, 0].mean() - 1.5) < 0.1 and poses[:, 0].std() > 0.05   # DR jitter around the mount
+    assert abs(poses[:, 0].mean() - 1.5) < 0.1 and poses[:, 0].std() > 0.05  # DR jitter around the mount
     # both given: the camera is scaled to image_size (another aspect: the caller's choice)
     wide = Simulator("drive", "source", camera=REAL, image_size=(480, 144))
     assert wide.camera.fx == pytest.approx(REAL.fx * 0.3) and wide.camera.fy == pytest.approx(REAL.fy * 0.16)
@@ -82,15 +84,17 @@ def test_simulator_uses_the_given_camera_and_its_size():
         Simulator("drive", "source", camera_pose_from_camera=True)
 
 
-@pytest.mark.parametrize("x, z, yaw, pitch", [(0.0, 20.0, -math.pi / 2, 0.0), (-3.5, 14.0, math.pi / 2, 0.0),
-                                              (2.8, 9.0, -1.2, 0.03), (-6.5, 25.0, 0.4, -0.02)])
+@pytest.mark.parametrize(
+    "x, z, yaw, pitch",
+    [(0.0, 20.0, -math.pi / 2, 0.0), (-3.5, 14.0, math.pi / 2, 0.0), (2.8, 9.0, -1.2, 0.03), (-6.5, 25.0, 0.4, -0.02)],
+)
 def test_labelled_box_is_the_projection_through_the_given_intrinsics(x, z, yaw, pitch):
     cam = REAL.scaled(*SMALL).with_pose(1.5, pitch)
     sim = Simulator("drive", "source", seed=0, camera=cam)
     prior = sim.env.prior("car")
     obj = ObjectSpec("car", (x, cam.height_m, z), tuple(prior.size), yaw=yaw)
     _, box = _render_one(sim, cam, obj)
-    world, _ = object_geometry(template_for(prior), obj)    # the car's mesh vertices (3-D corners of its parts)
+    world, _ = object_geometry(template_for(prior), obj)  # the car's mesh vertices (3-D corners of its parts)
     ext = _extent(_project(world, cam.fx, cam.fy, cam.cx, cam.cy, cam.pitch))
     expected = ext + np.array([-RASTER_PAD, -RASTER_PAD, RASTER_PAD, RASTER_PAD])
     assert np.abs(box - expected).max() <= 1.0, (box, expected)
@@ -110,11 +114,11 @@ def test_car_from_behind_matches_its_3d_box_corners_and_sits_at_cx():
         res, box = _render_one(sim, cam, obj)
         assert res.image.shape == (cam.height, cam.width, 3)
         corners = _extent(_project(_box_corners(obj), cam.fx, cam.fy, cam.cx, cam.cy, cam.pitch))
-        tol = 1.0 + 0.01 * cam.width / 10    # the tyres sit a little inside the box's bottom corners
+        tol = 1.0 + 0.01 * cam.width / 10  # the tyres sit a little inside the box's bottom corners
         assert np.abs(box - (corners + [-RASTER_PAD, -RASTER_PAD, RASTER_PAD, RASTER_PAD])).max() <= tol
         centre = 0.5 * (box[0] + box[2])
         assert abs(centre - cam.cx) <= 1.0, (centre, cam.cx)
-        assert abs(centre - cam.width / 2) > 3.0          # off-centre principal point is honoured
+        assert abs(centre - cam.width / 2) > 3.0  # off-centre principal point is honoured
         # the roof is at the camera's height: the top edge lies on the horizon row cy
         assert abs(box[1] - cam.cy) <= 1.0
 
@@ -123,13 +127,13 @@ def test_background_follows_the_principal_point():
     cam = REAL.scaled(*SMALL)
     sim = Simulator("drive", "source", seed=0, camera=cam)
     layout = sim.renderer._layout(cam)
-    region = layout // 16                       # 0 sky, 1 ground, 2.. zones
+    region = layout // 16  # 0 sky, 1 ground, 2.. zones
     rows_ground = np.flatnonzero((region > 0).any(axis=1))
     # the first ground row is where the ground is max_ground_distance away below the horizon cy
     first = cam.cy + cam.fy * cam.height_m / sim.env.max_ground_distance - 0.5
     assert abs(rows_ground[0] - math.ceil(first)) <= 1
     # on a ground row the road (zone 0: x in [-5.25, 1.75] m) spans cx + fx x / distance
-    v = int(cam.cy + cam.fy * cam.height_m / 30.0)        # the row of the ground ~30 m ahead
+    v = int(cam.cy + cam.fy * cam.height_m / 30.0)  # the row of the ground ~30 m ahead
     t = cam.height_m / ((v + 0.5 - cam.cy) / cam.fy)
     road_cols = np.flatnonzero(region[v] == 2)
     lo, hi = cam.cx + cam.fx * -5.25 / t, cam.cx + cam.fx * 1.75 / t
@@ -142,12 +146,39 @@ def test_cli_renders_through_a_camera_info_file(tmp_path, capsys):
     camera scaled to the image size, frames of that size, the mount as the pose mean."""
     from sim2sg_core.data.bags import read_bag_images, read_camera_info
     from sim2sg_core.sim.__main__ import main
+
     y = tmp_path / "camera_info.yaml"
-    y.write_text(f"image_width: 1600\nimage_height: 900\ncamera_matrix:\n  rows: 3\n  cols: 3\n"
-                 f"  data: [{REAL.fx}, 0, {REAL.cx}, 0, {REAL.fy}, {REAL.cy}, 0, 0, 1]\n")
-    assert main(["render", "--env", "drive", "--domain", "source", "--n", "2", "--out", str(tmp_path / "b"),
-                 "--format", "rosbag", "--camera-info", str(y), "--camera-height", "1.5", "--camera-pitch", "0",
-                 "--image-size", "320x180", "--quiet"]) == 0
+    y.write_text(
+        f"image_width: 1600\nimage_height: 900\ncamera_matrix:\n  rows: 3\n  cols: 3\n"
+        f"  data: [{REAL.fx}, 0, {REAL.cx}, 0, {REAL.fy}, {REAL.cy}, 0, 0, 1]\n"
+    )
+    assert (
+        main(
+            [
+                "render",
+                "--env",
+                "drive",
+                "--domain",
+                "source",
+                "--n",
+                "2",
+                "--out",
+                str(tmp_path / "b"),
+                "--format",
+                "rosbag",
+                "--camera-info",
+                str(y),
+                "--camera-height",
+                "1.5",
+                "--camera-pitch",
+                "0",
+                "--image-size",
+                "320x180",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     info = read_camera_info(tmp_path / "b", "/camera/camera_info")
     assert (info["width"], info["height"]) == (320, 180)
     assert info["k"][0, 0] == pytest.approx(REAL.fx * 0.2) and info["k"][0, 2] == pytest.approx(REAL.cx * 0.2)
@@ -155,6 +186,10 @@ def test_cli_renders_through_a_camera_info_file(tmp_path, capsys):
     assert len(frames) == 2 and frames[0].shape == (180, 320, 3)
     assert main(["render", "--n", "1", "--out", str(tmp_path / "x"), "--camera-height", "1.5"]) == 2
     assert "need --camera-info" in capsys.readouterr().err
-    assert main(["render", "--n", "1", "--out", str(tmp_path / "y"), "--camera-info", str(tmp_path / "no.yaml"),
-                 "--quiet"]) == 2
+    assert (
+        main(
+            ["render", "--n", "1", "--out", str(tmp_path / "y"), "--camera-info", str(tmp_path / "no.yaml"), "--quiet"]
+        )
+        == 2
+    )
     assert "no.yaml does not exist" in capsys.readouterr().err

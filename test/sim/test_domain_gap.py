@@ -1,4 +1,5 @@
 """Source and target differ measurably in appearance and in content statistics."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Reconstruction (label alignment's synthesis step), pseudo-statistics and content re-fit."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,11 +9,12 @@ from torchvision.ops import box_iou
 
 from sim2sg_core.scene_graph import SceneGraph, SceneObject
 from sim2sg_core.sim import Simulator, load_domain
-from sim2sg_core.sim.reconstruct import (PseudoStatistics, reconstruct_scene, refit_content, visibility_ratios)
+from sim2sg_core.sim.reconstruct import PseudoStatistics, reconstruct_scene, refit_content, visibility_ratios
 
 
-@pytest.mark.parametrize("env,domain", [("drive", "target"), ("drive", "target2"), ("clevr", "target"),
-                                        ("dining", "target")])
+@pytest.mark.parametrize(
+    "env,domain", [("drive", "target"), ("drive", "target2"), ("clevr", "target"), ("dining", "target")]
+)
 def test_ground_truth_boxes_reconstruct_and_rerender_to_the_same_boxes(env, domain):
     sim = Simulator(env, domain, seed=11)
     ious = []
@@ -20,8 +22,11 @@ def test_ground_truth_boxes_reconstruct_and_rerender_to_the_same_boxes(env, doma
         s = sim.sample(i)
         clean = [o for o in s.graph.objects if o.truncation == 0.0 and o.occlusion == 0.0]
         # only what a detector gives: class, box, score (and no 3-D information)
-        pred = SceneGraph(objects=[SceneObject(o.class_name, o.class_id, o.box, score=0.9) for o in clean],
-                          image_width=s.graph.image_width, image_height=s.graph.image_height)
+        pred = SceneGraph(
+            objects=[SceneObject(o.class_name, o.class_id, o.box, score=0.9) for o in clean],
+            image_width=s.graph.image_width,
+            image_height=s.graph.image_height,
+        )
         scene = reconstruct_scene(pred, s.scene.camera, sim.env, score_threshold=0.5)
         assert len(scene.objects) == len(clean)
         res = sim.render_full(scene, "source")  # label-aligned image: source appearance
@@ -37,15 +42,21 @@ def test_ground_truth_boxes_reconstruct_and_rerender_to_the_same_boxes(env, doma
 def test_reconstruction_respects_the_score_threshold_and_the_camera():
     sim = Simulator("drive", "target", seed=3)
     s = sim.sample(0)
-    g = SceneGraph(objects=[SceneObject(o.class_name, o.class_id, o.box, score=sc)
-                            for o, sc in zip(s.graph.objects, [0.9, 0.2] * 10)])
+    g = SceneGraph(
+        objects=[
+            SceneObject(o.class_name, o.class_id, o.box, score=sc) for o, sc in zip(s.graph.objects, [0.9, 0.2] * 10)
+        ]
+    )
     scene = reconstruct_scene(g, s.scene.camera, "drive", score_threshold=0.5)
     assert len(scene.objects) == sum(1 for o in g.objects if o.score >= 0.5)
     assert scene.camera == s.scene.camera
     for o in scene.objects:
         assert o.position[1] == pytest.approx(s.scene.camera.height_m)  # on the ground
-    gt_depths = sorted(o.position[2] for o, keep in zip(s.graph.objects, [1, 0] * 10)
-                       if keep and o.truncation == 0 and o.occlusion == 0)
+    gt_depths = sorted(
+        o.position[2]
+        for o, keep in zip(s.graph.objects, [1, 0] * 10)
+        if keep and o.truncation == 0 and o.occlusion == 0
+    )
     if gt_depths:
         rec = sorted(o.position[2] for o in scene.objects)
         assert min(abs(r - gt_depths[0]) for r in rec) < 0.1 * gt_depths[0] + 0.5
@@ -66,13 +77,16 @@ def test_refit_moves_content_statistics_towards_the_target():
     # what label alignment does: labelled counts → Poisson means through the source's visibility ratios
     refit = refit_content(source.content, stats, visibility=visibility_ratios(source, n=30))
     for c in ("car", "pedestrian", "house"):
-        assert abs(refit.classes[c].count_mean - tgt.classes[c].count_mean) < \
-            abs(src.classes[c].count_mean - tgt.classes[c].count_mean), c
+        assert abs(refit.classes[c].count_mean - tgt.classes[c].count_mean) < abs(
+            src.classes[c].count_mean - tgt.classes[c].count_mean
+        ), c
     for c in ("car", "pedestrian"):
-        assert abs(refit.classes[c].depth.mean - tgt.classes[c].depth.mean) < \
-            abs(src.classes[c].depth.mean - tgt.classes[c].depth.mean), c
-    assert abs(refit.classes["car"].scale.mean - tgt.classes["car"].scale.mean) < \
-        abs(src.classes["car"].scale.mean - tgt.classes["car"].scale.mean)
+        assert abs(refit.classes[c].depth.mean - tgt.classes[c].depth.mean) < abs(
+            src.classes[c].depth.mean - tgt.classes[c].depth.mean
+        ), c
+    assert abs(refit.classes["car"].scale.mean - tgt.classes["car"].scale.mean) < abs(
+        src.classes["car"].scale.mean - tgt.classes["car"].scale.mean
+    )
     assert refit.camera.height.mean == pytest.approx(cam.height_m)
     # half-way blend lies between
     full, half = refit_content(src, stats), refit_content(src, stats, blend=0.5)

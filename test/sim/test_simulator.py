@@ -1,4 +1,5 @@
 """Simulator: determinism, exact labels against the instance-id render, label filter, hand scenes."""
+
 from __future__ import annotations
 
 import math
@@ -10,8 +11,9 @@ from sim2sg_core.scene_graph import SceneGraph, derive_relationships, spatial_pr
 from sim2sg_core.sim import Camera, ObjectSpec, SceneDescription, Simulator, load_domain, load_environment
 from sim2sg_core.sim.domains import SimConfigError
 
-ENV_DOMAINS = [("drive", d) for d in ("source", "randomized", "target", "target2")] + \
-              [(e, d) for e in ("clevr", "dining") for d in ("source", "target")]
+ENV_DOMAINS = [("drive", d) for d in ("source", "randomized", "target", "target2")] + [
+    (e, d) for e in ("clevr", "dining") for d in ("source", "target")
+]
 
 
 @pytest.mark.parametrize("env,domain", ENV_DOMAINS)
@@ -28,8 +30,10 @@ def test_same_seed_identical_bytes_independent_of_call_order(env, domain):
     assert other.image.tobytes() != sa3.image.tobytes()
 
 
-@pytest.mark.parametrize("env,domain", [("drive", "source"), ("drive", "target"), ("drive", "randomized"),
-                                        ("clevr", "target"), ("dining", "target2")])
+@pytest.mark.parametrize(
+    "env,domain",
+    [("drive", "source"), ("drive", "target"), ("drive", "randomized"), ("clevr", "target"), ("dining", "target2")],
+)
 def test_boxes_are_the_extent_of_visible_instance_pixels(env, domain):
     sim = Simulator(env, domain, seed=1)
     filt = sim.env.labels
@@ -50,8 +54,11 @@ def test_boxes_are_the_extent_of_visible_instance_pixels(env, domain):
             ys, xs = np.nonzero(ids == k + 1)
             if len(xs) == 0:
                 continue
-            small = (ys.max() + 1 - ys.min() < filt.min_box_height or xs.max() + 1 - xs.min() < filt.min_box_width
-                     or len(xs) < filt.min_visible_pixels)
+            small = (
+                ys.max() + 1 - ys.min() < filt.min_box_height
+                or xs.max() + 1 - xs.min() < filt.min_box_width
+                or len(xs) < filt.min_visible_pixels
+            )
             assert small or res.occlusion[k] > filt.max_occlusion
         res.graph.validate()
         assert len(res.graph.relationships) == len(derive_relationships(res.graph.objects, sim.vocab))
@@ -84,14 +91,16 @@ def _car(x, z, yaw=-math.pi / 2):
 
 
 def test_hand_scene_occlusion_truncation_and_out_of_view():
-    sim, scene = _scene([
-        _car(0.0, 10.0),                                                    # 0 near car
-        _car(1.2, 18.0),                                                    # 1 partly hidden behind 0
-        ObjectSpec("pedestrian", (0.0, 1.65, 25.0), (1.2, 0.5, 0.4), 0.0),  # 2 fully hidden behind 0/1
-        _car(60.0, 10.0),                                                   # 3 out of view (right)
-        _car(0.0, -10.0),                                                   # 4 behind the camera
-        _car(-4.5, 6.0),                                                    # 5 cut by the left border
-    ])
+    sim, scene = _scene(
+        [
+            _car(0.0, 10.0),  # 0 near car
+            _car(1.2, 18.0),  # 1 partly hidden behind 0
+            ObjectSpec("pedestrian", (0.0, 1.65, 25.0), (1.2, 0.5, 0.4), 0.0),  # 2 fully hidden behind 0/1
+            _car(60.0, 10.0),  # 3 out of view (right)
+            _car(0.0, -10.0),  # 4 behind the camera
+            _car(-4.5, 6.0),  # 5 cut by the left border
+        ]
+    )
     res = sim.render_full(scene)
     labelled = dict(zip(res.label_index, res.graph.objects))
     assert 0 in labelled and labelled[0].occlusion == 0.0 and labelled[0].truncation == 0.0
@@ -109,9 +118,10 @@ def test_relationship_rule_hand_cases():
     assert spatial_predicate((3, 10), (0, 10)) == "right"
     assert spatial_predicate((0, 10), (0.5, 20)) == "front"
     assert spatial_predicate((0, 20), (0.5, 10)) == "behind"
-    assert spatial_predicate((0, 0), (2, 2)) == "left"          # |dx| == |dz| → lateral wins
-    sim, scene = _scene([_car(0.0, 12.0), ObjectSpec("pedestrian", (3.5, 1.65, 12.5), (1.75, 0.55, 0.4), 0.0),
-                         _car(-3.5, 24.0)])
+    assert spatial_predicate((0, 0), (2, 2)) == "left"  # |dx| == |dz| → lateral wins
+    sim, scene = _scene(
+        [_car(0.0, 12.0), ObjectSpec("pedestrian", (3.5, 1.65, 12.5), (1.75, 0.55, 0.4), 0.0), _car(-3.5, 24.0)]
+    )
     _, g = sim.render(scene)
     assert [o.class_name for o in g.objects] == ["car", "pedestrian", "car"]
     trip = {(r.subject, r.object): r.predicate for r in g.relationships}
@@ -206,7 +216,7 @@ def test_config_errors_name_the_field(tmp_path):
         load_domain("drive", "nope")
     with pytest.raises(SimConfigError, match="does not exist"):
         load_environment("no_such_env")
-    bad = (load_environment("drive").source_path)
+    bad = load_environment("drive").source_path
     text = open(bad).read().replace("count_mean: 2.6", "count_mean: 2.6\n          colour: red", 1)
     p = tmp_path / "bad.yaml"
     p.write_text(text)

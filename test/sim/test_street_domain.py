@@ -1,5 +1,6 @@
 """Street domains (photo-like city streets): per-domain class shapes, new primitives, weighted
 palettes, exact labels, and the guarantee that the older domains never take the new code paths."""
+
 from __future__ import annotations
 
 import math
@@ -11,12 +12,19 @@ import pytest
 from sim2sg_core.sim import Camera, ObjectSpec, SceneDescription, Simulator, load_domain, load_environment
 from sim2sg_core.sim.domains import PartSpec, SimConfigError
 from sim2sg_core.sim.generate import SceneGenerator
-from sim2sg_core.sim.render import (RASTER_PAD, Renderer, _build_template, projected_extent, template_for,
-                                    weighted_palette_index)
+from sim2sg_core.sim.render import (
+    RASTER_PAD,
+    Renderer,
+    _build_template,
+    projected_extent,
+    template_for,
+    weighted_palette_index,
+)
 
 STREET = ("street", "street_randomized")
-OLD = [("drive", d) for d in ("source", "randomized", "target", "target2")] + \
-      [(e, d) for e in ("clevr", "dining") for d in ("source", "target")]
+OLD = [("drive", d) for d in ("source", "randomized", "target", "target2")] + [
+    (e, d) for e in ("clevr", "dining") for d in ("source", "target")
+]
 CAM = Camera.from_fov(640, 360, 65.0, height_m=1.5)
 
 
@@ -36,15 +44,24 @@ def test_old_domains_use_the_environment_shapes_and_never_the_street_paths(env, 
     assert not app.region_texture and not app.class_texture and app.ground is None
     shapes = sim.renderer.shapes(app)
     for name, prior in sim.env.classes.items():
-        (variant, p, tmpl), = shapes[name]
+        ((variant, p, tmpl),) = shapes[name]
         assert variant is None and p is prior and tmpl is template_for(prior)
         assert tmpl.fixed is None and tmpl.lod_pts is None and tmpl.min_area == 0.0  # the general draw path
     before = [sim.sample(i) for i in range(3)]
 
     def boom(*a, **k):
         raise AssertionError("an old domain entered a street-only code path")
-    for name in ("_lod_batch", "_plan_facades", "_draw_facades", "_ground_strength", "_class_strength", "_draw_hood",
-                 "_street_layout", "_shadow_mask_lod"):
+
+    for name in (
+        "_lod_batch",
+        "_plan_facades",
+        "_draw_facades",
+        "_ground_strength",
+        "_class_strength",
+        "_draw_hood",
+        "_street_layout",
+        "_shadow_mask_lod",
+    ):
         monkeypatch.setattr(Renderer, name, boom)
     fresh = Simulator(env, domain, seed=3)
     for i, s in enumerate(before):
@@ -172,15 +189,23 @@ def _one_car_scene(yaw, x=2.0, z=9.0, size=(1.45, 1.8, 4.75)):
     return SceneDescription(camera=CAM, objects=[ObjectSpec("car", (x, 1.5, z), size, yaw, 0)], seed=4, env="drive")
 
 
-@pytest.mark.parametrize("part,yaw", [("tyre", 0.0), ("rim", 0.0), ("taillight", -math.pi / 2),
-                                      ("plate", -math.pi / 2), ("headlight", math.pi / 2), ("glass", -2.2)])
+@pytest.mark.parametrize(
+    "part,yaw",
+    [
+        ("tyre", 0.0),
+        ("rim", 0.0),
+        ("taillight", -math.pi / 2),
+        ("plate", -math.pi / 2),
+        ("headlight", math.pi / 2),
+        ("glass", -2.2),
+    ],
+)
 def test_wheels_and_lights_are_drawn_inside_the_car(part, yaw):
     """Re-colouring one part colour changes pixels only inside the car's box and id area."""
     sim = _street_sim("street")
     app = sim.appearance.variants[0][1]
     app = replace(app, object_colour_jitter=0.0, variants=(), blur_sigma=(0.0, 0.0))  # (blur spreads changes)
-    loud = replace(app, part_colours={**app.part_colours,
-                                      "car": {**app.part_colours["car"], part: (0, 255, 0)}})
+    loud = replace(app, part_colours={**app.part_colours, "car": {**app.part_colours["car"], part: (0, 255, 0)}})
     scene = _one_car_scene(yaw)
     a, b = sim.renderer.render(scene, app), sim.renderer.render(scene, loud)
     changed = np.any(a.image != b.image, axis=2)
@@ -205,7 +230,7 @@ def test_weighted_palette_follows_its_weights():
     counts = np.bincount(idx, minlength=len(weights))
     expected = n * np.asarray(weights, float) / sum(weights)
     chi2 = float(((counts - expected) ** 2 / expected).sum())
-    assert chi2 < 26.1, (chi2, counts.tolist())   # 8 degrees of freedom, p = 0.001
+    assert chi2 < 26.1, (chi2, counts.tolist())  # 8 degrees of freedom, p = 0.001
     # consecutive indices (reconstructions use 0, 1, 2, ...) still spread over the palette
     assert len({weighted_palette_index(i, weights) for i in range(20)}) >= 5
     assert weighted_palette_index(5, [0, 1, 0]) == 1
@@ -264,11 +289,13 @@ def test_variants_are_drawn_per_image():
 def _street_raw():
     env = load_environment("drive")
     import copy
+
     return env, copy.deepcopy(env.domains["street"])
 
 
 def _parse(env, d):
     from sim2sg_core.sim.domains import parse_appearance
+
     return parse_appearance(d["appearance"], env, "drive.yaml: domains.street.appearance")
 
 
@@ -330,13 +357,17 @@ def test_reconstruction_boxes_render_back_in_the_street_look():
     import torch
     from sim2sg_core.scene_graph import SceneGraph, SceneObject
     from sim2sg_core.sim.reconstruct import reconstruct_scene
+
     sim = _street_sim("street", seed=5)
     ious = []
     for i in range(6):
         s = sim.sample(i)
         clean = [o for o in s.graph.objects if o.truncation == 0 and o.occlusion == 0 and o.class_name == "car"]
-        pred = SceneGraph(objects=[SceneObject(o.class_name, o.class_id, o.box, score=0.9, yaw=o.yaw) for o in clean],
-                          image_width=640, image_height=360)
+        pred = SceneGraph(
+            objects=[SceneObject(o.class_name, o.class_id, o.box, score=0.9, yaw=o.yaw) for o in clean],
+            image_width=640,
+            image_height=360,
+        )
         scene = reconstruct_scene(pred, s.scene.camera, sim.env)
         res = sim.render_full(scene, "street")
         got = dict(zip(res.label_index, res.graph.objects))

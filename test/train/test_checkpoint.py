@@ -1,4 +1,5 @@
 """Checkpoints: round trip, and every unusable file refused with a sentence naming it."""
+
 import dataclasses
 
 import pytest
@@ -15,8 +16,9 @@ def saved(tmp_path):
     torch.manual_seed(0)
     cfg = tiny_config()
     model = SGModel.from_config(cfg, VOCAB).eval()
-    path = save_checkpoint(tmp_path / "m.pt", model, cfg, VOCAB, (160, 64), cfg.model.mean, cfg.model.std,
-                           extra={"note": "test"}, step=7)
+    path = save_checkpoint(
+        tmp_path / "m.pt", model, cfg, VOCAB, (160, 64), cfg.model.mean, cfg.model.std, extra={"note": "test"}, step=7
+    )
     return path, model, cfg
 
 
@@ -28,11 +30,12 @@ def test_save_load_gives_identical_outputs(saved):
     loaded = model_from_checkpoint(ck)
     images = [toy_sample(i)[0] for i in range(3)]
     a = Predictor(model, VOCAB, (160, 64), cfg.model.mean, cfg.model.std, device="cpu", score_threshold=0.0)
-    b = Predictor.from_checkpoint(path, device="cpu", score_threshold=0.0, optimize=False)   # bit-exact
+    b = Predictor.from_checkpoint(path, device="cpu", score_threshold=0.0, optimize=False)  # bit-exact
     for ga, gb in zip(a.predict(images), b.predict(images)):
         assert [o.box for o in ga.objects] == [o.box for o in gb.objects]
-        assert [(r.subject, r.object, r.predicate, r.score) for r in ga.relationships] == \
-            [(r.subject, r.object, r.predicate, r.score) for r in gb.relationships]
+        assert [(r.subject, r.object, r.predicate, r.score) for r in ga.relationships] == [
+            (r.subject, r.object, r.predicate, r.score) for r in gb.relationships
+        ]
     assert b.model_id == ck["model_id"]
     x = torch.randn(1, 3, 64, 160)
     assert torch.equal(model(x)["heatmap"], loaded(x)["heatmap"])
@@ -67,8 +70,11 @@ def test_foreign_files_are_refused(tmp_path):
 def test_other_vocabulary_is_refused_with_the_difference(saved):
     path, _, _ = saved
     other = Vocabulary(classes=("car", "truck", "sign"), subject_classes=("car",))
-    with pytest.raises(CheckpointError, match=r"another vocabulary: classes \['car', 'person', 'sign'\] vs "
-                                              r"expected \['car', 'truck', 'sign'\]"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"another vocabulary: classes \['car', 'person', 'sign'\] vs "
+        r"expected \['car', 'truck', 'sign'\]",
+    ):
         load_checkpoint(path, expect_vocab=other)
     with pytest.raises(CheckpointError, match="another vocabulary"):
         Predictor.from_checkpoint(path, device="cpu", expect_vocab=other)
@@ -96,6 +102,7 @@ def test_save_is_atomic_and_keeps_the_old_file_on_failure(saved):
     class Boom:
         def state_dict(self):
             raise RuntimeError("disk full")
+
     with pytest.raises(RuntimeError):
         save_checkpoint(path, model, cfg, VOCAB, (160, 64), cfg.model.mean, cfg.model.std, optimizer=Boom())
     assert path.read_bytes() == before

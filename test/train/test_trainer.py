@@ -1,4 +1,5 @@
 """Trainer: schedule, NaN guard, loss hooks, resume after an interruption; config files; CLI."""
+
 import json
 import re
 import subprocess
@@ -20,8 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 def make_trainer(tmp_path, hooks=(), **over):
     torch.manual_seed(0)
     cfg = tiny_config(**over)
-    return Trainer(SGModel.from_config(cfg, VOCAB), cfg, VOCAB, tmp_path, device="cpu", loss_hooks=hooks,
-                   progress=False)
+    return Trainer(
+        SGModel.from_config(cfg, VOCAB), cfg, VOCAB, tmp_path, device="cpu", loss_hooks=hooks, progress=False
+    )
 
 
 def test_warmup_then_cosine_to_zero():
@@ -50,6 +52,7 @@ def test_loss_hooks_are_added_and_optimised(tmp_path):
     def hook(trainer, batch, outputs):
         seen.append(outputs["features"].shape)
         return {"feature_l2": 0.01 * outputs["features"].pow(2).mean()}
+
     tr = make_trainer(tmp_path, hooks=[hook])
     batch = next(iter(tr.make_loader(ToyDataset(2), batch_size=2)))
     logged = tr.train_step(batch)
@@ -66,6 +69,7 @@ def test_resume_after_interruption_continues_the_step_count(tmp_path):
         if calls["n"] == 6:
             raise KeyboardInterrupt  # the process is stopped mid-run
         return {}
+
     tr = make_trainer(tmp_path, hooks=[crash_at_step_5], steps=8, checkpoint_every=2, batch_size=2, log_every=1)
     with pytest.raises(KeyboardInterrupt):
         tr.fit(tr.make_loader(ds))
@@ -96,16 +100,37 @@ def test_cli_help_and_predict(tmp_path, capsys):
     import cv2
 
     from sim2sg_core.__main__ import main
+
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "sim2sg_core", "--help"], capture_output=True, text=True, env=env,
-                         cwd=tmp_path, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "sim2sg_core", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert out.returncode == 0 and "train" in out.stdout and "predict" in out.stdout and "examples" in out.stdout
     tr = make_trainer(tmp_path / "run", steps=1, batch_size=2)
     tr.fit(tr.make_loader(ToyDataset(2)))
     img = tmp_path / "scene.png"
     cv2.imwrite(str(img), cv2.cvtColor(toy_sample(0)[0], cv2.COLOR_RGB2BGR))
-    rc = main(["predict", "--ckpt", str(tmp_path / "run" / "model.pt"), str(img), "--out", str(tmp_path / "pred"),
-               "--score-threshold", "0.0", "--max-objects", "3", "--device", "cpu"])
+    rc = main(
+        [
+            "predict",
+            "--ckpt",
+            str(tmp_path / "run" / "model.pt"),
+            str(img),
+            "--out",
+            str(tmp_path / "pred"),
+            "--score-threshold",
+            "0.0",
+            "--max-objects",
+            "3",
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 0
     graph = json.loads((tmp_path / "pred" / "scene.json").read_text())
     assert len(graph["objects"]) == 3 and graph["model_id"]
@@ -123,22 +148,50 @@ def test_cli_trains_through_a_real_camera(tmp_path, capsys):
     """``train --camera-info``: the simulator renders through the given calibration (at its 16:9 aspect,
     640 wide) and the run's checkpoint records that input geometry."""
     from sim2sg_core.__main__ import _train_camera, build_parser, main
+
     y = tmp_path / "camera_info.yaml"
-    y.write_text("image_width: 1600\nimage_height: 900\ncamera_matrix:\n  rows: 3\n  cols: 3\n"
-                 "  data: [1266.4, 0, 816.3, 0, 1266.4, 491.5, 0, 0, 1]\n")
-    args = build_parser().parse_args(["train", "--out", str(tmp_path / "r"), "--camera-info", str(y),
-                                      "--camera-height", "1.4"])
+    y.write_text(
+        "image_width: 1600\nimage_height: 900\ncamera_matrix:\n  rows: 3\n  cols: 3\n"
+        "  data: [1266.4, 0, 816.3, 0, 1266.4, 491.5, 0, 0, 1]\n"
+    )
+    args = build_parser().parse_args(
+        ["train", "--out", str(tmp_path / "r"), "--camera-info", str(y), "--camera-height", "1.4"]
+    )
     cam = _train_camera(args)
     assert cam.size == (640, 360) and cam.height_m == 1.4
     assert abs(cam.fx - 1266.4 * 0.4) < 1e-6 and abs(cam.cx - 816.3 * 0.4) < 1e-6
     from sim2sg_core.train.trainer import open_dataset
+
     ds, _ = open_dataset("drive:source", 2, 0, camera=cam, camera_pose_from_camera=True)
     rgb, graph = ds[0]
     assert rgb.shape == (360, 640, 3) and (graph.image_width, graph.image_height) == (640, 360)
-    rc = main(["train", "--config", str(REPO / "config" / "model" / "real_camera.yaml"), "--out", str(tmp_path / "r"),
-               "--camera-info", str(y), "--steps", "1", "--batch-size", "2", "--train-images", "2",
-               "--eval-images", "0", "--num-workers", "0", "--device", "cpu", "--threads", "1"])
+    rc = main(
+        [
+            "train",
+            "--config",
+            str(REPO / "config" / "model" / "real_camera.yaml"),
+            "--out",
+            str(tmp_path / "r"),
+            "--camera-info",
+            str(y),
+            "--steps",
+            "1",
+            "--batch-size",
+            "2",
+            "--train-images",
+            "2",
+            "--eval-images",
+            "0",
+            "--num-workers",
+            "0",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+        ]
+    )
     from sim2sg_core.train.checkpoint import load_checkpoint
+
     ck = load_checkpoint(tmp_path / "r" / "model.pt")
     assert rc == 0 and ck["resize_mode"] == "letterbox" and ck["crop_bottom"] == pytest.approx(0.11)
     capsys.readouterr()
