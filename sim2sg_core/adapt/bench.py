@@ -290,177 +290,160 @@ def _run_env_seed(profile, out_dir, env, seed, methods, tdoms, size, progress, r
     """Every method on every target domain for one (environment, bench seed)."""
     if profile.num_threads > 0:
         torch.set_num_threads(profile.num_threads)  # also in a fresh worker process
-    seeds = split_seeds(seed)
-    cache: dict = {}
-    camera = real_target = real_eval = None
-    if real is not None:
-        camera, real_target, real_eval = _real_setup(profile, env, real, size)
-
-    def dataset(domain, kind):
-        if kind == "eval" and real_eval is not None:
-            return real_eval
-        key = (domain, kind)
-        if key not in cache:
-            n = profile.train_images if kind == "train" else profile.eval_images
-            sd = seeds["train"] if kind == "train" else seeds[profile.eval_split]
-            log.info(
-                "rendering %s %s/%s (%d images, %s split)",
-                kind,
-                env,
-                domain,
-                n,
-                "train" if kind == "train" else profile.eval_split,
-            )
-            cache[key] = render_split(env, domain, sd, n, size, camera=camera)
-        return cache[key]
-
-    def shared_dir(tag: str, kind: str) -> Path:
-        # training that never sees the target: shared by every target domain of this env/seed
-        if real is not None:  # rendered through the real camera: not shared with simulator targets
-            tag = f"{tag}_{real.name}"
-        return out_dir / "runs" / env / f"seed{seed}_{tag}_{kind}"
-
-    def pretrained_checkpoint(symbolic: str):
-        domain = _domain_name(profile, symbolic)
-        tag = "source" if symbolic == "source" else symbolic
-        return train_supervised(
-            profile,
-            env,
-            domain,
-            lambda: dataset(domain, "train"),
-            profile.source_steps,
-            seed,
-            shared_dir(tag, "pretrain"),
-            size,
-            progress,
-        )
-
+    run = _EnvSeedRun(profile, Path(out_dir), env, seed, size, progress, real)
     results = []
     for tdom in tdoms:
-        base = out_dir / "runs" / env / f"{tdom}" / f"seed{seed}"
+        base = run.out_dir / "runs" / env / f"{tdom}" / f"seed{seed}"
         base.mkdir(parents=True, exist_ok=True)
-        kept_dir = out_dir / "checkpoints" / (tdom if len(tdoms) > 1 else "")
+        kept_dir = run.out_dir / "checkpoints" / (tdom if len(tdoms) > 1 else "")
         for name in methods:
             res_file = base / f"{name}.json"
             if res_file.exists():
                 results.append(json.loads(res_file.read_text()))
                 continue
-            rec = _run_method(
-                profile,
-                env,
-                seed,
-                tdom,
-                name,
-                base,
-                kept_dir,
-                size,
-                progress,
-                dataset,
-                shared_dir,
-                pretrained_checkpoint,
-                real,
-                camera,
-                real_target,
-                seeds,
-            )
+            rec = run.method(tdom, name, base, kept_dir)
             atomic_write_text(res_file, json.dumps(rec, indent=1, default=_json_default))
             results.append(rec)
     return results
 
 
-def _run_method(
-    profile,
-    env,
-    seed,
-    tdom,
-    name,
-    base: Path,
-    kept_dir: Path,
-    size,
-    progress,
-    dataset,
-    shared_dir,
-    pretrained_checkpoint,
-    real,
-    camera,
-    real_target,
-    seeds,
-) -> dict:
-    """Train / adapt one method, evaluate it, keep its checkpoint and per-image records; its run record."""
-    method = get_method(name)
-    log.info("bench %s/%s seed %d: %s", env, tdom, seed, name)
-    t0, c0 = time.perf_counter(), time.process_time()
-    pretrain_s = 0.0
-    domain = tdom if method.train_domain == "target" else _domain_name(profile, method.train_domain)
+class _EnvSeedRun:
+    """The data and shared pre-trainings of one (environment, bench seed), and running one method on it."""
 
-    def train_data(domain=domain):  # rendered only if train_supervised needs it
-        return dataset(domain, "train")
-
-    if method.kind == "supervised":
-        out = base / name if method.train_domain == "target" else shared_dir(f"{name}_{domain}", "train")
-        ckpt, train_s = train_supervised(
-            profile, env, domain, train_data, profile.budget_steps, seed, out, size, progress
-        )
-    elif method.kind == "finetune":
-        src_ckpt, pretrain_s = pretrained_checkpoint("source")
-        ckpt, train_s = train_supervised(
-            profile,
-            env,
-            domain,
-            train_data,
-            profile.adapt.total_steps,
-            seed,
-            base / name,
-            size,
-            progress,
-            init_checkpoint=src_ckpt,
-            lr=profile.adapt.lr,
-        )
-    else:
-        src_ckpt, pretrain_s = pretrained_checkpoint(method.pretrain_domain)
-        cfg = configure(profile.adapt, method)
-        cfg.env, cfg.seed, cfg.progress_bar = env, seed, progress
-        cfg.source_domain = _domain_name(profile, method.pretrain_domain)
+    def __init__(self, profile, out_dir: Path, env: str, seed: int, size, progress: bool, real=None):
+        self.profile, self.out_dir, self.env, self.seed = profile, out_dir, env, seed
+        self.size, self.progress, self.real = size, progress, real
+        self.seeds = split_seeds(seed)
+        self._cache: dict = {}
+        self.camera = self.real_target = self.real_eval = None
         if real is not None:
-            assert camera is not None and real_target is not None  # set up above for a real target
-            target = real_target
-            cfg.camera_info = real.camera_info
-            cfg.camera_height, cfg.camera_pitch = camera.height_m, camera.pitch
-            cfg.max_target_images = profile.target_images
-        else:
-            target = SimTargetSource(
-                env=env, domain=tdom, seed=seeds["target"], count=profile.target_images, image_size=size
+            self.camera, self.real_target, self.real_eval = _real_setup(profile, env, real, size)
+
+    def dataset(self, domain: str, kind: str):
+        """Labelled images of ``domain``: ``train`` or ``eval`` (the profile's split; a real target's folder)."""
+        if kind == "eval" and self.real_eval is not None:
+            return self.real_eval
+        key = (domain, kind)
+        if key not in self._cache:
+            p = self.profile
+            n = p.train_images if kind == "train" else p.eval_images
+            sd = self.seeds["train"] if kind == "train" else self.seeds[p.eval_split]
+            log.info(
+                "rendering %s %s/%s (%d images, %s split)",
+                kind,
+                self.env,
+                domain,
+                n,
+                "train" if kind == "train" else p.eval_split,
             )
-        ckpt = base / name / "model.pt"
-        t1 = time.perf_counter()
-        run_adaptation(src_ckpt, target, ckpt, cfg, progress_callback=_log_progress(f"{env}/{tdom}/{name}"))
-        train_s = time.perf_counter() - t1
-    metrics = evaluate_checkpoint(ckpt, dataset(tdom, "eval"), progress, keep_records=True)
-    records = metrics.pop("records")
-    records_file = base / f"{name}.records.npz"
-    atomic_save(records_file, lambda tmp: _save_npz(tmp, records))
-    kept = kept_dir / f"{name}_seed{seed}.pt"
-    kept.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(kept, Path(ckpt).read_bytes())
-    return {
-        "env": env,
-        "target_domain": tdom,
-        "seed": seed,
-        "method": name,
-        "label": method.label,
-        "kind": method.kind,
-        "budget_steps": profile.budget_steps,
-        "eval_split": "real" if real is not None else profile.eval_split,
-        "train_seconds": round(train_s, 1),
-        "pretrain_seconds": round(pretrain_s, 1),
-        "wall_seconds": round(train_s + pretrain_s, 1),
-        "row_seconds": round(time.perf_counter() - t0, 1),
-        # CPU time of this row in this process (all threads): comparable across machine load
-        "row_cpu_seconds": round(time.process_time() - c0, 1),
-        "checkpoint": str(kept),
-        "records": str(records_file),
-        "metrics": metrics,
-    }
+            self._cache[key] = render_split(self.env, domain, sd, n, self.size, camera=self.camera)
+        return self._cache[key]
+
+    def shared_dir(self, tag: str, kind: str) -> Path:
+        """Folder of a training that never sees the target: shared by every target domain of this env/seed."""
+        if self.real is not None:  # rendered through the real camera: not shared with simulator targets
+            tag = f"{tag}_{self.real.name}"
+        return self.out_dir / "runs" / self.env / f"seed{self.seed}_{tag}_{kind}"
+
+    def pretrained_checkpoint(self, symbolic: str) -> tuple[Path, float]:
+        domain = _domain_name(self.profile, symbolic)
+        tag = "source" if symbolic == "source" else symbolic
+        return train_supervised(
+            self.profile,
+            self.env,
+            domain,
+            lambda: self.dataset(domain, "train"),
+            self.profile.source_steps,
+            self.seed,
+            self.shared_dir(tag, "pretrain"),
+            self.size,
+            self.progress,
+        )
+
+    def method(self, tdom: str, name: str, base: Path, kept_dir: Path) -> dict:
+        """Train / adapt one method, evaluate it, keep its checkpoint and per-image records; its run record."""
+        profile, env, seed, size, progress, real = (
+            self.profile,
+            self.env,
+            self.seed,
+            self.size,
+            self.progress,
+            self.real,
+        )
+        method = get_method(name)
+        log.info("bench %s/%s seed %d: %s", env, tdom, seed, name)
+        t0, c0 = time.perf_counter(), time.process_time()
+        pretrain_s = 0.0
+        domain = tdom if method.train_domain == "target" else _domain_name(profile, method.train_domain)
+
+        def train_data(domain=domain):  # rendered only if train_supervised needs it
+            return self.dataset(domain, "train")
+
+        if method.kind == "supervised":
+            out = base / name if method.train_domain == "target" else self.shared_dir(f"{name}_{domain}", "train")
+            ckpt, train_s = train_supervised(
+                profile, env, domain, train_data, profile.budget_steps, seed, out, size, progress
+            )
+        elif method.kind == "finetune":
+            src_ckpt, pretrain_s = self.pretrained_checkpoint("source")
+            ckpt, train_s = train_supervised(
+                profile,
+                env,
+                domain,
+                train_data,
+                profile.adapt.total_steps,
+                seed,
+                base / name,
+                size,
+                progress,
+                init_checkpoint=src_ckpt,
+                lr=profile.adapt.lr,
+            )
+        else:
+            src_ckpt, pretrain_s = self.pretrained_checkpoint(method.pretrain_domain)
+            cfg = configure(profile.adapt, method)
+            cfg.env, cfg.seed, cfg.progress_bar = env, seed, progress
+            cfg.source_domain = _domain_name(profile, method.pretrain_domain)
+            if real is not None:
+                assert self.camera is not None and self.real_target is not None  # set up for a real target
+                target = self.real_target
+                cfg.camera_info = real.camera_info
+                cfg.camera_height, cfg.camera_pitch = self.camera.height_m, self.camera.pitch
+                cfg.max_target_images = profile.target_images
+            else:
+                target = SimTargetSource(
+                    env=env, domain=tdom, seed=self.seeds["target"], count=profile.target_images, image_size=size
+                )
+            ckpt = base / name / "model.pt"
+            t1 = time.perf_counter()
+            run_adaptation(src_ckpt, target, ckpt, cfg, progress_callback=_log_progress(f"{env}/{tdom}/{name}"))
+            train_s = time.perf_counter() - t1
+        metrics = evaluate_checkpoint(ckpt, self.dataset(tdom, "eval"), progress, keep_records=True)
+        records = metrics.pop("records")
+        records_file = base / f"{name}.records.npz"
+        atomic_save(records_file, lambda tmp: _save_npz(tmp, records))
+        kept = kept_dir / f"{name}_seed{seed}.pt"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(kept, Path(ckpt).read_bytes())
+        return {
+            "env": env,
+            "target_domain": tdom,
+            "seed": seed,
+            "method": name,
+            "label": method.label,
+            "kind": method.kind,
+            "budget_steps": profile.budget_steps,
+            "eval_split": "real" if real is not None else profile.eval_split,
+            "train_seconds": round(train_s, 1),
+            "pretrain_seconds": round(pretrain_s, 1),
+            "wall_seconds": round(train_s + pretrain_s, 1),
+            "row_seconds": round(time.perf_counter() - t0, 1),
+            # CPU time of this row in this process (all threads): comparable across machine load
+            "row_cpu_seconds": round(time.process_time() - c0, 1),
+            "checkpoint": str(kept),
+            "records": str(records_file),
+            "metrics": metrics,
+        }
 
 
 def _save_npz(path: str, arrays: dict) -> None:
