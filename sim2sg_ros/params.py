@@ -8,6 +8,8 @@ the defaults, the YAML files in ``config/`` and the documentation cannot drift a
 
 from __future__ import annotations
 
+import copy
+
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -228,6 +230,9 @@ def validate(spec: ParamSpec, value: Any) -> Optional[str]:
     Ranges are also enforced by ROS through the descriptor; they are re-checked here so that code
     paths without a descriptor (bring-up, tests) give the same answer.
     """
+    problem = _type_problem(spec, value)
+    if problem:
+        return problem
     if spec.choices is not None and value not in spec.choices:
         return f"parameter {spec.name!r} must be one of {list(spec.choices)}, got {value!r}"
     if spec.range is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -235,6 +240,26 @@ def validate(spec: ParamSpec, value: Any) -> Optional[str]:
         if not lo <= value <= hi:
             return f"parameter {spec.name!r} must be in [{lo}, {hi}], got {value!r}"
     return None
+
+
+def _type_problem(spec: ParamSpec, value: Any) -> Optional[str]:
+    """Why ``value`` has the wrong type for ``spec`` (None if fine). A float parameter takes any number, an
+    integer one only integers, a list one a list or one string (floats and lists are declared with dynamic typing, see
+    :func:`declare`, so this check is what keeps their type)."""
+    d = spec.default
+    if isinstance(d, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(d, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif isinstance(d, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(d, str):
+        ok = isinstance(value, str)
+    elif isinstance(d, (list, tuple)):
+        ok = isinstance(value, (list, tuple, str))  # a single string means a one-element list
+    else:
+        ok = True
+    return None if ok else f"parameter {spec.name!r} must be a {type(d).__name__}, got {value!r}"
 
 
 def declare(node, specs: Sequence[ParamSpec], overrides: Optional[dict] = None) -> dict:
@@ -246,10 +271,10 @@ def declare(node, specs: Sequence[ParamSpec], overrides: Optional[dict] = None) 
     from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
     from rclpy.parameter import Parameter
 
-    # YAML `rate: 15` for a float parameter is an INTEGER override, which rclpy refuses for a DOUBLE
-    # parameter; accept it as the number it obviously is.
-    given = getattr(node, "_parameter_overrides", {})
-
+    # YAML `rate: 15` for a float parameter is an INTEGER override, which rclpy refuses for a statically
+    # typed DOUBLE parameter, and `paths: one.bag` a STRING for a list: float and list parameters are
+    # declared with dynamic typing (their type is checked by `validate`) and then set to the value they
+    # obviously mean, through public rclpy calls only.
     values = {}
     for s in specs:
         d = ParameterDescriptor(description=s.describe(), read_only=s.read_only)
@@ -263,15 +288,19 @@ def declare(node, specs: Sequence[ParamSpec], overrides: Optional[dict] = None) 
         if s.choices is not None:
             d.additional_constraints = "one of: " + ", ".join(repr(c) for c in s.choices)
         default = (overrides or {}).get(s.name, s.default)
-        ov = given.get(s.name)
-        if isinstance(s.default, float) and ov is not None and ov.type_ == Parameter.Type.INTEGER:
-            given[s.name] = Parameter(s.name, Parameter.Type.DOUBLE, float(ov.value))
-        if isinstance(s.default, list) and ov is not None and ov.type_ == Parameter.Type.STRING:
-            given[s.name] = Parameter(s.name, Parameter.Type.STRING_ARRAY, [ov.value])  # one path, no brackets
+        loose = isinstance(s.default, (float, list, tuple)) and not isinstance(s.default, bool)
+        d.dynamic_typing = loose
+        d.read_only = s.read_only and not loose  # a loose parameter's type is settled first, then locked
         if isinstance(default, (list, tuple)) and not default:
-            default = Parameter.Type.STRING_ARRAY  # an empty list has no ROS type of its own
+            default = [""]  # an empty list has no ROS type of its own: declared with a placeholder, reset below
         try:
             p = node.declare_parameter(s.name, default, d)
+            if loose:
+                p = _settle_type(node, s, p, Parameter, empty_default=isinstance(default, list) and default == [""])
+                if s.read_only:  # (a new descriptor: the node keeps a reference to the one declared)
+                    locked = copy.deepcopy(d)
+                    locked.read_only = True
+                    node.set_descriptor(s.name, locked)
         except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
             raise ValueError(
                 f"{node.get_name()}: invalid start-up value for parameter {s.name!r} ({s.describe()}): {exc}"
@@ -284,6 +313,24 @@ def declare(node, specs: Sequence[ParamSpec], overrides: Optional[dict] = None) 
             raise ValueError(f"{node.get_name()}: {problem}")
         values[s.name] = value
     return values
+
+
+def _settle_type(node, spec: ParamSpec, p, parameter_cls, empty_default: bool):
+    """A dynamically typed float / list parameter set to the type it means: an integer → that float, a
+    single string → a one-element list, the empty-list placeholder → an empty string array."""
+    v, kind = p.value, parameter_cls.Type
+    if isinstance(spec.default, float) and isinstance(v, int) and not isinstance(v, bool):
+        new = parameter_cls(spec.name, kind.DOUBLE, float(v))
+    elif isinstance(spec.default, (list, tuple)) and isinstance(v, str):
+        new = parameter_cls(spec.name, kind.STRING_ARRAY, [v])  # one path, no brackets
+    elif empty_default and list(v or []) == [""]:
+        new = parameter_cls(spec.name, kind.STRING_ARRAY, [])
+    else:
+        return p
+    result = node.set_parameters([new])[0]
+    if not result.successful:
+        raise ValueError(f"parameter {spec.name!r}: cannot set {new.value!r}: {result.reason}")
+    return node.get_parameter(spec.name)
 
 
 def read_params_yaml(path, node_name: str) -> dict:
