@@ -74,3 +74,64 @@ def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.M
     if channels_last:
         model.to(memory_format=torch.channels_last)
     return model
+
+
+def fix_same_padding(model: nn.Module, example: torch.Tensor, forward=None) -> int:
+    """Give every TF-'SAME' conv that pads per call (EfficientNet's strided ``Conv2dDynamicSamePadding``)
+    the fixed padding of ``example``'s input size, in place; returns how many were rewritten.
+
+    The package computes the padding from the input's shape at every call; exported to ONNX that is a
+    chain of Shape/Gather/Sub ops feeding a Pad, which ONNX Runtime can neither fold nor fuse into the
+    conv (on the 512x256 Lite0 model those Pads and the layout reorders around them were about a quarter
+    of the CPU time). With the size fixed, symmetric padding goes into the conv and an asymmetric
+    remainder becomes a constant ``ZeroPad2d``. Only for a graph whose input size is fixed (an export):
+    another input size would now be padded wrongly. ``forward`` (default ``model``) runs ``example``
+    once to learn each conv's input size.
+    """
+    targets: dict[nn.Module, tuple[int, int]] = {}
+
+    def record(module: nn.Module, inputs: tuple) -> None:
+        targets[module] = (int(inputs[0].shape[-2]), int(inputs[0].shape[-1]))
+
+    hooks = [
+        m.register_forward_pre_hook(record)
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d) and type(m).__name__ == "Conv2dDynamicSamePadding"
+    ]
+    try:
+        with torch.no_grad():
+            (forward or model)(example)
+    finally:
+        for h in hooks:
+            h.remove()
+    rewritten = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if child not in targets or not isinstance(child, nn.Conv2d):
+                continue
+            ih, iw = targets[child]
+            (kh, kw), (sh, sw), (dh, dw) = child.kernel_size, child.stride, child.dilation
+            pad_h = max((-(-ih // sh) - 1) * sh + (kh - 1) * dh + 1 - ih, 0)
+            pad_w = max((-(-iw // sw) - 1) * sw + (kw - 1) * dw + 1 - iw, 0)
+            top, left = pad_h // 2, pad_w // 2
+            conv = nn.Conv2d(
+                child.in_channels,
+                child.out_channels,
+                child.kernel_size,
+                child.stride,
+                (top, left),
+                child.dilation,
+                child.groups,
+                child.bias is not None,
+            )
+            with torch.no_grad():
+                conv.weight.copy_(child.weight)
+                if child.bias is not None and conv.bias is not None:
+                    conv.bias.copy_(child.bias)
+            extra_h, extra_w = pad_h - 2 * top, pad_w - 2 * left  # 0 or 1: TF puts the odd pixel last
+            fixed: nn.Module = conv
+            if extra_h or extra_w:
+                fixed = nn.Sequential(nn.ZeroPad2d((0, extra_w, 0, extra_h)), conv)
+            setattr(parent, name, fixed.to(child.weight.device))
+            rewritten += 1
+    return rewritten

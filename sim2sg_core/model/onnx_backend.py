@@ -3,7 +3,8 @@
 ``export_onnx(checkpoint, out)`` writes two graphs, each atomically:
 
 * ``out`` (e.g. ``model.onnx``): normalised images (dynamic batch) → ``heatmap``, ``size``,
-  ``offset``, ``features`` (the encoder and detection heads, BatchNorm folded);
+  ``offset``, ``features`` (the encoder and detection heads, BatchNorm folded, TF-'SAME' padding fixed
+  for the input size so that ONNX Runtime fuses it into the convs);
 * ``out`` with ``.relations.onnx``: packed pairs (``features``, ``rois``, ``geometry``, subject and
   object labels; see :func:`sim2sg_core.model.relations.pack_pairs`) → predicate ``logits``.
 
@@ -29,7 +30,7 @@ import torch
 from torch import nn
 
 from sim2sg_core.model.checkpoint import load_checkpoint, model_from_checkpoint
-from sim2sg_core.model.inference import fold_batchnorm
+from sim2sg_core.model.inference import fix_same_padding, fold_batchnorm
 from sim2sg_core.model.relations import GEOMETRY_DIM
 from sim2sg_core.model.sg_model import SGModel, postprocess
 from sim2sg_core.scene_graph import Vocabulary
@@ -108,6 +109,7 @@ def export_onnx(checkpoint: Union[str, Path], out: Union[str, Path]) -> list[Pat
     out.parent.mkdir(parents=True, exist_ok=True)
     w, h = ck["input_size"]
     x = torch.zeros(1, 3, int(h), int(w))
+    fix_same_padding(model, x, forward=model.encode)  # the graph's input size is fixed: constant pads fuse
     with torch.no_grad():
         z = model.encode(x)
     rel = relations_path(out)

@@ -9,7 +9,7 @@ import torch
 from toy_data import VOCAB, tiny_config, toy_sample
 
 from sim2sg_core.model import Predictor, SGModel
-from sim2sg_core.model.inference import fold_batchnorm, optimize_for_inference
+from sim2sg_core.model.inference import fix_same_padding, fold_batchnorm, optimize_for_inference
 from sim2sg_core.train.checkpoint import save_checkpoint
 
 
@@ -54,6 +54,29 @@ def test_folding_the_pretrained_encoder():
     fast = copy.deepcopy(model)
     assert fold_batchnorm(fast) == sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     _assert_same_outputs(model, fast.to(memory_format=torch.channels_last), torch.rand(1, 3, 64, 160))
+
+
+@pytest.mark.parametrize("size", [(64, 160), (67, 161)])  # even and odd sides: asymmetric and symmetric pads
+def test_fixed_same_padding_gives_the_same_outputs_at_its_size(size):
+    pytest.importorskip("efficientnet_lite_pytorch", reason="pip install efficientnet-lite-pytorch (make setup)")
+    import dataclasses
+
+    cfg = tiny_config()
+    cfg = dataclasses.replace(
+        cfg, model=dataclasses.replace(cfg.model, encoder="efficientnet_lite0", encoder_pretrained=False)
+    )
+    model = _model_with_running_stats(cfg)
+    fixed = copy.deepcopy(model)
+    x = torch.rand(2, 3, *size)
+    n_dynamic = sum(type(m).__name__ == "Conv2dDynamicSamePadding" for m in model.modules())
+    assert n_dynamic > 0  # the strided convs
+    assert fix_same_padding(fixed, x[:1], forward=fixed.encode) == n_dynamic
+    assert not any(type(m).__name__ == "Conv2dDynamicSamePadding" for m in fixed.modules())
+    with torch.no_grad():
+        ra, rb = model(x), fixed(x)
+    for key, value in ra.items():
+        if torch.is_tensor(value):
+            torch.testing.assert_close(rb[key], value, rtol=0, atol=0, msg=key)
 
 
 def test_folding_refuses_a_training_model():

@@ -140,3 +140,43 @@ def test_bad_onnx_files_get_one_clear_sentence(exported, tmp_path):
     other = VOCAB.__class__(classes=("a", "b"), subject_classes=())
     with pytest.raises(OnnxModelError, match="exported for classes"):
         Predictor.from_checkpoint(onnx_path, expect_vocab=other)
+
+
+def test_pretrained_encoder_exports_with_constant_padding_and_same_outputs(tmp_path):
+    """EfficientNet's strided TF-'SAME' convs pad per call in torch; the export fixes the pads for its
+    input size, so no Pad in the graph is fed by shape arithmetic, and the outputs stay the model's."""
+    pytest.importorskip("efficientnet_lite_pytorch", reason="pip install efficientnet-lite-pytorch (make setup)")
+    import dataclasses
+
+    import onnx
+    import onnxruntime as ort
+
+    from sim2sg_core.train.checkpoint import save_checkpoint
+
+    cfg = tiny_config()
+    cfg = dataclasses.replace(
+        cfg, model=dataclasses.replace(cfg.model, encoder="efficientnet_lite0", encoder_pretrained=False)
+    )
+    torch.manual_seed(0)
+    model = SGModel.from_config(cfg, VOCAB).eval()
+    ckpt = save_checkpoint(tmp_path / "m.pt", model, cfg, VOCAB, (160, 64), cfg.model.mean, cfg.model.std)
+    main, _ = export_onnx(ckpt, tmp_path / "m.onnx")
+    graph = onnx.load(str(main)).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    initializers = {i.name for i in graph.initializer}
+
+    def static(name: str) -> bool:  # computable without the input: constants and ops on constants only
+        if name in initializers:
+            return True
+        node = producer.get(name)
+        return node is not None and node.op_type != "Shape" and all(static(i) for i in node.input if i)
+
+    pads = [n for n in graph.node if n.op_type == "Pad"]
+    assert pads and all(static(n.input[1]) for n in pads), [n.input[1] for n in pads]
+    x = torch.rand(2, 3, 64, 160)
+    with torch.no_grad():
+        ref = model.heads(model.encode(x))
+    sess = ort.InferenceSession(str(main), providers=["CPUExecutionProvider"])
+    heatmap, size, offset, _ = sess.run(None, {"images": x.numpy()})
+    for name, got in (("heatmap", heatmap), ("size", size), ("offset", offset)):
+        np.testing.assert_allclose(got, ref[name].numpy(), rtol=1e-3, atol=1e-4, err_msg=name)
