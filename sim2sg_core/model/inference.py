@@ -117,10 +117,10 @@ def fix_same_padding(model: nn.Module, example: torch.Tensor, forward=None) -> i
             conv = nn.Conv2d(
                 child.in_channels,
                 child.out_channels,
-                child.kernel_size,
-                child.stride,
+                (kh, kw),
+                (sh, sw),
                 (top, left),
-                child.dilation,
+                (dh, dw),
                 child.groups,
                 child.bias is not None,
             )
