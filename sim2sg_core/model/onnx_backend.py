@@ -24,13 +24,15 @@ import hashlib
 import io
 import json
 from pathlib import Path
-from typing import Optional, Union
+from typing import Iterable, Optional, Union
 
+import numpy as np
 import torch
 from torch import nn
 
 from sim2sg_core.model.checkpoint import load_checkpoint, model_from_checkpoint
 from sim2sg_core.model.inference import fix_same_padding, fold_batchnorm
+from sim2sg_core.model.preprocess import images_to_tensor
 from sim2sg_core.model.relations import GEOMETRY_DIM
 from sim2sg_core.model.sg_model import SGModel, postprocess
 from sim2sg_core.scene_graph import Vocabulary
@@ -94,8 +96,31 @@ def _export(module: nn.Module, args: tuple, path: Path, input_names, output_name
     atomic_write_bytes(path, buf.getvalue())
 
 
-def export_onnx(checkpoint: Union[str, Path], out: Union[str, Path]) -> list[Path]:
-    """Export a checkpoint to ``out`` and its relation graph beside it; returns both paths."""
+#: ``export_onnx(quantize=...)`` modes.
+QUANTIZE_MODES = ("int8",)
+
+
+def export_onnx(
+    checkpoint: Union[str, Path],
+    out: Union[str, Path],
+    quantize: Optional[str] = None,
+    calibration: Optional[Iterable[np.ndarray]] = None,
+    calibration_images: int = 64,
+    calibration_description: str = "",
+) -> list[Path]:
+    """Export a checkpoint to ``out`` and its relation graph beside it; returns both paths.
+
+    ``quantize="int8"``: the main graph is quantized statically (ONNX Runtime, QDQ: int8 per-channel
+    weights, uint8 activations whose ranges come from ``calibration``, RGB uint8 frames of the camera
+    the model will see, preprocessed as the model does; the first ``calibration_images`` are used). On
+    CPUs with int8 dot-product instructions (AVX512-VNNI, AVX-VNNI, ARM dot-product) this is about twice
+    as fast; outputs move by the quantization step, so measure accuracy on your own frames. The relation
+    graph (a few small layers) stays float.
+    """
+    if quantize is not None and quantize not in QUANTIZE_MODES:
+        raise OnnxModelError(f"quantize must be one of {', '.join(QUANTIZE_MODES)}, got {quantize!r}")
+    if quantize is not None and calibration is None:
+        raise OnnxModelError("int8 quantization needs calibration frames (images the model will see)")
     try:
         import onnx  # deferred: optional package (pip install sim2sg[onnx])
     except ImportError:
@@ -155,6 +180,7 @@ def export_onnx(checkpoint: Union[str, Path], out: Union[str, Path]) -> list[Pat
         "relations_sha256": _sha256(rel),
     }
     tmp = out.with_name(out.name + ".export.tmp")
+    qtmp = out.with_name(out.name + ".quant.tmp")
     try:
         _export(
             _DetectorGraph(model),
@@ -170,13 +196,81 @@ def export_onnx(checkpoint: Union[str, Path], out: Union[str, Path]) -> list[Pat
                 "features": {0: "batch"},
             },
         )
+        if quantize is not None and calibration is not None:
+            batches = _calibration_batches(calibration, calibration_images, ck)
+            _quantize_int8(tmp, qtmp, batches)
+            meta["quantization"] = {
+                "mode": "int8",
+                "scheme": "static QDQ, per-channel int8 weights, uint8 activations (MinMax)",
+                "calibration": calibration_description or "frames given to export_onnx",
+                "calibration_images": len(batches),
+            }
+            tmp.unlink(missing_ok=True)
+            qtmp.replace(tmp)
         proto = onnx.load(str(tmp))
         entry = proto.metadata_props.add()
         entry.key, entry.value = METADATA_KEY, json.dumps(meta)
         atomic_write_bytes(out, proto.SerializeToString())
     finally:
         tmp.unlink(missing_ok=True)
+        qtmp.unlink(missing_ok=True)
+        for side in out.parent.glob(out.name + ".*.tmp*"):  # quant_pre_process's intermediate files
+            side.unlink(missing_ok=True)
     return [out, rel]
+
+
+def _calibration_batches(frames: Iterable[np.ndarray], count: int, ck: dict) -> list[np.ndarray]:
+    """Up to ``count`` frames, preprocessed as the model does (one (1, 3, H, W) float32 array each)."""
+    if count < 1:
+        raise OnnxModelError(f"calibration_images must be >= 1, got {count}")
+    batches = []
+    for frame in frames:
+        x = images_to_tensor(
+            [frame],
+            tuple(ck["input_size"]),
+            ck["mean"],
+            ck["std"],
+            ck.get("resize_mode", "stretch"),
+            float(ck.get("crop_bottom", 0.0)),
+        )
+        batches.append(x.numpy().astype(np.float32))
+        if len(batches) >= count:
+            break
+    if not batches:
+        raise OnnxModelError("int8 quantization: the calibration source gave no frames")
+    return batches
+
+
+def _quantize_int8(src: Path, dst: Path, batches: list[np.ndarray]) -> None:
+    try:  # deferred: optional package (pip install sim2sg[onnx])
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+    except ImportError:
+        raise OnnxModelError(f"int8 quantization needs onnxruntime: {ORT_PIP}") from None
+
+    class _Frames(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(batches)
+
+        def get_next(self) -> Optional[dict]:
+            x = next(self._it, None)
+            return None if x is None else {"images": x}
+
+    pre = dst.with_name(dst.name + ".pre.tmp")
+    try:
+        # shape inference and graph clean-up first, as ONNX Runtime recommends for static quantization
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_static(
+            str(pre),
+            str(dst),
+            _Frames(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+    finally:
+        pre.unlink(missing_ok=True)
 
 
 def _session(path: Path, device: str, threads: int):

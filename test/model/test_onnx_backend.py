@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torchvision.ops import box_iou
 
 pytest.importorskip("onnx", reason="pip install onnx (make setup)")
 pytest.importorskip("onnxruntime", reason="pip install onnxruntime (make setup)")
@@ -180,3 +181,52 @@ def test_pretrained_encoder_exports_with_constant_padding_and_same_outputs(tmp_p
     heatmap, size, offset, _ = sess.run(None, {"images": x.numpy()})
     for name, got in (("heatmap", heatmap), ("size", size), ("offset", offset)):
         np.testing.assert_allclose(got, ref[name].numpy(), rtol=1e-3, atol=1e-4, err_msg=name)
+
+
+def test_int8_export_is_quantized_calibrated_and_close_to_float(exported, tmp_path, capsys):
+    import onnx
+
+    from sim2sg_core.__main__ import main
+    from sim2sg_core.model.onnx_backend import read_onnx_metadata
+
+    ckpt, (fp32_path, _) = exported
+    out = tmp_path / "int8" / "m.onnx"
+    # calibrated on simulator frames of the toy model's domain, through the CLI
+    args = ["export", "--ckpt", str(ckpt), "--out", str(out), "--quantize", "int8"]
+    assert main([*args, "--calibration", "sim:target", "--calibration-images", "6"]) == 0
+    assert "int8, calibrated on sim:drive/target" in capsys.readouterr().out
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m.onnx", "m.relations.onnx"]  # no temporaries left
+    meta = read_onnx_metadata(out)
+    assert meta["quantization"]["mode"] == "int8" and meta["quantization"]["calibration_images"] == 6
+    graph = onnx.load(str(out)).graph
+    ops = {n.op_type for n in graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert any(i.data_type == onnx.TensorProto.INT8 for i in graph.initializer)  # int8 weights
+    assert "quantization" not in read_onnx_metadata(fp32_path)
+
+    # calibrated on frames like those it will see (the toy data it was trained on), through the API
+    toy = ToyDataset(30, width=160, height=90, seed=5)
+    calibrated = tmp_path / "toy_int8.onnx"
+    export_onnx(ckpt, calibrated, quantize="int8", calibration=(toy[i][0] for i in range(10)), calibration_images=10)
+    frames = [toy[i][0] for i in range(10, 30)]  # other frames than the calibration's
+    fp32 = Predictor.from_checkpoint(fp32_path, device="cpu", score_threshold=0.2)
+    int8 = Predictor.from_checkpoint(calibrated, device="cpu", score_threshold=0.2)
+    hit = total = 0
+    for ga, gb in zip(fp32.predict(frames), int8.predict(frames)):
+        for o in ga.objects:
+            total += 1
+            same = [p.box for p in gb.objects if p.class_id == o.class_id]
+            if same:
+                hit += int(box_iou(torch.tensor([o.box]), torch.tensor(same)).max() >= 0.5)
+    assert total >= 20 and hit / total >= 0.8, (hit, total)
+
+
+def test_int8_export_refusals(exported, tmp_path):
+    ckpt, _ = exported
+    with pytest.raises(OnnxModelError, match="int4"):
+        export_onnx(ckpt, tmp_path / "a.onnx", quantize="int4", calibration=[])
+    with pytest.raises(OnnxModelError, match="calibration frames"):
+        export_onnx(ckpt, tmp_path / "b.onnx", quantize="int8")
+    with pytest.raises(OnnxModelError, match="gave no frames"):
+        export_onnx(ckpt, tmp_path / "c.onnx", quantize="int8", calibration=iter([]))
+    assert not any(tmp_path.glob("c.onnx*")), list(tmp_path.iterdir())  # nothing half-written
