@@ -137,6 +137,14 @@ class AdaptConfig:
     target_batchnorm: bool = False
     lr: float = 5e-4
     weight_decay: float = 1e-4
+    #: The schedule of the one optimisation engine (``train.optim``), restarted for adaptation: linear
+    #: warm-up over this many steps, then cosine decay to 0 at ``total_steps``, for the model and every
+    #: discriminator alike (each from its own rate).
+    warmup_steps: int = 20
+    #: Gradient-norm clip over the model's and the discriminators' parameters (<= 0: none).
+    grad_clip: float = 5.0
+    #: bfloat16 autocast where the device supports it (CUDA); no effect on CPU.
+    amp: bool = True
     #: Gamma of the GRL schedule 2/(1+exp(-gamma p))-1, p = progress of the adversarial phase.
     grl_gamma: float = 10.0
     #: Labelled source-domain images rendered once and mixed into every labelled batch.
@@ -186,6 +194,8 @@ class AdaptConfig:
             bad(f"warmup_rounds must be in [0, rounds={self.rounds}], got {self.warmup_rounds}")
         if self.steps_per_round < 1 or self.batch_size < 1:
             bad("steps_per_round and batch_size must be >= 1")
+        if self.warmup_steps < 0:
+            bad(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         for name in ("score_threshold",):
             v = getattr(self.label_alignment, name)
             if not 0.0 <= v <= 1.0:

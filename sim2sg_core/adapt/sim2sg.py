@@ -57,6 +57,7 @@ from sim2sg_core.scene_graph import SceneGraph, keep_objects
 from sim2sg_core.sim import Simulator
 from sim2sg_core.sim.domains import content_to_dict, parse_content
 from sim2sg_core.sim.scene import SceneDescription
+from sim2sg_core.train.optim import Optimization, ParamGroup
 from sim2sg_core.train.trainer import apply_batchnorm_mode, freeze_batchnorm
 from sim2sg_core.utils.device import resolve_device
 from sim2sg_core.utils.distributed import DistContext, all_gather_objects, barrier, data_parallel, from_main
@@ -67,6 +68,10 @@ PathLike = Union[str, os.PathLike]
 ProgressCallback = Callable[[int, int, dict], None]
 
 RESUME_SUFFIX = ".resume"
+
+
+#: Adam betas of the discriminators' parameter groups (the usual adversarial-training choice).
+DISCRIMINATOR_BETAS = (0.5, 0.999)
 
 
 class AdaptationError(RuntimeError):
@@ -232,7 +237,6 @@ class Sim2SGAdapter:
             refit_blend=config.label_alignment.refit_blend,
             min_class_fraction=config.label_alignment.min_class_fraction,
         )
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         # discriminators
         c_z = self.model.encoder.out_channels
         a, p = config.appearance_alignment, config.prediction_alignment
@@ -257,10 +261,30 @@ class Sim2SGAdapter:
             if p.enabled
             else None
         )
-        self.disc_opts = {}
-        for name, d, lr in (("z", self.disc_z, a.lr), ("heat", self.disc_heat, p.lr), ("rel", self.disc_rel, p.lr)):
+        # The one optimisation engine (train.optim): the model and each discriminator are groups of one
+        # AdamW, every group on the same warm-up + cosine schedule from its own base rate; the
+        # discriminators keep GAN betas and no weight decay (Adam), and step only when they got a gradient.
+        groups = [ParamGroup("model", list(self.model.parameters()))]
+        discriminators = (
+            ("disc_z", self.disc_z, a.lr),
+            ("disc_heat", self.disc_heat, p.lr),
+            ("disc_rel", self.disc_rel, p.lr),
+        )
+        for name, d, lr in discriminators:
             if d is not None:
-                self.disc_opts[name] = torch.optim.Adam(d.parameters(), lr=lr, betas=(0.5, 0.999))
+                params = list(d.parameters())
+                groups.append(ParamGroup(name, params, lr=lr, betas=DISCRIMINATOR_BETAS, weight_decay=0.0))
+        self.optim = Optimization(
+            groups,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            warmup_steps=config.warmup_steps,
+            total_steps=config.total_steps,
+            grad_clip=config.grad_clip,
+            device=self.device,
+            amp=config.amp,
+        )
+        self.opt = self.optim.optimizer  # (checkpointed with the model as its optimizer state)
         self._ddp = None
         if self.dist.launched:  # the model and every discriminator average their gradients over the ranks
             # find_unused_parameters: discriminators sit out warm-up rounds and pair-less batches
@@ -502,20 +526,13 @@ class Sim2SGAdapter:
             t_imgs = [self.local_targets[i] for i in t_idx]
         x = self._to_tensor(images + t_imgs)
         step_losses = self._ddp if self._ddp is not None else self.losses
-        losses, metrics = step_losses(x, list(targets) + [None] * len(t_imgs), len(images), lam, adversarial)
-        total = sum(losses.values())
-        self.opt.zero_grad(set_to_none=True)
-        for o in self.disc_opts.values():
-            o.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
-        self.opt.step()
-        if adversarial:
-            for o in self.disc_opts.values():
-                o.step()
-        self.step += 1
-        metrics.update({k: float(v.detach()) for k, v in losses.items()})
-        metrics["loss"] = float(total.detach())
+        with self.optim.autocast():
+            losses, metrics = step_losses(x, list(targets) + [None] * len(t_imgs), len(images), lam, adversarial)
+        self.optim.set_step(self.step)
+        logged = self.optim.step(losses)  # NaN guard, clip, schedule: the same engine as Trainer
+        self.step = self.optim.step_count
+        metrics.update(logged)
+        metrics["loss"] = logged["total"]
         metrics["grl_lambda"] = lam
         return metrics
 
@@ -603,7 +620,7 @@ class Sim2SGAdapter:
                 for k, d in (("z", self.disc_z), ("heat", self.disc_heat), ("rel", self.disc_rel))
                 if d is not None
             },
-            "disc_optimizers": {k: o.state_dict() for k, o in self.disc_opts.items()},
+            "scheduler": self.optim.scheduler.state_dict(),
             "content": content_to_dict(self.aligner.content),
             "camera_pose": [self.aligner.camera.height_m, self.aligner.camera.pitch],
         }
@@ -616,9 +633,9 @@ class Sim2SGAdapter:
         for k, d in (("z", self.disc_z), ("heat", self.disc_heat), ("rel", self.disc_rel)):
             if d is not None and k in st["discriminators"]:
                 d.load_state_dict(st["discriminators"][k])
-        for k, o in self.disc_opts.items():
-            if k in st["disc_optimizers"]:
-                o.load_state_dict(st["disc_optimizers"][k])
+        if st.get("scheduler"):
+            self.optim.scheduler.load_state_dict(st["scheduler"])
+        self.optim.set_step(self.step)
         if st.get("content"):
             self.aligner.content = parse_content(st["content"], self.aligner.env, "adaptation resume state")
         if st.get("camera_pose"):

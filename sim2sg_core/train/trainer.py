@@ -1,5 +1,6 @@
-"""Trainer: AdamW + warm-up/cosine schedule, gradient clipping, named-loss progress bar, atomic
-checkpoints and resume. Reusable by domain adaptation:
+"""Trainer: supervised training through the one optimisation engine (``train.optim.Optimization``:
+AdamW, warm-up/cosine schedule, NaN guard, gradient clipping, AMP), with a named-loss progress bar,
+atomic checkpoints and resume. Reusable by domain adaptation:
 
 * ``loss_hooks``: callables ``hook(trainer, batch, outputs) -> {name: scalar tensor}`` whose
   losses are added to the model's (e.g. a GRL discriminator on ``outputs["features"]``);
@@ -39,50 +40,14 @@ from sim2sg_core.model.sg_model import SGModel
 from sim2sg_core.scene_graph import Vocabulary
 from sim2sg_core.sim.dataset import SimDataset
 from sim2sg_core.sim.domains import load_environment
-from sim2sg_core.utils.device import autocast_context, resolve_device
+from sim2sg_core.train.optim import Optimization, TrainingDivergedError, WarmupCosine
+from sim2sg_core.utils.device import resolve_device
 from sim2sg_core.utils.distributed import DistContext, barrier, data_parallel, from_main
 
 LossHook = Callable[["Trainer", dict, dict], dict]
 
-
-class TrainingDivergedError(RuntimeError):
-    """A loss became NaN or infinite."""
-
-
-class WarmupCosine:
-    """Linear warm-up then cosine decay to 0 over the run, whose length is steps or wall time.
-
-    Progress is ``max(step / total_steps, elapsed / total_seconds)`` so a time-budgeted run still
-    anneals fully by its deadline. State (step, elapsed seconds) is checkpointed for resume.
-    """
-
-    def __init__(self, optimizer, base_lr: float, warmup_steps: int, total_steps: int, total_seconds: float = 0.0):
-        self.optimizer, self.base_lr = optimizer, float(base_lr)
-        self.warmup_steps, self.total_steps = int(warmup_steps), int(total_steps)
-        self.total_seconds = float(total_seconds)
-        self.step_count, self.elapsed = 0, 0.0
-
-    def progress(self) -> float:
-        p = self.step_count / max(self.total_steps, 1)
-        if self.total_seconds > 0:
-            p = max(p, self.elapsed / self.total_seconds)
-        return min(p, 1.0)
-
-    def lr(self) -> float:
-        warm = min(1.0, (self.step_count + 1) / max(self.warmup_steps, 1))
-        return self.base_lr * warm * 0.5 * (1.0 + math.cos(math.pi * self.progress()))
-
-    def apply(self) -> float:
-        lr = self.lr()
-        for g in self.optimizer.param_groups:
-            g["lr"] = lr
-        return lr
-
-    def state_dict(self) -> dict:
-        return {"step_count": self.step_count, "elapsed": self.elapsed}
-
-    def load_state_dict(self, d: dict) -> None:
-        self.step_count, self.elapsed = int(d["step_count"]), float(d["elapsed"])
+#: re-exported: the engine's pieces were defined here before ``train/optim.py`` existed
+__all__ = ["LossHook", "Trainer", "TrainingDivergedError", "WarmupCosine", "open_dataset"]
 
 
 def open_dataset(
@@ -197,11 +162,19 @@ class Trainer:
                 find_unused_parameters=bool(self.extra_modules),
                 gradient_as_bucket_view=True,
             )
-        params = [p for p in list(self.model.parameters()) + list(self.extra_modules.parameters()) if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        self.scheduler = WarmupCosine(
-            self.optimizer, self.cfg.lr, self.cfg.warmup_steps, self.cfg.steps, self.cfg.minutes * 60.0
+        self.optim = Optimization.for_modules(
+            self.model,
+            dict(self.extra_modules.items()),
+            lr=self.cfg.lr,
+            weight_decay=self.cfg.weight_decay,
+            warmup_steps=self.cfg.warmup_steps,
+            total_steps=self.cfg.steps,
+            total_seconds=self.cfg.minutes * 60.0,
+            grad_clip=self.cfg.grad_clip,
+            device=self.device,
+            amp=self.cfg.amp,
         )
+        self.optimizer, self.scheduler = self.optim.optimizer, self.optim.scheduler
         self.step = 0
         self.history: list[dict] = []
         m = config.model
@@ -250,7 +223,7 @@ class Trainer:
         )
 
     def autocast(self):
-        return autocast_context(self.device, self.cfg.amp)
+        return self.optim.autocast()
 
     def compute_losses(self, batch: dict) -> dict:
         """Named scalar losses for one batch: the model's supervised ones plus every hook's (through
@@ -275,27 +248,9 @@ class Trainer:
         self.extra_modules.train()
         if self.bn_mode == "frozen":
             freeze_batchnorm(self.model)
-        lr = self.scheduler.apply()
-        losses = self.compute_losses(batch)
-        if not losses:
-            raise ValueError("the batch produced no losses (no labelled image and no loss hook)")
-        total = sum(v.float() for v in losses.values())
-        if not torch.isfinite(total):
-            parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
-            raise TrainingDivergedError(
-                f"loss became {float(total.detach())} at step {self.step} ({parts}); "
-                f"try a lower learning rate than {self.cfg.lr} or check the labels"
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        if self.cfg.grad_clip > 0:
-            params = [p for g in self.optimizer.param_groups for p in g["params"]]
-            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
-        self.optimizer.step()
-        self.step += 1
-        self.scheduler.step_count = self.step
-        logged = {k: float(v.detach()) for k, v in losses.items()}
-        logged.update(total=float(total.detach()), lr=lr)
+        self.optim.set_step(self.step)
+        logged = self.optim.step(self.compute_losses(batch))
+        self.step = self.optim.step_count
         return logged
 
     # -- checkpoints --------------------------------------------------------------------------
@@ -342,7 +297,7 @@ class Trainer:
         if ck.get("scheduler"):
             self.scheduler.load_state_dict(ck["scheduler"])
         self.step = int(ck["step"])
-        self.scheduler.step_count = self.step
+        self.optim.set_step(self.step)
         self.history = list(ck["extra"].get("history", []))
         return True
 

@@ -154,3 +154,40 @@ def test_estimated_pose_moves_the_label_aligner_camera(world):
     assert adapter._estimate_pose(graphs[:1], 2) is None
     assert (adapter.aligner.camera.height_m, adapter.aligner.camera.pitch) == got
     assert np.isfinite(got).all()
+
+
+def test_adaptation_steps_through_the_one_engine(world):
+    """The full method's model and discriminators are groups of train.optim.Optimization: the same
+    warm-up + cosine schedule (each from its own rate), and discriminators move only once adversarial."""
+    exp, targets = world
+    from sim2sg_core.model.sg_model import SGModel
+
+    vocab = Simulator.from_names("drive", "source", 0).vocab
+    torch.manual_seed(0)
+    cfg = configure(load_adapt_config(), METHODS["sim2sg_full"])
+    cfg.env, cfg.seed, cfg.progress_bar, cfg.num_threads, cfg.device = "drive", 0, False, 1, "cpu"
+    cfg.rounds, cfg.warmup_rounds, cfg.steps_per_round, cfg.batch_size, cfg.target_batch_size = 2, 1, 2, 4, 2
+    cfg.source_pool_size, cfg.label_alignment.samples_per_round, cfg.warmup_steps = 8, 8, 1
+    adapter = Sim2SGAdapter(
+        model=SGModel.from_config(exp, vocab),
+        vocab=vocab,
+        experiment_config=exp,
+        input_size=SIZE,
+        mean=exp.model.mean,
+        std=exp.model.std,
+        config=cfg,
+        target_images=targets,
+        device="cpu",
+    )
+    assert adapter.optim.group_names == ["model", "disc_z", "disc_heat", "disc_rel"]
+    disc_before = [p.detach().clone() for p in adapter.disc_z.parameters()]
+    lrs = []
+    for _ in range(cfg.total_steps):
+        m = adapter.train_step()
+        groups = adapter.optim.optimizer.param_groups
+        assert groups[1]["lr"] == pytest.approx(groups[0]["lr"] * cfg.appearance_alignment.lr / cfg.lr)
+        lrs.append(m["lr"])
+        if adapter.step == cfg.steps_per_round:  # end of the warm-up round: discriminators untouched
+            assert all(torch.equal(a, b) for a, b in zip(disc_before, adapter.disc_z.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(disc_before, adapter.disc_z.parameters()))
+    assert lrs[0] == pytest.approx(cfg.lr) and lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.2 * cfg.lr
