@@ -1,7 +1,8 @@
 """The benchmark's methods: Sim2SG ablations and the baselines, each one configuration of the same code.
 
 Every method starts from the same model architecture and gets the same number of optimisation
-steps (``BenchProfile.budget_steps``):
+steps (``BenchProfile.budget_steps``), all through the one optimisation engine (``train.optim``: AdamW,
+warm-up + cosine restarted per phase, NaN guard, clipping):
 
 * ``adapt`` methods continue the shared source pre-training (``source_steps``) for the adaptation
   budget (``rounds × steps_per_round``) with :func:`sim2sg_core.adapt.sim2sg.run_adaptation`; they
