@@ -5,8 +5,8 @@ Label line (15 fields, a 16th score is accepted):
 Locations are object bottom centres in the camera frame that ``P2`` projects; our simulator writes
 its level frame and folds the camera pitch into ``P2 = K [R_pitch | 0]``, so ``P2 @ location``
 lands on the object in the image as KITTI tools expect. ``occluded`` is KITTI's integer level:
-written from the occluded fraction (<0.1 → 0, <0.5 → 1, else 2) and read back as 0.0 / 0.3 / 0.7
-(3 = unknown → 0.0). Boxes are written as float pixel edges.
+written from the occluded fraction (<0.1 → 0, <0.5 → 1, <1 → 2, 1 → 3) and read back as 0.0 / 0.3 / 0.7
+/ 1.0 (3 = unknown: outside every evaluation difficulty, as in the devkit). Boxes are written as float pixel edges.
 
 Reading maps types through a class map (``config/class_maps/kitti.yaml``): ``map`` type → class,
 ``ignore`` types (DontCare, Misc, Truck, …; ``DontCare`` always, as the format defines it) become
@@ -37,7 +37,9 @@ from sim2sg_core.scene_graph import IgnoreRegion, SceneGraph, SceneObject, Vocab
 from sim2sg_core.utils.io import atomic_save, atomic_write_text
 
 PathLike = Union[str, os.PathLike]
-OCCLUSION_FROM_LEVEL = {0: 0.0, 1: 0.3, 2: 0.7, 3: 0.0}
+#: KITTI level → occluded fraction; 3 ("unknown") → 1.0, which evaluation's difficulties all exclude
+#: (``eval.ignore.occlusion_level``), as the devkit does.
+OCCLUSION_FROM_LEVEL = {0: 0.0, 1: 0.3, 2: 0.7, 3: 1.0}
 
 
 class KittiFormatError(ValueError):
@@ -76,7 +78,7 @@ def load_class_map(class_map: Union[None, PathLike, dict]) -> dict:
 
 
 def _occlusion_level(frac: float) -> int:
-    return 0 if frac < 0.1 else (1 if frac < 0.5 else 2)
+    return 0 if frac < 0.1 else (1 if frac < 0.5 else (2 if frac < 1.0 else 3))
 
 
 def _wrap(a: float) -> float:

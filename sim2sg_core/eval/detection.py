@@ -300,7 +300,7 @@ def reference_in_difficulty(obj_box, truncation, occlusion, difficulty) -> bool:
     if difficulty is None:
         return True
     min_h, max_level, max_trunc = _REF_DIFFICULTY[difficulty]
-    level = 0 if occlusion < 0.1 else (1 if occlusion < 0.5 else 2)
+    level = 0 if occlusion < 0.1 else (1 if occlusion < 0.5 else (2 if occlusion < 1.0 else 3))
     return obj_box[3] - obj_box[1] >= min_h and level <= max_level and truncation <= max_trunc + 1e-9
 
 

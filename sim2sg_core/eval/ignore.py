@@ -14,8 +14,9 @@ is *ignored* — neither a true nor a false positive, in AP and in Recall@K — 
 KITTI difficulties (object-detection devkit): easy = box height ≥ 40 px, fully visible (occlusion
 level 0), truncation ≤ 0.15; moderate = ≥ 25 px, level ≤ 1, ≤ 0.30; hard = ≥ 25 px, level ≤ 2,
 ≤ 0.50. Heights are in the label's own pixels. Occlusion levels come from the occluded fraction
-as the KITTI writer maps them (< 0.1 → 0, < 0.5 → 1, else 2); a KITTI "unknown" level (3) reads as
-fully visible. Ground-truth objects outside the difficulty are not counted (they become ignored).
+as the KITTI writer maps them (< 0.1 → 0, < 0.5 → 1, < 1 → 2); a KITTI "unknown" level (3) is read as
+the fraction 1.0 (level 3), which is outside every difficulty, as in the devkit. Ground-truth objects
+outside the difficulty are not counted (they become ignored).
 """
 
 from __future__ import annotations
@@ -53,10 +54,15 @@ def get_difficulty(difficulty) -> Optional[Difficulty]:
     raise ValueError(f"difficulty must be None or one of {list(DIFFICULTIES)}, got {difficulty!r}")
 
 
+#: Occluded fraction that stands for KITTI's "unknown" occlusion level 3 (outside every difficulty).
+UNKNOWN_OCCLUSION = 1.0
+
+
 def occlusion_level(fraction) -> np.ndarray:
-    """KITTI occlusion level (0 fully visible, 1 partly, 2 largely occluded) of occluded fractions."""
+    """KITTI occlusion level (0 fully visible, 1 partly, 2 largely occluded, 3 unknown / fully hidden) of
+    occluded fractions."""
     f = np.asarray(fraction, dtype=np.float64)
-    return np.where(f < 0.1, 0, np.where(f < 0.5, 1, 2))
+    return np.where(f < 0.1, 0, np.where(f < 0.5, 1, np.where(f < UNKNOWN_OCCLUSION, 2, 3)))
 
 
 def in_difficulty(boxes, truncation, occlusion, difficulty) -> np.ndarray:
@@ -113,4 +119,5 @@ __all__ = [
     "in_difficulty",
     "labels_carry_difficulty_fields",
     "occlusion_level",
+    "UNKNOWN_OCCLUSION",
 ]

@@ -86,6 +86,14 @@ def _kitti_dir(tmp_path, label=LABEL_KITTI, size=(1242, 375), calib=CALIB_KITTI)
     return tmp_path
 
 
+def test_unknown_occlusion_level_round_trips(tmp_path):
+    from sim2sg_core.data.kitti import OCCLUSION_FROM_LEVEL
+
+    line = "Car 0.00 3 -1.58 587.01 173.33 614.12 200.12 1.65 1.67 3.64 -0.65 1.71 46.70 -1.59\n"
+    ((_, g),) = read_kitti(_kitti_dir(tmp_path, label=line))
+    assert g.objects[0].occlusion == OCCLUSION_FROM_LEVEL[3] == 1.0
+
+
 def test_real_kitti_style_labels_become_scene_graphs(tmp_path):
     items = read_kitti(_kitti_dir(tmp_path))
     ((_, g),) = items
@@ -95,7 +103,8 @@ def test_real_kitti_style_labels_become_scene_graphs(tmp_path):
         ("Cyclist", (387.63, 181.54, 423.81, 203.12)),
         ("DontCare", (503.89, 169.71, 590.61, 190.13)),
     ]
-    assert g.objects[0].occlusion == 0.0 and g.objects[1].occlusion == pytest.approx(0.3)
+    # occluded level 3 is KITTI's "unknown": read as 1.0, outside every evaluation difficulty
+    assert g.objects[0].occlusion == 1.0 and g.objects[1].occlusion == pytest.approx(0.3)
     assert g.objects[0].truncation == pytest.approx(0.88)
     trip = {(r.subject, r.object): r.predicate for r in g.relationships}
     # car0 (-2.70, 3.68), car1 (-1.17, 7.86), ped (1.84, 8.41): car0-ped dx=-4.54, dz=-4.73 → front

@@ -119,6 +119,25 @@ def test_difficulty_definitions_at_their_boundaries():
     assert labels_carry_difficulty_fields([SceneGraph(objects=[obj(0, (0, 0, 5, 5), occ=0.3)])])
 
 
+def test_unknown_occlusion_is_outside_every_difficulty():
+    """KITTI's occlusion level 3 ("unknown") reads as the fraction 1.0: counted with no difficulty, ignored in
+    easy, moderate and hard (the devkit's maximum occlusion is 2), so a detection on it is neither TP nor FP."""
+    from sim2sg_core.data.kitti import OCCLUSION_FROM_LEVEL
+    from sim2sg_core.eval.ignore import occlusion_level
+
+    unknown = OCCLUSION_FROM_LEVEL[3]
+    assert occlusion_level([0.0, 0.3, 0.7, unknown]).tolist() == [0, 1, 2, 3]
+    boxes, trunc, occ = [(0, 0, 10, 50)] * 2, [0.0, 0.0], [0.0, unknown]
+    for level in ("easy", "moderate", "hard"):
+        assert in_difficulty(boxes, trunc, occ, level).tolist() == [True, False]
+    gt = SceneGraph(objects=[obj(0, (0, 0, 40, 50)), obj(0, (100, 0, 140, 50), occ=unknown)])
+    pred = SceneGraph(objects=[obj(0, (0, 0, 40, 50), 0.9), obj(0, (100, 0, 140, 50), 0.95)])
+    hard = average_precision([pred], [gt], 3, difficulty="hard")
+    assert hard["num_gt"][0] == 1 and hard["num_ignored"][0] == 1 and hard["ap"][0] == 1.0
+    assert average_precision([pred], [gt], 3)["num_gt"][0] == 2
+    assert reference_average_precision([pred], [gt], 3, difficulty="hard")[0] == pytest.approx(hard["ap"][0])
+
+
 def test_objects_outside_the_difficulty_are_ignored():
     gt = SceneGraph(objects=[obj(0, (0, 0, 40, 50)), obj(0, (100, 0, 130, 30)), obj(0, (200, 0, 240, 60), trunc=0.6)])
     # finds the large car, the small one (30 px tall) and the truncated one; one false positive
