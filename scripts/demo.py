@@ -420,7 +420,7 @@ def real_demo(args) -> int:
     """``--real DIR``: source model rendered through the real camera → Sim2SG on the real frames →
     annotated real frames, source-only beside adapted, in ``real_grid.png``."""
     import cv2
-    from sim2sg_core.adapt.bench import RealData, _real_camera, render_split, train_supervised
+    from sim2sg_core.adapt.bench import RealData, real_camera, render_split, train_supervised
     from sim2sg_core.adapt.baselines import configure, get_method
     from sim2sg_core.adapt.config import load_bench_profile
     from sim2sg_core.adapt.sim2sg import run_adaptation
@@ -435,7 +435,7 @@ def real_demo(args) -> int:
     real = RealData(target=str(args.real), eval_data=str(args.real_eval or ""), camera_info=args.camera_info or "")
     real.camera_info = real.resolve_camera_info()
     size = prof.image_size_for(args.env)
-    camera = _real_camera(prof, real, size)
+    camera = real_camera(prof, real, size)
     out = args.out / f"real_{key_of(Path(real.target).resolve(), real.camera_info, args.real_profile, args.seed)}"
     log(f"1/4 source model: {prof.source_domain} scenes rendered through {real.camera_info} at {size[0]}x{size[1]}")
     src, _ = train_supervised(

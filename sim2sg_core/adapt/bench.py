@@ -272,7 +272,7 @@ def _domain_name(profile, name: str) -> str:
 DEFAULT_REAL_CAMERA_HEIGHT = 1.5
 
 
-def _real_camera(profile, real: RealData, size):
+def real_camera(profile, real: RealData, size):
     """The real camera (calibration + the profile's mount pose) at the render size."""
     height = profile.camera_height if profile.camera_height is not None else DEFAULT_REAL_CAMERA_HEIGHT
     return load_camera(real.camera_info, height_m=height, pitch=profile.camera_pitch, image_size=tuple(size))
@@ -280,7 +280,7 @@ def _real_camera(profile, real: RealData, size):
 
 def _real_setup(profile, env: str, real: RealData, size):
     """(camera at the render size, target source, evaluation dataset) of a real target."""
-    camera = _real_camera(profile, real, size)
+    camera = real_camera(profile, real, size)
     target = target_source_from_spec(real.target, topic=real.topic, env=env)
     evalset = KittiDataset(real.eval_data, vocab=_vocab(env), camera_height_m=camera.height_m)
     return camera, target, evalset
