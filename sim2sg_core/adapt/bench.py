@@ -12,6 +12,8 @@ the benchmark is re-run, so an interrupted benchmark resumes.
 
 from __future__ import annotations
 
+import copy
+
 import concurrent.futures as cf
 import csv
 import io
@@ -540,16 +542,25 @@ def gain_intervals(
     seeds = sorted(set(mine) & set(base))
     if not seeds or method == baseline:
         return None
-    recs = []
+    pairs = []
     for s in seeds:
-        paths = [Path(mine[s].get("records", "")), Path(base[s].get("records", ""))]
+        paths = (Path(mine[s].get("records", "")), Path(base[s].get("records", "")))
         if not all(p.is_file() for p in paths):
             return None
-        recs.append(tuple(dict(np.load(p)) for p in paths))
-    return {
-        key: paired_bootstrap([m for m, _ in recs], [b for _, b in recs], metric, n_boot=n_boot)
-        for key, metric in (("mAP50", "mAP"), (f"R@{k}", f"R@{k}"))
-    }
+        pairs.append(paths)
+    # the tables are rewritten after every finished run; the intervals of unchanged records are reused
+    key = (tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for pair in pairs for p in pair), k, n_boot)
+    if key not in _GAIN_CACHE:
+        recs = [tuple(dict(np.load(p)) for p in pair) for pair in pairs]
+        _GAIN_CACHE[key] = {
+            name: paired_bootstrap([m for m, _ in recs], [b for _, b in recs], metric, n_boot=n_boot)
+            for name, metric in (("mAP50", "mAP"), (f"R@{k}", f"R@{k}"))
+        }
+    return copy.deepcopy(_GAIN_CACHE[key])
+
+
+#: gain_intervals' results by (record files with their mtimes and sizes, K, draws).
+_GAIN_CACHE: dict = {}
 
 
 def _fmt_ci(ci: Optional[dict]) -> str:
