@@ -106,6 +106,10 @@ def test_real_bench_writes_tables_and_loadable_checkpoints(tmp_path, real_dirs):
     assert f"AP@0.5 car ({n_car} GT)" in md and "Recall@50" in md
     assert "left out of the table and of the mAP" in md
     assert "DR + Sim2SG (full)" in md and "DR + Sim2SG − source only" in md
+    # the evaluation labels were checked for registration before any AP, and the table quotes the check
+    audit = json.loads((tmp_path / "label_audit.json").read_text())
+    assert audit["boxes"] == n_car and audit["frames"] >= 1 and 0.0 <= audit["auc"] <= 1.0
+    assert "Label registration check" in md and f"{audit['auc']:.3f}" in md
     assert [r["method"] for r in res["rows"]] == methods
     rec = json.loads((tmp_path / "runs" / "drive" / "real_unlabelled" / "seed0" / "sim2sg_full.json").read_text())
     assert rec["metrics"]["num_images"] == 6
