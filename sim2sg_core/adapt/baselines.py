@@ -111,6 +111,15 @@ METHODS: dict[str, Method] = {
         ),
         # Domain randomisation and Sim2SG together: pre-train on the randomized domain, then adapt
         Method("sim2sg_dr", "DR + Sim2SG (full)", "adapt", pretrain_domain="randomized", switches=dict(_FULL)),
+        # DR + Sim2SG with class-balanced pseudo-label confidence: a domain-randomised model is less sure
+        # of some classes on the target, and a global threshold would drop them from label alignment
+        Method(
+            "sim2sg_dr_cb",
+            "DR + Sim2SG, class-balanced pseudo-labels",
+            "adapt",
+            pretrain_domain="randomized",
+            switches={**_FULL, "label_alignment.class_balanced_fraction": 0.5},
+        ),
         # Full Sim2SG whose pseudo-labels must also convince the ImageNet classifier (real-car evidence)
         Method(
             "sim2sg_evidence", "Sim2SG full + ImageNet evidence", "adapt", switches={**_FULL, "evidence.enabled": True}

@@ -51,6 +51,12 @@ class LabelAlignmentConfig:
     #: Floor of each class's re-fitted count, as a fraction of its source count (0 = none): an
     #: undetected class is not evidence of an absent class.
     min_class_fraction: float = 0.0
+    #: Class-balanced confidence (as in class-balanced self-training, Zou et al. 2018), 0 = off: each
+    #: class's pseudo-label threshold is lowered to the score above which this fraction of its
+    #: predictions lie (never above ``score_threshold``, never below the 0.3 prediction floor), so a
+    #: model that is less sure of one class (a domain-randomised one, typically) still contributes it
+    #: to the pseudo-statistics and the reconstructed scenes instead of dropping it.
+    class_balanced_fraction: float = 0.0
     #: Fraction of each labelled batch still taken from the original source domain (anchors labels
     #: while pseudo-statistics are still noisy).
     source_fraction: float = 0.25
@@ -194,6 +200,9 @@ class AdaptConfig:
             bad(f"warmup_rounds must be in [0, rounds={self.rounds}], got {self.warmup_rounds}")
         if self.steps_per_round < 1 or self.batch_size < 1:
             bad("steps_per_round and batch_size must be >= 1")
+        cbf = self.label_alignment.class_balanced_fraction
+        if not 0.0 <= cbf <= 1.0:
+            bad(f"label_alignment.class_balanced_fraction must be in [0, 1], got {cbf}")
         if self.warmup_steps < 0:
             bad(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         for name in ("score_threshold",):

@@ -168,3 +168,38 @@ class LabelAligner:
             images.append(img)
             graphs.append(g)
         return images, graphs
+
+
+def class_balanced_scores(
+    graphs: Sequence[SceneGraph], threshold: float, fraction: float
+) -> tuple[list[SceneGraph], dict[int, float]]:
+    """Per-class confidence for pseudo-labels (class-balanced self-training, Zou et al., ECCV 2018).
+
+    Class ``c``'s threshold ``t_c`` is the score above which ``fraction`` of its predictions lie, capped at
+    ``threshold``. Object scores are re-mapped per class, monotonically and piecewise linearly, so that
+    ``t_c`` lands on ``threshold``: ``[t_c, 1] -> [threshold, 1]`` and ``[0, t_c] -> [0, threshold]``. Everything
+    downstream keeps using the one global threshold. Returns the re-scored graphs (relationships
+    untouched) and ``{class_id: t_c}``.
+    """
+    by_class: dict[int, list[float]] = {}
+    for g in graphs:
+        for o in g.objects:
+            by_class.setdefault(o.class_id, []).append(float(o.score))
+    if fraction <= 0:  # no class is lowered
+        return list(graphs), {c: float(threshold) for c in by_class}
+    thr = {c: min(float(threshold), float(np.quantile(v, 1.0 - fraction))) for c, v in by_class.items() if v}
+
+    def remap(score: float, t: float) -> float:
+        if t >= threshold:
+            return score
+        if score >= t:
+            return threshold + (score - t) * (1.0 - threshold) / max(1.0 - t, 1e-9)
+        return score * threshold / max(t, 1e-9)
+
+    out = [
+        dataclasses.replace(
+            g, objects=[dataclasses.replace(o, score=remap(float(o.score), thr[o.class_id])) for o in g.objects]
+        )
+        for g in graphs
+    ]
+    return out, thr

@@ -46,7 +46,7 @@ from sim2sg_core.adapt.discriminators import (
 )
 from sim2sg_core.adapt.evidence import evidence_filter_from_config
 from sim2sg_core.adapt.grl import grad_reverse, grl_lambda
-from sim2sg_core.adapt.label_alignment import LabelAligner
+from sim2sg_core.adapt.label_alignment import LabelAligner, class_balanced_scores
 from sim2sg_core.adapt.pose import estimate_camera_pose
 from sim2sg_core.adapt.targets import ArrayTargetSource, BagTargetSource, TargetSource
 from sim2sg_core.data.calibration import calibration_kind, load_camera
@@ -420,7 +420,13 @@ class Sim2SGAdapter:
         if cfg.label_alignment.enabled:
             if cfg.label_alignment.camera_pose == "estimated":
                 info["estimated_pose"] = self._estimate_pose(preds, round_index)
-            analysis = self.aligner.analyse(preds)
+            aligned_preds = preds
+            if cfg.label_alignment.class_balanced_fraction > 0:
+                aligned_preds, thresholds = class_balanced_scores(
+                    preds, cfg.label_alignment.score_threshold, cfg.label_alignment.class_balanced_fraction
+                )
+                info["class_thresholds"] = {self.vocab.classes[c]: round(t, 3) for c, t in sorted(thresholds.items())}
+            analysis = self.aligner.analyse(aligned_preds)
             rng = np.random.default_rng([cfg.seed, round_index, 1])
             scenes = self.aligner.synthesis_scenes(
                 analysis, cfg.label_alignment.samples_per_round, cfg.label_alignment.generated_fraction, rng

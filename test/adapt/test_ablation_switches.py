@@ -53,6 +53,7 @@ def _diff(a: str, b: str) -> set:
         ("sim2sg_full_no_fda", "sim2sg_full", {"appearance_alignment.spectrum_beta"}),
         ("sim2sg_full_pose_est", "sim2sg_full", {"label_alignment.camera_pose"}),
         ("sim2sg_dr", "sim2sg_full", set()),
+        ("sim2sg_dr_cb", "sim2sg_dr", {"label_alignment.class_balanced_fraction"}),
     ],
 )
 def test_each_ablation_switches_only_what_it_names(method, reference, changed):

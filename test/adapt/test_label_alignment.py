@@ -195,3 +195,27 @@ def test_class_floor_keeps_undetected_classes_in_the_generator(target_graphs):
         assert floored[c].count_mean == pytest.approx(0.5 * src[c].count_mean)
     assert floored["car"].count_mean == pytest.approx(plain["car"].count_mean)
     assert floored["car"].count_mean > src["car"].count_mean
+
+
+def test_class_balanced_scores_keep_a_less_confident_class():
+    """A class the model is less sure of (all its scores under the global threshold) still contributes
+    its most confident predictions; a confident class keeps the global threshold; the map is monotone."""
+    from sim2sg_core.adapt.label_alignment import class_balanced_scores
+
+    def o(cid, score):
+        return SceneObject(("car", "pedestrian")[cid], cid, (0.0, 0.0, 10.0, 10.0), score)
+
+    graphs = [
+        SceneGraph(objects=[o(0, 0.32), o(0, 0.38), o(1, 0.9)]),
+        SceneGraph(objects=[o(0, 0.44), o(0, 0.47), o(1, 0.6), o(1, 0.2)]),
+    ]
+    assert confident_class_counts(graphs, 0.5) == {"pedestrian": 2}  # the global threshold drops every car
+    out, thr = class_balanced_scores(graphs, threshold=0.5, fraction=0.5)
+    assert thr[1] == 0.5 and 0.38 < thr[0] < 0.44  # cars: the median of their scores; pedestrians: capped
+    assert confident_class_counts(out, 0.5) == {"car": 2, "pedestrian": 2}
+    cars = [ob.score for g in out for ob in g.objects if ob.class_id == 0]
+    assert cars == sorted(cars) and all(0.0 <= s <= 1.0 for s in cars)  # order kept within the class
+    peds = [ob.score for g in out for ob in g.objects if ob.class_id == 1]
+    assert peds == [0.9, 0.6, 0.2]  # a class already confident is left as it is
+    same, _ = class_balanced_scores(graphs, threshold=0.5, fraction=0.0)  # fraction 0: thresholds = max
+    assert confident_class_counts(same, 0.5) == {"pedestrian": 2}
