@@ -111,6 +111,22 @@ METHODS: dict[str, Method] = {
         ),
         # Domain randomisation and Sim2SG together: pre-train on the randomized domain, then adapt
         Method("sim2sg_dr", "DR + Sim2SG (full)", "adapt", pretrain_domain="randomized", switches=dict(_FULL)),
+        # Diagnosing DR + Sim2SG: the randomized pre-training continued in the adaptation loop with every
+        # switch off (what source_only is to Sim2SG), and with label alignment alone
+        Method(
+            "dr_continued",
+            "DR pre-training, continued (no adaptation)",
+            "adapt",
+            pretrain_domain="randomized",
+            switches=dict(_OFF),
+        ),
+        Method(
+            "sim2sg_dr_label",
+            "DR + label alignment only",
+            "adapt",
+            pretrain_domain="randomized",
+            switches={**_OFF, "label_alignment.enabled": True},
+        ),
         # DR + Sim2SG with class-balanced pseudo-label confidence: a domain-randomised model is less sure
         # of some classes on the target, and a global threshold would drop them from label alignment
         Method(

@@ -54,11 +54,13 @@ def _diff(a: str, b: str) -> set:
         ("sim2sg_full_pose_est", "sim2sg_full", {"label_alignment.camera_pose"}),
         ("sim2sg_dr", "sim2sg_full", set()),
         ("sim2sg_dr_cb", "sim2sg_dr", {"label_alignment.class_balanced_fraction"}),
+        ("dr_continued", "source_only", set()),
+        ("sim2sg_dr_label", "sim2sg_label", set()),
     ],
 )
 def test_each_ablation_switches_only_what_it_names(method, reference, changed):
     assert _diff(method, reference) == changed
-    if method == "sim2sg_dr":  # the same adaptation, from the randomized-domain pre-training
+    if method in ("sim2sg_dr", "dr_continued", "sim2sg_dr_label"):  # the same, from the randomized pre-training
         assert (METHODS[method].pretrain_domain, METHODS[reference].pretrain_domain) == ("randomized", "source")
     if method == "fda_only":  # the shipped config transfers the target look when appearance is on
         assert configure(load_adapt_config(), METHODS[method]).appearance_alignment.spectrum_beta > 0
