@@ -537,8 +537,9 @@ class Sim2SGAdapter:
         self.optim.set_step(self.step)
         logged = self.optim.step(losses)  # NaN guard, clip, schedule: the same engine as Trainer
         self.step = self.optim.step_count
+        # the summed loss is reported as "loss" ("total" means the step count in progress reports)
+        metrics["loss"] = logged.pop("total")
         metrics.update(logged)
-        metrics["loss"] = logged["total"]
         metrics["grl_lambda"] = lam
         return metrics
 
