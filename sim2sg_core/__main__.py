@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Optional
 
 import cv2
 import torch
@@ -73,6 +74,7 @@ def cmd_train(args) -> int:
         data, t.train_images, t.data_seed, env_for_kitti=t.env, camera=camera, camera_pose_from_camera=own_pose
     )
     dist, device = init_from_env(args.device)  # torchrun: join the process group (gloo / nccl)
+    trainer: Optional[Trainer] = None
     try:
         torch.manual_seed(t.seed)  # the same initial weights on every rank
         model = SGModel.from_config(cfg, vocab)
@@ -88,6 +90,7 @@ def cmd_train(args) -> int:
         summary = trainer.fit(trainer.make_loader(dataset))
         say(f"done: {summary['steps']} steps in {summary['seconds'] / 60:.1f} min -> {summary['checkpoint']}")
     finally:
+        trainer = None  # its DistributedDataParallel goes before the process group (shutdown collects it)
         shutdown()
     if args.eval_images > 0 and not t.kitti_dir and dist.is_main:
         eval_ds, _ = open_dataset(

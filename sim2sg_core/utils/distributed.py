@@ -12,6 +12,8 @@ detectron2/FCOS do), which makes N processes with batch B/N step exactly like on
 
 from __future__ import annotations
 
+import gc
+
 import os
 import warnings
 from dataclasses import dataclass
@@ -113,7 +115,11 @@ def data_parallel(
 
 
 def shutdown() -> None:
+    """Leave the process group. Unreachable objects are collected first: a trainer's or adapter's
+    DistributedDataParallel sits in a reference cycle (it wraps a loss module bound to its owner), and one
+    that outlived the group to interpreter exit could abort the process there (gloo teardown)."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 
