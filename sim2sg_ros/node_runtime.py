@@ -40,6 +40,12 @@ def run_node(factory: Callable, args: Optional[list] = None, *, num_threads: int
         executor.add_node(node)
         try:
             executor.spin()
+        except Exception:
+            # SIGINT / SIGTERM shut the context down from the signal handler; when that lands while the
+            # executor builds its next wait set, rclpy raises RCLError ("the given context is not valid")
+            # instead of ExternalShutdownException. After a shutdown that is the same clean stop.
+            if rclpy.ok():
+                raise
         finally:
             executor.shutdown(timeout_sec=1.0)
     except (KeyboardInterrupt, ExternalShutdownException):
