@@ -284,12 +284,10 @@ class Sim2SGAdapter:
             device=self.device,
             amp=config.amp,
         )
-        self.opt = self.optim.optimizer  # (checkpointed with the model as its optimizer state)
         self._ddp = None
         if self.dist.launched:  # the model and every discriminator average their gradients over the ranks
             # find_unused_parameters: discriminators sit out warm-up rounds and pair-less batches
             self._ddp = data_parallel(_AdaptLoss(self), self.device, find_unused_parameters=True)
-        self.step = 0
         self.round_scenes: list[dict] = []  # what the current round trains on (for resume)
         self.round_pseudo: list[dict] = []
         self.history: list[dict] = []
@@ -504,6 +502,15 @@ class Sim2SGAdapter:
                 imgs, graphs = imgs + i2, graphs + g2
         return _hflip_batch(imgs, graphs, self.vocab.predicates, rng)
 
+    @property
+    def step(self) -> int:
+        """Optimisation steps taken (the engine's count, which also drives the schedule)."""
+        return self.optim.step_count
+
+    @step.setter
+    def step(self, value: int) -> None:
+        self.optim.set_step(value)
+
     def _to_tensor(self, images) -> torch.Tensor:
         return images_to_tensor(images, self.input_size, self.mean, self.std, self.resize_mode, self.crop_bottom).to(
             self.device
@@ -534,9 +541,7 @@ class Sim2SGAdapter:
         step_losses = self._ddp if self._ddp is not None else self.losses
         with self.optim.autocast():
             losses, metrics = step_losses(x, list(targets) + [None] * len(t_imgs), len(images), lam, adversarial)
-        self.optim.set_step(self.step)
         logged = self.optim.step(losses)  # NaN guard, clip, schedule: the same engine as Trainer
-        self.step = self.optim.step_count
         # the summed loss is reported as "loss" ("total" means the step count in progress reports)
         metrics["loss"] = logged.pop("total")
         metrics.update(logged)
@@ -633,16 +638,15 @@ class Sim2SGAdapter:
         }
 
     def load_state(self, st: dict) -> None:
-        self.step = int(st["step"])
+        if st.get("scheduler"):
+            self.optim.scheduler.load_state_dict(st["scheduler"])
+        self.step = int(st["step"])  # after the scheduler's state, which carries a step count too
         self.round_scenes = list(st.get("round_scenes") or [])
         self.round_pseudo = list(st.get("round_pseudo") or [])
         self.history = list(st.get("history") or [])
         for k, d in (("z", self.disc_z), ("heat", self.disc_heat), ("rel", self.disc_rel)):
             if d is not None and k in st["discriminators"]:
                 d.load_state_dict(st["discriminators"][k])
-        if st.get("scheduler"):
-            self.optim.scheduler.load_state_dict(st["scheduler"])
-        self.optim.set_step(self.step)
         if st.get("content"):
             self.aligner.content = parse_content(st["content"], self.aligner.env, "adaptation resume state")
         if st.get("camera_pose"):
@@ -735,7 +739,7 @@ def run_adaptation(
             )
         model.load_state_dict(rk["state_dict"])
         if rk.get("optimizer"):
-            adapter.opt.load_state_dict(rk["optimizer"])
+            adapter.optim.load_state_dict({"optimizer": rk["optimizer"]})
         adapter.load_state(st)
         resumed_from = adapter.step
         log.info("resuming adaptation from step %d (%s)", resumed_from, resume_file)
@@ -752,7 +756,7 @@ def run_adaptation(
             adapter.mean,
             adapter.std,
             extra={"adapt_state": adapter.state()},
-            optimizer=adapter.opt,
+            optimizer=adapter.optim.optimizer,
             step=adapter.step,
         )
 

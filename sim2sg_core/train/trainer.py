@@ -175,7 +175,6 @@ class Trainer:
             amp=self.cfg.amp,
         )
         self.optimizer, self.scheduler = self.optim.optimizer, self.optim.scheduler
-        self.step = 0
         self.history: list[dict] = []
         m = config.model
         self.input_size, self.mean, self.std = (m.input_width, m.input_height), tuple(m.mean), tuple(m.std)
@@ -222,6 +221,15 @@ class Trainer:
             generator=g,
         )
 
+    @property
+    def step(self) -> int:
+        """Optimiser steps taken (the engine's count, which also drives the schedule)."""
+        return self.optim.step_count
+
+    @step.setter
+    def step(self, value: int) -> None:
+        self.optim.set_step(value)
+
     def autocast(self):
         return self.optim.autocast()
 
@@ -248,10 +256,7 @@ class Trainer:
         self.extra_modules.train()
         if self.bn_mode == "frozen":
             freeze_batchnorm(self.model)
-        self.optim.set_step(self.step)
-        logged = self.optim.step(self.compute_losses(batch))
-        self.step = self.optim.step_count
-        return logged
+        return self.optim.step(self.compute_losses(batch))
 
     # -- checkpoints --------------------------------------------------------------------------
     @property
@@ -293,11 +298,8 @@ class Trainer:
         for k, state in ck["extra"].get("extra_modules", {}).items():
             if k in self.extra_modules:
                 self.extra_modules[k].load_state_dict(state)
-        self.optimizer.load_state_dict(ck["optimizer"])
-        if ck.get("scheduler"):
-            self.scheduler.load_state_dict(ck["scheduler"])
+        self.optim.load_state_dict({"optimizer": ck["optimizer"], "scheduler": ck.get("scheduler")})
         self.step = int(ck["step"])
-        self.optim.set_step(self.step)
         self.history = list(ck["extra"].get("history", []))
         return True
 

@@ -79,3 +79,16 @@ def test_nothing_to_optimise_is_refused():
     frozen = torch.nn.Linear(2, 2).requires_grad_(False)
     with pytest.raises(ValueError, match="nothing to optimise"):
         Optimization([ParamGroup("model", list(frozen.parameters()))], lr=1e-3)
+
+
+def test_an_optimizer_state_saved_before_per_group_rates_still_loads():
+    """Checkpoints written before the engine lack each group's base rate; loading fills it from the group's lr."""
+    a, model, disc = _engine()
+    a.step({"l": model(torch.ones(1, 4)).sum() + disc(torch.ones(1, 2)).sum()})
+    old = a.state_dict()
+    for g in old["optimizer"]["param_groups"]:
+        del g["base_lr"]
+    b, model_b, disc_b = _engine()
+    b.load_state_dict({"optimizer": old["optimizer"]})
+    assert all("base_lr" in g for g in b.optimizer.param_groups)
+    b.step({"l": model_b(torch.ones(1, 4)).sum() + disc_b(torch.ones(1, 2)).sum()})  # the schedule applies
