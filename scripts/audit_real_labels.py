@@ -113,15 +113,20 @@ def main() -> None:
         idx = [names.index(n) for n in sorted(hand)]
         hb = vehicle_evidence(score, [(frames[i][0], hand[names[i]]) for i in idx], draws=args.draws)
         gt_same = vehicle_evidence(score, [(frames[i][0], car_boxes(frames[i][1], car)) for i in idx], draws=args.draws)
-        as_det = [
+        # the hand boxes as scene graphs (score 1): a detector for the ceiling, and the ground truth for the
+        # checkpoints below
+        hand_graphs = [
             SceneGraph(
                 image_width=frames[i][1].image_width,
                 image_height=frames[i][1].image_height,
-                objects=[SceneObject("car", car, tuple(map(float, b)), 1.0) for b in hand[names[i]]],
+                objects=[
+                    SceneObject("car", car, (float(b[0]), float(b[1]), float(b[2]), float(b[3])), 1.0)
+                    for b in hand[names[i]]
+                ],
             )
             for i in idx
         ]
-        ceiling = average_precision(as_det, [frames[i][1] for i in idx], len(vocab.classes), iou_threshold=0.5)
+        ceiling = average_precision(hand_graphs, [frames[i][1] for i in idx], len(vocab.classes), iou_threshold=0.5)
         out["checks"]["hand_boxes"] = hb.to_dict()
         out["checks"]["ground_truth_on_hand_frames"] = gt_same.to_dict()
         out["hand_boxes_as_detector"] = {
@@ -144,16 +149,8 @@ def main() -> None:
         )
         out["checkpoints"][ckpt] = det.to_dict()
         if args.hand_boxes:
-            hand_gt = [
-                SceneGraph(
-                    image_width=frames[i][1].image_width,
-                    image_height=frames[i][1].image_height,
-                    objects=[SceneObject("car", car, tuple(map(float, b))) for b in hand[names[i]]],
-                )
-                for i in idx
-            ]
             preds = [graphs[i] for i in idx]
-            vs_hand = average_precision(preds, hand_gt, len(vocab.classes), iou_threshold=0.5)
+            vs_hand = average_precision(preds, hand_graphs, len(vocab.classes), iou_threshold=0.5)
             vs_labels = average_precision(preds, [frames[i][1] for i in idx], len(vocab.classes), iou_threshold=0.5)
             row = {"car_ap50_hand_boxes": float(vs_hand["ap"][car]), "car_ap50_labels": float(vs_labels["ap"][car])}
             out["checkpoints"][ckpt].update(row)
