@@ -130,6 +130,27 @@ def lite0_weights_path() -> Path:
     return path
 
 
+def plain_conv_like(conv: nn.Conv2d, padding: tuple[int, int]) -> nn.Conv2d:
+    """A plain ``nn.Conv2d`` with ``conv``'s shape, stride, dilation, groups and weights (a copy, on its
+    device) and the given symmetric ``padding``: replaces the package's per-call 'SAME'-padding convs."""
+    (kh, kw), (sh, sw), (dh, dw) = conv.kernel_size, conv.stride, conv.dilation
+    plain = nn.Conv2d(
+        conv.in_channels,
+        conv.out_channels,
+        (kh, kw),
+        (sh, sw),
+        padding,
+        (dh, dw),
+        conv.groups,
+        conv.bias is not None,
+    )
+    with torch.no_grad():
+        plain.weight.copy_(conv.weight)
+        if conv.bias is not None and plain.bias is not None:
+            plain.bias.copy_(conv.bias)
+    return plain.to(conv.weight.device)
+
+
 def _plain_same_convs(net: nn.Module) -> None:
     """Swap the package's dynamic 'SAME'-padding convs of stride 1 for nn.Conv2d(padding=k//2).
 
@@ -147,20 +168,7 @@ def _plain_same_convs(net: nn.Module) -> None:
                 and tuple(child.dilation) == (1, 1)
             ):
                 kh, kw = child.kernel_size
-                conv = nn.Conv2d(
-                    child.in_channels,
-                    child.out_channels,
-                    (kh, kw),
-                    1,
-                    (kh // 2, kw // 2),
-                    groups=child.groups,
-                    bias=child.bias is not None,
-                )
-                with torch.no_grad():
-                    conv.weight.copy_(child.weight)
-                    if child.bias is not None and conv.bias is not None:
-                        conv.bias.copy_(child.bias)
-                setattr(parent, name, conv)
+                setattr(parent, name, plain_conv_like(child, (kh // 2, kw // 2)))
 
 
 def build_efficientnet_lite0(pretrained: bool = True, weights_path: str = "") -> nn.Module:

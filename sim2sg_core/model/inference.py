@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from sim2sg_core.model.encoder import plain_conv_like
+
 #: Conv -> BatchNorm pairs wired by ``forward`` (not by child order) in EfficientNet's MBConvBlock.
 _NAMED_PAIRS = (
     ("_conv_stem", "_bn0"),
@@ -114,24 +116,11 @@ def fix_same_padding(model: nn.Module, example: torch.Tensor, forward=None) -> i
             pad_h = max((-(-ih // sh) - 1) * sh + (kh - 1) * dh + 1 - ih, 0)
             pad_w = max((-(-iw // sw) - 1) * sw + (kw - 1) * dw + 1 - iw, 0)
             top, left = pad_h // 2, pad_w // 2
-            conv = nn.Conv2d(
-                child.in_channels,
-                child.out_channels,
-                (kh, kw),
-                (sh, sw),
-                (top, left),
-                (dh, dw),
-                child.groups,
-                child.bias is not None,
-            )
-            with torch.no_grad():
-                conv.weight.copy_(child.weight)
-                if child.bias is not None and conv.bias is not None:
-                    conv.bias.copy_(child.bias)
+            conv = plain_conv_like(child, (top, left))
             extra_h, extra_w = pad_h - 2 * top, pad_w - 2 * left  # 0 or 1: TF puts the odd pixel last
             fixed: nn.Module = conv
             if extra_h or extra_w:
                 fixed = nn.Sequential(nn.ZeroPad2d((0, extra_w, 0, extra_h)), conv)
-            setattr(parent, name, fixed.to(child.weight.device))
+            setattr(parent, name, fixed)
             rewritten += 1
     return rewritten
