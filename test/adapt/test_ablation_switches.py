@@ -75,8 +75,9 @@ def world():
     return exp, targets
 
 
-def _first_step(world, method):
-    """What the first training step of ``method`` feeds the model, on a fresh tiny model."""
+def _tiny_adapter(world, method, steps_per_round=5, **overrides):
+    """A Sim2SGAdapter for ``method`` on a fresh tiny model: 2 rounds (1 warm-up), batches of 4 + 2 target
+    frames; ``overrides`` set further AdaptConfig fields."""
     exp, targets = world
     from sim2sg_core.model.sg_model import SGModel
 
@@ -85,9 +86,12 @@ def _first_step(world, method):
     model = SGModel.from_config(exp, vocab)
     cfg = configure(load_adapt_config(), METHODS[method])
     cfg.env, cfg.seed, cfg.progress_bar, cfg.num_threads, cfg.device = "drive", 0, False, 1, "cpu"
-    cfg.rounds, cfg.warmup_rounds, cfg.steps_per_round, cfg.batch_size, cfg.target_batch_size = 2, 1, 5, 4, 2
+    cfg.rounds, cfg.warmup_rounds, cfg.steps_per_round = 2, 1, steps_per_round
+    cfg.batch_size, cfg.target_batch_size = 4, 2
     cfg.source_pool_size, cfg.label_alignment.samples_per_round = 8, 8
-    adapter = Sim2SGAdapter(
+    for key, value in overrides.items():
+        setattr(cfg, key, value)
+    return Sim2SGAdapter(
         model=model,
         vocab=vocab,
         experiment_config=exp,
@@ -98,6 +102,11 @@ def _first_step(world, method):
         target_images=targets,
         device="cpu",
     )
+
+
+def _first_step(world, method):
+    """What the first training step of ``method`` feeds the model, on a fresh tiny model."""
+    adapter = _tiny_adapter(world, method)
     seen = []
     hook = adapter.model.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().clone()))
     metrics = adapter.train_step()
@@ -162,26 +171,8 @@ def test_estimated_pose_moves_the_label_aligner_camera(world):
 def test_adaptation_steps_through_the_one_engine(world):
     """The full method's model and discriminators are groups of train.optim.Optimization: the same
     warm-up + cosine schedule (each from its own rate), and discriminators move only once adversarial."""
-    exp, targets = world
-    from sim2sg_core.model.sg_model import SGModel
-
-    vocab = Simulator.from_names("drive", "source", 0).vocab
-    torch.manual_seed(0)
-    cfg = configure(load_adapt_config(), METHODS["sim2sg_full"])
-    cfg.env, cfg.seed, cfg.progress_bar, cfg.num_threads, cfg.device = "drive", 0, False, 1, "cpu"
-    cfg.rounds, cfg.warmup_rounds, cfg.steps_per_round, cfg.batch_size, cfg.target_batch_size = 2, 1, 2, 4, 2
-    cfg.source_pool_size, cfg.label_alignment.samples_per_round, cfg.warmup_steps = 8, 8, 1
-    adapter = Sim2SGAdapter(
-        model=SGModel.from_config(exp, vocab),
-        vocab=vocab,
-        experiment_config=exp,
-        input_size=SIZE,
-        mean=exp.model.mean,
-        std=exp.model.std,
-        config=cfg,
-        target_images=targets,
-        device="cpu",
-    )
+    adapter = _tiny_adapter(world, "sim2sg_full", steps_per_round=2, warmup_steps=1)
+    cfg = adapter.cfg
     assert adapter.optim.group_names == ["model", "disc_z", "disc_heat", "disc_rel"]
     disc_before = [p.detach().clone() for p in adapter.disc_z.parameters()]
     lrs = []
