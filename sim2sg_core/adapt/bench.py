@@ -231,7 +231,8 @@ def run_bench(
     if not tdoms or len(set(tdoms)) != len(tdoms):
         raise ValueError(f"target domains must be distinct and at least one, got {tdoms}")
     runs: list[dict] = []
-    pairs = [(env, seed) for env in envs for seed in seeds]
+    # Seed-major: a run stopped early still has every environment at the seeds it finished.
+    pairs = [(env, seed) for seed in seeds for env in envs]
     if jobs <= 1 or len(pairs) <= 1:
         for env, seed in pairs:
             runs += _run_env_seed(

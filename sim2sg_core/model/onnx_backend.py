@@ -232,8 +232,9 @@ def _calibration_batches(frames: Iterable[np.ndarray], count: int, ck: dict) -> 
             ck["std"],
             ck.get("resize_mode", "stretch"),
             float(ck.get("crop_bottom", 0.0)),
+            channels_last=False,
         )
-        batches.append(x.numpy().astype(np.float32))
+        batches.append(x.numpy())
         if len(batches) >= count:
             break
     if not batches:

@@ -175,10 +175,14 @@ class Predictor:
             for start in range(0, len(images), self.batch_size):
                 chunk = images[start : start + self.batch_size]
                 x = images_to_tensor(
-                    chunk, self.input_size, self.mean, self.std, self.resize_mode, self.crop_bottom
-                ).to(self.device)
-                if self.optimized:
-                    x = x.contiguous(memory_format=torch.channels_last)
+                    chunk,
+                    self.input_size,
+                    self.mean,
+                    self.std,
+                    self.resize_mode,
+                    self.crop_bottom,
+                    channels_last=self.backend == "torch",
+                ).to(self.device)  # (.to keeps the channels-last strides an optimised model reads)
                 with torch.inference_mode(), self.autocast():
                     results = self.model.predict(
                         x, score_threshold=score_t, relation_threshold=rel_t, max_objects=max_obj

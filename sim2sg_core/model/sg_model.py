@@ -23,6 +23,7 @@ from sim2sg_core.model.preprocess import ResizeSpec, graph_to_target
 from sim2sg_core.model.relations import RelationHead, candidate_pairs, pack_pairs
 from sim2sg_core.scene_graph import SceneGraph, Vocabulary
 from sim2sg_core.utils.distributed import mean_over_ranks
+from sim2sg_core.utils.device import torch_threads
 
 #: Bumped whenever the architecture or the meaning of its outputs changes (checked on load).
 MODEL_VERSION = "sgmodel-1"
@@ -343,6 +344,34 @@ def postprocess(
     detections plus scored relationships: peak extraction, NMS, candidate pairs, pair scoring with
     ``score_pairs(features, rois, geometry, subj_labels, obj_labels) -> logits`` (the torch relation
     head, or an exported one), ranking. One code path for every backend."""
+    with torch_threads(1):  # tiny tensors: see torch_threads
+        return _postprocess(
+            outputs,
+            score_pairs,
+            stride=stride,
+            nms_iou=nms_iou,
+            max_objects=max_objects,
+            max_relation_objects=max_relation_objects,
+            subject_mask=subject_mask,
+            num_predicates=num_predicates,
+            score_threshold=score_threshold,
+            relation_threshold=relation_threshold,
+        )
+
+
+def _postprocess(
+    outputs: dict,
+    score_pairs,
+    *,
+    stride: int,
+    nms_iou: float,
+    max_objects: int,
+    max_relation_objects: int,
+    subject_mask: torch.Tensor,
+    num_predicates: int,
+    score_threshold: float,
+    relation_threshold: float,
+) -> list[dict]:
     image_size = outputs.get("image_size")
     if image_size is None:
         h, w = outputs["heatmap"].shape[-2:]
