@@ -5,11 +5,13 @@ import threading
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from torchvision.ops import box_iou
 from toy_data import VOCAB, tiny_config, toy_sample
 
 from sim2sg_core.eval.evaluate import evaluate
 from sim2sg_core.model import Predictor, SGModel
-from sim2sg_core.model.detector import decode_detections, dense_targets
+from sim2sg_core.model.detector import decode_detections, dense_targets, max_filter3x3
 from sim2sg_core.model.preprocess import Collator, graph_to_target, hflip_sample, images_to_tensor
 from sim2sg_core.scene_graph import derive_relationships
 
@@ -82,6 +84,53 @@ def test_dense_targets_decode_back_to_the_boxes():
     order = got["labels"].argsort()
     assert torch.equal(got["labels"][order], labels)
     assert torch.allclose(got["boxes"][order], boxes, atol=1e-3)
+
+
+def test_max_filter_equals_max_pool_including_borders():
+    g = torch.Generator().manual_seed(0)
+    for shape in [(1, 4, 36, 120), (2, 3, 5, 7), (1, 1, 1, 1), (1, 2, 1, 9), (3, 1, 8, 1)]:
+        x = torch.randn(shape, generator=g)
+        x[x > 1.5] = 1.5  # ties, where peak picking compares with ==
+        assert torch.equal(max_filter3x3(x), F.max_pool2d(x, 3, stride=1, padding=1)), shape
+
+
+def _slow_decode(heat, size, off, stride, thr, max_objects, nms_iou, image_size):
+    """Reference: every 3x3 local maximum above the threshold, one at a time, then per-class greedy NMS."""
+    _, c, h, w = heat.shape
+    p = heat[0].sigmoid()
+    cands = []
+    for k in range(c):
+        for y in range(h):
+            for x in range(w):
+                v = p[k, y, x]
+                window = p[k, max(0, y - 1) : y + 2, max(0, x - 1) : x + 2]
+                if v >= thr and v == window.max():
+                    bw, bh = (size[0, :, y, x].clamp(max=10).exp() * stride).tolist()
+                    cx, cy = ((x + off[0, 0, y, x]) * stride).item(), ((y + off[0, 1, y, x]) * stride).item()
+                    box = [cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2]
+                    box = [min(max(v_, 0.0), image_size[i % 2]) for i, v_ in enumerate(box)]
+                    cands.append((v.item(), k, box))
+    cands.sort(key=lambda t: -t[0])
+    cands = cands[: 2 * max_objects]
+    kept = []
+    for s_, k, b in cands:
+        if all(kk != k or box_iou(torch.tensor([b]), torch.tensor([bb]))[0, 0] <= nms_iou for _, kk, bb in kept):
+            kept.append((s_, k, b))
+    return kept[:max_objects]
+
+
+def test_decode_matches_a_slow_reference():
+    g = torch.Generator().manual_seed(1)
+    heat = torch.randn(1, 3, 12, 30, generator=g) * 2 - 2
+    size = torch.randn(1, 2, 12, 30, generator=g)
+    off = torch.rand(1, 2, 12, 30, generator=g)
+    for thr, max_objects in [(0.3, 50), (0.5, 4)]:
+        got = decode_detections(heat, size, off, 4, thr, max_objects, 0.6, (120, 48))[0]
+        ref = _slow_decode(heat, size, off, 4, thr, max_objects, 0.6, (120, 48))
+        assert len(ref) == len(got["scores"]) and len(ref) > 3
+        for (s_, k, b), gs, gk, gb in zip(ref, got["scores"], got["labels"], got["boxes"]):
+            assert abs(s_ - gs.item()) < 1e-6 and k == gk.item()
+            assert np.allclose(b, gb.tolist(), atol=1e-4)
 
 
 def test_hflip_swaps_left_and_right_consistently_with_the_rule():
