@@ -156,6 +156,7 @@ def main(argv=None) -> int:
     )
     print(f"  mean {bare_before['mean']:.1f} ms, p95 {bare_before['p95']:.1f} ms", flush=True)
 
+    stamps = tmp / "camera_stamps.txt"  # one line per image the camera published: its achieved rate
     env = dict(os.environ)
     env["ROS_DOMAIN_ID"] = env.get("SIM2SG_BENCH_DOMAIN_ID", str(230 - os.getpid() % 8))
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
@@ -176,6 +177,8 @@ def main(argv=None) -> int:
             "cache_frames:=64",
             "-p",
             "domain:=target",
+            "-p",
+            f"stamp_log:={stamps}",
         ],
         env=env,
     )
@@ -260,6 +263,13 @@ def main(argv=None) -> int:
     e2e = [(r - s) / 1e6 for r, s, _ in win]
     in_node = [pt * 1e3 for _, _, pt in win]
     rate = (len(win) - 1) / ((win[-1][0] - win[0][0]) / 1e9) if len(win) > 1 else 0.0
+    published = []
+    if stamps.is_file():
+        for line in stamps.read_text().splitlines():
+            sec, nsec, _ = line.split()
+            published.append(int(sec) * 10**9 + int(nsec))
+    published = [t for t in published if start_ns <= t <= start_ns + int(window * 1e9)]
+    camera_rate = len(published) / window
     node_inf = [
         float(d["inference_mean_ms"]) for t, d in diags if t >= start_ns and d.get("inference_mean_ms") != "nan"
     ]
@@ -278,6 +288,7 @@ def main(argv=None) -> int:
         "threads": args.threads,
         "backend": args.backend,
         "window_s": window,
+        "camera_published_hz": camera_rate,
         "end_to_end": {"rate_hz": rate, "latency_ms": e2e_s, "in_node_ms": stats(in_node)},
         "bare_inference_ms": bare,
         "bare_inference_before_ms": bare_before,
@@ -312,6 +323,7 @@ def main(argv=None) -> int:
         f"{e2e_s.get('mean', float('nan')):.1f} ms, p50 {e2e_s.get('p50', float('nan')):.1f}, "
         f"p95 {e2e_s.get('p95', float('nan')):.1f}, max {e2e_s.get('max', float('nan')):.1f} ({e2e_s['n']} graphs)"
     )
+    print(f"the camera published {camera_rate:.1f} Hz in the window (asked {args.rate:.0f} Hz)")
     print(f"bare model inference: mean {bare['mean']:.1f} ms, p50 {bare['p50']:.1f}, p95 {bare['p95']:.1f}")
     o = result["ros_overhead_ms"]
     print(
