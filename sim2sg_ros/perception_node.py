@@ -30,7 +30,7 @@ from typing import Optional
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.task import Future
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
@@ -129,7 +129,6 @@ class PerceptionNode(LifecycleNode):
 
         image_topic = self.resolve_topic_name(IMAGE_TOPIC)
         self.input_topic = image_topic + "/compressed" if self.params["compressed"] else image_topic
-        self._service_group = MutuallyExclusiveCallbackGroup()
         self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         self._diag_timer = self.create_timer(self.params["diagnostics_period"], self._publish_diagnostics)
         self._version = _package_version()
@@ -148,13 +147,9 @@ class PerceptionNode(LifecycleNode):
 
         self._graph_pub = self.create_lifecycle_publisher(SceneGraphMsg, SCENE_GRAPH_TOPIC, scene_graph_qos())
         self._debug_pub = self.create_lifecycle_publisher(Image, DEBUG_IMAGE_TOPIC, 1)
-        self._reload_srv = self.create_service(
-            Trigger, "~/reload", self._on_reload_service, callback_group=self._service_group
-        )
+        self._reload_srv = self.create_service(Trigger, "~/reload", self._on_reload_service)
         if self.params["reload_poll_period"] > 0:
-            self._poll_timer = self.create_timer(
-                self.params["reload_poll_period"], self._poll_checkpoint, callback_group=self._service_group
-            )
+            self._poll_timer = self.create_timer(self.params["reload_poll_period"], self._poll_checkpoint)
         # First model: loaded synchronously so a good configuration serves the first frame; a bad one
         # is reported and the node waits for a good file (hot reload) instead of failing.
         if self.params["checkpoint"]:
@@ -346,12 +341,28 @@ class PerceptionNode(LifecycleNode):
         self.get_logger().info(f"checkpoint {path} changed on disk; reloading")
         self._start_background_load(path)
 
-    def _on_reload_service(self, request, response):
+    async def _on_reload_service(self, request, response):
+        """Load in a thread and await it: the node spins one executor thread (rclpy's multi-threaded
+        executor busy-loops in Python and starved the frames: 7 Hz of a 30 Hz camera reached the node),
+        so the coroutine keeps frames flowing while a model loads; the reply says how the load went."""
         path = self.params["checkpoint"]
         if not path:
             response.success, response.message = False, "parameter 'checkpoint' is empty; nothing to load"
             return response
-        ok, message = self.load_model(path)
+        done: Future = Future()
+
+        def work() -> None:
+            try:
+                done.set_result(self.load_model(path))
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting service call
+                done.set_exception(exc)
+            finally:
+                executor = self.executor
+                if executor is not None:
+                    executor.wake()  # resumes the awaiting coroutine now, not at the next frame or timer
+
+        threading.Thread(target=work, name="sim2sg-reload-service", daemon=True).start()
+        ok, message = await done
         self._log_outcome(ok, message)
         response.success, response.message = ok, message
         return response
@@ -540,7 +551,7 @@ def _package_version() -> str:
 
 def main(args=None) -> int:
     """``ros2 run sim2sg_ros perception_node [--ros-args ...]``."""
-    return run_node(PerceptionNode, args, num_threads=2)
+    return run_node(PerceptionNode, args)
 
 
 if __name__ == "__main__":
