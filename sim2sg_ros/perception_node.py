@@ -317,19 +317,30 @@ class PerceptionNode(LifecycleNode):
     def _device_name(predictor) -> str:
         return str(getattr(predictor, "device", "?"))
 
-    def _start_background_load(self, path: str) -> None:
-        if self._loading:
-            return
+    def _start_background_load(self, path: str, force: bool = False) -> Optional[Future]:
+        """``load_model(path)`` in a thread, its outcome logged; the returned future gets ``(ok, message)``
+        and wakes the executor, so a coroutine awaiting it resumes at once. Without ``force`` nothing starts
+        (None) while another background load runs: file polling and parameter changes do not stack loads."""
+        if self._loading and not force:
+            return None
         self._loading = True
+        done: Future = Future()
 
-        def work():
+        def work() -> None:
             try:
                 ok, message = self.load_model(path)
                 self._log_outcome(ok, message)
+                done.set_result((ok, message))
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever awaits the future
+                done.set_exception(exc)
             finally:
                 self._loading = False
+                executor = self.executor
+                if executor is not None:
+                    executor.wake()
 
         threading.Thread(target=work, name="sim2sg-reload", daemon=True).start()
+        return done
 
     def _poll_checkpoint(self) -> None:
         path = self.params["checkpoint"]
@@ -349,21 +360,9 @@ class PerceptionNode(LifecycleNode):
         if not path:
             response.success, response.message = False, "parameter 'checkpoint' is empty; nothing to load"
             return response
-        done: Future = Future()
-
-        def work() -> None:
-            try:
-                done.set_result(self.load_model(path))
-            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting service call
-                done.set_exception(exc)
-            finally:
-                executor = self.executor
-                if executor is not None:
-                    executor.wake()  # resumes the awaiting coroutine now, not at the next frame or timer
-
-        threading.Thread(target=work, name="sim2sg-reload-service", daemon=True).start()
+        done = self._start_background_load(path, force=True)
+        assert done is not None  # forced: always started
         ok, message = await done
-        self._log_outcome(ok, message)
         response.success, response.message = ok, message
         return response
 

@@ -57,7 +57,7 @@ from sim2sg_core.scene_graph import SceneGraph, keep_objects
 from sim2sg_core.sim import Simulator
 from sim2sg_core.sim.domains import content_to_dict, parse_content
 from sim2sg_core.sim.scene import SceneDescription
-from sim2sg_core.train.optim import Optimization, ParamGroup
+from sim2sg_core.train.optim import Optimization, ParamGroup, StepsThroughEngine
 from sim2sg_core.train.trainer import apply_batchnorm_mode, freeze_batchnorm
 from sim2sg_core.utils.device import resolve_device
 from sim2sg_core.utils.distributed import DistContext, all_gather_objects, barrier, data_parallel, from_main
@@ -153,7 +153,7 @@ class _AdaptLoss(torch.nn.Module):
         return self._losses(x, targets, n_l, lam, adversarial)
 
 
-class Sim2SGAdapter:
+class Sim2SGAdapter(StepsThroughEngine):
     """Holds the model, discriminators, optimisers and pools of one adaptation run."""
 
     def __init__(
@@ -501,15 +501,6 @@ class Sim2SGAdapter:
                 i2, g2 = pool.sample(rng, n)
                 imgs, graphs = imgs + i2, graphs + g2
         return _hflip_batch(imgs, graphs, self.vocab.predicates, rng)
-
-    @property
-    def step(self) -> int:
-        """Optimisation steps taken (the engine's count, which also drives the schedule)."""
-        return self.optim.step_count
-
-    @step.setter
-    def step(self, value: int) -> None:
-        self.optim.set_step(value)
 
     def _to_tensor(self, images) -> torch.Tensor:
         return images_to_tensor(images, self.input_size, self.mean, self.std, self.resize_mode, self.crop_bottom).to(

@@ -345,68 +345,43 @@ def postprocess(
     ``score_pairs(features, rois, geometry, subj_labels, obj_labels) -> logits`` (the torch relation
     head, or an exported one), ranking. One code path for every backend."""
     with torch_threads(1):  # tiny tensors: see torch_threads
-        return _postprocess(
-            outputs,
-            score_pairs,
-            stride=stride,
-            nms_iou=nms_iou,
-            max_objects=max_objects,
-            max_relation_objects=max_relation_objects,
-            subject_mask=subject_mask,
-            num_predicates=num_predicates,
+        image_size = outputs.get("image_size")
+        if image_size is None:
+            h, w = outputs["heatmap"].shape[-2:]
+            image_size = (w * stride, h * stride)
+        dets = decode_detections(
+            outputs["heatmap"],
+            outputs["size"],
+            outputs["offset"],
+            stride,
             score_threshold=score_threshold,
-            relation_threshold=relation_threshold,
+            max_objects=max_objects,
+            nms_iou=nms_iou,
+            image_size=image_size,
         )
-
-
-def _postprocess(
-    outputs: dict,
-    score_pairs,
-    *,
-    stride: int,
-    nms_iou: float,
-    max_objects: int,
-    max_relation_objects: int,
-    subject_mask: torch.Tensor,
-    num_predicates: int,
-    score_threshold: float,
-    relation_threshold: float,
-) -> list[dict]:
-    image_size = outputs.get("image_size")
-    if image_size is None:
-        h, w = outputs["heatmap"].shape[-2:]
-        image_size = (w * stride, h * stride)
-    dets = decode_detections(
-        outputs["heatmap"],
-        outputs["size"],
-        outputs["offset"],
-        stride,
-        score_threshold=score_threshold,
-        max_objects=max_objects,
-        nms_iou=nms_iou,
-        image_size=image_size,
-    )
-    pairs = [candidate_pairs(d["labels"][: min(len(d["labels"]), max_relation_objects)], subject_mask) for d in dets]
-    features = outputs["features"]
-    packed = pack_pairs(
-        [d["boxes"] for d in dets], [d["labels"] for d in dets], pairs, image_size, features.dtype, features.device
-    )
-    logits = features.new_zeros(0, num_predicates) if packed is None else score_pairs(features, *packed)
-    results, k = [], 0
-    for d, p in zip(dets, pairs):
-        prob = logits[k : k + len(p)].float().softmax(-1)
-        k += len(p)
-        p_score, p_id = prob.max(-1) if len(prob) else (prob.new_zeros(0), prob.new_zeros(0, dtype=torch.long))
-        score = p_score * d["scores"][p[:, 0]] * d["scores"][p[:, 1]]
-        keep = score >= relation_threshold
-        order = score[keep].argsort(descending=True)
-        results.append(
-            {
-                **d,
-                "rel_pairs": p[keep][order],
-                "rel_predicates": p_id[keep][order],
-                "rel_scores": score[keep][order],
-                "rel_probs": prob[keep][order],
-            }
+        pairs = [
+            candidate_pairs(d["labels"][: min(len(d["labels"]), max_relation_objects)], subject_mask) for d in dets
+        ]
+        features = outputs["features"]
+        packed = pack_pairs(
+            [d["boxes"] for d in dets], [d["labels"] for d in dets], pairs, image_size, features.dtype, features.device
         )
-    return results
+        logits = features.new_zeros(0, num_predicates) if packed is None else score_pairs(features, *packed)
+        results, k = [], 0
+        for d, p in zip(dets, pairs):
+            prob = logits[k : k + len(p)].float().softmax(-1)
+            k += len(p)
+            p_score, p_id = prob.max(-1) if len(prob) else (prob.new_zeros(0), prob.new_zeros(0, dtype=torch.long))
+            score = p_score * d["scores"][p[:, 0]] * d["scores"][p[:, 1]]
+            keep = score >= relation_threshold
+            order = score[keep].argsort(descending=True)
+            results.append(
+                {
+                    **d,
+                    "rel_pairs": p[keep][order],
+                    "rel_predicates": p_id[keep][order],
+                    "rel_scores": score[keep][order],
+                    "rel_probs": prob[keep][order],
+                }
+            )
+        return results

@@ -177,3 +177,18 @@ class Optimization:
             self.scheduler.load_state_dict(state["scheduler"])
         for g in self.optimizer.param_groups:  # an older checkpoint's groups lack the schedule's base rate
             g.setdefault("base_lr", g["lr"])
+
+
+class StepsThroughEngine:
+    """``step``, the optimisation steps a loop has taken, as its engine's count (``self.optim``, an
+    :class:`Optimization`), which also drives the schedule: the trainer and the adapter keep no second counter."""
+
+    optim: Optimization
+
+    @property
+    def step(self) -> int:
+        return self.optim.step_count
+
+    @step.setter
+    def step(self, value: int) -> None:
+        self.optim.set_step(value)

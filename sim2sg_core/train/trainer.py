@@ -40,7 +40,7 @@ from sim2sg_core.model.sg_model import SGModel
 from sim2sg_core.scene_graph import Vocabulary
 from sim2sg_core.sim.dataset import SimDataset
 from sim2sg_core.sim.domains import load_environment
-from sim2sg_core.train.optim import Optimization, TrainingDivergedError, WarmupCosine
+from sim2sg_core.train.optim import Optimization, StepsThroughEngine, TrainingDivergedError, WarmupCosine
 from sim2sg_core.utils.device import resolve_device
 from sim2sg_core.utils.distributed import DistContext, barrier, data_parallel, from_main
 
@@ -128,7 +128,7 @@ class _LossModule(nn.Module):
         return self._losses(batch)
 
 
-class Trainer:
+class Trainer(StepsThroughEngine):
     """Optimises an SGModel (plus optional extra modules) and writes checkpoints to ``out_dir``."""
 
     def __init__(
@@ -220,15 +220,6 @@ class Trainer:
             drop_last=True,
             generator=g,
         )
-
-    @property
-    def step(self) -> int:
-        """Optimiser steps taken (the engine's count, which also drives the schedule)."""
-        return self.optim.step_count
-
-    @step.setter
-    def step(self, value: int) -> None:
-        self.optim.set_step(value)
 
     def autocast(self):
         return self.optim.autocast()
