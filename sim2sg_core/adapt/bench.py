@@ -202,6 +202,7 @@ def run_bench(
     progress: bool = True,
     jobs: int = 1,
     real: Optional[RealData] = None,
+    stored_only: bool = False,
 ) -> dict:
     """Run the benchmark; write ``table.md``, ``table.csv``, ``results.json``, ``chart.png`` in ``out_dir``
     and every method's final model as ``checkpoints/<method>_seed<N>.pt``.
@@ -212,6 +213,10 @@ def run_bench(
     by one; with several, the tables hold one section per target, and the checkpoints of all but a
     single target go to ``checkpoints/<target>/``. Training that never sees the target (source and
     randomized pre-training, domain randomisation) is shared by the targets.
+
+    ``stored_only`` trains nothing: the tables are written from the rows already stored in ``out_dir``
+    (each row's ``runs/<env>/<target>/seed<N>/<method>.json``), so rows run by several commands, or with
+    different seed counts, make one table; the rows not stored are listed in ``table.md``.
     """
     out_dir = Path(out_dir)
     envs = list(envs or profile.envs)
@@ -233,6 +238,11 @@ def run_bench(
     runs: list[dict] = []
     # Seed-major: a run stopped early still has every environment at the seeds it finished.
     pairs = [(env, seed) for seed in seeds for env in envs]
+    if stored_only:
+        runs, missing = stored_runs(out_dir, pairs, methods, tdoms)
+        if not runs:
+            raise FileNotFoundError(f"no stored benchmark rows under {out_dir / 'runs'} for {methods} / {tdoms}")
+        return _write_outputs(profile, out_dir, _ordered(runs, envs, seeds), envs, methods, seeds, tdoms, missing)
     if jobs <= 1 or len(pairs) <= 1:
         for env, seed in pairs:
             runs += _run_env_seed(
@@ -258,6 +268,26 @@ def run_bench(
                 runs += f.result()
                 _write_outputs(profile, out_dir, _ordered(runs, envs, seeds), envs, methods, seeds, tdoms)
     return _write_outputs(profile, out_dir, _ordered(runs, envs, seeds), envs, methods, seeds, tdoms)
+
+
+def stored_runs(out_dir: Path, pairs, methods, tdoms) -> tuple[list[dict], list[tuple[str, str, str, int]]]:
+    """The run records stored under ``out_dir`` for every (env, seed) pair × target × method, and the
+    (env, target, method, seed) of those not stored."""
+    runs, missing = [], []
+    for env, seed in pairs:
+        for tdom in tdoms:
+            for name in methods:
+                res_file = _row_file(out_dir, env, tdom, seed, name)
+                if res_file.is_file():
+                    runs.append(json.loads(res_file.read_text()))
+                else:
+                    missing.append((env, tdom, name, seed))
+    return runs, missing
+
+
+def _row_file(out_dir: Path, env: str, tdom: str, seed: int, method: str) -> Path:
+    """Where one row's run record is stored (the cache a later run with the same ``--out`` reuses)."""
+    return Path(out_dir) / "runs" / env / tdom / f"seed{seed}" / f"{method}.json"
 
 
 #: File (in the bench folder) of the real evaluation labels' registration check.
@@ -357,11 +387,11 @@ def _run_env_seed(profile, out_dir, env, seed, methods, tdoms, size, progress, r
     run = _EnvSeedRun(profile, Path(out_dir), env, seed, size, progress, real)
     results = []
     for tdom in tdoms:
-        base = run.out_dir / "runs" / env / f"{tdom}" / f"seed{seed}"
+        base = _row_file(run.out_dir, env, tdom, seed, "-").parent
         base.mkdir(parents=True, exist_ok=True)
         kept_dir = run.out_dir / "checkpoints" / (tdom if len(tdoms) > 1 else "")
         for name in methods:
-            res_file = base / f"{name}.json"
+            res_file = _row_file(run.out_dir, env, tdom, seed, name)
             if res_file.exists():
                 results.append(json.loads(res_file.read_text()))
                 continue
@@ -424,6 +454,21 @@ class _EnvSeedRun:
             self.progress,
         )
 
+    def supervised_checkpoint(self, name: str, domain: str) -> tuple[Path, float]:
+        """The supervised row ``name``'s model on ``domain`` (whole budget, from scratch), shared by the targets
+        and by the adaptation rows that start from it."""
+        return train_supervised(
+            self.profile,
+            self.env,
+            domain,
+            lambda: self.dataset(domain, "train"),
+            self.profile.budget_steps,
+            self.seed,
+            self.shared_dir(f"{name}_{domain}", "train"),
+            self.size,
+            self.progress,
+        )
+
     def method(self, tdom: str, name: str, base: Path, kept_dir: Path) -> dict:
         """Train / adapt one method, evaluate it, keep its checkpoint and per-image records; its run record."""
         profile, env, seed, size, progress, real = (
@@ -443,11 +488,14 @@ class _EnvSeedRun:
         def train_data(domain=domain):  # rendered only if train_supervised needs it
             return self.dataset(domain, "train")
 
+        budget = profile.budget_steps
         if method.kind == "supervised":
-            out = base / name if method.train_domain == "target" else self.shared_dir(f"{name}_{domain}", "train")
-            ckpt, train_s = train_supervised(
-                profile, env, domain, train_data, profile.budget_steps, seed, out, size, progress
-            )
+            if method.train_domain == "target":
+                ckpt, train_s = train_supervised(
+                    profile, env, domain, train_data, budget, seed, base / name, size, progress
+                )
+            else:
+                ckpt, train_s = self.supervised_checkpoint(name, domain)
         elif method.kind == "finetune":
             src_ckpt, pretrain_s = self.pretrained_checkpoint("source")
             ckpt, train_s = train_supervised(
@@ -464,7 +512,14 @@ class _EnvSeedRun:
                 lr=profile.adapt.lr,
             )
         else:
-            src_ckpt, pretrain_s = self.pretrained_checkpoint(method.pretrain_domain)
+            if method.init_from:
+                init = get_method(method.init_from)
+                if init.kind != "supervised" or init.train_domain != method.pretrain_domain:
+                    raise ValueError(f"{name}: init_from must name a supervised row on {method.pretrain_domain!r}")
+                src_ckpt, pretrain_s = self.supervised_checkpoint(init.name, _domain_name(profile, init.train_domain))
+                budget += profile.adapt.total_steps
+            else:
+                src_ckpt, pretrain_s = self.pretrained_checkpoint(method.pretrain_domain)
             cfg = configure(profile.adapt, method)
             cfg.env, cfg.seed, cfg.progress_bar = env, seed, progress
             cfg.source_domain = _domain_name(profile, method.pretrain_domain)
@@ -496,7 +551,7 @@ class _EnvSeedRun:
             "method": name,
             "label": method.label,
             "kind": method.kind,
-            "budget_steps": profile.budget_steps,
+            "budget_steps": budget,
             "eval_split": "real" if real is not None else profile.eval_split,
             "train_seconds": round(train_s, 1),
             "pretrain_seconds": round(pretrain_s, 1),
@@ -631,7 +686,9 @@ def _fmt_ci(ci: Optional[dict]) -> str:
     return f"{ci['diff']:+.3f} [{ci['low']:+.3f}, {ci['high']:+.3f}]"
 
 
-def _write_outputs(profile, out_dir: Path, runs, envs, methods, seeds, tdoms) -> dict:
+def _write_outputs(profile, out_dir: Path, runs, envs, methods, seeds, tdoms, missing=None) -> dict:
+    """table.md, table.csv, results.json and the charts of ``runs``; ``missing`` (stored-only tables) lists
+    the (env, target, method, seed) rows that were asked for but not stored."""
     k = int(getattr(profile, "recall_k", 20))
     real = any(t.startswith("real_") for t in tdoms)
     n_eval = runs[0]["metrics"].get("num_images", profile.eval_images) if runs else profile.eval_images
@@ -644,7 +701,8 @@ def _write_outputs(profile, out_dir: Path, runs, envs, methods, seeds, tdoms) ->
     md = [
         f"# Sim2SG benchmark — profile `{profile.name}`, target domain(s) {', '.join(f'`{t}`' for t in tdoms)}",
         "",
-        f"Evaluation split: {split}. Seeds: {list(seeds)} (mean ± sample std over seeds). Budget per method: "
+        f"Evaluation split: {split}. Seeds: {list(seeds)} (mean ± sample std over the seeds a row has, its "
+        "`seeds` column). Budget per method: "
         f"{profile.budget_steps} steps (source pre-training {profile.source_steps} + adaptation "
         f"{profile.adapt.total_steps}; domain randomisation trains {profile.budget_steps} steps from scratch, "
         f"the oracle fine-tunes the source model for {profile.adapt.total_steps}). Every phase steps through the "
@@ -690,14 +748,15 @@ def _write_outputs(profile, out_dir: Path, runs, envs, methods, seeds, tdoms) ->
                 f"## {env} → `{tdom}`" if len(tdoms) > 1 else f"## {env}",
                 "",
                 "| Method | " + " | ".join(head) + f" | mAP@0.5 | Recall@{k} | Δ mAP vs source only [95 % CI] "
-                f"| Δ Recall@{k} [95 % CI] | steps | wall (s) |",
-                "|---|" + "---|" * (len(classes) + 6),
+                f"| Δ Recall@{k} [95 % CI] | seeds | steps | wall (s) |",
+                "|---|" + "---|" * (len(classes) + 7),
             ]
             for r in er:
                 cells = [_fmt(r[f"AP50/{c}"], r["seeds"]) for c in classes]
                 cells += [_fmt(r["mAP50"], r["seeds"]), _fmt(r[f"R@{k}"], r["seeds"])]
                 gain = r["gain"] or {}
-                cells += [_fmt_ci(gain.get("mAP50")), _fmt_ci(gain.get(f"R@{k}")), str(r["steps"] or "")]
+                cells += [_fmt_ci(gain.get("mAP50")), _fmt_ci(gain.get(f"R@{k}"))]
+                cells += [str(r["seeds"]), str(r["steps"] or "")]
                 wm, ws = r["wall_s"]
                 cells.append(f"{wm:.0f}" + (f" ± {ws:.0f}" if r["seeds"] > 1 else ""))
                 md.append(f"| {r['label']} | " + " | ".join(cells) + " |")
@@ -725,6 +784,8 @@ def _write_outputs(profile, out_dir: Path, runs, envs, methods, seeds, tdoms) ->
                     "out of the table and of the mAP.",
                 ]
             md += ["", _gap_summary(er, k), ""]
+    if missing:
+        md += ["## Rows not stored (not run)", "", *_missing_lines(missing), ""]
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "table.md", "\n".join(md) + "\n")
     atomic_write_text(out_dir / "table.csv", csv_buf.getvalue())
@@ -755,6 +816,14 @@ def _write_outputs(profile, out_dir: Path, runs, envs, methods, seeds, tdoms) ->
         if rows:
             _bar_chart(out_dir / ("chart.png" if len(tdoms) == 1 else f"chart_{tdom}.png"), rows, envs, k)
     return {"rows": all_rows, "runs": runs, "table": "\n".join(md)}
+
+
+def _missing_lines(missing: list[tuple[str, str, str, int]]) -> list[str]:
+    """One line per (env, target, method) with the seeds it lacks."""
+    lacking: dict[tuple[str, str, str], list[int]] = {}
+    for env, tdom, method, seed in missing:
+        lacking.setdefault((env, tdom, method), []).append(seed)
+    return [f"- {env} → `{tdom}`, `{method}`: seeds {seeds}" for (env, tdom, method), seeds in lacking.items()]
 
 
 def _gap_summary(rows: list[dict], k: int) -> str:

@@ -79,6 +79,12 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-domain", default=None, help="target domain (default: the profile's, 'target')")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument(
+        "--stored-only",
+        action="store_true",
+        help="train nothing: write the tables from the rows already stored in --out (rows run by several "
+        "commands, or with different seeds, in one table; the missing ones are listed)",
+    )
+    p.add_argument(
         "--jobs",
         type=int,
         default=1,
@@ -184,6 +190,7 @@ def cmd_bench(args) -> int:
         progress=not args.quiet,
         jobs=args.jobs,
         real=real,
+        stored_only=args.stored_only,
     )
     print(res["table"])
     return 0

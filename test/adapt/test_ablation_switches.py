@@ -56,12 +56,16 @@ def _diff(a: str, b: str) -> set:
         ("sim2sg_dr_cb", "sim2sg_dr", {"label_alignment.class_balanced_fraction"}),
         ("dr_continued", "source_only", set()),
         ("sim2sg_dr_label", "sim2sg_label", set()),
+        ("sim2sg_after_dr", "sim2sg_full", set()),
+        ("dr_then_continued", "source_only", set()),
     ],
 )
 def test_each_ablation_switches_only_what_it_names(method, reference, changed):
     assert _diff(method, reference) == changed
-    if method in ("sim2sg_dr", "dr_continued", "sim2sg_dr_label"):  # the same, from the randomized pre-training
+    if method in ("sim2sg_dr", "dr_continued", "sim2sg_dr_label", "sim2sg_after_dr", "dr_then_continued"):
+        # the same, from the randomized pre-training (the last two: from the finished DR row's model)
         assert (METHODS[method].pretrain_domain, METHODS[reference].pretrain_domain) == ("randomized", "source")
+        assert METHODS[method].init_from == ("domain_randomization" if "after" in method or "then" in method else "")
     if method == "fda_only":  # the shipped config transfers the target look when appearance is on
         assert configure(load_adapt_config(), METHODS[method]).appearance_alignment.spectrum_beta > 0
 

@@ -163,3 +163,27 @@ def test_two_targets_get_their_own_sections_and_bootstrap_intervals(tmp_path):
         r.pop("records")
     _write_outputs(prof, tmp_path, runs, ["drive"], ["source_only", "sim2sg_full"], [0, 1, 2], ["target"])
     assert "| n/a | n/a |" in (tmp_path / "table.md").read_text()
+
+
+def test_stored_only_tables_come_from_the_stored_rows_and_list_the_missing_ones(tmp_path, runs):
+    import json
+
+    from sim2sg_core.adapt.bench import _row_file, run_bench
+
+    prof = load_bench_profile("full")
+    for r in runs:  # rows stored by earlier commands: two seeds, the oracle only for seed 0
+        if r["method"] != "oracle" or r["seed"] == 0:
+            path = _row_file(tmp_path, r["env"], r["target_domain"], r["seed"], r["method"])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(r))
+    methods = ["source_only", "sim2sg_full", "oracle", "bn_target"]
+    res = run_bench(
+        prof, tmp_path, envs=["drive"], methods=methods, seeds=[0, 1], target_domain="target", stored_only=True
+    )
+    assert [(r["method"], r["seeds"]) for r in res["rows"]] == [("source_only", 2), ("sim2sg_full", 2), ("oracle", 1)]
+    md = (tmp_path / "table.md").read_text()
+    assert "| seeds | steps | wall (s) |" in md
+    assert "- drive → `target`, `oracle`: seeds [1]" in md and "- drive → `target`, `bn_target`: seeds [0, 1]" in md
+    assert not (tmp_path / "runs" / "drive" / "target" / "seed0" / "bn_target.json").exists()  # nothing trained
+    with pytest.raises(FileNotFoundError, match="no stored benchmark rows"):
+        run_bench(prof, tmp_path / "empty", envs=["drive"], methods=methods, seeds=[0], stored_only=True)

@@ -5,6 +5,7 @@ interval reaches the table."""
 import json
 
 import numpy as np
+import pytest
 
 import sim2sg_core.adapt.bench as bench
 from sim2sg_core.adapt.bench import run_bench, split_seeds
@@ -72,3 +73,21 @@ def test_two_targets_share_target_free_training_and_keep_records(tmp_path, monke
         prof, tmp_path, methods=["source_only", "domain_randomization", "sim2sg_full"], seeds=[0], progress=False
     )
     assert [r["checkpoint"] for r in again["runs"]] == [r["checkpoint"] for r in res["runs"]]
+
+
+def test_a_row_started_from_the_dr_model_reuses_it_and_counts_its_steps(tmp_path):
+    import torch
+
+    prof = load_bench_profile("quick", TINY)
+    res = run_bench(prof, tmp_path, methods=["domain_randomization", "dr_then_continued"], seeds=[0], progress=False)
+    dr, cont = res["runs"]
+    # no second, shorter randomized pre-training: the row starts from the DR row's finished model
+    shared = sorted(p.name for p in (tmp_path / "runs" / "drive").iterdir() if p.name.startswith("seed0_"))
+    assert shared == ["seed0_domain_randomization_randomized_train"]
+    dr_dir = tmp_path / "runs" / "drive" / shared[0]
+    assert cont["pretrain_seconds"] == pytest.approx(float((dr_dir / "train_seconds.txt").read_text()), abs=0.05)
+    assert (dr["budget_steps"], cont["budget_steps"]) == (prof.budget_steps, prof.budget_steps + prof.adapt.total_steps)
+    # and it trained on from there: same architecture, other weights
+    a = torch.load(dr["checkpoint"], map_location="cpu", weights_only=False)["state_dict"]
+    b = torch.load(cont["checkpoint"], map_location="cpu", weights_only=False)["state_dict"]
+    assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())
