@@ -49,8 +49,15 @@ def test_block_quotes_every_run_and_the_intervals(tmp_path):
         ],
     }
     text = rr.block(results, "x/results.json")
-    assert "| drive | target3 | Source_Only | 0.200 ± 0.141 | 0.100 ± 0.071 | n/a | n/a | 2 |" in text
+    assert "| drive | target3 | Source_Only | 0.200 ± 0.141 | 0.100 ± 0.071 | n/a | n/a | 2 | 540 |" in text
     assert "| drive | target3 | Sim2Sg_Full | 0.500 | 0.250 | +0.200 [+0.100, +0.300] |" in text
+    # an ablation row stays in the results folder's table, named in the block
+    results["profile"]["methods"].append("bn_target")
+    results["runs"].append(run("bn_target", 0, 0.3))
+    text = rr.block(results, "x/results.json")
+    assert "Bn_Target" not in text and "also has the rows `bn_target`" in text
+    results["profile"]["methods"].pop()
+    results["runs"].pop()
     assert "clevr" not in text  # no runs, no rows
     readme = tmp_path / "README.md"
     results_file = tmp_path / "results.json"
