@@ -135,8 +135,6 @@ METHODS: dict[str, Method] = {
             pretrain_domain="randomized",
             switches={**_OFF, "label_alignment.enabled": True},
         ),
-        # DR + Sim2SG with class-balanced pseudo-label confidence: a domain-randomised model is less sure
-        # of some classes on the target, and a global threshold would drop them from label alignment
         # DR + Sim2SG without the two-phase cost: adaptation starts from the finished DR model (the
         # `domain_randomization` row's, 540 steps) and adds 240 adaptation steps; `dr_then_continued` is the
         # same 240 steps with every switch off, the matched-budget control (chosen from the quick profile's
@@ -157,6 +155,8 @@ METHODS: dict[str, Method] = {
             init_from="domain_randomization",
             switches=dict(_OFF),
         ),
+        # DR + Sim2SG with class-balanced pseudo-label confidence: a domain-randomised model is less sure
+        # of some classes on the target, and a global threshold would drop them from label alignment
         Method(
             "sim2sg_dr_cb",
             "DR + Sim2SG, class-balanced pseudo-labels",

@@ -285,9 +285,14 @@ def stored_runs(out_dir: Path, pairs, methods, tdoms) -> tuple[list[dict], list[
     return runs, missing
 
 
+def _row_dir(out_dir: Path, env: str, tdom: str, seed: int) -> Path:
+    """The folder of one (env, target, seed)'s rows: records, per-image records, adapted models."""
+    return Path(out_dir) / "runs" / env / tdom / f"seed{seed}"
+
+
 def _row_file(out_dir: Path, env: str, tdom: str, seed: int, method: str) -> Path:
     """Where one row's run record is stored (the cache a later run with the same ``--out`` reuses)."""
-    return Path(out_dir) / "runs" / env / tdom / f"seed{seed}" / f"{method}.json"
+    return _row_dir(out_dir, env, tdom, seed) / f"{method}.json"
 
 
 #: File (in the bench folder) of the real evaluation labels' registration check.
@@ -387,7 +392,7 @@ def _run_env_seed(profile, out_dir, env, seed, methods, tdoms, size, progress, r
     run = _EnvSeedRun(profile, Path(out_dir), env, seed, size, progress, real)
     results = []
     for tdom in tdoms:
-        base = _row_file(run.out_dir, env, tdom, seed, "-").parent
+        base = _row_dir(run.out_dir, env, tdom, seed)
         base.mkdir(parents=True, exist_ok=True)
         kept_dir = run.out_dir / "checkpoints" / (tdom if len(tdoms) > 1 else "")
         for name in methods:
