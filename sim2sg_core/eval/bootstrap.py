@@ -20,6 +20,10 @@ import numpy as np
 from sim2sg_core.eval.detection import DetectionMatches, mean_ap
 
 
+#: Bootstrap draws scored together (memory: draws x detections per class).
+_CHUNK = 256
+
+
 class RunRecords:
     """One run's per-image ingredients, converted once (see ``evaluate(..., keep_records=True)``)."""
 
@@ -35,13 +39,24 @@ class RunRecords:
 
     def value(self, metric: str, weights: Optional[np.ndarray] = None) -> float:
         """``metric`` ("mAP" or "R@K") under per-image ``weights`` (None = each image once)."""
+        if metric == "mAP" and weights is None:
+            return mean_ap(self.matches.ap())
+        w = np.ones((1, self.num_images)) if weights is None else np.asarray(weights)[None]
+        return float(self.values(metric, w)[0])
+
+    def values(self, metric: str, weights: np.ndarray) -> np.ndarray:
+        """``metric`` for each row of per-image ``weights`` (draws, images), all rows at once."""
+        w = np.asarray(weights, dtype=np.float64)
         if metric == "mAP":
-            return mean_ap(self.matches.ap(weights))
+            ap = self.matches.ap_weighted(w)
+            valid = ~np.isnan(ap)
+            n = valid.sum(1)
+            return np.where(n > 0, np.where(valid, ap, 0.0).sum(1) / np.maximum(n, 1), math.nan)
         if metric.startswith("R@") and metric[2:] in self.recall:
             r = self.recall[metric[2:]]
-            w = np.ones(len(r)) if weights is None else np.asarray(weights, dtype=np.float64)
-            ok = ~np.isnan(r) & (w > 0)
-            return float((r[ok] * w[ok]).sum() / w[ok].sum()) if ok.any() else math.nan
+            w = np.where(np.isnan(r), 0.0, w)
+            total = w.sum(1)
+            return np.where(total > 0, (w * np.nan_to_num(r)).sum(1) / np.maximum(total, 1e-300), math.nan)
         raise ValueError(f"unknown metric {metric!r}: use 'mAP' or one of {['R@' + k for k in self.recall]}")
 
 
@@ -71,15 +86,26 @@ def paired_bootstrap(
         raise ValueError("paired runs must be scored on the same evaluation images")
     diff = float(np.mean([m.value(metric) - b.value(metric) for m, b in zip(runs_m, runs_b)]))
     rng = np.random.default_rng(seed)
-    n_seeds = len(method)
-    draws = np.empty(int(n_boot))
-    for t in range(int(n_boot)):
-        picked = rng.integers(0, n_seeds, n_seeds)
-        d = []
-        for s in picked:
-            w = rng.multinomial(sizes[s], np.full(sizes[s], 1.0 / sizes[s]))
-            d.append(runs_m[s].value(metric, w) - runs_b[s].value(metric, w))
-        draws[t] = np.nanmean(d) if not np.all(np.isnan(d)) else math.nan
+    n_seeds, n_boot = len(method), int(n_boot)
+    # the draws first (seeds, then each picked seed's image multiplicities), then each seed's draws scored at once
+    weights: list[list[np.ndarray]] = [[] for _ in range(n_seeds)]
+    slot_of: list[list[tuple[int, int]]] = [[] for _ in range(n_seeds)]
+    for t in range(n_boot):
+        for j, s in enumerate(rng.integers(0, n_seeds, n_seeds)):
+            weights[s].append(rng.multinomial(sizes[s], np.full(sizes[s], 1.0 / sizes[s])))
+            slot_of[s].append((t, j))
+    d = np.full((n_boot, n_seeds), math.nan)
+    for s in range(n_seeds):
+        if not weights[s]:
+            continue
+        w = np.stack(weights[s])
+        t_idx, j_idx = np.asarray(slot_of[s]).T
+        for lo in range(0, len(w), _CHUNK):  # bounded memory: (chunk, detections) per class
+            part = slice(lo, lo + _CHUNK)
+            d[t_idx[part], j_idx[part]] = runs_m[s].values(metric, w[part]) - runs_b[s].values(metric, w[part])
+    with np.errstate(invalid="ignore"):
+        valid = ~np.isnan(d)
+        draws = np.where(valid.any(1), np.where(valid, d, 0.0).sum(1) / np.maximum(valid.sum(1), 1), math.nan)
     draws = draws[~np.isnan(draws)]
     alpha = (1.0 - confidence) / 2
     low, high = (

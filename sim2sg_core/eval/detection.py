@@ -78,6 +78,33 @@ def _interpolated_ap(tp: np.ndarray, scores: np.ndarray, num_gt: int, presorted:
     return float(q.mean())
 
 
+def _interpolated_ap_counted(tp: np.ndarray, counts: np.ndarray, num_gt: np.ndarray) -> np.ndarray:
+    """COCO 101-point AP of score-sorted detections ``tp`` (n,), each counted ``counts[b]`` (B, n) times.
+
+    One row per bootstrap draw, all rows at once. Counting a detection k times is the list with it
+    repeated k times in a row. The recall points are read at true positives, and a false positive's
+    precision is below its predecessor's, so the envelope only needs precision at the true positives:
+    each one's true-positive count over the count of every detection up to it. An uncounted true
+    positive repeats its predecessor's recall with a precision no higher, so it changes nothing."""
+    num_gt = np.asarray(num_gt, dtype=np.float64)
+    out = np.where(num_gt > 0, 0.0, math.nan)
+    at = np.flatnonzero(tp)
+    if len(at) == 0:
+        return out
+    counts = np.asarray(counts, dtype=np.float64)
+    # detections counted up to each true positive: sums over (previous true positive, this one]
+    seen = np.cumsum(np.add.reduceat(counts[:, : at[-1] + 1], np.r_[0, at[:-1] + 1], axis=1), axis=1)
+    tps = np.cumsum(counts[:, at], axis=1)
+    recall = tps / np.maximum(num_gt, 1.0)[:, None]
+    precision = tps / np.maximum(seen, np.spacing(1))
+    precision = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]  # monotone envelope
+    n = len(at)
+    for b in np.flatnonzero(num_gt > 0):
+        idx = np.searchsorted(recall[b], RECALL_POINTS, side="left")
+        out[b] = np.where(idx < n, precision[b, np.minimum(idx, n - 1)], 0.0).mean()
+    return out
+
+
 def _greedy_match(
     iou: np.ndarray, threshold: float, iou_ignored: Optional[np.ndarray] = None, may_ignore: Optional[np.ndarray] = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -130,21 +157,25 @@ class DetectionMatches:
 
     def ap(self, weights: Optional[np.ndarray] = None) -> list:
         """Per-class AP (NaN for a class without ground truth) under per-image ``weights`` (None = 1)."""
-        out = []
-        for c in range(self.num_gt.shape[1]):
-            if weights is None:
-                out.append(_interpolated_ap(self.tp[c], self.score[c], int(self.num_gt[:, c].sum()), presorted=True))
-                continue
-            w = np.asarray(weights, dtype=np.int64)
-            reps = w[self.image[c]]
-            out.append(
-                _interpolated_ap(
-                    np.repeat(self.tp[c], reps),
-                    np.repeat(self.score[c], reps),
-                    int((w * self.num_gt[:, c]).sum()),
-                    presorted=True,
-                )
-            )
+        if weights is None:
+            return [
+                _interpolated_ap(self.tp[c], self.score[c], int(self.num_gt[:, c].sum()), presorted=True)
+                for c in range(self.num_gt.shape[1])
+            ]
+        return self.ap_weighted(np.asarray(weights)[None])[0].tolist()
+
+    def ap_weighted(self, weights: np.ndarray) -> np.ndarray:
+        """Per-class AP (draws, classes) for each row of per-image multiplicities ``weights`` (draws, images).
+
+        The same as AP on the list with each image repeated that often (exactly when no two scores tie),
+        computed for all rows at once: what a bootstrap needs."""
+        w = np.asarray(weights, dtype=np.int64)
+        if w.ndim != 2 or w.shape[1] != self.num_images:
+            raise ValueError(f"weights must be (draws, {self.num_images}), got {w.shape}")
+        n_cls = self.num_gt.shape[1]
+        out = np.empty((len(w), n_cls))
+        for c in range(n_cls):
+            out[:, c] = _interpolated_ap_counted(self.tp[c], w[:, self.image[c]], w @ self.num_gt[:, c])
         return out
 
     def to_arrays(self) -> dict:

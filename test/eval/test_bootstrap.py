@@ -35,6 +35,30 @@ def test_weighted_ap_equals_ap_on_repeated_images(seed):
     np.testing.assert_allclose(back.ap(w), slow, atol=1e-12)
 
 
+def test_all_draws_at_once_equal_each_draw_on_repeated_images():
+    """The bootstrap scores its draws as rows of one array; each row is AP on its repeated list, and a
+    draw that leaves out every image of a class (or every image) gives NaN for it."""
+    rng = np.random.default_rng(11)
+    preds, gts = random_case(rng, n_images=9, ignore=True)
+    m = match_detections(preds, gts, 3)
+    w = rng.integers(0, 4, (6, len(preds)))
+    w[0] = 0
+    w[1] = 0
+    w[1, 3] = 5
+    got = m.ap_weighted(w)
+    assert got.shape == (6, 3)
+    for row, weights in zip(got, w):
+        rep_p = [p for p, k in zip(preds, weights) for _ in range(k)]
+        rep_g = [g for g, k in zip(gts, weights) for _ in range(k)]
+        np.testing.assert_allclose(row, reference_average_precision(rep_p, rep_g, 3), atol=1e-12)
+    assert np.isnan(got[0]).all()
+    run = RunRecords(_records(preds, gts))
+    np.testing.assert_allclose(run.values("mAP", w)[2:], [run.value("mAP", x) for x in w[2:]], atol=1e-12)
+    assert math.isnan(run.values("mAP", w)[0])
+    with pytest.raises(ValueError, match="weights must be"):
+        m.ap_weighted(w[:, :4])
+
+
 def test_weighted_recall_is_the_mean_over_repeated_images():
     preds, gts = random_case(np.random.default_rng(7), n_images=10)
     run = RunRecords(_records(preds, gts))
