@@ -547,37 +547,14 @@ class Sim2SGAdapter(StepsThroughEngine):
         losses = dict(out["losses"])
         metrics = {}
         if adversarial:
-            is_src = torch.zeros(x.shape[0], dtype=torch.bool, device=self.device)
-            is_src[:n_l] = True
             if self.disc_z is not None:
-                z = grad_reverse(out["features"], lam)
-                pix_s, img_s = self.disc_z(z[:n_l])
-                pix_t, img_t = self.disc_z(z[n_l:])
-                l_z = 0.5 * (
-                    domain_bce(pix_s, SOURCE_LABEL)
-                    + domain_bce(pix_t, TARGET_LABEL)
-                    + domain_bce(img_s, SOURCE_LABEL)
-                    + domain_bce(img_t, TARGET_LABEL)
-                )
+                l_z, metrics["disc_z_acc"] = _map_adversarial(self.disc_z, out["features"], n_l, lam)
                 losses["appearance_adv"] = cfg.appearance_alignment.weight * l_z
-                metrics["disc_z_acc"] = 0.5 * (
-                    domain_accuracy(img_s, SOURCE_LABEL) + domain_accuracy(img_t, TARGET_LABEL)
-                )
             if self.disc_heat is not None:
-                heat = grad_reverse(torch.sigmoid(out["heatmap"].float()), lam)
-                pix_s, img_s = self.disc_heat(heat[:n_l])
-                pix_t, img_t = self.disc_heat(heat[n_l:])
-                l_h = 0.5 * (
-                    domain_bce(pix_s, SOURCE_LABEL)
-                    + domain_bce(pix_t, TARGET_LABEL)
-                    + domain_bce(img_s, SOURCE_LABEL)
-                    + domain_bce(img_t, TARGET_LABEL)
-                )
+                heat = torch.sigmoid(out["heatmap"].float())
+                l_h, metrics["disc_heat_acc"] = _map_adversarial(self.disc_heat, heat, n_l, lam)
                 l_r, acc_r = self._relation_adversarial(out, n_l, lam)
                 losses["prediction_adv"] = cfg.prediction_alignment.weight * (l_h + (l_r if l_r is not None else 0.0))
-                metrics["disc_heat_acc"] = 0.5 * (
-                    domain_accuracy(img_s, SOURCE_LABEL) + domain_accuracy(img_t, TARGET_LABEL)
-                )
                 if acc_r is not None:
                     metrics["disc_rel_acc"] = acc_r
         return losses, metrics
@@ -646,6 +623,21 @@ class Sim2SGAdapter(StepsThroughEngine):
             self._render_aligned()
         if self.round_pseudo:
             self._build_pseudo_pool()
+
+
+def _map_adversarial(disc, maps: torch.Tensor, n_l: int, lam: float) -> tuple[torch.Tensor, float]:
+    """Domain loss of a per-pixel + per-image discriminator on ``maps`` (the first ``n_l`` from the
+    labelled stream) behind a gradient-reversal layer, and the discriminator's image-level accuracy."""
+    reversed_maps = grad_reverse(maps, lam)
+    pix_s, img_s = disc(reversed_maps[:n_l])
+    pix_t, img_t = disc(reversed_maps[n_l:])
+    loss = 0.5 * (
+        domain_bce(pix_s, SOURCE_LABEL)
+        + domain_bce(pix_t, TARGET_LABEL)
+        + domain_bce(img_s, SOURCE_LABEL)
+        + domain_bce(img_t, TARGET_LABEL)
+    )
+    return loss, 0.5 * (domain_accuracy(img_s, SOURCE_LABEL) + domain_accuracy(img_t, TARGET_LABEL))
 
 
 def _class_counts(graphs: Iterable[SceneGraph]) -> dict:
