@@ -587,6 +587,21 @@ class Sim2SGAdapter(StepsThroughEngine):
         return loss, 0.5 * (domain_accuracy(ls, SOURCE_LABEL) + domain_accuracy(lt, TARGET_LABEL))
 
     # -- state (resume) --------------------------------------------------------------------------
+    def save(self, path: PathLike, extra: dict, with_optimizer: bool = False) -> None:
+        """The model as a checkpoint (atomic), with ``extra`` and, to resume, the optimiser's state."""
+        save_checkpoint(
+            Path(path),
+            self.model,
+            self.exp_cfg,
+            self.vocab,
+            self.input_size,
+            self.mean,
+            self.std,
+            extra=extra,
+            optimizer=self.optim.optimizer if with_optimizer else None,
+            step=self.step,
+        )
+
     def state(self) -> dict:
         return {
             "step": self.step,
@@ -730,18 +745,7 @@ def run_adaptation(
     def save_state():
         if not dist.is_main:
             return
-        save_checkpoint(
-            resume_file,
-            adapter.model,
-            adapter.exp_cfg,
-            adapter.vocab,
-            adapter.input_size,
-            adapter.mean,
-            adapter.std,
-            extra={"adapt_state": adapter.state()},
-            optimizer=adapter.optim.optimizer,
-            step=adapter.step,
-        )
+        adapter.save(resume_file, {"adapt_state": adapter.state()}, with_optimizer=True)
 
     total = cfg.total_steps
     bar = None
@@ -800,17 +804,7 @@ def run_adaptation(
         }
     }
     if dist.is_main:
-        save_checkpoint(
-            out,
-            adapter.model,
-            adapter.exp_cfg,
-            adapter.vocab,
-            adapter.input_size,
-            adapter.mean,
-            adapter.std,
-            extra=extra,
-            step=adapter.step,
-        )
+        adapter.save(out, extra)
         resume_file.unlink(missing_ok=True)
     barrier()  # no rank returns before rank 0's output exists
     return AdaptResult(
