@@ -3,6 +3,7 @@ chart, from run records shaped like the ones ``run_bench`` stores (no training h
 
 import csv
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -201,3 +202,33 @@ def test_the_overview_reads_each_rows_gain_across_environments(tmp_path, runs):
     # no per-image records in these runs: the cells say so, with the seed count; clevr has no oracle row
     assert "| Sim2SG: + appearance alignment (full) | n/a (2) | n/a (2) |" in overview
     assert "| Oracle (labelled target) | n/a (2) |  |" in overview and "| Source only |" not in overview
+
+
+def test_pairs_script_compares_two_stored_rows_directly(tmp_path):
+    """scripts/bench_pairs.py: A − B on the seeds both rows have, from the stored rows (a leave-one-out or a
+    matched control, which the table's Δ vs source only cannot show); a row not stored says so."""
+    import importlib.util
+    import json
+
+    from sim2sg_core.adapt.bench import _row_file
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "bench_pairs.py"
+    spec = importlib.util.spec_from_file_location("bench_pairs", script)
+    pairs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pairs)
+    for seed in (0, 1, 2):
+        for method, q in (("sim2sg_full", 0.9), ("sim2sg_full_no_fda", 0.3)):
+            r = _run("drive", seed, method, method, q, q / 2)
+            r["target_domain"], r["budget_steps"] = "target", 540
+            r["records"] = _records(tmp_path, method, seed, q)
+            path = _row_file(tmp_path, "drive", "target", seed, method)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(r))
+    md = pairs.table(tmp_path, [("sim2sg_full", "sim2sg_full_no_fda")], "target", [0, 1, 2], n_boot=200)
+    row = next(line for line in md.splitlines() if line.startswith("| `sim2sg_full` − `sim2sg_full_no_fda`"))
+    drive, clevr, _dining = [c.strip() for c in row.split("|")[2:5]]
+    diff, low = float(drive.split()[0]), float(drive.split("[")[1].split(",")[0])
+    assert diff > 0.3 and low > 0 and drive.endswith("(3)")
+    assert clevr == "not stored"
+    with pytest.raises(ValueError, match="unknown method"):
+        pairs.table(tmp_path, [("sim2sg_full", "no_such_row")], "target", [0], n_boot=10)
