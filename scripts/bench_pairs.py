@@ -17,25 +17,24 @@ from pathlib import Path
 
 from sim2sg_core.adapt.baselines import get_method
 from sim2sg_core.adapt.bench import gain_intervals, stored_runs
+from sim2sg_core.adapt.config import load_bench_profile
 
-ENVS = ("drive", "clevr", "dining")
 
-
-def table(out: Path, pairs: list[tuple[str, str]], tdom: str, seeds: list[int], n_boot: int) -> str:
+def table(out: Path, pairs: list[tuple[str, str]], tdom: str, envs: list[str], seeds: list[int], n_boot: int) -> str:
     methods = sorted({m for pair in pairs for m in pair})
     for m in methods:
         get_method(m)  # unknown names fail here, with the known ones listed
-    runs, _ = stored_runs(out, [(e, s) for e in ENVS for s in seeds], methods, [tdom])
+    runs, _ = stored_runs(out, [(e, s) for e in envs for s in seeds], methods, [tdom])
     lines = [
         f"Δ mAP@0.5, A − B on the seeds both rows have [95 % paired-bootstrap CI] (seeds); target `{tdom}`, "
         f"rows stored in `{out}`",
         "",
-        "| A − B | " + " | ".join(ENVS) + " |",
-        "|---|" + "---|" * len(ENVS),
+        "| A − B | " + " | ".join(envs) + " |",
+        "|---|" + "---|" * len(envs),
     ]
     for a, b in pairs:
         cells = []
-        for env in ENVS:
+        for env in envs:
             g = gain_intervals(runs, env, a, k=20, n_boot=n_boot, baseline=b)
             if g is None:
                 cells.append("not stored")
@@ -50,9 +49,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, type=Path, help="the bench --out folder holding the stored rows")
     ap.add_argument("--pairs", required=True, help="comma-separated A-B pairs of method names")
+    ap.add_argument("--profile", default="full", help="the bench profile the rows were run with (its envs, seeds)")
     ap.add_argument("--target-domain", dest="tdom", default="target")
-    ap.add_argument("--seeds", default="0,1,2,3,4")
-    ap.add_argument("--draws", type=int, default=1000, help="bootstrap draws")
+    ap.add_argument("--seeds", default="", help="comma-separated seeds (default: the profile's)")
+    ap.add_argument("--draws", type=int, default=0, help="bootstrap draws (default: the profile's)")
     args = ap.parse_args(argv)
     pairs = []
     for item in args.pairs.split(","):
@@ -62,7 +62,10 @@ def main(argv=None) -> int:
         pairs.append((a, b))
     if not (args.out / "runs").is_dir():
         ap.error(f"{args.out} holds no stored bench rows (no runs/ folder)")
-    sys.stdout.write(table(args.out, pairs, args.tdom, [int(s) for s in args.seeds.split(",")], args.draws))
+    prof = load_bench_profile(args.profile)
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else prof.seeds
+    md = table(args.out, pairs, args.tdom, prof.envs, seeds, args.draws or prof.bootstrap_samples)
+    sys.stdout.write(md)
     return 0
 
 

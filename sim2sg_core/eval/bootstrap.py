@@ -39,8 +39,6 @@ class RunRecords:
 
     def value(self, metric: str, weights: Optional[np.ndarray] = None) -> float:
         """``metric`` ("mAP" or "R@K") under per-image ``weights`` (None = each image once)."""
-        if metric == "mAP" and weights is None:
-            return mean_ap(self.matches.ap())
         w = np.ones((1, self.num_images)) if weights is None else np.asarray(weights)[None]
         return float(self.values(metric, w)[0])
 
@@ -48,10 +46,7 @@ class RunRecords:
         """``metric`` for each row of per-image ``weights`` (draws, images), all rows at once."""
         w = np.asarray(weights, dtype=np.float64)
         if metric == "mAP":
-            ap = self.matches.ap_weighted(w)
-            valid = ~np.isnan(ap)
-            n = valid.sum(1)
-            return np.where(n > 0, np.where(valid, ap, 0.0).sum(1) / np.maximum(n, 1), math.nan)
+            return np.array([mean_ap(per_class) for per_class in self.matches.ap_weighted(w)])
         if metric.startswith("R@") and metric[2:] in self.recall:
             r = self.recall[metric[2:]]
             w = np.where(np.isnan(r), 0.0, w)

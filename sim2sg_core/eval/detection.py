@@ -60,32 +60,15 @@ def as_arrays(item: Union[SceneGraph, dict]) -> dict:
     return {"boxes": boxes, "labels": labels, "scores": scores, "truncation": trunc, "occlusion": occ, "ignore": ignore}
 
 
-def _interpolated_ap(tp: np.ndarray, scores: np.ndarray, num_gt: int, presorted: bool = False) -> float:
-    if num_gt == 0:
-        return math.nan
-    if len(scores) == 0:
-        return 0.0
-    if not presorted:
-        order = np.argsort(-scores, kind="mergesort")
-        tp = tp[order]
-    tps = np.cumsum(tp)
-    fps = np.cumsum(1 - tp)
-    recall = tps / num_gt
-    precision = tps / np.maximum(tps + fps, np.spacing(1))
-    precision = np.maximum.accumulate(precision[::-1])[::-1]  # monotone envelope
-    idx = np.searchsorted(recall, RECALL_POINTS, side="left")
-    q = np.where(idx < len(precision), precision[np.minimum(idx, len(precision) - 1)], 0.0)
-    return float(q.mean())
-
-
-def _interpolated_ap_counted(tp: np.ndarray, counts: np.ndarray, num_gt: np.ndarray) -> np.ndarray:
+def _interpolated_ap(tp: np.ndarray, counts: np.ndarray, num_gt: np.ndarray) -> np.ndarray:
     """COCO 101-point AP of score-sorted detections ``tp`` (n,), each counted ``counts[b]`` (B, n) times.
 
-    One row per bootstrap draw, all rows at once. Counting a detection k times is the list with it
-    repeated k times in a row. The recall points are read at true positives, and a false positive's
-    precision is below its predecessor's, so the envelope only needs precision at the true positives:
-    each one's true-positive count over the count of every detection up to it. An uncounted true
-    positive repeats its predecessor's recall with a precision no higher, so it changes nothing."""
+    One row per weighting, all rows at once: a bootstrap's draws, or one row of ones for plain AP.
+    Counting a detection k times is the list with it repeated k times in a row. The recall points are
+    read at true positives, and a false positive's precision is below its predecessor's, so the envelope
+    only needs precision at the true positives: each one's true-positive count over the count of every
+    detection up to it. An uncounted true positive repeats its predecessor's recall with a precision no
+    higher, so it changes nothing."""
     num_gt = np.asarray(num_gt, dtype=np.float64)
     out = np.where(num_gt > 0, 0.0, math.nan)
     at = np.flatnonzero(tp)
@@ -157,12 +140,8 @@ class DetectionMatches:
 
     def ap(self, weights: Optional[np.ndarray] = None) -> list:
         """Per-class AP (NaN for a class without ground truth) under per-image ``weights`` (None = 1)."""
-        if weights is None:
-            return [
-                _interpolated_ap(self.tp[c], self.score[c], int(self.num_gt[:, c].sum()), presorted=True)
-                for c in range(self.num_gt.shape[1])
-            ]
-        return self.ap_weighted(np.asarray(weights)[None])[0].tolist()
+        w = np.ones((1, self.num_images), np.int64) if weights is None else np.asarray(weights)[None]
+        return self.ap_weighted(w)[0].tolist()
 
     def ap_weighted(self, weights: np.ndarray) -> np.ndarray:
         """Per-class AP (draws, classes) for each row of per-image multiplicities ``weights`` (draws, images).
@@ -175,7 +154,7 @@ class DetectionMatches:
         n_cls = self.num_gt.shape[1]
         out = np.empty((len(w), n_cls))
         for c in range(n_cls):
-            out[:, c] = _interpolated_ap_counted(self.tp[c], w[:, self.image[c]], w @ self.num_gt[:, c])
+            out[:, c] = _interpolated_ap(self.tp[c], w[:, self.image[c]], w @ self.num_gt[:, c])
         return out
 
     def to_arrays(self) -> dict:

@@ -224,11 +224,12 @@ def test_pairs_script_compares_two_stored_rows_directly(tmp_path):
             path = _row_file(tmp_path, "drive", "target", seed, method)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(r))
-    md = pairs.table(tmp_path, [("sim2sg_full", "sim2sg_full_no_fda")], "target", [0, 1, 2], n_boot=200)
+    envs = ["drive", "clevr", "dining"]
+    md = pairs.table(tmp_path, [("sim2sg_full", "sim2sg_full_no_fda")], "target", envs, [0, 1, 2], n_boot=200)
     row = next(line for line in md.splitlines() if line.startswith("| `sim2sg_full` − `sim2sg_full_no_fda`"))
     drive, clevr, _dining = [c.strip() for c in row.split("|")[2:5]]
     diff, low = float(drive.split()[0]), float(drive.split("[")[1].split(",")[0])
     assert diff > 0.3 and low > 0 and drive.endswith("(3)")
     assert clevr == "not stored"
     with pytest.raises(ValueError, match="unknown method"):
-        pairs.table(tmp_path, [("sim2sg_full", "no_such_row")], "target", [0], n_boot=10)
+        pairs.table(tmp_path, [("sim2sg_full", "no_such_row")], "target", envs, [0], n_boot=10)
