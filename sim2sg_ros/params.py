@@ -84,6 +84,18 @@ PERCEPTION_PARAMS: tuple[ParamSpec, ...] = (
         "debug_image", True, "Publish ~/debug_image (boxes and relationship arrows) while someone subscribes to it"
     ),
     ParamSpec(
+        "markers",
+        True,
+        "Publish ~/markers (visualization_msgs/MarkerArray: objects, labels, relationship arrows) while someone "
+        "subscribes to it",
+    ),
+    ParamSpec(
+        "frame_timeout",
+        2.0,
+        "Seconds without an image (while active) after which /diagnostics turns to WARN 'no frames for N s'",
+        range=(0.1, 3600.0),
+    ),
+    ParamSpec(
         "compressed",
         False,
         "Subscribe to sensor_msgs/CompressedImage on <image topic>/compressed instead of sensor_msgs/Image",

@@ -9,13 +9,16 @@ Design, in the order a frame meets it:
   frame is counted as *rejected*, logged at most once per few seconds, and skipped), runs the
   current ``Predictor``, fills ground positions from CameraInfo when known, and publishes
   ``scene_graph`` (relative: ``/scene_graph``, or ``/<ns>/scene_graph`` in a namespace; names in
-  ``sim2sg_ros/topics.py``) with the source image's header (and ``~/debug_image`` only while subscribed).
+  ``sim2sg_ros/topics.py``) with the source image's header (and ``~/debug_image`` and ``~/markers``,
+  ``sim2sg_ros/markers.py``, only while someone subscribes to them).
 * The model is swapped between frames: a timer polls the checkpoint file (inode / mtime / size),
   ``~/reload`` (std_srvs/Trigger) forces a load, and setting the ``checkpoint`` parameter loads the
   new path. Loading happens off the executor thread; a file that fails to load leaves the old model
   running and the error in the log, the service response and ``/diagnostics``.
 * ``/diagnostics`` carries input / output rates, latency (receive → publish), and the frame
-  counters, once per ``diagnostics_period``.
+  counters, once per ``diagnostics_period``; it turns to WARN "no frames for N s" when the camera has been
+  silent for ``frame_timeout`` seconds, and back to OK when frames return. Its timers run on the steady
+  clock, so they keep firing under ``use_sim_time`` while a bag is paused; stamps follow the node's clock.
 """
 
 from __future__ import annotations
@@ -30,13 +33,16 @@ from typing import Optional
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.task import Future
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
+from visualization_msgs.msg import MarkerArray
 
 from sim2sg_core.data.calibration import CalibrationError, camera_from_matrix
 from sim2sg_ros import conversions
+from sim2sg_ros.markers import scene_graph_markers
 from sim2sg_ros.node_runtime import run_node
 from sim2sg_ros.params import PERCEPTION_NODE, PERCEPTION_PARAMS, declare, spec_map, validate
 from sim2sg_ros.tf_pose import TfCameraPose, tf2_available
@@ -44,9 +50,11 @@ from sim2sg_ros.topics import (
     DEBUG_IMAGE_TOPIC,
     DIAGNOSTICS_TOPIC,
     IMAGE_TOPIC,
+    MARKERS_TOPIC,
     SCENE_GRAPH_TOPIC,
     camera_info_topic,
     image_qos,
+    markers_qos,
     scene_graph_qos,
 )
 
@@ -73,6 +81,10 @@ class FrameStats:
         self.no_model = 0
         self.latencies = collections.deque(maxlen=window)  # seconds, receive → publish
         self.inference = collections.deque(maxlen=window)  # seconds, predictor only
+        self.markers = collections.deque(maxlen=window)  # seconds to build + publish one MarkerArray
+        self.header_age = collections.deque(maxlen=window)  # seconds, node clock at publish − image stamp
+        self.markers_published = 0
+        self.last_frame: Optional[float] = None  # monotonic time of the latest image
         self._last = (time.monotonic(), 0, 0)
 
     def rates(self) -> tuple[float, float]:
@@ -124,13 +136,18 @@ class PerceptionNode(LifecycleNode):
         self._viz = None
         self.last_reject = ""
         self._image_sub = self._info_sub = None
-        self._graph_pub = self._debug_pub = self._reload_srv = self._poll_timer = None
+        self._graph_pub = self._debug_pub = self._marker_pub = self._reload_srv = self._poll_timer = None
         self._tf_pose = None
+        self._pitch = float(self.params["camera_pitch"])  # the pitch the latest positions were computed with
 
         image_topic = self.resolve_topic_name(IMAGE_TOPIC)
         self.input_topic = image_topic + "/compressed" if self.params["compressed"] else image_topic
         self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
-        self._diag_timer = self.create_timer(self.params["diagnostics_period"], self._publish_diagnostics)
+        # steady clock: diagnostics (and the frame watchdog) keep running under use_sim_time with a paused bag
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._diag_timer = self.create_timer(
+            self.params["diagnostics_period"], self._publish_diagnostics, clock=self._steady
+        )
         self._version = _package_version()
         if self.params["autostart"]:
             self.trigger_configure()
@@ -147,9 +164,12 @@ class PerceptionNode(LifecycleNode):
 
         self._graph_pub = self.create_lifecycle_publisher(SceneGraphMsg, SCENE_GRAPH_TOPIC, scene_graph_qos())
         self._debug_pub = self.create_lifecycle_publisher(Image, DEBUG_IMAGE_TOPIC, 1)
+        self._marker_pub = self.create_lifecycle_publisher(MarkerArray, MARKERS_TOPIC, markers_qos())
         self._reload_srv = self.create_service(Trigger, "~/reload", self._on_reload_service)
         if self.params["reload_poll_period"] > 0:
-            self._poll_timer = self.create_timer(self.params["reload_poll_period"], self._poll_checkpoint)
+            self._poll_timer = self.create_timer(
+                self.params["reload_poll_period"], self._poll_checkpoint, clock=self._steady
+            )
         # First model: loaded synchronously so a good configuration serves the first frame; a bad one
         # is reported and the node waits for a good file (hot reload) instead of failing.
         if self.params["checkpoint"]:
@@ -211,10 +231,10 @@ class PerceptionNode(LifecycleNode):
             self.destroy_timer(self._poll_timer)
         if self._reload_srv is not None:
             self.destroy_service(self._reload_srv)
-        for pub in (self._graph_pub, self._debug_pub):
+        for pub in (self._graph_pub, self._debug_pub, self._marker_pub):
             if pub is not None:
                 self.destroy_lifecycle_publisher(pub)
-        self._graph_pub = self._debug_pub = self._reload_srv = self._poll_timer = None
+        self._graph_pub = self._debug_pub = self._marker_pub = self._reload_srv = self._poll_timer = None
         with self._model_lock:
             predictor, self._predictor = self._predictor, None
             self._model_path, self._model_signature, self._failed_signature = "", None, None
@@ -374,6 +394,7 @@ class PerceptionNode(LifecycleNode):
                 self.stats.received += 1
                 if self._pending is not None:
                     self.stats.dropped += 1  # the older frame never reached the model
+                self.stats.last_frame = t
             self._pending = (msg, t)
             self._cv.notify()
 
@@ -427,10 +448,19 @@ class PerceptionNode(LifecycleNode):
         out.processing_time = float(time.monotonic() - t_recv)
         self._graph_pub.publish(out)
         latency = time.monotonic() - t_recv
+        # the graph's age on the node's clock (simulated under use_sim_time): right only when stamps and clock agree
+        age = (self.get_clock().now().nanoseconds - _stamp_ns(msg.header.stamp)) / 1e9
         with self.stats.lock:
             self.stats.processed += 1
             self.stats.latencies.append(latency)
             self.stats.inference.append(t_inf)
+            self.stats.header_age.append(age)
+        if self.params["markers"] and self._marker_pub.get_subscription_count() > 0:
+            t_m = time.monotonic()
+            self._marker_pub.publish(scene_graph_markers(out, pitch=self._pitch))
+            with self.stats.lock:
+                self.stats.markers.append(time.monotonic() - t_m)
+                self.stats.markers_published += 1
         if self.params["debug_image"] and self._debug_pub.get_subscription_count() > 0:
             self._publish_debug(rgb, graph, msg.header)
 
@@ -460,6 +490,7 @@ class PerceptionNode(LifecycleNode):
         )
         if pose is not None and pose[0] > 0:
             height_m, pitch = pose
+        self._pitch = float(pitch)
         self.camera_pose_source = "tf" if pose is not None and pose[0] > 0 else "parameters"
         try:
             cam = camera_from_matrix(info.k, w, h, height_m=height_m, pitch=pitch, where="camera_info")
@@ -487,6 +518,9 @@ class PerceptionNode(LifecycleNode):
         with self.stats.lock:
             lat = np.array(self.stats.latencies, dtype=np.float64)
             inf = np.array(self.stats.inference, dtype=np.float64)
+            mk = np.array(self.stats.markers, dtype=np.float64)
+            age = np.array(self.stats.header_age, dtype=np.float64)
+            last_frame = self.stats.last_frame
             counters = dict(
                 frames_received=self.stats.received,
                 frames_published=self.stats.processed,
@@ -494,17 +528,24 @@ class PerceptionNode(LifecycleNode):
                 frames_rejected=self.stats.rejected,
                 frames_without_model=self.stats.no_model,
                 frame_errors=self.stats.errors,
+                markers_published=self.stats.markers_published,
             )
         status = DiagnosticStatus(
             name=f"{self.get_fully_qualified_name().lstrip('/')}: scene graph pipeline", hardware_id="sim2sg_ros"
         )
         predictor = self._predictor
+        silent = time.monotonic() - last_frame if last_frame is not None else float("inf")
         if predictor is None:
             status.level, status.message = DiagnosticStatus.ERROR, self.last_error or "no model loaded"
         elif self.last_error:
             status.level, status.message = DiagnosticStatus.WARN, self.last_error
-        elif in_rate == 0.0:
-            status.level, status.message = DiagnosticStatus.WARN, f"no images on {self.input_topic}"
+        elif self._image_sub is None:
+            status.level, status.message = DiagnosticStatus.WARN, f"inactive: not subscribed to {self.input_topic}"
+        elif last_frame is None:
+            status.level, status.message = DiagnosticStatus.WARN, f"no images on {self.input_topic} yet"
+        elif silent > self.params["frame_timeout"]:
+            status.level = DiagnosticStatus.WARN
+            status.message = f"no frames for {silent:.0f} s on {self.input_topic}"
         else:
             status.level, status.message = DiagnosticStatus.OK, "running"
         values = {
@@ -513,6 +554,9 @@ class PerceptionNode(LifecycleNode):
             "latency_mean_ms": f"{lat.mean() * 1e3:.2f}" if lat.size else "nan",
             "latency_p95_ms": f"{np.percentile(lat, 95) * 1e3:.2f}" if lat.size else "nan",
             "inference_mean_ms": f"{inf.mean() * 1e3:.2f}" if inf.size else "nan",
+            "markers_mean_ms": f"{mk.mean() * 1e3:.3f}" if mk.size else "nan",
+            "header_age_mean_ms": f"{age.mean() * 1e3:.2f}" if age.size else "nan",
+            "seconds_since_last_frame": f"{silent:.2f}" if last_frame is not None else "inf",
             **{k: str(v) for k, v in counters.items()},
             "model_id": predictor.model_id if predictor is not None else "",
             "backend": predictor.backend if predictor is not None else "",
@@ -537,6 +581,11 @@ class PerceptionNode(LifecycleNode):
         if self._worker is not None:
             self._worker.join(timeout=5.0)
             self._worker = None
+
+
+def _stamp_ns(stamp) -> int:
+    """A builtin_interfaces/Time as integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def _package_version() -> str:

@@ -20,6 +20,8 @@ CAMERA_INFO_NAME = "camera_info"
 SCENE_GRAPH_TOPIC = "scene_graph"
 #: Annotated image for people (published only while someone subscribes).
 DEBUG_IMAGE_TOPIC = "~/debug_image"
+#: visualization_msgs/MarkerArray of the graph in 3-D (computed only while someone subscribes).
+MARKERS_TOPIC = "~/markers"
 DIAGNOSTICS_TOPIC = "/diagnostics"
 #: Depth of the SceneGraph publisher / subscribers (reliable: planners should not miss graphs).
 SCENE_GRAPH_DEPTH = 10
@@ -46,6 +48,16 @@ def scene_graph_qos() -> QoSProfile:
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST,
         depth=SCENE_GRAPH_DEPTH,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.VOLATILE,
+    )
+
+
+def markers_qos() -> QoSProfile:
+    """Reliable, keep last 1 (each array replaces the previous one whole: DELETEALL first)."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=1,
         reliability=ReliabilityPolicy.RELIABLE,
         durability=DurabilityPolicy.VOLATILE,
     )
