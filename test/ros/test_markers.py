@@ -126,8 +126,9 @@ def test_rviz_config_parses_and_shows_our_topics_in_the_sim_cameras_frame():
     assert set(markers["Namespaces"]) == {"objects", "labels", "relationships", "predicates"}
     assert vm["Global Options"]["Fixed Frame"] == spec_map(SIM_CAMERA_PARAMS)["frame_id"].default
     assert all(d.get("Enabled", True) for d in vm["Displays"])
-    installed = REPO / "install" / "share" / "sim2sg_ros" / "config" / "sim2sg.rviz"
-    if (REPO / "install" / "share" / "sim2sg_ros").is_dir():  # built by make setup (colcon)
+    share = REPO / "install" / "sim2sg_ros" / "share" / "sim2sg_ros"
+    installed = share / "config" / "sim2sg.rviz"
+    if share.is_dir():  # built by make setup (colcon)
         assert installed.read_text() == path.read_text(), "install space is stale: run make setup"
 
 
