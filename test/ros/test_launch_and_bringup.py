@@ -320,6 +320,35 @@ def test_perception_launch_file_with_real_launch_ros(tmp_path):
     assert cmds[1].overrides == {"checkpoint": "/models/m.pt", "device": "cpu"}
 
 
+def test_perception_launch_with_cameras_starts_one_namespaced_pair_per_camera():
+    """cameras:=[front,rear]: a sim camera and a perception node per namespace, each with the params file's
+    section (the bring-up's namespaced file holds the same values); rviz:=true without rviz2 adds no node."""
+    _real_launch()
+    ld = _load_launch("perception.launch.py")
+    _, nodes, _ = _expand(
+        ld,
+        {
+            "params_file": str(CONFIG / "perception.yaml"),
+            "checkpoint": "/models/m.pt",
+            "use_sim_camera": "true",
+            "cameras": "[front, rear]",
+            "rviz": "true",
+        },
+    )
+    names = [(n.node_executable, n.expanded_node_namespace) for n in nodes if n.node_package == "sim2sg_ros"]
+    assert names == [
+        ("sim_camera_node", "/front"),
+        ("perception_node", "/front"),
+        ("sim_camera_node", "/rear"),
+        ("perception_node", "/rear"),
+    ]
+    per = [n for n in nodes if n.node_executable == "perception_node"]
+    expected = dict(read_params_yaml(CONFIG / "perception.yaml", "perception_node"), checkpoint="/models/m.pt")
+    assert all(_params_of(n) == expected for n in per)
+    seeds = [_params_of(n)["seed"] for n in nodes if n.node_executable == "sim_camera_node"]
+    assert seeds[1] == seeds[0] + 1
+
+
 def test_perception_launch_rejects_a_bad_device_choice():
     _real_launch()
     ld = _load_launch("perception.launch.py")
