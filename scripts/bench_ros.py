@@ -19,6 +19,13 @@ Reported:
     python scripts/bench_ros.py [--checkpoint runs/demo/adapted.pt] [--rate 30] [--seconds 60]
     python scripts/bench_ros.py --minutes 10            # memory over 10 minutes at 30 Hz input
     python scripts/bench_ros.py --minutes 5 --backend onnxruntime   # the same through ONNX Runtime
+    python scripts/bench_ros.py --cameras 3 --rate 10 --minutes 5 --threads 1 --markers   # several cameras
+
+With ``--cameras N`` (N > 1): N simulated cameras, each under its namespace (cam0, cam1, ...) with its own
+perception_node, all at --rate: per camera the delivered graph rate, latency p50 / p95 (image stamp → graph
+received), frames dropped by keep-latest (the node's counters over the window), and each node's RSS slope;
+``--markers`` also subscribes to every camera's ~/markers for the whole window (the nodes then build them) and
+reports their cost per frame, from the nodes' diagnostics (load-matched) and timed here on the received graphs.
 Timings depend on the machine's load (the CPU count and `uptime` are printed with the results).
 """
 
@@ -138,7 +145,11 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--bare-frames", type=int, default=60)
     ap.add_argument("--out", default=str(REPO / "runs" / "bench" / "ros.json"))
+    ap.add_argument("--cameras", type=int, default=1, help="simulated cameras, one perception_node each")
+    ap.add_argument("--markers", action="store_true", help="subscribe to every camera's ~/markers (--cameras N)")
     args = ap.parse_args(argv)
+    if args.cameras > 1:
+        return run_cameras(args)
     window = args.minutes * 60.0 if args.minutes > 0 else args.seconds
 
     import rclpy
@@ -336,6 +347,242 @@ def main(argv=None) -> int:
         f"slope {m['slope_mb_per_min']:+.2f} MB/min over {window / 60:.1f} min"
     )
     print(f"node counters: {result['node_counters']}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _last_before(reports, t_ns: int) -> dict:
+    """The values of the last diagnostics report received before ``t_ns`` (empty if none)."""
+    before = [d for t, d in reports if t <= t_ns]
+    return dict(before[-1]) if before else {}
+
+
+def _slope(samples) -> float:
+    """Least-squares slope (MB/min) of [(seconds, MB), ...]."""
+    if len(samples) < 3:
+        return float("nan")
+    t = np.array([m[0] for m in samples]) / 60.0
+    return float(np.polyfit(t, np.array([m[1] for m in samples]), 1)[0])
+
+
+def run_cameras(args) -> int:
+    """N camera + perception pairs under namespaces cam0..cam{N-1}; per-camera figures (see the module docstring)."""
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sim2sg_ros.bringup import stop_processes
+    from sim2sg_ros.markers import scene_graph_markers
+    from sim2sg_ros.msg import SceneGraph
+    from visualization_msgs.msg import MarkerArray
+
+    window = args.minutes * 60.0 if args.minutes > 0 else args.seconds
+    tmp = Path(tempfile.mkdtemp(prefix="bench_ros_"))
+    ckpt, ckpt_kind = ensure_checkpoint(args.checkpoint, tmp)
+    names = [f"cam{k}" for k in range(args.cameras)]
+    print(f"checkpoint: {ckpt} ({ckpt_kind}); {args.cameras} cameras at {args.rate:g} Hz each", flush=True)
+    load_before = os.getloadavg()
+    env = dict(os.environ)
+    env["ROS_DOMAIN_ID"] = env.get("SIM2SG_BENCH_DOMAIN_ID", str(230 - os.getpid() % 8))
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env.setdefault("OMP_NUM_THREADS", str(max(1, args.threads)))
+    py = sys.executable
+    procs, pers = [], {}
+    for k, ns in enumerate(names):
+        cam_params = [
+            f"rate:={args.rate}",
+            f"width:={args.width}",
+            f"height:={args.height}",
+            "cache_frames:=32",
+            "domain:=target",
+            f"seed:={k}",
+            f"frame_id:={ns}_optical_frame",
+        ]
+        per_params = [
+            f"checkpoint:={ckpt}",
+            f"num_threads:={args.threads}",
+            f"device:={args.device}",
+            f"backend:={args.backend}",
+            "debug_image:=false",
+        ]
+        for module, plist in (("sim_camera_node", cam_params), ("perception_node", per_params)):
+            argv = [py, "-m", f"sim2sg_ros.{module}", "--ros-args", "-r", f"__ns:=/{ns}"]
+            for p in plist:
+                argv += ["-p", p]
+            proc = subprocess.Popen(argv, env=env)
+            procs.append(proc)
+            if module == "perception_node":
+                pers[ns] = proc
+    rclpy.init(domain_id=int(env["ROS_DOMAIN_ID"]))
+    node = rclpy.create_node("bench_ros")
+    rx = {ns: [] for ns in names}  # (received ns, stamp ns, objects, relationships)
+    last_graph = {}
+    diags = {ns: [] for ns in names}
+    marker_arrays = {ns: 0 for ns in names}
+    be = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
+
+    def on_graph(ns):
+        def cb(m):
+            rx[ns].append(
+                (
+                    time.time_ns(),
+                    m.header.stamp.sec * 10**9 + m.header.stamp.nanosec,
+                    len(m.objects),
+                    len(m.relationships),
+                )
+            )
+            last_graph[ns] = m
+
+        return cb
+
+    def on_diag(m):
+        for s in m.status:
+            ns = s.name.split("/", 1)[0]
+            if ns in diags and "perception_node" in s.name:
+                diags[ns].append((time.time_ns(), {kv.key: kv.value for kv in s.values}))
+
+    for ns in names:
+        node.create_subscription(SceneGraph, f"/{ns}/scene_graph", on_graph(ns), be)
+        if args.markers:
+            node.create_subscription(
+                MarkerArray,
+                f"/{ns}/perception_node/markers",
+                lambda m, ns=ns: marker_arrays.__setitem__(ns, marker_arrays[ns] + 1),
+                1,
+            )
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 50)
+    mem = {ns: [] for ns in names}
+    try:
+        t_wait = time.monotonic()
+        while not all(rx.values()):
+            rclpy.spin_once(node, timeout_sec=0.1)
+            if any(p.poll() is not None for p in procs) or time.monotonic() - t_wait > 300:
+                raise SystemExit("bench_ros: the nodes did not start (see their output above)")
+        print(
+            f"first graphs from every camera after {time.monotonic() - t_wait:.1f} s; warming up "
+            f"{args.warmup:.0f} s, then measuring {window:.0f} s",
+            flush=True,
+        )
+        t_start = time.monotonic() + args.warmup
+        while time.monotonic() < t_start:
+            rclpy.spin_once(node, timeout_sec=0.05)
+        start_ns = time.time_ns()
+        counters_start = {ns: _last_before(diags[ns], start_ns) for ns in names}
+        t_end = t_start + window
+        next_mem, last_print = t_start, t_start
+        while time.monotonic() < t_end:
+            rclpy.spin_once(node, timeout_sec=0.05)
+            now = time.monotonic()
+            if now >= next_mem:
+                for ns in names:
+                    mem[ns].append((now - t_start, rss_mb(pers[ns].pid)))
+                next_mem += 1.0
+            if now - last_print >= 60.0:
+                last_print = now
+                done = {ns: sum(1 for r in rx[ns] if r[0] >= start_ns) for ns in names}
+                print(f"  {now - t_start:.0f} s: graphs {done}, load {os.getloadavg()[0]:.2f}", flush=True)
+            dead = [ns for ns in names if pers[ns].poll() is not None]
+            if dead:
+                raise SystemExit(f"bench_ros: perception_node of {dead} died")
+        end_ns = time.time_ns()
+        for _ in range(int(3.0 / 0.05)):  # the counters of the window's end: one more diagnostics round
+            rclpy.spin_once(node, timeout_sec=0.05)
+        # the nodes' counters at the window's ends: their last reports before start and before end
+        counters_end = {ns: _last_before(diags[ns], end_ns) for ns in names}
+    finally:
+        stop_processes(procs, timeout=20)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    load_after = os.getloadavg()
+
+    def delta(ns, key):
+        a, b = counters_start[ns].get(key), counters_end[ns].get(key)
+        return int(b) - int(a) if a is not None and b is not None else None
+
+    per_camera = {}
+    for ns in names:
+        win = [r for r in rx[ns] if start_ns <= r[0] <= end_ns]
+        lat = [(r - s) / 1e6 for r, s, _, _ in win]
+        marker_ms = [
+            float(d["markers_mean_ms"])
+            for t, d in diags[ns]
+            if start_ns <= t <= end_ns and d.get("markers_mean_ms", "nan") != "nan"
+        ]
+        per_camera[ns] = {
+            "graphs": len(win),
+            "rate_hz": len(win) / window,
+            "latency_ms": stats(lat),
+            "objects_per_graph": float(np.mean([w[2] for w in win])) if win else float("nan"),
+            "relationships_per_graph": float(np.mean([w[3] for w in win])) if win else float("nan"),
+            "frames_received": delta(ns, "frames_received"),
+            "frames_published": delta(ns, "frames_published"),
+            "frames_dropped": delta(ns, "frames_dropped"),
+            "frames_rejected": delta(ns, "frames_rejected"),
+            "node_inference_mean_ms": float(
+                np.mean(
+                    [
+                        float(d["inference_mean_ms"])
+                        for t, d in diags[ns]
+                        if start_ns <= t <= end_ns and d.get("inference_mean_ms") != "nan"
+                    ]
+                    or [float("nan")]
+                )
+            ),
+            "markers": {
+                "subscribed": bool(args.markers),
+                "arrays_received": marker_arrays[ns],
+                "node_build_publish_ms_mean": float(np.mean(marker_ms)) if marker_ms else float("nan"),
+                "node_markers_published": delta(ns, "markers_published"),
+            },
+            "rss_mb": {
+                "start": mem[ns][0][1] if mem[ns] else None,
+                "end": mem[ns][-1][1] if mem[ns] else None,
+                "max": max(m[1] for m in mem[ns]) if mem[ns] else None,
+                "slope_mb_per_min": _slope(mem[ns]),
+                "samples": len(mem[ns]),
+            },
+        }
+    # markers timed here, on graphs the nodes sent (one thread, this process)
+    local = []
+    for m in last_graph.values():
+        scene_graph_markers(m)  # class sizes are read once
+        for _ in range(200):
+            t0 = time.perf_counter()
+            scene_graph_markers(m)
+            local.append((time.perf_counter() - t0) * 1e3)
+    result = {
+        "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": load_after},
+        "checkpoint": ckpt,
+        "checkpoint_kind": ckpt_kind,
+        "cameras": args.cameras,
+        "camera_rate_hz": args.rate,
+        "image_size": [args.width, args.height],
+        "threads_per_node": args.threads,
+        "backend": args.backend,
+        "window_s": window,
+        "markers_subscribed": bool(args.markers),
+        "per_camera": per_camera,
+        "markers_build_ms_here": stats(local),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print("\n=========== sim2sg_ros several cameras ===========")
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {load_before[0]:.2f} before, {load_after[0]:.2f} after; "
+        f"{args.cameras} cameras {args.width}x{args.height} at {args.rate:g} Hz; {args.threads} thread(s) per node; "
+        f"{ckpt_kind}; markers {'subscribed' if args.markers else 'not subscribed'}"
+    )
+    for ns, c in per_camera.items():
+        lat = c["latency_ms"]
+        print(
+            f"{ns}: {c['rate_hz']:.2f} Hz delivered, latency p50 {lat.get('p50', float('nan')):.1f} ms, "
+            f"p95 {lat.get('p95', float('nan')):.1f} ms; dropped {c['frames_dropped']} of {c['frames_received']}; "
+            f"RSS {c['rss_mb']['start']:.1f} -> {c['rss_mb']['end']:.1f} MB, "
+            f"slope {c['rss_mb']['slope_mb_per_min']:+.3f} MB/min; "
+            f"markers in the node {c['markers']['node_build_publish_ms_mean']:.2f} ms/frame"
+        )
+    ms = result["markers_build_ms_here"]
+    if ms.get("n"):
+        print(f"markers built here: mean {ms['mean']:.2f} ms, p95 {ms['p95']:.2f} ms per graph")
     print(f"wrote {args.out}")
     return 0
 
