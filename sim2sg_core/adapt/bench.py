@@ -31,6 +31,7 @@ import torch
 
 from sim2sg_core.adapt.baselines import get_method, configure
 from sim2sg_core.adapt.config import BenchProfile, config_to_dict
+from sim2sg_core.adapt.real_report import adaptation_rounds, difficulty_table, pair_differences, pseudo_label_table
 from sim2sg_core.adapt.sim2sg import run_adaptation
 from sim2sg_core.adapt.targets import SimTargetSource, target_source_from_spec
 from sim2sg_core.data.calibration import load_camera
@@ -138,6 +139,7 @@ def _experiment_config(
         "train_images": profile.train_images,
         "num_workers": 0,
         "checkpoint_every": 0,
+        "keep_every": profile.keep_every,
         "log_every": 20,
         "warmup_steps": min(50, steps // 5),
     }
@@ -203,6 +205,7 @@ def run_bench(
     jobs: int = 1,
     real: Optional[RealData] = None,
     stored_only: bool = False,
+    reevaluate: bool = False,
 ) -> dict:
     """Run the benchmark; write ``table.md``, ``table.csv``, ``results.json``, ``chart.png`` in ``out_dir``
     and every method's final model as ``checkpoints/<method>_seed<N>.pt``.
@@ -216,7 +219,9 @@ def run_bench(
 
     ``stored_only`` trains nothing: the tables are written from the rows already stored in ``out_dir``
     (each row's ``runs/<env>/<target>/seed<N>/<method>.json``), so rows run by several commands, or with
-    different seed counts, make one table; the rows not stored are listed in ``table.md``.
+    different seed counts, make one table; the rows not stored are listed in ``table.md``. ``reevaluate``
+    (with ``stored_only``) first measures every stored row's kept checkpoint again with the current evaluation
+    (metrics, per-image records, the adaptation's pseudo-label rounds), keeping its training record.
     """
     out_dir = Path(out_dir)
     envs = list(envs or profile.envs)
@@ -242,6 +247,8 @@ def run_bench(
         runs, missing = stored_runs(out_dir, pairs, methods, tdoms)
         if not runs:
             raise FileNotFoundError(f"no stored benchmark rows under {out_dir / 'runs'} for {methods} / {tdoms}")
+        if reevaluate:
+            runs = [_reevaluate(profile, out_dir, r, progress, real) for r in runs]
         return _write_outputs(profile, out_dir, _ordered(runs, envs, seeds), envs, methods, seeds, tdoms, missing)
     if jobs <= 1 or len(pairs) <= 1:
         for env, seed in pairs:
@@ -268,6 +275,30 @@ def run_bench(
                 runs += f.result()
                 _write_outputs(profile, out_dir, _ordered(runs, envs, seeds), envs, methods, seeds, tdoms)
     return _write_outputs(profile, out_dir, _ordered(runs, envs, seeds), envs, methods, seeds, tdoms)
+
+
+def _reevaluate(profile, out_dir: Path, rec: dict, progress: bool, real: Optional[RealData]) -> dict:
+    """A stored row measured again from its kept checkpoint (training fields kept), stored in place."""
+    env, tdom, seed, name = rec["env"], rec["target_domain"], rec["seed"], rec["method"]
+    if real is not None:
+        evalset = _real_setup(profile, env, real, profile.image_size_for(env))[2]
+    else:
+        evalset = render_split(
+            env, tdom, split_seeds(seed)[profile.eval_split], profile.eval_images, profile.image_size_for(env)
+        )
+    ckpt = Path(rec["checkpoint"])
+    log.info("re-evaluating %s/%s seed %d: %s (%s)", env, tdom, seed, name, ckpt)
+    metrics = evaluate_checkpoint(ckpt, evalset, progress, keep_records=True)
+    records = metrics.pop("records")
+    records_file = _row_dir(out_dir, env, tdom, seed) / f"{name}.records.npz"
+    atomic_save(records_file, lambda tmp: _save_npz(tmp, records))
+    out = {**rec, "metrics": metrics, "records": str(records_file)}
+    adaptation = (load_checkpoint(ckpt).get("extra") or {}).get("adaptation")
+    if adaptation:
+        out.update(adaptation_rounds=adaptation_rounds(adaptation.get("history") or []))
+        out.update(target_frames=int(adaptation.get("target_images") or 0))
+    atomic_write_text(_row_file(out_dir, env, tdom, seed, name), json.dumps(out, indent=1, default=_json_default))
+    return out
 
 
 def stored_runs(out_dir: Path, pairs, methods, tdoms) -> tuple[list[dict], list[tuple[str, str, str, int]]]:
@@ -381,7 +412,9 @@ def _real_setup(profile, env: str, real: RealData, size):
     """(camera at the render size, target source, evaluation dataset) of a real target."""
     camera = real_camera(profile, real, size)
     target = target_source_from_spec(real.target, topic=real.topic, env=env)
-    evalset = KittiDataset(real.eval_data, vocab=_vocab(env), camera_height_m=camera.height_m)
+    evalset = KittiDataset(
+        real.eval_data, class_map=profile.eval_class_map or None, vocab=_vocab(env), camera_height_m=camera.height_m
+    )
     return camera, target, evalset
 
 
@@ -485,6 +518,7 @@ class _EnvSeedRun:
             self.real,
         )
         method = get_method(name)
+        adaptation: dict = {}
         log.info("bench %s/%s seed %d: %s", env, tdom, seed, name)
         t0, c0 = time.perf_counter(), time.process_time()
         pretrain_s = 0.0
@@ -540,8 +574,9 @@ class _EnvSeedRun:
                 )
             ckpt = base / name / "model.pt"
             t1 = time.perf_counter()
-            run_adaptation(src_ckpt, target, ckpt, cfg, progress_callback=_log_progress(f"{env}/{tdom}/{name}"))
+            res = run_adaptation(src_ckpt, target, ckpt, cfg, progress_callback=_log_progress(f"{env}/{tdom}/{name}"))
             train_s = time.perf_counter() - t1
+            adaptation = {"adaptation_rounds": adaptation_rounds(res.history), "target_frames": res.target_images}
         metrics = evaluate_checkpoint(ckpt, self.dataset(tdom, "eval"), progress, keep_records=True)
         records = metrics.pop("records")
         records_file = base / f"{name}.records.npz"
@@ -567,6 +602,7 @@ class _EnvSeedRun:
             "checkpoint": str(kept),
             "records": str(records_file),
             "metrics": metrics,
+            **adaptation,
         }
 
 
@@ -789,6 +825,12 @@ def _write_outputs(profile, out_dir: Path, runs, envs, methods, seeds, tdoms, mi
                     "out of the table and of the mAP.",
                 ]
             md += ["", _gap_summary(er, k), ""]
+            if real:
+                eruns = [r for r in truns if r["env"] == env]
+                md += difficulty_table(eruns, methods, k)
+                pairs = [tuple(p.split("-", 1)) for p in profile.matched_pairs]
+                md += pair_differences(eruns, pairs, _vocab(env).classes, profile.bootstrap_samples)
+                md += pseudo_label_table(eruns, methods)
     md += _gain_overview(all_rows, envs, methods, tdoms)
     if missing:
         md += ["## Rows not stored (not run)", "", *_missing_lines(missing), ""]

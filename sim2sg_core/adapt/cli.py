@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 import logging
 import sys
 from typing import Optional, Sequence
@@ -83,6 +84,11 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="train nothing: write the tables from the rows already stored in --out (rows run by several "
         "commands, or with different seeds, in one table; the missing ones are listed)",
+    )
+    p.add_argument(
+        "--reevaluate",
+        action="store_true",
+        help="with --stored-only: measure every stored row's kept checkpoint again with the current evaluation",
     )
     p.add_argument(
         "--jobs",
@@ -170,16 +176,23 @@ def cmd_bench(args) -> int:
         envs = ["drive", "clevr", "dining"] if args.env == "all" else args.env.split(",")
     methods = args.methods.split(",") if args.methods else None
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    if args.reevaluate and not args.stored_only:
+        raise SystemExit("error: bench: --reevaluate measures stored rows again; it needs --stored-only")
     real = None
-    if args.target or args.eval_data:
-        if not (args.target and args.eval_data):
+    defaults = prof.real
+    target = args.target or (defaults.target if defaults else "")
+    eval_data = args.eval_data or (defaults.eval_data if defaults else "")
+    camera_info = args.camera_info or (defaults.camera_info if defaults else "")
+    if target or eval_data:
+        if not (target and eval_data):
             raise SystemExit(
                 "error: bench: a real target needs both --target (unlabelled frames: image folder "
                 "or bag) and --eval-data (a labelled KITTI-layout folder)"
             )
-        real = RealData(
-            target=args.target, eval_data=args.eval_data, camera_info=args.camera_info or "", topic=args.topic
-        )
+        for what, path in (("--target", target), ("--eval-data", eval_data), ("--camera-info", camera_info)):
+            if path and not Path(path).exists():
+                raise SystemExit(f"error: bench: {what} {path} does not exist (profile {prof.name})")
+        real = RealData(target=target, eval_data=eval_data, camera_info=camera_info, topic=args.topic)
     res = run_bench(
         prof,
         args.out,
@@ -191,6 +204,7 @@ def cmd_bench(args) -> int:
         jobs=args.jobs,
         real=real,
         stored_only=args.stored_only,
+        reevaluate=args.reevaluate,
     )
     print(res["table"])
     return 0

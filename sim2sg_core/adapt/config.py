@@ -243,6 +243,17 @@ class AdaptConfig:
 
 
 @dataclass
+class RealTargetDefaults:
+    """A real-camera profile's default data (``bench --target/--camera-info/--eval-data`` override each):
+    unlabelled frames (folder or bag), the camera's calibration and the labelled KITTI-layout folder. Relative
+    paths are read from the working directory (the repository root for ``make``/CI)."""
+
+    target: str = ""
+    camera_info: str = ""
+    eval_data: str = ""
+
+
+@dataclass
 class BenchProfile:
     """What the benchmark runs: environments, seeds, methods, and the shared training budget."""
 
@@ -274,6 +285,8 @@ class BenchProfile:
     #: Supervised steps of the source (pre-)training every method starts from / is budgeted with.
     source_steps: int = 400
     source_lr: float = 1e-3
+    #: Keep the supervised trainings' model every this many steps (``step<N>.pt``: a learning curve); 0 = none.
+    keep_every: int = 0
     #: Labelled training set size (simulated, pre-rendered and cached).
     train_images: int = 512
     #: Unlabelled target images the adaptation sees (disjoint seed from the evaluation images).
@@ -282,6 +295,13 @@ class BenchProfile:
     eval_images: int = 200
     #: Recall@K's K.
     recall_k: int = 20
+    #: A real target's default data (None: simulator targets unless ``bench --target`` names one).
+    real: Optional[RealTargetDefaults] = None
+    #: Class map of the real labelled folder ("" = config/class_maps/kitti.yaml; kitti_benchmark.yaml
+    #: ignores vans for car as KITTI's own evaluation does).
+    eval_class_map: str = ""
+    #: Real targets: "A-B" method pairs compared directly in the table (a method and its matched control).
+    matched_pairs: list[str] = field(default_factory=list)
     #: Model configuration overrides passed to the model config (e.g. width); merged as a dict.
     model: dict = field(default_factory=dict)
     #: The adaptation configuration shared by every adaptation method (methods flip its switches).

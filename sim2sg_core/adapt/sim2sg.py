@@ -135,6 +135,7 @@ class AdaptResult:
     seconds: float
     resumed_from_step: int = 0
     history: list = field(default_factory=list)  # per-round dicts (analysis + mean losses)
+    target_images: int = 0  # unlabelled target frames the run adapted on
 
 
 class _AdaptLoss(torch.nn.Module):
@@ -814,6 +815,7 @@ def run_adaptation(
         seconds=time.perf_counter() - t_start,
         resumed_from_step=resumed_from,
         history=adapter.history,
+        target_images=len(target_images),
     )
 
 

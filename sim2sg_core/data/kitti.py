@@ -54,6 +54,8 @@ def load_class_map(class_map: Union[None, PathLike, dict]) -> dict:
     """``{'environment': str|None, 'map': {type: class}, 'ignore': set}`` from a YAML path or dict."""
     if class_map is None:
         class_map = default_class_map_path()
+    elif isinstance(class_map, str) and class_map and not class_map.endswith((".yaml", ".yml")):
+        class_map = config_path("class_maps", class_map + ".yaml")  # a built-in map by name
     where = "class map"
     if not isinstance(class_map, dict):
         where = str(class_map)

@@ -27,7 +27,15 @@ _CHUNK = 256
 class RunRecords:
     """One run's per-image ingredients, converted once (see ``evaluate(..., keep_records=True)``)."""
 
-    def __init__(self, records: Mapping):
+    def __init__(self, records: Mapping, difficulty: Optional[str] = None):
+        """``difficulty``: read the detection matches stored under that KITTI level (``"hard.det_tp"`` ...)
+        instead of every labelled object's; recall stays the run's."""
+        if difficulty is not None:
+            prefix = f"{difficulty}."
+            level = {k[len(prefix) :]: v for k, v in records.items() if k.startswith(prefix)}
+            if not level:
+                raise ValueError(f"these records hold no matches for difficulty {difficulty!r}")
+            records = {**{k: v for k, v in records.items() if k.startswith("recall@")}, **level}
         self.matches = DetectionMatches.from_arrays(records)
         self.recall = {
             k[len("recall@") :]: np.asarray(v, dtype=np.float64) for k, v in records.items() if k.startswith("recall@")
@@ -47,12 +55,15 @@ class RunRecords:
         w = np.asarray(weights, dtype=np.float64)
         if metric == "mAP":
             return np.array([mean_ap(per_class) for per_class in self.matches.ap_weighted(w)])
+        if metric.startswith("AP/") and metric[3:].isdigit():  # one class's AP, by class index
+            return self.matches.ap_weighted(w)[:, int(metric[3:])]
         if metric.startswith("R@") and metric[2:] in self.recall:
             r = self.recall[metric[2:]]
             w = np.where(np.isnan(r), 0.0, w)
             total = w.sum(1)
             return np.where(total > 0, (w * np.nan_to_num(r)).sum(1) / np.maximum(total, 1e-300), math.nan)
-        raise ValueError(f"unknown metric {metric!r}: use 'mAP' or one of {['R@' + k for k in self.recall]}")
+        known = ["mAP", "AP/<class index>"] + ["R@" + k for k in self.recall]
+        raise ValueError(f"unknown metric {metric!r}: use one of {known}")
 
 
 def paired_bootstrap(
@@ -63,11 +74,13 @@ def paired_bootstrap(
     n_boot: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    difficulty: Optional[str] = None,
 ) -> dict:
     """Mean over seeds of ``metric(method) - metric(baseline)`` and its paired-bootstrap interval.
 
     ``method[i]`` and ``baseline[i]`` are the records of the same training seed on the same evaluation
-    images. Returns ``{"diff", "low", "high", "seeds", "n_boot", "confidence"}``.
+    images. ``difficulty``: score the matches stored under that KITTI level. Returns ``{"diff", "low", "high",
+    "seeds", "n_boot", "confidence"}``.
     """
     if len(method) != len(baseline) or not method:
         raise ValueError(
@@ -75,7 +88,8 @@ def paired_bootstrap(
         )
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    runs_m, runs_b = [RunRecords(r) for r in method], [RunRecords(r) for r in baseline]
+    runs_m = [RunRecords(r, difficulty) for r in method]
+    runs_b = [RunRecords(r, difficulty) for r in baseline]
     sizes = [r.num_images for r in runs_m]
     if sizes != [r.num_images for r in runs_b]:
         raise ValueError("paired runs must be scored on the same evaluation images")

@@ -298,6 +298,9 @@ def evaluate(
         for name in DIFFICULTIES:
             d = average_precision(preds, gts, len(vocab.classes), difficulty=name)
             rec = scene_graph_recall(preds, gts, RECALL_KS, difficulty=name)
+            if keep_records:  # the matches under each level too (a bootstrap of e.g. car AP on KITTI hard)
+                arrays = match_detections(preds, gts, len(vocab.classes), difficulty=name).to_arrays()
+                results["records"].update({f"{name}.{key}": v for key, v in arrays.items()})
             results["difficulties"][name] = {
                 "map50": d["map"],
                 "ap50": dict(zip(vocab.classes, d["ap"])),

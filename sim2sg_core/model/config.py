@@ -100,6 +100,9 @@ class TrainConfig:
     relation_on_detections: bool = True
     max_pairs_per_image: int = 128
     checkpoint_every: int = 500
+    #: Also keep the model every this many steps as ``step<N>.pt`` beside ``model.pt`` (a learning curve;
+    #: mid-schedule snapshots, the learning rate not yet annealed); 0 = none.
+    keep_every: int = 0
     log_every: int = 10
     amp: bool = True
     threads: int = 0

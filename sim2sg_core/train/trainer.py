@@ -322,6 +322,8 @@ class Trainer(StepsThroughEngine):
                     bar.update(1)
                     if self.cfg.checkpoint_every > 0 and self.step % self.cfg.checkpoint_every == 0:
                         self.save()
+                    if self.cfg.keep_every > 0 and self.step % self.cfg.keep_every == 0 and self.step < steps:
+                        self.save(self.out_dir / f"step{self.step:06d}.pt", with_optimizer=False)
                     if self.step >= steps or self.scheduler.elapsed >= budget:
                         break
         finally:

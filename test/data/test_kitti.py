@@ -194,3 +194,19 @@ def test_two_d_only_labels_get_ground_positions_through_the_calibration(tmp_path
     assert preds == {(0, 1): "left", (1, 0): "right"}
     # without the mount height the zero 3-D fields stay as they are
     assert read_kitti(tmp_path)[0][1].objects[0].position == (0.0, 0.0, 0.0)
+
+
+def test_each_frame_reads_its_own_calibration(tmp_path):
+    """KITTI's recording days differ by a few pixels of focal length / principal point: a 2-D-only box is put on
+    the ground through its own frame's calib, not a shared one."""
+    for d in ("image_2", "label_2", "calib"):
+        (tmp_path / d).mkdir()
+    box = "Car 0 0 0 550 250 650 300 0 0 0 0 0 0 0\n"  # bottom centre (600, 300)
+    for stem, (f, cy) in {"000000": (700.0, 175.0), "000001": (720.0, 200.0)}.items():
+        cv2.imwrite(str(tmp_path / "image_2" / f"{stem}.png"), np.zeros((375, 1242, 3), np.uint8))
+        (tmp_path / "calib" / f"{stem}.txt").write_text(f"P2: {f} 0 600 0 0 {f} {cy} 0 0 0 1 0\n")
+        (tmp_path / "label_2" / f"{stem}.txt").write_text(box)
+    (a, ga), (b, gb) = read_kitti(tmp_path, camera_height_m=1.65)
+    # z = f * h / (v_bottom - cy): 700 * 1.65 / 125 and 720 * 1.65 / 100
+    assert ga.objects[0].position[2] == pytest.approx(700 * 1.65 / 125, rel=1e-6)
+    assert gb.objects[0].position[2] == pytest.approx(720 * 1.65 / 100, rel=1e-6)
