@@ -419,15 +419,9 @@ def print_summary(s: dict) -> None:
 def real_demo(args) -> int:
     """``--real DIR``: source model rendered through the real camera → Sim2SG on the real frames →
     annotated real frames, source-only beside adapted, in ``real_grid.png``."""
-    import cv2
-    from sim2sg_core.adapt.bench import RealData, real_camera, render_split, train_supervised
-    from sim2sg_core.adapt.baselines import configure, get_method
+    from sim2sg_core.adapt.bench import RealData, real_camera
     from sim2sg_core.adapt.config import load_bench_profile
-    from sim2sg_core.adapt.sim2sg import run_adaptation
     from sim2sg_core.adapt.targets import target_source_from_spec
-    from sim2sg_core.model.predictor import Predictor
-    from sim2sg_core.utils.io import atomic_write_bytes
-    from sim2sg_core.viz import draw_scene_graph
     import torch
 
     torch.set_num_threads(args.threads)
@@ -437,6 +431,26 @@ def real_demo(args) -> int:
     size = prof.image_size_for(args.env)
     camera = real_camera(prof, real, size)
     out = args.out / f"real_{key_of(Path(real.target).resolve(), real.camera_info, args.real_profile, args.seed)}"
+    adapted = out / "adapted.pt"
+    target = target_source_from_spec(real.target, env=args.env)
+    if args.real_checkpoints:  # models trained before (e.g. a bench run's kept checkpoints)
+        src, adapted = (Path(p) for p in args.real_checkpoints)
+        for p in (src, adapted):
+            if not p.is_file():
+                raise SystemExit(f"demo: --real-checkpoints: {p} does not exist")
+        log(f"1-2/4 models given: source only {src}, adapted {adapted}")
+    else:
+        src, adapted = _train_real(args, prof, real, camera, size, out, target, adapted)
+    _annotate_real(args, prof, real, camera, target, src, adapted)
+    return 0
+
+
+def _train_real(args, prof, real, camera, size, out, target, adapted):
+    """The source model rendered through the real camera, then Sim2SG on the real frames (both cached)."""
+    from sim2sg_core.adapt.bench import render_split, train_supervised
+    from sim2sg_core.adapt.baselines import configure, get_method
+    from sim2sg_core.adapt.sim2sg import run_adaptation
+
     log(f"1/4 source model: {prof.source_domain} scenes rendered through {real.camera_info} at {size[0]}x{size[1]}")
     src, _ = train_supervised(
         prof,
@@ -449,8 +463,6 @@ def real_demo(args) -> int:
         size,
         progress=True,
     )
-    adapted = out / "adapted.pt"
-    target = target_source_from_spec(real.target, env=args.env)
     if adapted.exists() and not args.force:
         log(f"2/4 adapted model: cached {adapted}")
     else:
@@ -461,6 +473,17 @@ def real_demo(args) -> int:
         cfg.max_target_images = prof.target_images
         log(f"2/4 Sim2SG adaptation on {real.target}: {cfg.rounds} rounds x {cfg.steps_per_round} steps")
         run_adaptation(src, target, adapted, cfg)
+    return src, adapted
+
+
+def _annotate_real(args, prof, real, camera, target, src, adapted) -> None:
+    """real_grid.png: a few real frames annotated by both models (left source only, right adapted); with
+    --real-eval, both models' AP on the labelled folder."""
+    import cv2
+    from sim2sg_core.model.predictor import Predictor
+    from sim2sg_core.utils.io import atomic_write_bytes
+    from sim2sg_core.viz import draw_scene_graph
+
     frames = _grid_frames(args, real, target)
     log(f"3/4 annotating {len(frames)} real frames with both models")
     cols = []
@@ -491,13 +514,17 @@ def real_demo(args) -> int:
         from sim2sg_core.eval.evaluate import evaluate, format_table
         from sim2sg_core.sim import load_environment
 
-        ds = KittiDataset(args.real_eval, vocab=load_environment(args.env).vocab, camera_height_m=camera.height_m)
+        ds = KittiDataset(
+            args.real_eval,
+            class_map=prof.eval_class_map or None,
+            vocab=load_environment(args.env).vocab,
+            camera_height_m=camera.height_m,
+        )
         for ckpt, title in ((src, "source only"), (adapted, "Sim2SG adapted")):
             print(
                 f"--- {title} on {args.real_eval}\n"
                 + format_table(evaluate(Predictor.from_checkpoint(ckpt), ds, progress=False))
             )
-    return 0
 
 
 def _grid_frames(args, real, target) -> list:
@@ -557,7 +584,19 @@ def main(argv=None) -> int:
         default=None,
         help="with --real: a labelled KITTI-layout folder to report AP on (and to draw from)",
     )
-    ap.add_argument("--real-profile", default="real", help="with --real: bench profile with model and budget")
+    ap.add_argument(
+        "--real-profile",
+        default="kitti",
+        help="with --real: bench profile with model, camera mount and budget (kitti: a level roof camera at "
+        "1.65 m, 640x192; real: a 16:9 windscreen camera at 1.5 m with a bonnet in view)",
+    )
+    ap.add_argument(
+        "--real-checkpoints",
+        nargs=2,
+        metavar=("SOURCE", "ADAPTED"),
+        default=None,
+        help="with --real: draw these two models (e.g. a bench run's checkpoints/) instead of training them",
+    )
     ap.add_argument("--real-frames", type=int, default=4, help="with --real: frames in the grid")
     ap.add_argument("--real-score", type=float, default=0.3, help="with --real: score threshold of the drawings")
     args = ap.parse_args(argv)
