@@ -165,12 +165,6 @@ def given_box_predictions(predictor: Predictor, images, graphs) -> dict:
     return result
 
 
-def predcls_predictions(predictor: Predictor, images, graphs) -> tuple[list, list]:
-    """Predicted vs true predicate ids for every GT relationship, given GT boxes and classes."""
-    r = given_box_predictions(predictor, images, graphs)
-    return r["accuracy_pred"], r["accuracy_true"]
-
-
 def scene_graph_metrics(
     predictions: Sequence[SceneGraph],
     ground_truths: Sequence[SceneGraph],

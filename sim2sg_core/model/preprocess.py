@@ -54,15 +54,6 @@ class ResizeGeometry:
     def content(self) -> tuple[int, int, int, int]:
         return (self.pad_x, self.pad_y, self.pad_x + self.content_size[0], self.pad_y + self.content_size[1])
 
-    @property
-    def is_identity(self) -> bool:
-        return (
-            self.source_size == self.input_size
-            and self.kept_height == self.source_size[1]
-            and self.pad_x == 0
-            and self.pad_y == 0
-        )
-
     def to_input(self, boxes):
         """xyxy boxes (numpy or torch, (N, 4)) in source pixels → input pixels (no clipping)."""
         if isinstance(boxes, torch.Tensor):
@@ -189,10 +180,6 @@ class ResizeSpec:
             else ((out[:, 3] - out[:, 1]) >= 1.0) & ((out[:, 2] - out[:, 0]) >= 1.0)
         )
         return out, keep
-
-
-def resize_spec(input_size: Size, resize_mode: str = "stretch", crop_bottom: float = 0.0) -> ResizeSpec:
-    return ResizeSpec(input_size, resize_mode, crop_bottom)  # (__post_init__ makes it a tuple of ints)
 
 
 def check_image(rgb: np.ndarray, where: str = "image") -> np.ndarray:

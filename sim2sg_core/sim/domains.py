@@ -40,14 +40,14 @@ class SimConfigError(ConfigError):
 # Locating config files
 
 
-def config_dir() -> Path:
+def sim_config_dir() -> Path:
     """Directory of the simulator YAML files: ``sim/`` under the one package config directory
     (:func:`sim2sg_core.paths.config_dir`, which ``$SIM2SG_CONFIG_DIR`` moves)."""
     return package_config_dir() / "sim"
 
 
 def available_environments() -> list[str]:
-    d = config_dir()
+    d = sim_config_dir()
     return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
 
 
@@ -260,7 +260,7 @@ def _resolve_env_path(name_or_path: Union[str, os.PathLike]) -> Path:
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.exists():
         return p
-    return config_dir() / f"{name_or_path}.yaml"
+    return sim_config_dir() / f"{name_or_path}.yaml"
 
 
 _ENV_CACHE: dict = {}
@@ -819,7 +819,7 @@ __all__ = [
     "SimConfigError",
     "SizeMixture",
     "available_environments",
-    "config_dir",
+    "sim_config_dir",
     "content_to_dict",
     "domain_names",
     "load_domain",

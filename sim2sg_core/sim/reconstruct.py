@@ -182,9 +182,6 @@ class PseudoStatistics:
                 st.counts[c].append(per[c])
         return st
 
-    def mean_counts(self) -> dict[str, float]:
-        return {c: float(np.mean(v)) if v else 0.0 for c, v in self.counts.items()}
-
     def summary(self) -> dict:
         out: dict[str, Any] = {
             "n_images": self.n_images,

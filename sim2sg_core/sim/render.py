@@ -717,11 +717,6 @@ class Renderer:
                 return e
         return entries[-1]
 
-    def shape_for(self, obj, app: AppearanceConfig) -> tuple:
-        """(ClassPrior, template) an object is drawn with in ``app``."""
-        e = self._pick_shape(self.shapes(app)[obj.class_name], obj)
-        return e[1], e[2]
-
     def _object_colours(self, prior: ClassPrior, obj, app: AppearanceConfig, rng) -> dict:
         palette = app.palettes.get(prior.name) or prior.palette
         if app.random_colours:

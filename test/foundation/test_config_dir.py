@@ -16,10 +16,10 @@ def test_sim2sg_config_dir_moves_the_simulator_adaptation_and_class_map_configs(
     shutil.copytree(REPO / "config", moved)
     shutil.copy(moved / "sim" / "drive.yaml", moved / "sim" / "drive_copy.yaml")
     probe = (
-        "import json; from sim2sg_core.sim.domains import available_environments, config_dir; "
+        "import json; from sim2sg_core.sim.domains import available_environments, sim_config_dir; "
         "from sim2sg_core.data.kitti import default_class_map_path; "
         "from sim2sg_core.adapt.config import adapt_config_dir; "
-        "print(json.dumps([str(config_dir()), str(default_class_map_path()), str(adapt_config_dir()), "
+        "print(json.dumps([str(sim_config_dir()), str(default_class_map_path()), str(adapt_config_dir()), "
         "available_environments()]))"
     )
     env = {"SIM2SG_CONFIG_DIR": str(moved), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}

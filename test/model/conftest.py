@@ -1,12 +1,9 @@
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 # One thread: on a shared 2-core machine OpenMP threads spin against other processes (10x slower).
 torch.set_num_threads(1)
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(scope="session")
