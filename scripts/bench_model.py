@@ -6,7 +6,7 @@ training-to-accuracy. Meant to be re-run by hand on a quiet machine; nothing her
   python scripts/bench_model.py --threads 2 [--ckpt runs/drive_source/model.pt]
   # plus accuracy of a checkpoint on held-out simulator images
   python scripts/bench_model.py --ckpt runs/drive_source/model.pt --eval drive:source drive:target --eval-images 500
-  # the whole issue-4 figure: train 15 min on drive/source, then evaluate in- and cross-domain
+  # train 15 min on drive/source, then evaluate in- and cross-domain
   python scripts/bench_model.py --threads 2 --train-minutes 15 --train-domain source --out runs/bench_source
   # pretrained encoder: forward at two input sizes, 1600x900 camera image -> SceneGraph (resize included),
   # and one training step at batch 8 per encoder_freeze setting (all frozen / partly / unfrozen)

@@ -71,7 +71,7 @@ METHODS: dict[str, Method] = {
         Method(
             "self_training", "Pseudo-label self-training", "adapt", switches={**_OFF, "self_training.enabled": True}
         ),
-        # Ablations that isolate one ingredient each (issue 11). Every adversarial row also sends target
+        # Ablations that isolate one ingredient each. Every adversarial row also sends target
         # frames through BatchNorm in train mode; this row does only that (AdaBN-like), no discriminator.
         Method("bn_target", "Target BatchNorm statistics only", "adapt", switches={**_OFF, "target_batchnorm": True}),
         # The image-level low-frequency spectrum transfer (FDA) alone: no discriminator, no target forward

@@ -1,4 +1,4 @@
-"""Each ablation row of the benchmark changes exactly what its name says (issue 11): first in the
+"""Each ablation row of the benchmark changes exactly what its name says: first in the
 configuration (the switches), then in what one real training step does (which images go forward,
 whether the target look is transferred, which discriminators exist)."""
 

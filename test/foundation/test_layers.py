@@ -1,4 +1,4 @@
-"""Package layers (issue 12): moved modules keep their old import paths, and the perception path stays light.
+"""Package layers: moved modules keep their old import paths, and the perception path stays light.
 
 The layer contract itself is `lint-imports` ([tool.importlinter] in pyproject.toml, run by `make lint`)."""
 
