@@ -170,23 +170,24 @@ def reference_triplet_recall(predictions, ground_truths, ks=(20, 50), iou_thresh
                 if (r.subject, r.object) not in per_pair or r.score > per_pair[(r.subject, r.object)].score:
                     per_pair[(r.subject, r.object)] = r
             top = sorted(per_pair.values(), key=lambda r: -r.score)[:k]
-            hits = 0
-            for g in gt.relationships:
-                gs, go = gt.objects[g.subject], gt.objects[g.object]
-                for r in top:
-                    ps, po = pred.objects[r.subject], pred.objects[r.object]
-                    if (
-                        ps.class_id == gs.class_id
-                        and po.class_id == go.class_id
-                        and r.predicate_id == g.predicate_id
-                        and reference_iou(ps.box, gs.box) >= iou_threshold
-                        and reference_iou(po.box, go.box) >= iou_threshold
-                    ):
-                        hits += 1
-                        break
+            hits = sum(any(_reference_hit(r, g, pred, gt, iou_threshold) for r in top) for g in gt.relationships)
             recalls.append(hits / len(gt.relationships))
         out[f"R@{k}"] = sum(recalls) / len(recalls) if recalls else math.nan
     return out
+
+
+def _reference_hit(r, g, pred, gt, iou_threshold: float) -> bool:
+    """Does predicted relationship ``r`` recall ground-truth relationship ``g`` (same classes and predicate,
+    both boxes at IoU ≥ the threshold)? The slow references' one triplet test."""
+    ps, po = pred.objects[r.subject], pred.objects[r.object]
+    gs, go = gt.objects[g.subject], gt.objects[g.object]
+    return (
+        ps.class_id == gs.class_id
+        and po.class_id == go.class_id
+        and r.predicate_id == g.predicate_id
+        and reference_iou(ps.box, gs.box) >= iou_threshold
+        and reference_iou(po.box, go.box) >= iou_threshold
+    )
 
 
 def reference_scene_graph_recall(
@@ -229,19 +230,7 @@ def reference_scene_graph_recall(
             top = sorted(cands, key=lambda r: -r.score)[:k]
             hits_of: dict[int, list[int]] = {}
             for g in gt_rels:
-                gs, go = gt.objects[g.subject], gt.objects[g.object]
-                hit = 0
-                for r in top:
-                    ps, po = pred.objects[r.subject], pred.objects[r.object]
-                    if (
-                        ps.class_id == gs.class_id
-                        and po.class_id == go.class_id
-                        and r.predicate_id == g.predicate_id
-                        and reference_iou(ps.box, gs.box) >= iou_threshold
-                        and reference_iou(po.box, go.box) >= iou_threshold
-                    ):
-                        hit = 1
-                        break
+                hit = int(any(_reference_hit(r, g, pred, gt, iou_threshold) for r in top))
                 hits_of.setdefault(g.predicate_id, []).append(hit)
             all_hits = [h for v in hits_of.values() for h in v]
             recalls.append(sum(all_hits) / len(all_hits))
