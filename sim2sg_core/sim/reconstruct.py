@@ -207,6 +207,17 @@ def _blend(old: float, new: float, w: float) -> float:
     return float((1.0 - w) * old + w * new)
 
 
+def _refit_gaussian(g: Gaussian, values: np.ndarray, blend: float, min_std: float) -> Gaussian:
+    """``g`` moved part-way (``blend``) to the observed values' mean (clipped to its range) and spread (at
+    least ``min_std``); its range is kept."""
+    return Gaussian(
+        mean=_blend(g.mean, float(np.clip(values.mean(), g.min, g.max)), blend),
+        std=_blend(g.std, max(float(values.std()), min_std), blend),
+        min=g.min,
+        max=g.max,
+    )
+
+
 def refit_content(
     content: ContentConfig,
     stats: PseudoStatistics,
@@ -237,17 +248,7 @@ def refit_content(
         new = replace(cc, count_mean=_blend(cc.count_mean, obs_count, blend))
         pos = np.asarray(stats.positions.get(name, []), dtype=float).reshape(-1, 2)
         if len(pos) >= min_objects:
-            z = pos[:, 1]
-            d = cc.depth
-            new = replace(
-                new,
-                depth=Gaussian(
-                    mean=_blend(d.mean, float(np.clip(z.mean(), d.min, d.max)), blend),
-                    std=_blend(d.std, max(float(z.std()), 0.5), blend),
-                    min=d.min,
-                    max=d.max,
-                ),
-            )
+            new = replace(new, depth=_refit_gaussian(cc.depth, pos[:, 1], blend, min_std=0.5))
             modes = np.asarray(cc.lateral.modes, dtype=float)
             assign = np.argmin(np.abs(pos[:, 0:1] - modes[None, :]), axis=1)
             new_modes, weights, resid = [], [], []
@@ -272,16 +273,7 @@ def refit_content(
                 ),
             )
             sc = np.asarray(stats.scales.get(name, []), dtype=float)
-            s = cc.scale
-            new = replace(
-                new,
-                scale=Gaussian(
-                    mean=_blend(s.mean, float(np.clip(sc.mean(), s.min, s.max)), blend),
-                    std=_blend(s.std, max(float(sc.std()), 0.01), blend),
-                    min=s.min,
-                    max=s.max,
-                ),
-            )
+            new = replace(new, scale=_refit_gaussian(cc.scale, sc, blend, min_std=0.01))
         classes[name] = new
     camera = content.camera
     if refit_camera:
