@@ -9,6 +9,7 @@ JOBS ?= 2
 help:
 	@echo "make demo   - set up (if needed) and run the end-to-end demo (train, record bag, adapt, perceive)"
 	@echo "make test   - set up (if needed) and run the whole test suite"
+	@echo "make test-fast - the suite without the tests marked slow (under 2 minutes)"
 	@echo "make setup  - create .venv with pinned ROS 2 Jazzy wheels + torch and build into install/"
 	@echo "make lint   - ruff check on the code, tests and scripts; mypy on sim2sg_core; lint-imports (layers; pyproject.toml)"
 	@echo "make bench  - run the benchmark scripts (timings; not part of the tests)"
@@ -23,6 +24,9 @@ demo: setup
 
 test: setup
 	@$(ENV) OMP_NUM_THREADS=1 pytest -n $(JOBS) --dist loadgroup -q --durations=15
+
+test-fast: setup
+	@$(ENV) OMP_NUM_THREADS=1 pytest -n $(JOBS) --dist loadgroup -q -m "not slow"
 
 lint: setup
 	@$(ENV) ruff check . && ruff format --check . && mypy && lint-imports

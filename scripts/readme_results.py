@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""The README's benchmark table, written from the full benchmark's ``results.json`` (one command, no hand copy).
+"""The benchmark tables of the docs, written from the full benchmark's ``results.json`` (one command, no hand copy).
 
-    python scripts/readme_results.py            # rewrite the block between the README's markers
-    python scripts/readme_results.py --check    # exit 1 when the README's block is not what results.json gives
+    python scripts/readme_results.py            # rewrite the blocks between the markers
+    python scripts/readme_results.py --check    # exit 1 when a block is not what results.json gives
 
-The block lists, per environment and target, every method's mAP@0.5 and Recall@20 (mean ± sample std over
+``docs/results/README.md`` holds the whole table; ``README.md`` a headline (source only against full Sim2SG per
+environment and target, with the interval). The whole table lists, per environment and target, every method's mAP@0.5 and Recall@20 (mean ± sample std over
 seeds) and its gain over source only with the 95 % paired-bootstrap interval the benchmark computed. The split,
 seeds and budget come from the same file, so the README cannot quote a figure from another run.
 """
@@ -20,8 +21,13 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "results" / "bench_full" / "results.json"
-README = REPO / "README.md"
+README = REPO / "docs" / "results" / "README.md"
+HEADLINE_README = REPO / "README.md"
 BEGIN, END = "<!-- bench-table:begin (scripts/readme_results.py) -->", "<!-- bench-table:end -->"
+HEADLINE_BEGIN, HEADLINE_END = (
+    "<!-- bench-headline:begin (scripts/readme_results.py) -->",
+    "<!-- bench-headline:end -->",
+)
 #: The rows the README shows: the method against its baselines. The ablation rows stay in the results folder's
 #: table.md (named in the block).
 README_METHODS = (
@@ -84,37 +90,70 @@ def block(results: dict, source: str) -> str:
     return "\n".join(lines)
 
 
-def replace_block(text: str, new_block: str) -> str:
-    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
-        raise ValueError(f"the README must hold the markers {BEGIN!r} and {END!r} once each, in that order")
-    start, stop = text.index(BEGIN), text.index(END) + len(END)
+def headline(results: dict, source: str) -> str:
+    """README.md's short table: source only against full Sim2SG, mAP@0.5 per environment and target."""
+    runs = results["runs"]
+    gains = {(g["env"], g["target_domain"], g["method"]): g for g in results.get("gains_vs_source_only", [])}
+    lines = [
+        HEADLINE_BEGIN,
+        "| environment | target | source only mAP@0.5 | Sim2SG (full) mAP@0.5 | Δ [95 % CI] | seeds |",
+        "|---|---|---|---|---|---|",
+    ]
+    for env in results["profile"]["envs"]:
+        for tdom in results["target_domains"]:
+            pick = {
+                m: [r for r in runs if r["env"] == env and r["target_domain"] == tdom and r["method"] == m]
+                for m in ("source_only", "sim2sg_full")
+            }
+            if not all(pick.values()):
+                continue
+            g = gains.get((env, tdom, "sim2sg_full"))
+            lines.append(
+                f"| {env} | {tdom} | {_mean_std([r['metrics']['map50'] for r in pick['source_only']])} "
+                f"| {_mean_std([r['metrics']['map50'] for r in pick['sim2sg_full']])} "
+                f"| {_interval(g['mAP50']) if g else 'n/a'} | {len(pick['sim2sg_full'])} |"
+            )
+    lines += ["", f"(`{source}`, profile `{results['profile']['name']}`.)", HEADLINE_END]
+    return "\n".join(lines)
+
+
+def replace_block(text: str, new_block: str, begin: str = BEGIN, end: str = END) -> str:
+    if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
+        raise ValueError(f"the file must hold the markers {begin!r} and {end!r} once each, in that order")
+    start, stop = text.index(begin), text.index(end) + len(end)
     return text[:start] + new_block + text[stop:]
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", type=Path, default=RESULTS)
-    ap.add_argument("--readme", type=Path, default=README)
-    ap.add_argument("--check", action="store_true", help="only compare; exit 1 if the README is stale")
+    ap.add_argument("--readme", type=Path, default=README, help="the file holding the whole table")
+    ap.add_argument("--headline-readme", type=Path, default=HEADLINE_README, help="the file holding the headline")
+    ap.add_argument("--check", action="store_true", help="only compare; exit 1 if a file is stale")
     args = ap.parse_args(argv)
     results = json.loads(args.results.read_text())
     try:
         source = str(args.results.resolve().relative_to(REPO))
     except ValueError:
         source = str(args.results)
-    text = args.readme.read_text()
-    new = replace_block(text, block(results, source))
-    if args.check:
+    stale = 0
+    for path, new_block, begin, end in (
+        (args.readme, block(results, source), BEGIN, END),
+        (args.headline_readme, headline(results, source), HEADLINE_BEGIN, HEADLINE_END),
+    ):
+        text = path.read_text()
+        new = replace_block(text, new_block, begin, end)
+        if args.check:
+            if new != text:
+                print(f"{path}: the benchmark table is not what {source} gives; run scripts/readme_results.py")
+                stale = 1
+            continue
         if new != text:
-            print(f"{args.readme}: the benchmark table is not what {source} gives; run scripts/readme_results.py")
-            return 1
-        return 0
-    if new != text:
-        tmp = args.readme.with_name(args.readme.name + ".tmp")
-        tmp.write_text(new)
-        tmp.replace(args.readme)  # atomic
-    print(f"{args.readme}: benchmark table from {source}")
-    return 0
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(new)
+            tmp.replace(path)  # atomic
+        print(f"{path}: benchmark table from {source}")
+    return stale
 
 
 if __name__ == "__main__":

@@ -59,14 +59,31 @@ def test_block_quotes_every_run_and_the_intervals(tmp_path):
     results["profile"]["methods"].pop()
     results["runs"].pop()
     assert "clevr" not in text  # no runs, no rows
-    readme = tmp_path / "README.md"
+    readme, headline = tmp_path / "results.md", tmp_path / "README.md"
     results_file = tmp_path / "results.json"
     results_file.write_text(json.dumps(results))
     readme.write_text(f"intro\n{rr.BEGIN}\nold\n{rr.END}\noutro\n")
-    args = ["--results", str(results_file), "--readme", str(readme)]
+    headline.write_text(f"top\n{rr.HEADLINE_BEGIN}\nold\n{rr.HEADLINE_END}\nend\n")
+    args = ["--results", str(results_file), "--readme", str(readme), "--headline-readme", str(headline)]
     assert rr.main([*args, "--check"]) == 1
     assert rr.main(args) == 0 and rr.main([*args, "--check"]) == 0
     assert readme.read_text().startswith("intro\n") and readme.read_text().endswith("\noutro\n")
+    # the headline: source only against full Sim2SG with the interval, one line per environment and target
+    assert "| drive | target3 | 0.200 ± 0.141 | 0.500 | +0.200 [+0.100, +0.300] | 1 |" in headline.read_text()
     readme.write_text("no markers\n")
     with pytest.raises(ValueError, match="markers"):
         rr.main(args)
+
+
+def test_readme_parameter_tables_are_what_the_node_specs_give():
+    spec = importlib.util.spec_from_file_location("readme_params", REPO / "scripts" / "readme_params.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--check"]) == 0, "README.md's parameter tables are stale: run `python scripts/readme_params.py`"
+    # every perception_node parameter has its row, with its default
+    from sim2sg_ros.params import PERCEPTION_PARAMS
+
+    text = (REPO / "README.md").read_text()
+    for p in PERCEPTION_PARAMS:
+        assert f"| `{p.name}` | {mod._default(p.default)} |" in text
