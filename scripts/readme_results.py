@@ -5,9 +5,10 @@
     python scripts/readme_results.py --check    # exit 1 when a block is not what results.json gives
 
 ``docs/results/README.md`` holds the whole table; ``README.md`` a headline (source only against full Sim2SG per
-environment and target, with the interval). The whole table lists, per environment and target, every method's mAP@0.5 and Recall@20 (mean ± sample std over
-seeds) and its gain over source only with the 95 % paired-bootstrap interval the benchmark computed. The split,
-seeds and budget come from the same file, so the README cannot quote a figure from another run.
+environment and target, with the interval). The whole table lists, per environment and target, every method's
+mAP@0.5 and Recall@20 (mean ± sample std over seeds) and its gain over source only with the 95 % paired-bootstrap
+interval the benchmark computed. The split, seeds and budget come from the same file, so the docs cannot quote a
+figure from another run.
 """
 
 from __future__ import annotations
