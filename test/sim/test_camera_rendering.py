@@ -126,7 +126,7 @@ def test_car_from_behind_matches_its_3d_box_corners_and_sits_at_cx():
 def test_background_follows_the_principal_point():
     cam = REAL.scaled(*SMALL)
     sim = Simulator("drive", "source", seed=0, camera=cam)
-    layout = sim.renderer._layout(cam)
+    layout = sim.renderer.background.layout(cam)
     region = layout // 16  # 0 sky, 1 ground, 2.. zones
     rows_ground = np.flatnonzero((region > 0).any(axis=1))
     # the first ground row is where the ground is max_ground_distance away below the horizon cy

@@ -14,12 +14,13 @@ from sim2sg_core.sim.domains import PartSpec, SimConfigError
 from sim2sg_core.sim.generate import SceneGenerator
 from sim2sg_core.sim.render import (
     RASTER_PAD,
-    Renderer,
     _build_template,
     projected_extent,
     template_for,
     weighted_palette_index,
 )
+from sim2sg_core.sim.render import objects, renderer
+from sim2sg_core.sim.render.background import Background
 
 STREET = ("street", "street_randomized")
 OLD = [("drive", d) for d in ("source", "randomized", "target", "target2")] + [
@@ -52,17 +53,18 @@ def test_old_domains_use_the_environment_shapes_and_never_the_street_paths(env, 
     def boom(*a, **k):
         raise AssertionError("an old domain entered a street-only code path")
 
-    for name in (
-        "_lod_batch",
-        "_plan_facades",
-        "_draw_facades",
-        "_ground_strength",
-        "_class_strength",
-        "_draw_hood",
-        "_street_layout",
-        "_shadow_mask_lod",
+    for owner, name in (
+        (renderer, "batch_street_shapes"),
+        (renderer, "plan_facades"),
+        (renderer, "draw_facade_shadows"),
+        (renderer, "draw_facades"),
+        (renderer, "class_texture_strength"),
+        (renderer, "draw_hood"),
+        (Background, "texture_strength"),
+        (Background, "_street_layout"),
+        (objects, "_street_shape_shadows"),
     ):
-        monkeypatch.setattr(Renderer, name, boom)
+        monkeypatch.setattr(owner, name, boom)
     fresh = Simulator(env, domain, seed=3)
     for i, s in enumerate(before):
         again = fresh.sample(i)
@@ -244,13 +246,13 @@ def test_renderer_uses_palette_weights_only_when_given():
     rng = np.random.default_rng(0)
     for ci in (0, 1, 7, 12345):
         o = ObjectSpec("car", (0, 1.5, 10), (1.5, 1.8, 4.5), 0.0, ci)
-        cols = sim.renderer._object_colours(prior, o, app, rng)
+        cols = sim.renderer.shape_library.object_colours(prior, o, app, rng)
         want = palette[weighted_palette_index(ci, app.palette_weights["car"])]
         np.testing.assert_array_equal(cols["body"], want)
     old = Simulator("drive", "source")
     sp = old.env.prior("car")
     o = ObjectSpec("car", (0, 1.65, 10), (1.5, 1.8, 4.5), 0.0, 12345)
-    cols = old.renderer._object_colours(sp, o, old.appearance, rng)
+    cols = old.renderer.shape_library.object_colours(sp, o, old.appearance, rng)
     np.testing.assert_array_equal(cols["body"], sp.palette[12345 % len(sp.palette)])
 
 
