@@ -47,6 +47,7 @@ class Renderer:
         return self.shape_library.shapes(app)
 
     def _check(self, scene: SceneDescription) -> None:
+        """Reject a scene of another environment or with unknown classes / bad sizes, naming the object."""
         if scene.env and scene.env != self.env.name:
             raise ValueError(f"scene belongs to environment {scene.env!r}; this renderer draws {self.env.name!r}")
         classes = self.shape_library.templates
