@@ -447,7 +447,8 @@ def real_demo(args) -> int:
 
 def _train_real(args, prof, real, camera, size, out, target, adapted):
     """The source model rendered through the real camera, then Sim2SG on the real frames (both cached)."""
-    from sim2sg_core.adapt.bench import render_split, train_supervised
+    from sim2sg_core.adapt.supervised import train_supervised
+    from sim2sg_core.sim.dataset import render_split
     from sim2sg_core.adapt.baselines import configure, get_method
     from sim2sg_core.adapt.sim2sg import run_adaptation
 

@@ -18,7 +18,7 @@ import re
 import sys
 from pathlib import Path
 
-from sim2sg_core.adapt.bench import RealData, _real_setup
+from sim2sg_core.adapt.bench import RealData, real_setup
 from sim2sg_core.adapt.config import load_bench_profile
 from sim2sg_core.eval.evaluate import evaluate
 from sim2sg_core.model.predictor import Predictor
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
         ap.error(f"profile {args.profile} names no real data")
     real = RealData(target=prof.real.target, eval_data=prof.real.eval_data, camera_info=prof.real.camera_info)
     real.camera_info = real.resolve_camera_info()
-    evalset = _real_setup(prof, args.env, real, prof.image_size_for(args.env))[2]
+    evalset = real_setup(prof, args.env, real, prof.image_size_for(args.env))[2]
     cache_file = args.out / "learning_curve.json"
     cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
     rows = []

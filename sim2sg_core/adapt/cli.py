@@ -19,13 +19,15 @@ from typing import Optional, Sequence
 
 import yaml
 
-from sim2sg_core.adapt.bench import RealData, run_bench
+from sim2sg_core.adapt.baselines import get_method
+from sim2sg_core.adapt.bench import RealData, pairs_table, run_bench, stored_runs
 from sim2sg_core.adapt.config import load_adapt_config, load_bench_profile
 from sim2sg_core.adapt.sim2sg import run_adaptation
 from sim2sg_core.adapt.targets import target_source_from_spec
 from sim2sg_core.data.calibration import add_camera_arguments
 from sim2sg_core.model.checkpoint import load_checkpoint
 from sim2sg_core.utils.distributed import init_from_env, shutdown
+from sim2sg_core.utils.io import atomic_write_text
 
 
 def _parse_sets(items: Sequence[str]) -> dict:
@@ -84,6 +86,13 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="train nothing: write the tables from the rows already stored in --out (rows run by several "
         "commands, or with different seeds, in one table; the missing ones are listed)",
+    )
+    p.add_argument(
+        "--pairs",
+        default=None,
+        metavar="A-B,C-D",
+        help="train nothing: A − B mAP@0.5 between stored rows with the paired bootstrap (a method against its "
+        "matched control or a leave-one-out), written to OUT/pairs.md",
     )
     p.add_argument(
         "--reevaluate",
@@ -176,6 +185,8 @@ def cmd_bench(args) -> int:
         envs = ["drive", "clevr", "dining"] if args.env == "all" else args.env.split(",")
     methods = args.methods.split(",") if args.methods else None
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    if args.pairs:
+        return _bench_pairs(args, prof)
     if args.reevaluate and not args.stored_only:
         raise SystemExit("error: bench: --reevaluate measures stored rows again; it needs --stored-only")
     real = None
@@ -207,6 +218,31 @@ def cmd_bench(args) -> int:
         reevaluate=args.reevaluate,
     )
     print(res["table"])
+    return 0
+
+
+def _bench_pairs(args, prof) -> int:
+    """``bench --pairs``: the pairs table from the rows stored in ``--out`` (trains nothing)."""
+    pairs = []
+    for item in args.pairs.split(","):
+        a, sep, b = item.strip().partition("-")
+        if not sep or not a or not b:
+            raise SystemExit(f"error: bench --pairs: a pair is METHOD_A-METHOD_B, got {item!r}")
+        get_method(a), get_method(b)  # unknown names fail here, with the known ones listed
+        pairs.append((a, b))
+    out = Path(args.out)
+    if not (out / "runs").is_dir():
+        raise SystemExit(f"error: bench --pairs: {out} holds no stored bench rows (no runs/ folder)")
+    envs = ["drive", "clevr", "dining"] if args.env == "all" else (args.env.split(",") if args.env else prof.envs)
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else prof.seeds
+    tdom = args.target_domain or prof.target_domains[0]
+    methods = sorted({m for pair in pairs for m in pair})
+    runs, _ = stored_runs(out, [(e, s) for e in envs for s in seeds], methods, [tdom])
+    md = f"```\npython -m sim2sg_core {' '.join(sys.argv[1:])}\n```\n\n" + pairs_table(
+        runs, pairs, tdom, envs, prof.bootstrap_samples, str(out)
+    )
+    atomic_write_text(out / "pairs.md", md)
+    sys.stdout.write(md)
     return 0
 
 

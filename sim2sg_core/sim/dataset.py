@@ -71,4 +71,29 @@ class SimDataset(Dataset):
         return s.image, s.graph
 
 
-__all__ = ["SimDataset"]
+__all__ = ["PoolDataset", "SimDataset", "render_split"]
+
+
+class PoolDataset(Dataset):
+    """Pre-rendered (rgb, SceneGraph) pairs (rendering once, training many epochs)."""
+
+    def __init__(self, images, graphs):
+        self.images, self.graphs = list(images), list(graphs)
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.images[i], self.graphs[i]
+
+
+def render_split(env: str, domain: str, seed: int, count: int, image_size, camera=None) -> PoolDataset:
+    """``count`` labelled images of a simulator domain, rendered through ``camera`` if given."""
+    kw = {"camera": camera} if camera is not None else {}
+    sim = Simulator(env=env, domain=domain, seed=seed, image_size=tuple(image_size) if image_size else None, **kw)
+    images, graphs = [], []
+    for i in range(count):
+        s = sim.sample(i)
+        images.append(s.image)
+        graphs.append(s.graph)
+    return PoolDataset(images, graphs)

@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from sim2sg_core.adapt.baselines import METHODS, configure
-from sim2sg_core.adapt.bench import evaluate_checkpoint, render_split, train_supervised
+from sim2sg_core.adapt.bench import evaluate_checkpoint
+from sim2sg_core.adapt.supervised import train_supervised
+from sim2sg_core.sim.dataset import render_split
 from sim2sg_core.adapt.config import load_bench_profile
 from sim2sg_core.adapt.sim2sg import AdaptationInterrupted, resume_path_for, run_adaptation
 from sim2sg_core.adapt.targets import ImageFolderSource, SimTargetSource

@@ -3,12 +3,13 @@ chart, from run records shaped like the ones ``run_bench`` stores (no training h
 
 import csv
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from sim2sg_core.adapt.bench import EVAL_SEEDS, _ordered, _write_outputs, split_seeds
+from sim2sg_core.adapt.bench import EVAL_SEEDS, split_seeds
+from sim2sg_core.adapt.bench.report import write_outputs as _write_outputs
+from sim2sg_core.adapt.bench.runner import _ordered
 from sim2sg_core.adapt.config import load_bench_profile
 
 CLASSES = ("car", "pedestrian")
@@ -105,7 +106,7 @@ def test_split_seeds_are_disjoint_and_profiles_use_their_split():
 
 def _records(tmp_path, name, seed, quality):
     """Per-image records of a detector that finds a ``quality`` share of 40 images' single car exactly."""
-    from sim2sg_core.adapt.bench import _save_npz
+    from sim2sg_core.adapt.bench.runner import _save_npz
     from sim2sg_core.eval.detection import match_detections
     from sim2sg_core.eval.scene_graph import scene_graph_recall
     from sim2sg_core.scene_graph import SceneGraph, SceneObject
@@ -169,7 +170,8 @@ def test_two_targets_get_their_own_sections_and_bootstrap_intervals(tmp_path):
 def test_stored_only_tables_come_from_the_stored_rows_and_list_the_missing_ones(tmp_path, runs):
     import json
 
-    from sim2sg_core.adapt.bench import _row_file, run_bench
+    from sim2sg_core.adapt.bench import run_bench
+    from sim2sg_core.adapt.bench.runner import _row_file
 
     prof = load_bench_profile("full")
     for r in runs:  # rows stored by earlier commands: two seeds, the oracle only for seed 0
@@ -205,17 +207,13 @@ def test_the_overview_reads_each_rows_gain_across_environments(tmp_path, runs):
 
 
 def test_pairs_script_compares_two_stored_rows_directly(tmp_path):
-    """scripts/bench_pairs.py: A − B on the seeds both rows have, from the stored rows (a leave-one-out or a
-    matched control, which the table's Δ vs source only cannot show); a row not stored says so."""
-    import importlib.util
+    """bench --pairs: A − B on the seeds both rows have, from the stored rows (a leave-one-out or a matched
+    control, which the table's Δ vs source only cannot show); a row not stored says so. Trains nothing."""
     import json
 
-    from sim2sg_core.adapt.bench import _row_file
+    from sim2sg_core.adapt.bench.runner import _row_file
+    from sim2sg_core.adapt.cli import main
 
-    script = Path(__file__).resolve().parents[2] / "scripts" / "bench_pairs.py"
-    spec = importlib.util.spec_from_file_location("bench_pairs", script)
-    pairs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(pairs)
     for seed in (0, 1, 2):
         for method, q in (("sim2sg_full", 0.9), ("sim2sg_full_no_fda", 0.3)):
             r = _run("drive", seed, method, method, q, q / 2)
@@ -224,12 +222,14 @@ def test_pairs_script_compares_two_stored_rows_directly(tmp_path):
             path = _row_file(tmp_path, "drive", "target", seed, method)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(r))
-    envs = ["drive", "clevr", "dining"]
-    md = pairs.table(tmp_path, [("sim2sg_full", "sim2sg_full_no_fda")], "target", envs, [0, 1, 2], n_boot=200)
+    args = ["bench", "--profile", "full", "--env", "all", "--seeds", "0,1,2", "--target-domain", "target"]
+    assert main([*args, "--out", str(tmp_path), "--pairs", "sim2sg_full-sim2sg_full_no_fda", "--set",
+                 "bootstrap_samples=200"]) == 0  # fmt: skip
+    md = (tmp_path / "pairs.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| `sim2sg_full` − `sim2sg_full_no_fda`"))
     drive, clevr, _dining = [c.strip() for c in row.split("|")[2:5]]
     diff, low = float(drive.split()[0]), float(drive.split("[")[1].split(",")[0])
     assert diff > 0.3 and low > 0 and drive.endswith("(3)")
     assert clevr == "not stored"
     with pytest.raises(ValueError, match="unknown method"):
-        pairs.table(tmp_path, [("sim2sg_full", "no_such_row")], "target", envs, [0], n_boot=10)
+        main([*args, "--out", str(tmp_path), "--pairs", "sim2sg_full-no_such_row"])

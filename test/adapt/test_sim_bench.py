@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-import sim2sg_core.adapt.bench as bench
+import sim2sg_core.adapt.bench.runner as bench_runner
 from sim2sg_core.adapt.bench import run_bench, split_seeds
 from sim2sg_core.adapt.config import load_bench_profile
 
@@ -40,13 +40,13 @@ TINY = {
 def test_two_targets_share_target_free_training_and_keep_records(tmp_path, monkeypatch):
     prof = load_bench_profile("quick", {**TINY, "target_domains": ["target", "target3"], "eval_split": "test"})
     rendered = []
-    real_render = bench.render_split
+    real_render = bench_runner.render_split
 
     def spy(env, domain, seed, count, image_size, camera=None):  # records what is rendered, renders it
         rendered.append((domain, seed))
         return real_render(env, domain, seed, count, image_size, camera=camera)
 
-    monkeypatch.setattr(bench, "render_split", spy)
+    monkeypatch.setattr(bench_runner, "render_split", spy)
     res = run_bench(
         prof, tmp_path, methods=["source_only", "domain_randomization", "sim2sg_full"], seeds=[0], progress=False
     )
