@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[4]))  # the repository root
 
 from sim2sg_core.data.datasets import KittiDataset  # noqa: E402
 from sim2sg_core.eval.detection import average_precision  # noqa: E402
