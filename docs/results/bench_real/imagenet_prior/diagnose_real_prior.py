@@ -9,7 +9,8 @@ For one checkpoint and one KITTI-layout folder it reports car AP at IoU 0.5 / 0.
 Nothing is tuned: the map settings (width 1280, pool 5, region threshold 0.5, 400 px minimum area) were
 fixed before measuring, by looking at unlabelled frames only.
 
-  python docs/results/bench_real/imagenet_prior/diagnose_real_prior.py --ckpt runs/bench_real/checkpoints/sim2sg_dr_seed0.pt \
+  python docs/results/bench_real/imagenet_prior/diagnose_real_prior.py \
+      --ckpt runs/bench_real/checkpoints/sim2sg_dr_seed0.pt \
       --data ../shared/real/nuscenes_front/dev --camera-height 1.5 \
       --json docs/results/bench_real/imagenet_prior/sim2sg_dr_seed0.json
 """
