@@ -1,5 +1,6 @@
-"""The one optimisation engine every training loop steps through: supervised training (``Trainer``),
-domain adaptation (``adapt.sim2sg.Sim2SGAdapter``) and so every benchmark row.
+"""The one optimisation engine every training loop steps through: supervised training (``Trainer.fit`` →
+``Trainer.train_step``), domain adaptation (``adapt.sim2sg.run_adaptation`` → ``Sim2SGAdapter.train_step``)
+and so every benchmark row.
 
 :class:`Optimization` holds one AdamW over named parameter groups (the model, and each discriminator with
 its own learning rate and betas), a linear warm-up + cosine schedule that scales every group from its own
@@ -14,7 +15,6 @@ import math
 from typing import Iterable, Optional, Union
 
 import torch
-from torch import nn
 
 from sim2sg_core.utils.device import autocast_context
 
@@ -124,13 +124,6 @@ class Optimization:
         self.device = torch.device(device)
         self.step_count = 0
 
-    @classmethod
-    def for_modules(cls, model: nn.Module, extra: Optional[dict] = None, **kwargs) -> "Optimization":
-        """One group ``model`` plus one per extra module (name → module, engine defaults)."""
-        groups = [ParamGroup("model", list(model.parameters()))]
-        groups += [ParamGroup(k, list(m.parameters())) for k, m in (extra or {}).items()]
-        return cls(groups, **kwargs)
-
     @property
     def parameters(self) -> list:
         return [p for g in self.optimizer.param_groups for p in g["params"]]
@@ -143,7 +136,7 @@ class Optimization:
         the schedule. Parameters that got no gradient (a discriminator sitting out a warm-up step) are
         left alone. Returns the losses as floats plus ``total`` and ``lr`` (the model's rate)."""
         if not losses:
-            raise ValueError("the batch produced no losses (no labelled image and no loss hook)")
+            raise ValueError("the batch produced no losses (no labelled image)")
         lr = self.scheduler.apply()
         total = sum(v.float() for v in losses.values())
         if not torch.isfinite(total):

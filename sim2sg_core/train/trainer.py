@@ -1,19 +1,17 @@
 """Trainer: supervised training through the one optimisation engine (``train.optim.Optimization``:
 AdamW, warm-up/cosine schedule, NaN guard, gradient clipping, AMP), with a named-loss progress bar,
-atomic checkpoints and resume. Reusable by domain adaptation:
+atomic checkpoints and resume.
 
-* ``loss_hooks``: callables ``hook(trainer, batch, outputs) -> {name: scalar tensor}`` whose
-  losses are added to the model's (e.g. a GRL discriminator on ``outputs["features"]``);
-* or subclass and override ``compute_losses(batch)``; ``train_step(batch)`` does one optimiser
-  step on whatever it returns and is usable on its own with your own batches.
-* extra modules (discriminators) can be passed as ``extra_modules`` so their parameters are
-  optimised, clipped and checkpointed with the model.
+Domain adaptation (``adapt.sim2sg``) has its own loop, because its batches, rounds and resume state
+differ; both loops compute named losses and hand them to the same :meth:`Optimization.step`, and set
+the model to training with :func:`train_mode`. ``train_step(batch)`` does one optimiser step and is
+usable on its own with your own batches.
 
-Under ``torchrun`` (a :class:`~sim2sg_core.utils.distributed.DistContext` with ``launched``), the model,
-the extra modules and the loss hooks run inside one DistributedDataParallel module, so every gradient,
-the discriminators' included, is averaged over the processes; each process reads its own disjoint
-share of the data (DistributedSampler, batch = ``batch_size / world_size``), only rank 0 writes
-checkpoints, and every rank resumes from the same ``last.pt``.
+Under ``torchrun`` (a :class:`~sim2sg_core.utils.distributed.DistContext` with ``launched``), the
+model's loss runs inside one DistributedDataParallel module, so every gradient is averaged over the
+processes; each process reads its own disjoint share of the data (DistributedSampler, batch =
+``batch_size / world_size``), only rank 0 writes checkpoints, and every rank resumes from the same
+``last.pt``.
 
 Batches are dicts from ``sim2sg_core.model.preprocess.Collator``: ``images`` (B,3,H,W) and
 ``targets`` (list, None = unlabelled image).
@@ -24,7 +22,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence, TypeVar, cast
+from typing import Iterable, Optional, TypeVar, cast
 
 import torch
 from torch import nn
@@ -40,14 +38,12 @@ from sim2sg_core.model.sg_model import SGModel
 from sim2sg_core.scene_graph import Vocabulary
 from sim2sg_core.sim.dataset import SimDataset
 from sim2sg_core.sim.domains import load_environment
-from sim2sg_core.train.optim import Optimization, StepsThroughEngine, TrainingDivergedError, WarmupCosine
+from sim2sg_core.train.optim import Optimization, ParamGroup, StepsThroughEngine, TrainingDivergedError, WarmupCosine
 from sim2sg_core.utils.device import resolve_device
 from sim2sg_core.utils.distributed import DistContext, barrier, data_parallel, from_main
 
-LossHook = Callable[["Trainer", dict, dict], dict]
-
 #: re-exported: the engine's pieces were defined here before ``train/optim.py`` existed
-__all__ = ["LossHook", "Trainer", "TrainingDivergedError", "WarmupCosine", "open_dataset"]
+__all__ = ["Trainer", "TrainingDivergedError", "WarmupCosine", "open_dataset"]
 
 
 def open_dataset(
@@ -115,13 +111,21 @@ def apply_batchnorm_mode(model: ModuleT, mode: str, dist: DistContext, device: t
     return model, mode
 
 
+def train_mode(model: nn.Module, bn_mode: str) -> None:
+    """The model to training mode before a step; BatchNorm on running statistics when ``bn_mode`` is
+    ``frozen``. Every training loop (``Trainer``, ``adapt.sim2sg.Sim2SGAdapter``) starts its steps here."""
+    model.train()
+    if bn_mode == "frozen":
+        freeze_batchnorm(model)
+
+
 class _LossModule(nn.Module):
-    """The model and the extra modules as one module whose forward is the trainer's whole loss, so that
-    DistributedDataParallel sees every parameter a step uses (hooks' discriminators included)."""
+    """The model as a module whose forward is the trainer's whole loss (preprocessing to the device and
+    the autocast included), so DistributedDataParallel wraps exactly what one step computes."""
 
     def __init__(self, trainer: "Trainer"):
         super().__init__()
-        self.model, self.extra_modules = trainer.model, trainer.extra_modules
+        self.model = trainer.model
         self._losses = trainer._losses
 
     def forward(self, batch: dict) -> dict:
@@ -129,7 +133,7 @@ class _LossModule(nn.Module):
 
 
 class Trainer(StepsThroughEngine):
-    """Optimises an SGModel (plus optional extra modules) and writes checkpoints to ``out_dir``."""
+    """Optimises an SGModel and writes checkpoints to ``out_dir``."""
 
     def __init__(
         self,
@@ -138,8 +142,6 @@ class Trainer(StepsThroughEngine):
         vocab: Vocabulary,
         out_dir,
         device: str = "auto",
-        loss_hooks: Sequence[LossHook] = (),
-        extra_modules: Optional[dict] = None,
         progress: bool = True,
         dist: Optional[DistContext] = None,
     ):
@@ -151,20 +153,14 @@ class Trainer(StepsThroughEngine):
         self.device = resolve_device(device)
         model, self.bn_mode = apply_batchnorm_mode(model, self.cfg.batchnorm, self.dist, self.device)
         self.model = model.to(self.device)
-        self.extra_modules = nn.ModuleDict(extra_modules or {}).to(self.device)
-        self.loss_hooks = list(loss_hooks)
         self.progress = progress and self.dist.is_main
         self._ddp: Optional[DistributedDataParallel] = None
         if self.dist.launched:
             self._ddp = data_parallel(
-                _LossModule(self),
-                self.device,
-                find_unused_parameters=bool(self.extra_modules),
-                gradient_as_bucket_view=True,
+                _LossModule(self), self.device, find_unused_parameters=False, gradient_as_bucket_view=True
             )
-        self.optim = Optimization.for_modules(
-            self.model,
-            dict(self.extra_modules.items()),
+        self.optim = Optimization(
+            [ParamGroup("model", list(self.model.parameters()))],
             lr=self.cfg.lr,
             weight_decay=self.cfg.weight_decay,
             warmup_steps=self.cfg.warmup_steps,
@@ -225,7 +221,7 @@ class Trainer(StepsThroughEngine):
         return self.optim.autocast()
 
     def compute_losses(self, batch: dict) -> dict:
-        """Named scalar losses for one batch: the model's supervised ones plus every hook's (through
+        """Named scalar losses for one batch: the model's supervised ones (through
         DistributedDataParallel under torchrun, which then averages the gradients over the processes)."""
         return self._ddp(batch) if self._ddp is not None else self._losses(batch)
 
@@ -233,20 +229,11 @@ class Trainer(StepsThroughEngine):
         images = batch["images"].to(self.device, non_blocking=True)
         with self.autocast():
             outputs = self.model(images, batch["targets"])
-            losses = dict(outputs.get("losses", {}))
-            for hook in self.loss_hooks:
-                for name, value in hook(self, batch, outputs).items():
-                    if name in losses:
-                        raise ValueError(f"loss hook {hook!r} returned {name!r}, which already exists")
-                    losses[name] = value
-        return losses
+        return dict(outputs.get("losses", {}))
 
     def train_step(self, batch: dict) -> dict:
-        """One optimiser step; returns the named losses (floats) and ``total``/``lr``."""
-        self.model.train()
-        self.extra_modules.train()
-        if self.bn_mode == "frozen":
-            freeze_batchnorm(self.model)
+        """One optimiser step through the engine; returns the named losses (floats) and ``total``/``lr``."""
+        train_mode(self.model, self.bn_mode)
         return self.optim.step(self.compute_losses(batch))
 
     # -- checkpoints --------------------------------------------------------------------------
@@ -258,10 +245,7 @@ class Trainer(StepsThroughEngine):
         """Write a checkpoint atomically (rank 0 only under torchrun; the others return the path)."""
         if not self.dist.is_main:
             return Path(path or self.last_path)
-        ex = {
-            "history": self.history[-2000:],
-            "extra_modules": {k: v.state_dict() for k, v in self.extra_modules.items()},
-        }
+        ex: dict = {"history": self.history[-2000:]}
         ex.update(extra or {})
         return save_checkpoint(
             path or self.last_path,
@@ -286,9 +270,6 @@ class Trainer(StepsThroughEngine):
         if ck.get("optimizer") is None:
             raise CheckpointError(f"checkpoint {path} has no optimizer state and cannot be resumed from")
         self.model.load_state_dict(ck["state_dict"])
-        for k, state in ck["extra"].get("extra_modules", {}).items():
-            if k in self.extra_modules:
-                self.extra_modules[k].load_state_dict(state)
         self.optim.load_state_dict({"optimizer": ck["optimizer"], "scheduler": ck.get("scheduler")})
         self.step = int(ck["step"])
         self.history = list(ck["extra"].get("history", []))
