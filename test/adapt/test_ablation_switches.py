@@ -143,6 +143,7 @@ def test_one_step_of_each_ablation_does_what_it_names(world):
     assert "appearance_adv" in feat["metrics"]
 
 
+@pytest.mark.slow
 def test_estimated_pose_moves_the_label_aligner_camera(world):
     exp, _ = world
     step = _first_step(world, "sim2sg_full_pose_est")

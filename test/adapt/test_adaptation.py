@@ -63,6 +63,7 @@ def _cfg(prof, method, **kw):
     return cfg
 
 
+@pytest.mark.slow
 def test_full_sim2sg_beats_source_only_on_target(tiny):
     maps = {}
     calls = []
@@ -96,6 +97,7 @@ def _write_kitti_folder(root: Path, images) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_exactly_and_never_reads_target_labels(tiny):
     folder = _write_kitti_folder(tiny["root"] / "kitti_target", tiny["target"][:24])
     cfg = _cfg(tiny["prof"], "sim2sg_full", rounds=2, warmup_rounds=1, steps_per_round=4, checkpoint_every=2)
@@ -150,6 +152,7 @@ def _step_of(out: Path) -> int:
     return _STEPS[out]
 
 
+@pytest.mark.slow
 def test_self_training_baseline_pseudo_labels_confident_target_predictions(tiny):
     """The self-training branch: each round's confident target predictions become labels of those frames,
     mixed into the batches; the run trains, reports the pseudo-label counts and writes a loadable model."""

@@ -101,6 +101,7 @@ def _adapt(setup, nproc: int, out: Path):
     return load_checkpoint(out)
 
 
+@pytest.mark.slow
 def test_two_ranks_gather_the_pseudo_statistics_of_all_frames_and_one_rank_writes(setup):
     one = _adapt(setup, 1, setup["root"] / "one.pt")
     two = _adapt(setup, 2, setup["root"] / "two.pt")

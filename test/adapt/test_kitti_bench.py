@@ -75,6 +75,7 @@ def _reference_counts(label_dir, type_name: str) -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_kitti_profile_end_to_end(tmp_path, kitti_dirs):
     prof = load_bench_profile(
         "kitti",

@@ -107,6 +107,7 @@ def _train(root: Path) -> str:
     return f"{_weights_digest(ck['state_dict'])}:{_history_digest(ck['extra']['history'])}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(ADAPT_CASES))
 def test_adaptation_is_pinned(name, tmp_path):
     assert _adapt(name, tmp_path) == PINNED[name], f"{name}: the adapted weights or the round history changed"

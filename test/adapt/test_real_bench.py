@@ -64,6 +64,7 @@ def real_dirs(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_real_bench_writes_tables_and_loadable_checkpoints(tmp_path, real_dirs):
     prof = load_bench_profile(
         "real",

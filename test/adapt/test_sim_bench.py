@@ -37,6 +37,7 @@ TINY = {
 }
 
 
+@pytest.mark.slow
 def test_two_targets_share_target_free_training_and_keep_records(tmp_path, monkeypatch):
     prof = load_bench_profile("quick", {**TINY, "target_domains": ["target", "target3"], "eval_split": "test"})
     rendered = []

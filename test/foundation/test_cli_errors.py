@@ -109,6 +109,7 @@ def test_bad_arguments_to_every_command(files, capsys, tmp_path):
     _fails_cleanly(capsys, ["render", "--n", "0", "--out", str(tmp_path / "r")], "--n", entry=sim_main)
 
 
+@pytest.mark.slow
 def test_a_wrong_bag_topic_prints_one_line_from_a_real_process(files):
     """The case from the issue, as a user runs it: no traceback on the terminal, the topics that exist."""
     run = subprocess.run(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import shutil
 import subprocess
@@ -11,6 +13,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_sim2sg_config_dir_moves_the_simulator_adaptation_and_class_map_configs(tmp_path):
     moved = tmp_path / "config"
     shutil.copytree(REPO / "config", moved)

@@ -31,6 +31,7 @@ def test_moved_names_are_the_same_objects_at_their_old_paths():
         ("sim2sg_core.geometry", "torch"),  # pure numpy camera geometry
     ],
 )
+@pytest.mark.slow
 def test_import_does_not_load(module, absent):
     code = f"import sys, json, {module}; print(json.dumps(sorted(sys.modules)))"
     loaded = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)

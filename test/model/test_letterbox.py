@@ -181,6 +181,7 @@ def _iou(a, b):
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
+@pytest.mark.slow
 def test_predictor_letterbox_returns_boxes_in_1600x900_pixels(letterbox_toy):
     path, ds = letterbox_toy
     pred = Predictor.from_checkpoint(path, device="cpu", score_threshold=0.3)

@@ -144,6 +144,7 @@ def test_hflip_swaps_left_and_right_consistently_with_the_rule():
     assert any(r.predicate in ("left", "right") for r in graph.relationships)
 
 
+@pytest.mark.slow
 def test_overfits_a_tiny_set(trained_toy):
     model, cfg, ds, history = trained_toy
     assert history[-1]["total"] < 0.1 * history[0]["total"]
@@ -156,6 +157,7 @@ def test_overfits_a_tiny_set(trained_toy):
     assert res["predcls_accuracy"] >= 0.9, res
 
 
+@pytest.mark.slow
 def test_predictor_maps_boxes_to_source_pixels_and_obeys_thresholds(trained_toy):
     model, cfg, ds, _ = trained_toy
     size = (cfg.model.input_width, cfg.model.input_height)
@@ -183,6 +185,7 @@ def test_predictor_maps_boxes_to_source_pixels_and_obeys_thresholds(trained_toy)
     assert pred.predict([rgb])[0].objects == []
 
 
+@pytest.mark.slow
 def test_predictor_rejects_bad_images(trained_toy):
     model, cfg, _, _ = trained_toy
     pred = Predictor(model, VOCAB, (160, 64), cfg.model.mean, cfg.model.std, device="cpu")
@@ -190,6 +193,7 @@ def test_predictor_rejects_bad_images(trained_toy):
         pred.predict([np.zeros((10, 10), np.uint8)])
 
 
+@pytest.mark.slow
 def test_predictor_can_be_swapped_while_a_worker_thread_predicts(trained_toy):
     """What the perception node does: a worker thread predicts while another thread swaps the Predictor
     (reference assignment). Every result must come whole from one of the two models, never a mix, and
@@ -264,6 +268,7 @@ def test_graph_to_target_scales_boxes_to_the_input():
     assert x.shape == (1, 3, 32, 80)
 
 
+@pytest.mark.slow
 def test_drawing_helpers(trained_toy):
     from sim2sg_core.viz import draw_graph_diagram, draw_scene_graph
 

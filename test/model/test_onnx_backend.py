@@ -41,6 +41,7 @@ def _triplets(g):
     return {(r.subject, r.object, r.predicate) for r in g.relationships}
 
 
+@pytest.mark.slow
 def test_both_backends_give_the_same_scene_graphs(exported):
     ckpt, (onnx_path, rel_path) = exported
     assert onnx_path.is_file() and rel_path == relations_path(onnx_path) and rel_path.is_file()

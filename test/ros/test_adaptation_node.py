@@ -63,6 +63,7 @@ def _params(bags, init, out, adapt_config, **kw):
     return p
 
 
+@pytest.mark.slow
 def test_adaptation_node_writes_a_loadable_checkpoint_reports_progress_and_resumes(
     node_procs, ros_client, tiny_checkpoint, bags, tmp_path
 ):
@@ -107,6 +108,7 @@ def test_adaptation_node_writes_a_loadable_checkpoint_reports_progress_and_resum
     assert not (tmp_path / "adapted" / "adapted.pt.resume").exists()
 
 
+@pytest.mark.slow
 def test_topic_not_in_bag_fails_listing_the_image_topics(node_procs, tiny_checkpoint, bags, tmp_path):
     init, _ = tiny_checkpoint("source.pt")
     cfg = _tiny_adapt_config(tmp_path / "adapt.yaml")
@@ -118,6 +120,7 @@ def test_topic_not_in_bag_fails_listing_the_image_topics(node_procs, tiny_checkp
     assert not (tmp_path / "out.pt").exists()
 
 
+@pytest.mark.slow
 def test_missing_bag_and_corrupt_bag_fail_with_one_sentence(node_procs, tiny_checkpoint, tmp_path):
     init, _ = tiny_checkpoint("source.pt")
     cfg = _tiny_adapt_config(tmp_path / "adapt.yaml")

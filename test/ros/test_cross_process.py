@@ -49,6 +49,7 @@ def test_scene_graph_crosses_processes_intact(tmp_path, ros_env, graph_factory, 
         assert got[key] == want[key], key
 
 
+@pytest.mark.slow
 def test_different_domains_do_not_cross(tmp_path, ros_env, another_ros_domain_id, graph_factory):
     """The per-test domain isolation is real: a subscriber on another domain hears nothing."""
     src = tmp_path / "graph.json"

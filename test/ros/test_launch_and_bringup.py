@@ -139,6 +139,7 @@ def test_bringup_commands_match_the_launch_arguments(tmp_path):
     assert f"bags:=['{os.path.abspath('a')}', '{os.path.abspath('b')}']" in argv and "topic:=/t" in argv
 
 
+@pytest.mark.slow
 def test_bringup_runs_sim_camera_and_perception_and_forwards_sigint(tmp_path, node_env, ros_client, tiny_checkpoint):
     """`python -m sim2sg_ros.bringup perception --use-sim-camera`: graphs arrive; SIGINT stops every node."""
     from sim2sg_ros.msg import SceneGraph

@@ -132,6 +132,7 @@ def test_rviz_config_parses_and_shows_our_topics_in_the_sim_cameras_frame():
         assert installed.read_text() == path.read_text(), "install space is stale: run make setup"
 
 
+@pytest.mark.slow
 def test_markers_over_dds_follow_each_graph_and_cost_nothing_unsubscribed(node_procs, ros_client, tiny_checkpoint):
     """perception_node publishes ~/markers only while subscribed; each array matches its graph: DELETEALL first, one
     body per positioned object, one arrow per relationship between positioned objects, in the image's frame."""

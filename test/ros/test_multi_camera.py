@@ -115,6 +115,7 @@ class Cameras:
         return s.message if s is not None else ""
 
 
+@pytest.mark.slow
 def test_a_camera_dies_and_comes_back_the_others_never_stop(
     tmp_path, node_env, ros_client, node_procs, tiny_checkpoint
 ):

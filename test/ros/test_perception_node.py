@@ -85,6 +85,7 @@ class Collector:
         return self.graphs[n0:]
 
 
+@pytest.mark.slow
 def test_sim_camera_to_perception_stamps_positions_parameters_diagnostics(
     node_procs, ros_client, tiny_checkpoint, tmp_path
 ):
@@ -173,6 +174,7 @@ def test_sim_camera_to_perception_stamps_positions_parameters_diagnostics(
     assert per.stop() == 0 and cam.stop() == 0
 
 
+@pytest.mark.slow
 def test_compressed_path_survives_undecodable_jpeg(node_procs, ros_client, tiny_checkpoint, tmp_path):
     """Sim camera publishes JPEG CompressedImage; garbage 'JPEGs' on the same topic are rejected and
     counted, the good frames keep coming out with their stamps."""
@@ -229,6 +231,7 @@ def _bad_images(rgb):
     return frames
 
 
+@pytest.mark.slow
 def test_bad_frames_are_rejected_counted_and_the_node_lives_on(node_procs, ros_client, tiny_checkpoint):
     """Good and bad raw frames interleaved (reliable QoS, lock-step so nothing is dropped): every good
     frame yields exactly one graph with its stamp, every bad one is counted in /diagnostics."""
@@ -289,6 +292,7 @@ def test_bad_frames_are_rejected_counted_and_the_node_lives_on(node_procs, ros_c
     assert int(d["frames_dropped"]) == received - len(good_stamps) - n_bad - len(out_burst)
 
 
+@pytest.mark.slow
 def test_hot_reload_swaps_models_and_survives_a_corrupt_file(node_procs, ros_client, tiny_checkpoint, tmp_path):
     ckpt, id_a = tiny_checkpoint("model.pt", seed=0)
     tiny_checkpoint("b.pt", seed=1)
@@ -343,6 +347,7 @@ def _replace_with(target: str, source) -> str:
     return load_checkpoint(target)["model_id"]
 
 
+@pytest.mark.slow
 def test_onnx_model_serves_and_hot_reloads_when_re_exported(node_procs, ros_client, tiny_checkpoint, tmp_path):
     """The checkpoint parameter takes an exported .onnx file (onnxruntime backend); exporting another
     model over it (relation graph first, then the main file, as export_onnx writes) swaps the model."""
@@ -370,6 +375,7 @@ def test_onnx_model_serves_and_hot_reloads_when_re_exported(node_procs, ros_clie
     assert int(col.last_diag().get("model_load_failures", 0)) == 0 and per.alive()
 
 
+@pytest.mark.slow
 def test_backend_onnxruntime_serves_a_pt_checkpoint(node_procs, ros_client, tiny_checkpoint, tmp_path):
     """backend:=onnxruntime with a .pt checkpoint: exported in memory at load, graphs carry its model id."""
     pytest.importorskip("onnxruntime", reason="pip install onnxruntime (make setup)")
@@ -384,6 +390,7 @@ def test_backend_onnxruntime_serves_a_pt_checkpoint(node_procs, ros_client, tiny
     assert col.last_diag()["backend"] == "onnxruntime"
 
 
+@pytest.mark.slow
 def test_half_precision_on_a_cpu_warns_once_and_serves_float32(node_procs, ros_client, tiny_checkpoint, tmp_path):
     """half_precision:=true is CUDA autocast; on a CPU the node says so and serves the same graphs in float32."""
     ckpt, model_id = tiny_checkpoint("a.pt", seed=0)
@@ -396,6 +403,7 @@ def test_half_precision_on_a_cpu_warns_once_and_serves_float32(node_procs, ros_c
     assert all(math.isfinite(o.score) and 0.0 <= o.score <= 1.0 for g in col.graphs for o in g.objects)
 
 
+@pytest.mark.slow
 def test_two_cameras_run_side_by_side_in_two_namespaces(node_procs, ros_client, tiny_checkpoint, tmp_path):
     """Relative topic names: a camera + perception pair under /cam_front and another under /cam_rear publish
     /cam_front/scene_graph and /cam_rear/scene_graph, each from its own camera, and nothing on /scene_graph."""
@@ -428,6 +436,7 @@ def test_two_cameras_run_side_by_side_in_two_namespaces(node_procs, ros_client, 
     assert all(g.model_id == model_id for g in got["cam_front"] + got["cam_rear"])
 
 
+@pytest.mark.slow
 def test_lifecycle_transitions_subscribe_only_when_active_and_free_the_model(
     node_procs, ros_client, tiny_checkpoint, tmp_path
 ):
@@ -489,6 +498,7 @@ def test_lifecycle_transitions_subscribe_only_when_active_and_free_the_model(
     assert "model freed" in per.log() and per.alive()
 
 
+@pytest.mark.slow
 def test_ground_positions_scale_a_camera_info_of_another_size(node_procs, ros_client, tiny_checkpoint):
     """A driver calibrated at 2x the published resolution: the node scales K to the image before
     back-projecting, so positions equal those of the camera at the image's size."""

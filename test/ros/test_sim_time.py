@@ -20,6 +20,7 @@ START_NS = 1_000_000_000 * 1_000_000_000
 N_FRAMES, RATE = 16, 8.0
 
 
+@pytest.mark.slow
 def test_bag_with_clock_through_the_node_on_simulated_time(tmp_path, node_env, node_procs, ros_client, tiny_checkpoint):
     """Graph stamps are the recorded image stamps; the node's clock is the bag's (diagnostics stamps, the graph's
     age at publication); processing time and latency stay the small wall-clock figures; after the bag ends (the

@@ -3,6 +3,8 @@ only rank 0 writes files, and a job that loses a rank resumes on every rank from
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import re
 import signal
@@ -72,6 +74,7 @@ def _torchrun(support, nproc: int, config: Path, out: Path) -> list:
     ]
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_step_like_one_process_with_the_joint_batch(tmp_path, torchrun_support):
     config, env = _config(tmp_path), torchrun_support.write_logging_env(tmp_path)
     for n in (1, 2):
@@ -117,6 +120,7 @@ def _worker_with_rank(root_pid: int, rank: int):
     return None
 
 
+@pytest.mark.slow
 def test_a_job_that_loses_a_rank_resumes_on_every_rank(tmp_path, torchrun_support):
     """Kill rank 1 mid-run: torchrun stops the job with an error; the same command again continues on both
     ranks from rank 0's last.pt to the planned step count."""

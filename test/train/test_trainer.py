@@ -46,6 +46,7 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path):
         tr.train_step(batch)
 
 
+@pytest.mark.slow
 def test_resume_after_interruption_continues_the_step_count(tmp_path):
     ds = ToyDataset(4)
     calls = {"n": 0}
@@ -85,6 +86,7 @@ def test_config_files(tmp_path):
         load_config(tmp_path / "none.yaml")
 
 
+@pytest.mark.slow
 def test_cli_help_and_predict(tmp_path, capsys):
     import cv2
 
@@ -133,6 +135,7 @@ def test_cli_help_and_predict(tmp_path, capsys):
     assert "error: cannot read image" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_trains_through_a_real_camera(tmp_path, capsys):
     """``train --camera-info``: the simulator renders through the given calibration (at its 16:9 aspect,
     640 wide) and the run's checkpoint records that input geometry."""
