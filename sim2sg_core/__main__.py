@@ -161,7 +161,7 @@ def cmd_eval(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     pred = Predictor.from_checkpoint(args.ckpt, device=args.device)
-    dataset, vocab = open_dataset(args.data, args.images, args.seed, vocab=pred.vocab)
+    dataset, vocab = open_dataset(args.data, args.images, args.seed, vocab=pred.vocab, class_map=args.class_map)
     if vocab.classes != pred.vocab.classes or vocab.predicates != pred.vocab.predicates:
         raise SystemExit(
             f"error: data {args.data} has classes {list(vocab.classes)} but checkpoint {args.ckpt} "
@@ -296,6 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("easy", "moderate", "hard"),
         default=None,
         help="KITTI difficulty for every number (objects outside it are ignored); default: all objects",
+    )
+    p.add_argument(
+        "--class-map",
+        default=None,
+        help="KITTI folders: class map, a YAML path or a name in config/class_maps/ (default kitti: a van is a "
+        "car; kitti_benchmark: vans ignored for car, as KITTI's own evaluation)",
     )
     p.set_defaults(func=cmd_eval)
 

@@ -54,10 +54,12 @@ def open_dataset(
     env_for_kitti: str = "drive",
     camera=None,
     camera_pose_from_camera: bool = False,
+    class_map=None,
 ):
     """``ENV:DOMAIN`` → simulator dataset (``length`` images of ``seed``; rendered through ``camera``, a
     :class:`~sim2sg_core.geometry.Camera`, if given, at its image size); an existing folder → its
-    KITTI-format labels (the first ``length``, relationships by the shared rule), named as in ``vocab``.
+    KITTI-format labels (the first ``length``, relationships by the shared rule), named as in ``vocab``
+    (types mapped by ``class_map``: a YAML path, a name in ``config/class_maps/``, None = ``kitti``).
 
     Returns ``(dataset, vocab)``; a dataset yields ``(rgb uint8 HxWx3, SceneGraph)``.
     """
@@ -65,7 +67,7 @@ def open_dataset(
     if path.is_dir():
         if vocab is None:  # training from a folder: the environment's vocabulary (drive by default)
             vocab = load_environment(env_for_kitti).vocab
-        return KittiDataset(path, vocab=vocab, max_items=length or None), vocab
+        return KittiDataset(path, class_map=class_map, vocab=vocab, max_items=length or None), vocab
     if ":" not in data:
         raise ValueError(f"data {data!r} is neither an existing KITTI folder nor ENV:DOMAIN (e.g. drive:source)")
     env, domain = data.split(":", 1)
