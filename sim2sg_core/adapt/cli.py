@@ -235,7 +235,9 @@ def _bench_pairs(args, prof) -> int:
         raise SystemExit(f"error: bench --pairs: {out} holds no stored bench rows (no runs/ folder)")
     envs = ["drive", "clevr", "dining"] if args.env == "all" else (args.env.split(",") if args.env else prof.envs)
     seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else prof.seeds
-    tdom = args.target_domain or prof.target_domains[0]
+    real_target = args.target or (prof.real.target if prof.real else "")
+    tdom = args.target_domain or (RealData(target=real_target, eval_data="").name if real_target else "")
+    tdom = tdom or prof.target_domains[0]
     methods = sorted({m for pair in pairs for m in pair})
     runs, _ = stored_runs(out, [(e, s) for e in envs for s in seeds], methods, [tdom])
     md = f"```\npython -m sim2sg_core {' '.join(sys.argv[1:])}\n```\n\n" + pairs_table(
