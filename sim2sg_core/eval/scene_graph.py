@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
-from sim2sg_core.eval.detection import as_arrays, reference_detection_ignorable, reference_in_difficulty, reference_iou
+from sim2sg_core.eval.detection import as_arrays
 from sim2sg_core.eval.ignore import IOA_THRESHOLD, detection_in_ignore, get_difficulty, in_difficulty
 from sim2sg_core.scene_graph import SceneGraph
 
@@ -153,91 +153,3 @@ def predicate_accuracy(predicted_ids: Sequence[int], true_ids: Sequence[int]) ->
     if p.shape != t.shape:
         raise ValueError(f"{p.shape} predicted predicates for {t.shape} ground-truth ones")
     return float((p == t).mean()) if len(t) else math.nan
-
-
-# ---- slow reference (pure Python; the box IoU is detection.py's reference one) ----
-
-
-def reference_triplet_recall(predictions, ground_truths, ks=(20, 50), iou_threshold=0.5) -> dict:
-    out = {}
-    for k in ks:
-        recalls = []
-        for pred, gt in zip(predictions, ground_truths):
-            if not gt.relationships:
-                continue
-            per_pair: dict = {}
-            for r in pred.relationships:
-                if (r.subject, r.object) not in per_pair or r.score > per_pair[(r.subject, r.object)].score:
-                    per_pair[(r.subject, r.object)] = r
-            top = sorted(per_pair.values(), key=lambda r: -r.score)[:k]
-            hits = sum(any(_reference_hit(r, g, pred, gt, iou_threshold) for r in top) for g in gt.relationships)
-            recalls.append(hits / len(gt.relationships))
-        out[f"R@{k}"] = sum(recalls) / len(recalls) if recalls else math.nan
-    return out
-
-
-def _reference_hit(r, g, pred, gt, iou_threshold: float) -> bool:
-    """Does predicted relationship ``r`` recall ground-truth relationship ``g`` (same classes and predicate,
-    both boxes at IoU ≥ the threshold)? The slow references' one triplet test."""
-    ps, po = pred.objects[r.subject], pred.objects[r.object]
-    gs, go = gt.objects[g.subject], gt.objects[g.object]
-    return (
-        ps.class_id == gs.class_id
-        and po.class_id == go.class_id
-        and r.predicate_id == g.predicate_id
-        and reference_iou(ps.box, gs.box) >= iou_threshold
-        and reference_iou(po.box, go.box) >= iou_threshold
-    )
-
-
-def reference_scene_graph_recall(
-    predictions,
-    ground_truths,
-    ks=(20, 50),
-    iou_threshold=0.5,
-    graph_constraint=True,
-    difficulty=None,
-    ioa_threshold=0.5,
-) -> dict:
-    """Slow pure-Python R@K and mR@K (see the module docstring), for the tests."""
-    out: dict = {}
-    for k in ks:
-        recalls: list[float] = []
-        by_predicate: dict[int, list[float]] = {}
-        for pred, gt in zip(predictions, ground_truths):
-            inside = [reference_in_difficulty(o.box, o.truncation, o.occlusion, difficulty) for o in gt.objects]
-            gt_rels = [g for g in gt.relationships if inside[g.subject] and inside[g.object]]
-            if not gt_rels:
-                continue
-            regions = [list(r.box) for r in gt.ignore_regions]
-
-            def ignored(p, gt=gt, inside=inside, regions=regions):
-                close = [o.class_id == p.class_id and reference_iou(p.box, o.box) >= iou_threshold for o in gt.objects]
-                if any(c and ins for c, ins in zip(close, inside)):
-                    return False  # matches a real object
-                on_other = any(c and not ins for c, ins in zip(close, inside))
-                return on_other or reference_detection_ignorable(p.box, regions, difficulty, ioa_threshold)
-
-            if graph_constraint:
-                per_pair: dict = {}
-                for r in pred.relationships:
-                    if (r.subject, r.object) not in per_pair or r.score > per_pair[(r.subject, r.object)].score:
-                        per_pair[(r.subject, r.object)] = r
-                cands = list(per_pair.values())
-            else:
-                cands = list(pred.relationships)
-            cands = [r for r in cands if not ignored(pred.objects[r.subject]) and not ignored(pred.objects[r.object])]
-            top = sorted(cands, key=lambda r: -r.score)[:k]
-            hits_of: dict[int, list[int]] = {}
-            for g in gt_rels:
-                hit = int(any(_reference_hit(r, g, pred, gt, iou_threshold) for r in top))
-                hits_of.setdefault(g.predicate_id, []).append(hit)
-            all_hits = [h for v in hits_of.values() for h in v]
-            recalls.append(sum(all_hits) / len(all_hits))
-            for pid, v in hits_of.items():
-                by_predicate.setdefault(pid, []).append(sum(v) / len(v))
-        out[f"R@{k}"] = sum(recalls) / len(recalls) if recalls else math.nan
-        per_pred = {pid: sum(v) / len(v) for pid, v in sorted(by_predicate.items())}
-        out[f"per_predicate@{k}"] = per_pred
-        out[f"mR@{k}"] = sum(per_pred.values()) / len(per_pred) if per_pred else math.nan
-    return out

@@ -9,7 +9,9 @@ import pytest
 from random_graphs import random_case
 
 from sim2sg_core.eval.bootstrap import RunRecords, paired_bootstrap
-from sim2sg_core.eval.detection import DetectionMatches, match_detections, reference_average_precision
+from reference_metrics import reference_average_precision
+
+from sim2sg_core.eval.detection import DetectionMatches, match_detections
 from sim2sg_core.eval.scene_graph import scene_graph_recall
 
 

@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from sim2sg_core.eval.detection import average_precision, reference_average_precision
-from sim2sg_core.eval.scene_graph import predicate_accuracy, reference_triplet_recall, triplet_recall
+from reference_metrics import reference_average_precision
+
+from sim2sg_core.eval.detection import average_precision
+from reference_metrics import reference_triplet_recall
+
+from sim2sg_core.eval.scene_graph import predicate_accuracy, triplet_recall
 from sim2sg_core.scene_graph import Relationship, SceneGraph, SceneObject, Vocabulary, derive_relationships
 
 VOCAB = Vocabulary(classes=("car", "person", "tree"), subject_classes=("car",))
@@ -194,3 +198,10 @@ def test_ap_agrees_with_torchmetrics(seed):
         else:
             assert ours["ap"][c] == pytest.approx(tm_ap[tm_classes.index(c)], abs=1e-4)
     assert ours["map"] == pytest.approx(float(tm["map_50"]), abs=1e-4)
+
+
+def test_reference_iou():
+    from reference_metrics import reference_iou
+
+    assert reference_iou((0, 0, 2, 2), (1, 0, 3, 2)) == pytest.approx(1 / 3)
+    assert reference_iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from random_graphs import obj, random_case, rel
 
-from sim2sg_core.eval.detection import average_precision, reference_average_precision
+from reference_metrics import reference_average_precision, reference_scene_graph_recall, reference_triplet_recall
+
+from sim2sg_core.eval.detection import average_precision
 from sim2sg_core.eval.ignore import box_ioa, get_difficulty, in_difficulty, labels_carry_difficulty_fields
 from sim2sg_core.eval.scene_graph import (
-    reference_scene_graph_recall,
-    reference_triplet_recall,
     scene_graph_recall,
     triplet_recall,
 )

@@ -45,10 +45,3 @@ def test_autocast_context_is_a_no_op_on_cpu():
 
     with autocast_context(torch.device("cpu"), True):
         assert (torch.ones(2) * 2).dtype == torch.float32
-
-
-def test_reference_iou():
-    from sim2sg_core.eval.detection import reference_iou
-
-    assert reference_iou((0, 0, 2, 2), (1, 0, 3, 2)) == pytest.approx(1 / 3)
-    assert reference_iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
