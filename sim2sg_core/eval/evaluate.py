@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from sim2sg_core.eval.detection import average_precision, match_detections, mean_ap
+from sim2sg_core.eval.detection import match_detections, mean_ap
 from sim2sg_core.eval.ignore import DIFFICULTIES, get_difficulty, labels_carry_difficulty_fields
 from sim2sg_core.eval.scene_graph import predicate_accuracy, scene_graph_recall
 from sim2sg_core.model.predictor import Predictor
@@ -290,15 +290,15 @@ def evaluate(
     if difficulty_breakdown:
         results["difficulties"] = {}
         for name in DIFFICULTIES:
-            d = average_precision(preds, gts, len(vocab.classes), difficulty=name)
+            level = match_detections(preds, gts, len(vocab.classes), difficulty=name)  # matched once per level
+            level_ap = level.ap()
             rec = scene_graph_recall(preds, gts, RECALL_KS, difficulty=name)
             if keep_records:  # the matches under each level too (a bootstrap of e.g. car AP on KITTI hard)
-                arrays = match_detections(preds, gts, len(vocab.classes), difficulty=name).to_arrays()
-                results["records"].update({f"{name}.{key}": v for key, v in arrays.items()})
+                results["records"].update({f"{name}.{key}": v for key, v in level.to_arrays().items()})
             results["difficulties"][name] = {
-                "map50": d["map"],
-                "ap50": dict(zip(vocab.classes, d["ap"])),
-                "num_gt": dict(zip(vocab.classes, d["num_gt"])),
+                "map50": mean_ap(level_ap),
+                "ap50": dict(zip(vocab.classes, level_ap)),
+                "num_gt": dict(zip(vocab.classes, level.num_gt.sum(0).tolist())),
                 **{f"SGDet R@{k}": rec[f"R@{k}"] for k in RECALL_KS},
                 "SGDet mR@50": rec["mR@50"],
             }
