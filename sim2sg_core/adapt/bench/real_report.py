@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from sim2sg_core.adapt.bench.stats import fmt_mean_std, mean_std, valid
 from sim2sg_core.eval.bootstrap import paired_bootstrap
 from sim2sg_core.eval.ignore import DIFFICULTIES
 
@@ -38,18 +39,9 @@ def adaptation_rounds(history: Sequence[dict]) -> list[dict]:
     return rounds
 
 
-def _mean(values: list) -> tuple[float, float, int]:
-    v = [x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))]
-    if not v:
-        return math.nan, math.nan, 0
-    return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v)
-
-
 def _cell(values: list) -> str:
-    m, s, n = _mean(values)
-    if n == 0:
-        return "n/a"
-    return f"{m:.3f}" + (f" ± {s:.3f}" if n > 1 else "")
+    v = valid(values)
+    return fmt_mean_std(mean_std(v), len(v))
 
 
 def difficulty_table(runs: list[dict], methods: Sequence[str], recall_k: int) -> list[str]:

@@ -14,6 +14,7 @@ import numpy as np
 
 from sim2sg_core.adapt.bench.label_audit import label_audit_lines
 from sim2sg_core.adapt.bench.real_report import difficulty_table, pair_differences, pseudo_label_table
+from sim2sg_core.adapt.bench.stats import fmt_mean_std, mean_std
 from sim2sg_core.adapt.bench.splits import EVAL_SEEDS, SEED_STRIDE, vocab_of
 from sim2sg_core.adapt.config import config_to_dict
 from sim2sg_core.eval.bootstrap import paired_bootstrap
@@ -25,20 +26,6 @@ def json_default(o):
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
     raise TypeError(type(o).__name__)
-
-
-def _mean_std(values: list) -> tuple[float, float]:
-    v = [x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))]
-    if not v:
-        return math.nan, math.nan
-    return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
-
-
-def _fmt(mean_std: tuple[float, float], n: int) -> str:
-    mean, std = mean_std
-    if math.isnan(mean):
-        return "n/a"
-    return f"{mean:.3f} ± {std:.3f}" if n > 1 else f"{mean:.3f}"
 
 
 def summarise(runs: list[dict], envs, methods, k: int = 20) -> list[dict]:
@@ -64,17 +51,17 @@ def summarise(runs: list[dict], envs, methods, k: int = 20) -> list[dict]:
                 "num_gt": {c: per_class[c].get("num_gt") for c in classes},
             }
             for c in classes:
-                row[f"AP50/{c}"] = _mean_std([r["metrics"]["per_class"][c]["ap50"] for r in rs])
-            row["mAP50"] = _mean_std([r["metrics"]["map50"] for r in rs])
-            row[f"R@{k}"] = _mean_std([r["metrics"][f"recall@{k}"] for r in rs])
+                row[f"AP50/{c}"] = mean_std([r["metrics"]["per_class"][c]["ap50"] for r in rs])
+            row["mAP50"] = mean_std([r["metrics"]["map50"] for r in rs])
+            row[f"R@{k}"] = mean_std([r["metrics"][f"recall@{k}"] for r in rs])
             # Scene-Graph-Benchmark modes (results.json only; runs stored before them have none)
             if all("scene_graph" in r["metrics"] for r in rs):
                 for mode in rs[0]["metrics"]["scene_graph"]:
                     for key in (f"R@{k}", f"mR@{k}", f"ngR@{k}"):
                         vals = [r["metrics"]["scene_graph"][mode].get(key) for r in rs]
                         if all(v is not None for v in vals):
-                            row[f"{mode} {key}"] = _mean_std(vals)
-            row["wall_s"] = _mean_std([r["wall_seconds"] for r in rs])
+                            row[f"{mode} {key}"] = mean_std(vals)
+            row["wall_s"] = mean_std([r["wall_seconds"] for r in rs])
             row["steps"] = rs[0].get("budget_steps")
             rows.append(row)
     return rows
@@ -184,8 +171,8 @@ def write_outputs(profile, out_dir: Path, runs, envs, methods, seeds, tdoms, mis
                 "|---|" + "---|" * (len(classes) + 7),
             ]
             for r in er:
-                cells = [_fmt(r[f"AP50/{c}"], r["seeds"]) for c in classes]
-                cells += [_fmt(r["mAP50"], r["seeds"]), _fmt(r[f"R@{k}"], r["seeds"])]
+                cells = [fmt_mean_std(r[f"AP50/{c}"], r["seeds"]) for c in classes]
+                cells += [fmt_mean_std(r["mAP50"], r["seeds"]), fmt_mean_std(r[f"R@{k}"], r["seeds"])]
                 gain = r["gain"] or {}
                 cells += [_fmt_ci(gain.get("mAP50")), _fmt_ci(gain.get(f"R@{k}"))]
                 cells += [str(r["seeds"]), str(r["steps"] or "")]
