@@ -92,8 +92,14 @@ def run_bench(
         runs, missing = stored_runs(out_dir, pairs, methods, tdoms)
         if not runs:
             raise FileNotFoundError(f"no stored benchmark rows under {out_dir / 'runs'} for {methods} / {tdoms}")
-        if reevaluate:
-            runs = [_reevaluate(profile, out_dir, r, progress, real) for r in runs]
+        if reevaluate:  # one (environment, seed)'s evaluation data serves all its rows
+            setups: dict = {}
+            for i, r in enumerate(runs):
+                key = (r["env"], r["seed"])
+                if key not in setups:
+                    env, seed = key
+                    setups[key] = _EnvSeedRun(profile, out_dir, env, seed, profile.image_size_for(env), progress, real)
+                runs[i] = setups[key].reevaluate(r)
         return write_outputs(profile, out_dir, _ordered(runs, envs, seeds), envs, methods, seeds, tdoms, missing)
     if jobs <= 1 or len(pairs) <= 1:
         for env, seed in pairs:
@@ -120,30 +126,6 @@ def run_bench(
                 runs += f.result()
                 write_outputs(profile, out_dir, _ordered(runs, envs, seeds), envs, methods, seeds, tdoms)
     return write_outputs(profile, out_dir, _ordered(runs, envs, seeds), envs, methods, seeds, tdoms)
-
-
-def _reevaluate(profile, out_dir: Path, rec: dict, progress: bool, real: Optional[RealData]) -> dict:
-    """A stored row measured again from its kept checkpoint (training fields kept), stored in place."""
-    env, tdom, seed, name = rec["env"], rec["target_domain"], rec["seed"], rec["method"]
-    if real is not None:
-        evalset = real_setup(profile, env, real, profile.image_size_for(env))[2]
-    else:
-        evalset = render_split(
-            env, tdom, split_seeds(seed)[profile.eval_split], profile.eval_images, profile.image_size_for(env)
-        )
-    ckpt = Path(rec["checkpoint"])
-    log.info("re-evaluating %s/%s seed %d: %s (%s)", env, tdom, seed, name, ckpt)
-    metrics = evaluate_checkpoint(ckpt, evalset, progress, keep_records=True)
-    records = metrics.pop("records")
-    records_file = _row_dir(out_dir, env, tdom, seed) / f"{name}.records.npz"
-    atomic_save(records_file, lambda tmp: _save_npz(tmp, records))
-    out = {**rec, "metrics": metrics, "records": str(records_file)}
-    adaptation = (load_checkpoint(ckpt).get("extra") or {}).get("adaptation")
-    if adaptation:
-        out.update(adaptation_rounds=adaptation_rounds(adaptation.get("history") or []))
-        out.update(target_frames=int(adaptation.get("target_images") or 0))
-    atomic_write_text(_row_file(out_dir, env, tdom, seed, name), json.dumps(out, indent=1, default=json_default))
-    return out
 
 
 def stored_runs(out_dir: Path, pairs, methods, tdoms) -> tuple[list[dict], list[tuple[str, str, str, int]]]:
@@ -269,6 +251,29 @@ class _EnvSeedRun:
             self.progress,
         )
 
+    def measure(self, ckpt: Path, tdom: str, name: str) -> tuple[dict, Path]:
+        """Evaluate ``ckpt`` on ``tdom``'s labelled evaluation data; its per-image records (the bootstrap's
+        ingredients) are stored beside the row. Returns (metrics, records file)."""
+        metrics = evaluate_checkpoint(ckpt, self.dataset(tdom, "eval"), self.progress, keep_records=True)
+        records = metrics.pop("records")
+        records_file = _row_dir(self.out_dir, self.env, tdom, self.seed) / f"{name}.records.npz"
+        atomic_save(records_file, lambda tmp: _save_npz(tmp, records))
+        return metrics, records_file
+
+    def reevaluate(self, rec: dict) -> dict:
+        """A stored row measured again from its kept checkpoint (training fields kept), stored in place."""
+        tdom, name, ckpt = rec["target_domain"], rec["method"], Path(rec["checkpoint"])
+        log.info("re-evaluating %s/%s seed %d: %s (%s)", self.env, tdom, self.seed, name, ckpt)
+        metrics, records_file = self.measure(ckpt, tdom, name)
+        out = {**rec, "metrics": metrics, "records": str(records_file)}
+        adaptation = (load_checkpoint(ckpt).get("extra") or {}).get("adaptation")
+        if adaptation:
+            out.update(adaptation_rounds=adaptation_rounds(adaptation.get("history") or []))
+            out.update(target_frames=int(adaptation.get("target_images") or 0))
+        row_file = _row_file(self.out_dir, self.env, tdom, self.seed, name)
+        atomic_write_text(row_file, json.dumps(out, indent=1, default=json_default))
+        return out
+
     def method(self, tdom: str, name: str, base: Path, kept_dir: Path) -> dict:
         """Train / adapt one method, evaluate it, keep its checkpoint and per-image records; its run record."""
         profile, env, seed, size, progress, real = (
@@ -339,10 +344,7 @@ class _EnvSeedRun:
             res = run_adaptation(src_ckpt, target, ckpt, cfg, progress_callback=_log_progress(f"{env}/{tdom}/{name}"))
             train_s = time.perf_counter() - t1
             adaptation = {"adaptation_rounds": adaptation_rounds(res.history), "target_frames": res.target_images}
-        metrics = evaluate_checkpoint(ckpt, self.dataset(tdom, "eval"), progress, keep_records=True)
-        records = metrics.pop("records")
-        records_file = base / f"{name}.records.npz"
-        atomic_save(records_file, lambda tmp: _save_npz(tmp, records))
+        metrics, records_file = self.measure(ckpt, tdom, name)
         kept = kept_dir / f"{name}_seed{seed}.pt"
         kept.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(kept, Path(ckpt).read_bytes())
