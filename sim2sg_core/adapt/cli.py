@@ -185,15 +185,17 @@ def cmd_bench(args) -> int:
         envs = ["drive", "clevr", "dining"] if args.env == "all" else args.env.split(",")
     methods = args.methods.split(",") if args.methods else None
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
-    if args.pairs:
-        return _bench_pairs(args, prof)
-    if args.reevaluate and not args.stored_only:
-        raise SystemExit("error: bench: --reevaluate measures stored rows again; it needs --stored-only")
-    real = None
+    # a real target: the command line's data, else the profile's defaults
     defaults = prof.real
     target = args.target or (defaults.target if defaults else "")
     eval_data = args.eval_data or (defaults.eval_data if defaults else "")
     camera_info = args.camera_info or (defaults.camera_info if defaults else "")
+    if args.pairs:
+        tdom = args.target_domain or (RealData(target=target, eval_data=eval_data).name if target else "")
+        return _bench_pairs(args, prof, envs or prof.envs, seeds or prof.seeds, tdom or prof.target_domains[0])
+    if args.reevaluate and not args.stored_only:
+        raise SystemExit("error: bench: --reevaluate measures stored rows again; it needs --stored-only")
+    real = None
     if target or eval_data:
         if not (target and eval_data):
             raise SystemExit(
@@ -221,8 +223,8 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def _bench_pairs(args, prof) -> int:
-    """``bench --pairs``: the pairs table from the rows stored in ``--out`` (trains nothing)."""
+def _bench_pairs(args, prof, envs: list[str], seeds: list[int], tdom: str) -> int:
+    """``bench --pairs``: the pairs table from the rows of ``tdom`` stored in ``--out`` (trains nothing)."""
     pairs = []
     for item in args.pairs.split(","):
         a, sep, b = item.strip().partition("-")
@@ -233,11 +235,6 @@ def _bench_pairs(args, prof) -> int:
     out = Path(args.out)
     if not (out / "runs").is_dir():
         raise SystemExit(f"error: bench --pairs: {out} holds no stored bench rows (no runs/ folder)")
-    envs = ["drive", "clevr", "dining"] if args.env == "all" else (args.env.split(",") if args.env else prof.envs)
-    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else prof.seeds
-    real_target = args.target or (prof.real.target if prof.real else "")
-    tdom = args.target_domain or (RealData(target=real_target, eval_data="").name if real_target else "")
-    tdom = tdom or prof.target_domains[0]
     methods = sorted({m for pair in pairs for m in pair})
     runs, _ = stored_runs(out, [(e, s) for e in envs for s in seeds], methods, [tdom])
     md = f"```\npython -m sim2sg_core {' '.join(sys.argv[1:])}\n```\n\n" + pairs_table(
