@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from reference_metrics import reference_kitti_level_counts
 
 from sim2sg_core.adapt.bench import RealData, run_bench
 from sim2sg_core.adapt.config import load_bench_profile
@@ -59,23 +60,6 @@ def kitti_dirs(tmp_path_factory):
     return root
 
 
-def _reference_counts(label_dir, type_name: str) -> dict:
-    """GT objects per KITTI level, read straight from the label lines with the devkit's rules."""
-    out = {}
-    for name, d in DIFFICULTIES.items():
-        n = 0
-        for p in sorted(label_dir.glob("*.txt")):
-            for line in p.read_text().splitlines():
-                f = line.split()
-                if not f or f[0] != type_name:
-                    continue
-                trunc, occ, y1, y2 = float(f[1]), int(f[2]), float(f[5]), float(f[7])
-                n += (y2 - y1 >= d.min_height) and occ <= d.max_occlusion_level and trunc <= d.max_truncation
-        out[name] = n
-    return out
-
-
-@pytest.mark.slow
 def test_kitti_profile_end_to_end(tmp_path, kitti_dirs):
     prof = load_bench_profile(
         "kitti",
@@ -108,7 +92,7 @@ def test_kitti_profile_end_to_end(tmp_path, kitti_dirs):
 
     # AP per KITTI level, the header's GT counts equal to a count straight from the label lines (the van and
     # the DontCare region are not cars)
-    ref = _reference_counts(kitti_dirs / "dev" / "label_2", "Car")
+    ref = reference_kitti_level_counts(kitti_dirs / "dev" / "label_2", "Car")
     assert ref["hard"] >= ref["easy"] and ref["hard"] > 0
     for level, n in ref.items():
         assert f"car {level} ({n} GT)" in md

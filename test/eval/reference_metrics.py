@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Sequence
 
 from sim2sg_core.eval.detection import RECALL_POINTS, as_arrays
@@ -190,4 +191,22 @@ def reference_scene_graph_recall(
         per_pred = {pid: sum(v) / len(v) for pid, v in sorted(by_predicate.items())}
         out[f"per_predicate@{k}"] = per_pred
         out[f"mR@{k}"] = sum(per_pred.values()) / len(per_pred) if per_pred else math.nan
+    return out
+
+
+def reference_kitti_level_counts(label_dir: Path, type_name: str) -> dict[str, int]:
+    """Objects of one KITTI type per level, read straight from the label lines with the devkit's rules (easy:
+    box height >= 40 px, occlusion 0, truncation <= 0.15; moderate: >= 25, <= 1, <= 0.30; hard: >= 25, <= 2,
+    <= 0.50)."""
+    rules = {"easy": (40.0, 0, 0.15), "moderate": (25.0, 1, 0.30), "hard": (25.0, 2, 0.50)}
+    out = {}
+    for level, (min_height, max_occlusion, max_truncation) in rules.items():
+        n = 0
+        for p in sorted(Path(label_dir).glob("*.txt")):
+            for line in p.read_text().splitlines():
+                f = line.split()
+                if f and f[0] == type_name:
+                    trunc, occ, height = float(f[1]), int(f[2]), float(f[7]) - float(f[5])
+                    n += height >= min_height and occ <= max_occlusion and trunc <= max_truncation
+        out[level] = n
     return out

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from reference_metrics import reference_kitti_level_counts
 
 from sim2sg_core.data.kitti import read_kitti
 from sim2sg_core.eval.detection import average_precision
@@ -97,12 +98,8 @@ def test_official_kitti_dev_labels_count_as_the_devkit_rules_say():
     items = read_kitti(DEV, class_map="kitti_benchmark", vocab=VOCAB)
     gts = [g for _, g in items]
     empty = [SceneGraph(vocab=VOCAB, objects=[]) for _ in gts]
-    for level, d in DIFFICULTIES.items():
-        n = 0
-        for p in sorted((DEV / "label_2").glob("*.txt")):
-            for line in p.read_text().splitlines():
-                f = line.split()
-                if f and f[0] == "Car":
-                    trunc, occ, height = float(f[1]), int(f[2]), float(f[7]) - float(f[5])
-                    n += height >= d.min_height and occ <= d.max_occlusion_level and trunc <= d.max_truncation
-        assert average_precision(empty, gts, len(VOCAB.classes), difficulty=level)["num_gt"][CAR] == n, level
+    counts = reference_kitti_level_counts(DEV / "label_2", "Car")
+    for level in DIFFICULTIES:
+        assert average_precision(empty, gts, len(VOCAB.classes), difficulty=level)["num_gt"][CAR] == counts[level], (
+            level
+        )
